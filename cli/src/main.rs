@@ -1,0 +1,3 @@
+fn main() {
+    println!("notch {}", notch_core::VERSION);
+}

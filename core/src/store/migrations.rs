@@ -1,0 +1,91 @@
+//! The schema, as an ordered list of migrations.
+//!
+//! Migration `i` (0-based) takes the database from `PRAGMA user_version = i`
+//! to `i + 1`. Each runs in one transaction together with its
+//! `user_version` update, so a crash leaves the database at either the old
+//! or the new version. Never edit a migration that has shipped: add one.
+
+/// `PRAGMA application_id` of a Notch wallet database ("NOTC").
+pub const APPLICATION_ID: i32 = 0x4E4F_5443;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: wallet metadata, addresses, headers, transactions, outputs.
+    r#"
+    -- One row: what this database is the wallet of. No secrets here: the
+    -- recovery phrase lives in the SecretStore under `wallet_id`.
+    CREATE TABLE wallet (
+        id                  INTEGER PRIMARY KEY CHECK (id = 1),
+        wallet_id           TEXT    NOT NULL CHECK (length(wallet_id) > 0),
+        network             TEXT    NOT NULL,
+        gateway_url         TEXT    NOT NULL,
+        account             INTEGER NOT NULL DEFAULT 0 CHECK (account BETWEEN 0 AND 2147483647),
+        -- The next index to hand out on each chain.
+        next_receive_index  INTEGER NOT NULL DEFAULT 0 CHECK (next_receive_index BETWEEN 0 AND 2147483648),
+        next_change_index   INTEGER NOT NULL DEFAULT 0 CHECK (next_change_index BETWEEN 0 AND 2147483648),
+        created_at          INTEGER NOT NULL
+    );
+
+    -- Every address derived so far (handed out or watched ahead for the gap
+    -- limit). chain 0 = receive, 1 = change.
+    CREATE TABLE addresses (
+        chain       INTEGER NOT NULL CHECK (chain IN (0, 1)),
+        idx         INTEGER NOT NULL CHECK (idx BETWEEN 0 AND 2147483647),
+        address     TEXT    NOT NULL UNIQUE,
+        public_key  BLOB    NOT NULL CHECK (length(public_key) = 32),
+        used        INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)),
+        PRIMARY KEY (chain, idx)
+    );
+
+    -- The header chain the wallet follows, one header per height.
+    CREATE TABLE headers (
+        height      INTEGER PRIMARY KEY CHECK (height >= 0),
+        hash        BLOB    NOT NULL UNIQUE CHECK (length(hash) = 32),
+        prev_hash   BLOB    NOT NULL CHECK (length(prev_hash) = 32),
+        time        INTEGER NOT NULL,
+        -- 1 once the authority's signature and the links were checked.
+        verified    INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1))
+    );
+
+    -- Transactions that touch the wallet: its own sends and those paying it.
+    CREATE TABLE transactions (
+        txid          BLOB    PRIMARY KEY CHECK (length(txid) = 32),
+        state         TEXT    NOT NULL CHECK (state IN
+                        ('queued', 'accepted', 'in_pool', 'confirmed', 'final', 'rejected', 'dropped')),
+        own           INTEGER NOT NULL DEFAULT 0 CHECK (own IN (0, 1)),
+        -- The encoded transaction, kept for the wallet's own sends so that
+        -- they can be submitted again after an interruption.
+        raw           BLOB,
+        block_height  INTEGER CHECK (block_height >= 0),
+        block_hash    BLOB    CHECK (block_hash IS NULL OR length(block_hash) = 32),
+        -- Why it was rejected or dropped, in the gateway's words.
+        reason        TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        CHECK ((block_height IS NULL) = (block_hash IS NULL))
+    );
+    CREATE INDEX transactions_by_state ON transactions (state);
+    CREATE INDEX transactions_by_height ON transactions (block_height);
+
+    -- Outputs paying the wallet's addresses.
+    CREATE TABLE outputs (
+        txid       BLOB    NOT NULL REFERENCES transactions (txid) ON DELETE CASCADE,
+        vout       INTEGER NOT NULL CHECK (vout BETWEEN 0 AND 4294967295),
+        asset      BLOB    NOT NULL CHECK (length(asset) = 32),
+        amount     INTEGER NOT NULL CHECK (amount >= 0),
+        address    TEXT    NOT NULL REFERENCES addresses (address),
+        -- Height of the block that holds it; NULL while unconfirmed.
+        height     INTEGER CHECK (height >= 0),
+        -- The transaction that spends it (seen in the pool or a block).
+        spent_by   BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
+        -- The wallet's own pending send that will spend it: locked until
+        -- that send resolves.
+        locked_by  BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
+        PRIMARY KEY (txid, vout)
+    );
+    CREATE INDEX outputs_unspent ON outputs (asset) WHERE spent_by IS NULL;
+    CREATE INDEX outputs_by_height ON outputs (height);
+    CREATE INDEX outputs_by_spender ON outputs (spent_by);
+    CREATE INDEX outputs_by_locker ON outputs (locked_by);
+    CREATE INDEX outputs_by_address ON outputs (address);
+    "#,
+];

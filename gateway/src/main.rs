@@ -1,0 +1,62 @@
+//! `notch-gateway`: see `notch-gateway --help` and docs/PROTOCOL.md.
+
+use std::io::Write;
+
+use clap::Parser;
+use notch_gateway::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries only the "listening on" line.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    init_logs(config.log_format);
+    let running = match notch_gateway::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("notch-gateway: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "notch-gateway listening on http://{}", running.addr);
+        let _ = out.flush();
+    }
+    stop_signal().await;
+    running.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,200 @@
+//! The mirror's storage interface. The API and the ledger engine only see [`MirrorStore`];
+//! `sqlite::SqliteStore` is the embedded implementation, and a PostgreSQL one can be added
+//! beside it without touching either.
+//!
+//! Every write method is atomic: it commits everything or nothing, so a crash at any instant
+//! leaves a consistent mirror.
+
+use notch_protocol::{
+    AssetId, Block, BlockHeader, BlockId, Network, OutPoint, Output, PublicKey, Transaction, TxId,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Backend(String),
+    #[error("storage holds inconsistent data: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An unspent output and the height of the block that created it.
+pub type UtxoRow = (OutPoint, Output, u64);
+
+/// What the ledger is; written once at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    pub network: Network,
+    pub authority: PublicKey,
+    pub assets: Vec<AssetMeta>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetMeta {
+    pub symbol: String,
+    pub name: String,
+    pub decimals: u8,
+    pub issuer: PublicKey,
+    pub native: bool,
+}
+
+impl AssetMeta {
+    pub fn id(&self) -> AssetId {
+        AssetId::derive(&self.issuer, &self.symbol)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TipRow {
+    pub height: u64,
+    pub id: BlockId,
+    pub time: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredHeader {
+    pub height: u64,
+    pub id: BlockId,
+    /// Signed header encoding.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredBlock {
+    pub height: u64,
+    pub id: BlockId,
+    /// Full block encoding.
+    pub bytes: Vec<u8>,
+}
+
+/// The answer to a locator or range query, read in one consistent snapshot.
+#[derive(Clone, Debug)]
+pub struct ChainSlice<T> {
+    pub fork_point: Option<(u64, BlockId)>,
+    pub items: Vec<T>,
+    pub tip: TipRow,
+    pub more: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxState {
+    InPool { seq: u64 },
+    Confirmed { height: u64, block_id: BlockId },
+    Dropped { reason: String },
+    Rejected { code: String, message: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct TxRecord {
+    pub txid: TxId,
+    /// Full encoding; `None` for a rejected transaction.
+    pub bytes: Option<Vec<u8>>,
+    pub state: TxState,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolEntry {
+    pub seq: u64,
+    pub txid: TxId,
+    pub tx: Transaction,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolAdd {
+    pub txid: TxId,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub txid: TxId,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolChange {
+    pub seq: u64,
+    pub added: bool,
+    pub txid: TxId,
+    pub bytes: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolChanges {
+    pub reset: bool,
+    pub changes: Vec<PoolChange>,
+    pub seq: u64,
+    pub more: bool,
+}
+
+/// A reorganisation to commit atomically.
+#[derive(Clone, Debug)]
+pub struct ReorgPlan {
+    /// Blocks above this height are removed from the best chain (their outputs removed, the
+    /// outputs they spent restored).
+    pub fork_height: u64,
+    /// The new blocks, from `fork_height + 1` up.
+    pub new_blocks: Vec<Block>,
+    /// Transactions (orphaned or already pooled) that are in the pool afterwards and were not
+    /// before: they get a new pool sequence number.
+    pub to_pool: Vec<PoolAdd>,
+    /// Transactions that end dropped (removed from the pool if they were in it).
+    pub dropped: Vec<(TxId, String)>,
+}
+
+/// Storage of the mirror: the best chain, the transactions, the unspent outputs and the
+/// persistent mempool. Implementations must be safe to call from many threads; writes are
+/// only issued by the ledger engine's single writer.
+pub trait MirrorStore: Send + Sync {
+    /// `None` for an empty store.
+    fn load_meta(&self) -> StoreResult<Option<LedgerMeta>>;
+    /// Creates the ledger with its genesis block.
+    fn init(&self, meta: &LedgerMeta, genesis: &Block) -> StoreResult<()>;
+
+    fn tip(&self) -> StoreResult<TipRow>;
+    fn header_at(&self, height: u64) -> StoreResult<Option<BlockHeader>>;
+    fn block_by_id(&self, id: &BlockId) -> StoreResult<Option<StoredBlock>>;
+    /// Blocks of the best chain from `from` up (by height).
+    fn blocks_at(&self, from: u64, count: usize) -> StoreResult<Vec<Block>>;
+    /// Fork point = the first locator entry on the best chain; then up to `limit` headers.
+    fn headers_after_locator(
+        &self,
+        locator: &[BlockId],
+        limit: usize,
+    ) -> StoreResult<ChainSlice<StoredHeader>>;
+    /// Same with blocks, also bounded by `max_bytes` (at least one block is returned).
+    fn blocks_after_locator(
+        &self,
+        locator: &[BlockId],
+        limit: usize,
+        max_bytes: usize,
+    ) -> StoreResult<ChainSlice<StoredBlock>>;
+    fn blocks_from_height(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> StoreResult<ChainSlice<StoredBlock>>;
+
+    fn tx(&self, txid: &TxId) -> StoreResult<Option<TxRecord>>;
+    /// The output `op` names, from any stored transaction, spent or not (outputs never change).
+    fn output_of(&self, op: &OutPoint) -> StoreResult<Option<Output>>;
+    /// An unspent output of the best chain and the height that created it.
+    fn utxo(&self, op: &OutPoint) -> StoreResult<Option<(Output, u64)>>;
+    /// Up to `limit` unspent outputs of `owner`, and whether there are more.
+    fn utxos_of(&self, owner: &PublicKey, limit: usize) -> StoreResult<(Vec<UtxoRow>, bool)>;
+
+    fn mempool(&self) -> StoreResult<Vec<PoolEntry>>;
+    fn mempool_changes(&self, since: u64, limit: usize) -> StoreResult<PoolChanges>;
+
+    /// Puts transactions into the pool (returns their sequence numbers in order) and records
+    /// rejections, in one atomic write.
+    fn add_to_pool(&self, adds: &[PoolAdd], rejections: &[Rejection]) -> StoreResult<Vec<u64>>;
+    /// Appends a block to the best chain: its transactions become confirmed (leaving the pool
+    /// if they were in it) and the unspent set is updated.
+    fn apply_block(&self, block: &Block) -> StoreResult<()>;
+    fn reorg(&self, plan: &ReorgPlan) -> StoreResult<()>;
+}

@@ -1,0 +1,289 @@
+//! Helpers for driving the real `notch-gateway` binary over loopback HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notch_protocol::api::*;
+use notch_protocol::ed25519_dalek::SigningKey;
+use notch_protocol::{
+    Address, AssetId, Block, BlockHeader, Network, OutPoint, Output, PublicKey, Transaction, TxId,
+    public_key, verify_block, verify_header_chain,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_notch-gateway");
+
+pub struct Gateway {
+    pub child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+}
+
+impl Gateway {
+    /// Starts the gateway on 127.0.0.1:0 with `dir` as data dir and waits for its
+    /// "listening on" line.
+    pub fn spawn(dir: &Path, args: &[&str]) -> Gateway {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTCH_GATEWAY_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("the gateway did not say where it listens within 60 s");
+            });
+        let prefix = "notch-gateway listening on ";
+        assert!(line.starts_with(prefix), "unexpected first line {line:?}");
+        let base = line[prefix.len()..].trim().to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Gateway {
+            child,
+            base,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn sandbox(dir: &Path) -> Gateway {
+        Gateway::spawn(dir, &["--sandbox", "--block-interval", "0"])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -TERM {pid} failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// Status and JSON body of an answer.
+pub fn send(req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().unwrap_or_else(|e| panic!("request failed: {e}"));
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = resp.text().unwrap_or_default();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("HTTP {status} body is not JSON ({ct}): {e}: {text:?}"));
+    (status, body)
+}
+
+pub fn get<T: DeserializeOwned>(g: &Gateway, path: &str) -> T {
+    let (status, body) = send(client().get(g.url(path)));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_value(body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+pub fn post<B: serde::Serialize, T: DeserializeOwned>(g: &Gateway, path: &str, body: &B) -> T {
+    let (status, value) = send(client().post(g.url(path)).json(body));
+    assert_eq!(status, 200, "POST {path}: {value}");
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+pub fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+pub fn address(k: &SigningKey) -> String {
+    Address::new(Network::Sandbox, public_key(k)).encode()
+}
+
+pub fn info(g: &Gateway) -> LedgerInfo {
+    get(g, "/v1/info")
+}
+
+pub fn asset_id(info: &LedgerInfo, symbol: &str) -> AssetId {
+    let a = info
+        .assets
+        .iter()
+        .find(|a| a.symbol == symbol)
+        .unwrap_or_else(|| panic!("no asset {symbol}"));
+    AssetId::from_hex(&a.id).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Mints `amount` of `asset` to `owner`; returns the coin's outpoint.
+pub fn faucet(g: &Gateway, owner: &SigningKey, asset: &str, amount: u64) -> OutPoint {
+    let r: FaucetResponse = post(
+        g,
+        "/v1/sandbox/faucet",
+        &FaucetRequest {
+            address: address(owner),
+            asset: asset.into(),
+            amount,
+        },
+    );
+    assert_eq!(r.status, TxStatus::InPool);
+    OutPoint {
+        txid: TxId::from_hex(&r.txid).unwrap_or_else(|e| panic!("{e}")),
+        index: r.index,
+    }
+}
+
+pub fn mine(g: &Gateway, blocks: u32) -> MineResponse {
+    post(
+        g,
+        "/v1/sandbox/mine",
+        &MineRequest {
+            blocks: Some(blocks),
+        },
+    )
+}
+
+pub fn min_fee(inputs: usize, outputs: usize) -> u64 {
+    1_000 + 10 * Transaction::estimate_len(inputs, outputs) as u64
+}
+
+/// A one-input transaction of the native asset paying `amount` to `to` and the rest (minus
+/// the minimum fee) back to `from` (no change output when nothing is left).
+pub fn pay(
+    native: AssetId,
+    from: &SigningKey,
+    coin: OutPoint,
+    coin_amount: u64,
+    to: PublicKey,
+    amount: u64,
+    nonce: u64,
+) -> Transaction {
+    let mut tx = Transaction::new(Network::Sandbox);
+    tx.inputs = vec![coin];
+    let fee2 = min_fee(1, 2);
+    let change = coin_amount.saturating_sub(amount).saturating_sub(fee2);
+    tx.outputs = vec![Output {
+        asset: native,
+        amount,
+        owner: to,
+    }];
+    if change > 0 {
+        tx.outputs.push(Output {
+            asset: native,
+            amount: change,
+            owner: public_key(from),
+        });
+        tx.fee = fee2;
+    } else {
+        tx.fee = coin_amount - amount;
+    }
+    tx.nonce = nonce;
+    tx.sign(&[from]).unwrap_or_else(|e| panic!("{e}"));
+    tx
+}
+
+pub fn submit(g: &Gateway, tx: &Transaction) -> (u16, Value) {
+    send(client().post(g.url("/v1/tx")).json(&SubmitTxRequest {
+        tx: hex::encode(tx.encode()),
+    }))
+}
+
+pub fn submit_ok(g: &Gateway, tx: &Transaction) -> SubmitTxResponse {
+    let (status, body) = submit(g, tx);
+    assert_eq!(status, 200, "submit: {body}");
+    serde_json::from_value(body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn status(g: &Gateway, txid: &TxId) -> TxStatus {
+    let r: TxStatusResponse = get(g, &format!("/v1/tx/{txid}/status"));
+    r.status
+}
+
+/// Downloads the whole best chain and checks every header signature and link and every
+/// block body; returns the blocks.
+pub fn verified_chain(g: &Gateway) -> Vec<Block> {
+    let info = info(g);
+    let authority = PublicKey::from_hex(&info.authority_key).unwrap_or_else(|e| panic!("{e}"));
+    let mut blocks: Vec<Block> = Vec::new();
+    loop {
+        let from = blocks.len() as u64;
+        let r: BlocksResponse = get(g, &format!("/v1/blocks?from={from}&limit=100"));
+        for e in &r.blocks {
+            let bytes = hex::decode(&e.hex).unwrap_or_else(|e| panic!("{e}"));
+            let b =
+                Block::decode(&bytes).unwrap_or_else(|e| panic!("block {}: {e}", e_height(&r, 0)));
+            assert_eq!(b.id().to_hex(), e.id);
+            assert_eq!(b.header.height, e.height);
+            assert_eq!(verify_block(&b), Ok(()), "block {}", e.height);
+            blocks.push(b);
+        }
+        if !r.more {
+            break;
+        }
+        assert!(!r.blocks.is_empty(), "more=true with no blocks");
+    }
+    let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header.clone()).collect();
+    assert_eq!(verify_header_chain(None, &headers, &authority), Ok(()));
+    blocks
+}
+
+fn e_height(r: &BlocksResponse, i: usize) -> u64 {
+    r.blocks.get(i).map_or(0, |b| b.height)
+}

@@ -1,0 +1,34 @@
+//! The Notch ledger protocol, shared by the wallet core and the gateway.
+//!
+//! Only protocol types live here: no wallet logic, no server logic. Pure Rust (no C, no
+//! async runtime) so it builds for iOS and Android. The specification, with test vectors, is
+//! `docs/PROTOCOL.md`.
+//!
+//! - [`hash`]: domain-separated BLAKE2b-256 and the 32-byte id types.
+//! - [`encoding`]: the strict binary reader/writer.
+//! - [`address`]: networks and bech32m addresses.
+//! - [`tx`]: transactions, signatures, validation rules.
+//! - [`block`]: headers, blocks, merkle root, header-chain and block checks, locators.
+//! - [`api`]: JSON shapes of the gateway's `/v1` API.
+
+pub mod address;
+pub mod api;
+pub mod block;
+pub mod encoding;
+pub mod hash;
+pub mod tx;
+
+/// The Ed25519 implementation the protocol uses, re-exported so callers use the same version.
+pub use ed25519_dalek;
+
+pub use address::{Address, AddressError, Network};
+pub use block::{
+    Block, BlockHeader, VerifyError, locator_heights, merkle_leaf, merkle_root, verify_block,
+    verify_genesis, verify_header, verify_header_chain, verify_header_link,
+};
+pub use encoding::DecodeError;
+pub use hash::{AssetId, BlockId, Hash32, HexError, PublicKey, Signature, TxId, tagged_hash};
+pub use tx::{
+    ChainParams, Issuance, OutPoint, Output, Transaction, TxCheck, TxError, public_key, sign_id,
+    verify_id_signature,
+};

@@ -1,0 +1,60 @@
+//! `cargo xtask`: the one entry point for setting up, running, testing and
+//! benchmarking Notch. Standard library only, so it builds in seconds on a
+//! machine that has nothing but the Rust toolchain.
+
+mod bench;
+mod run;
+mod session;
+mod setup;
+mod sh;
+mod test;
+mod ui;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  setup     install what is missing (Debian packages, rustup targets, trunk,
+            wasm-bindgen-cli, tauri-driver); a second run does nothing
+  run       setup + build + start a sandbox gateway and the desktop wallet
+  test      setup + every test suite (unit, integration, keystore, mobile
+            target checks, end-to-end under Xvfb)
+  bench     the benchmarks; results go to bench/results/
+  build-ui  build the Leptos UI into ui/dist with trunk
+  bundle    build the release app and its Linux .deb bundle
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let mut timer = sh::Timer::new();
+    let result = match command.as_str() {
+        "setup" => setup::run(&mut timer),
+        "run" => run::run(&mut timer, rest),
+        "test" => test::run(&mut timer, rest),
+        "bench" => bench::run(&mut timer, rest),
+        "build-ui" => ui::build(&mut timer, ui::Profile::Debug),
+        "bundle" => ui::bundle(&mut timer),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    timer.summary();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask {command} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

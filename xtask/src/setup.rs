@@ -1,0 +1,184 @@
+//! `cargo xtask setup`: install, only when missing, what a fresh Debian
+//! machine with just the Rust toolchain needs. Idempotent and quick when
+//! everything is there.
+
+use crate::sh::{self, Result, Timer, cmd, output};
+
+/// Debian packages and why each is needed.
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("build-essential", "C toolchain for -sys crates"),
+    ("pkg-config", "locating system libraries"),
+    ("libssl-dev", "TLS for cargo-installed tools"),
+    ("libwebkit2gtk-4.1-dev", "Tauri webview"),
+    ("libsoup-3.0-dev", "Tauri webview networking"),
+    ("librsvg2-dev", "Tauri icons"),
+    ("libayatana-appindicator3-dev", "Tauri tray support"),
+    ("webkit2gtk-driver", "WebKitWebDriver for end-to-end tests"),
+    ("xvfb", "a virtual display for end-to-end tests"),
+    ("xauth", "xvfb-run"),
+    ("dbus", "session bus for the Secret Service"),
+    ("dbus-x11", "dbus-launch for desktop sessions"),
+    (
+        "gnome-keyring",
+        "a real Secret Service (OS keystore) on Linux",
+    ),
+    ("libsecret-tools", "secret-tool, to inspect the keystore"),
+    ("clang", "compiling C for the aarch64-linux-android check"),
+    (
+        "libc6-dev-arm64-cross",
+        "aarch64 libc headers for the Android check",
+    ),
+];
+
+const RUST_TARGETS: &[&str] = &[
+    "wasm32-unknown-unknown",
+    "aarch64-linux-android",
+    "aarch64-apple-ios",
+];
+
+/// trunk 0.22 needs a newer rustc than the machine's 1.95.
+const TRUNK_VERSION: &str = "0.21.14";
+/// tauri-driver 2.x drives Tauri 2 apps (3.x is for Tauri 3).
+const TAURI_DRIVER_REQ: &str = "^2";
+
+pub fn run(timer: &mut Timer) -> Result {
+    timer.step("setup: Debian packages", apt_packages)?;
+    timer.step("setup: rustup targets", rust_targets)?;
+    timer.step("setup: trunk", || {
+        cargo_install(
+            "trunk",
+            |v| v == TRUNK_VERSION,
+            &["--version", TRUNK_VERSION, "--locked"],
+        )
+    })?;
+    timer.step("setup: wasm-bindgen-cli", wasm_bindgen_cli)?;
+    timer.step("setup: tauri-driver", || {
+        cargo_install(
+            "tauri-driver",
+            |v| v.starts_with("2."),
+            &["--version", TAURI_DRIVER_REQ, "--locked"],
+        )
+    })?;
+    Ok(())
+}
+
+fn apt_packages() -> Result {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| {
+            let status = output(cmd("dpkg-query").args(["-W", "-f=${Status}", name]));
+            status.as_deref() != Some("install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("all {} Debian packages are installed", APT_PACKAGES.len());
+        return Ok(());
+    }
+    println!("missing Debian packages:");
+    for (name, why) in APT_PACKAGES.iter().filter(|(n, _)| missing.contains(n)) {
+        println!("  {name:32} {why}");
+    }
+    if !sh::have("apt-get") {
+        return Err(format!(
+            "apt-get not found: install these packages with your system's package manager: {}",
+            missing.join(" ")
+        ));
+    }
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
+    let apt = |args: &[&str]| {
+        let mut all: Vec<&str> = sudo.to_vec();
+        all.extend_from_slice(args);
+        let mut c = cmd(all[0]);
+        c.args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    sh::run(&mut apt(&["apt-get", "update", "-q"]))?;
+    let mut install = vec!["apt-get", "-y", "-q", "install"];
+    install.extend(missing.iter().copied());
+    sh::run(&mut apt(&install))
+}
+
+fn is_root() -> bool {
+    output(cmd("id").arg("-u")).is_some_and(|uid| uid.trim() == "0")
+}
+
+fn rust_targets() -> Result {
+    let installed =
+        output(cmd("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        println!("rustup targets present: {}", RUST_TARGETS.join(", "));
+        return Ok(());
+    }
+    sh::run(cmd("rustup").args(["target", "add"]).args(&missing))
+}
+
+/// Version of a crate installed by `cargo install`, if any.
+fn installed_version(krate: &str) -> Option<String> {
+    let list = output(cmd("cargo").args(["install", "--list"]))?;
+    list.lines().find_map(|line| {
+        let rest = line.strip_prefix(krate)?.strip_prefix(" v")?;
+        Some(
+            rest.trim_end_matches(':')
+                .split_whitespace()
+                .next()?
+                .to_owned(),
+        )
+    })
+}
+
+fn cargo_install(krate: &str, acceptable: impl Fn(&str) -> bool, args: &[&str]) -> Result {
+    if let Some(version) = installed_version(krate).filter(|v| acceptable(v)) {
+        println!("{krate} {version} is installed");
+        return Ok(());
+    }
+    sh::run(cmd("cargo").args(["install", krate]).args(args))
+}
+
+/// The wasm-bindgen version Cargo.lock pins: the CLI must match it exactly.
+pub fn locked_wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(sh::root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+            {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("Cargo.lock pins no wasm-bindgen".into())
+}
+
+fn wasm_bindgen_cli() -> Result {
+    let version = locked_wasm_bindgen_version()?;
+    let on_path = output(&mut cmd("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if on_path.split_whitespace().nth(1) == Some(version.as_str()) {
+        println!("wasm-bindgen {version} is installed");
+        return Ok(());
+    }
+    // Its lock file sometimes names a crate version the registry has
+    // withdrawn; then install without --locked.
+    let locked = sh::run(cmd("cargo").args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        &version,
+        "--locked",
+    ]));
+    if locked.is_err() {
+        println!("retrying wasm-bindgen-cli without --locked");
+        return sh::run(cmd("cargo").args(["install", "wasm-bindgen-cli", "--version", &version]));
+    }
+    locked
+}
