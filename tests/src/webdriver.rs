@@ -137,8 +137,17 @@ impl AppSession {
         );
     }
 
+    /// Waits until WebKit has painted the current DOM: two animation frames
+    /// and a short pause (its screenshots otherwise lag a frame behind).
+    fn settle(&self) {
+        let script = "const done = arguments[arguments.length - 1]; \
+                      requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 150)));";
+        let _ = self.post("execute/async", json!({ "script": script, "args": [] }));
+    }
+
     /// Saves a PNG of the window as `<screens>/<name>.png`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
+        self.settle();
         let shot = self.get("screenshot");
         let data = shot["value"]
             .as_str()
