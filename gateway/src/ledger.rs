@@ -733,7 +733,12 @@ impl Writer {
                 }
             }
             self.set_tip(block.header.clone());
-            tracing::info!(height, txs = block.txs.len(), id = %id, "block produced");
+            // Empty blocks on the sandbox timer would drown the log at info.
+            if block.txs.is_empty() {
+                tracing::debug!(height, id = %id, "empty block produced");
+            } else {
+                tracing::info!(height, txs = block.txs.len(), id = %id, "block produced");
+            }
             let _ = self.events.send(Event::Tip(tip_info(&self.tip)));
             let state = TxState::Confirmed {
                 height,

@@ -17,6 +17,7 @@ impl Sandbox {
     /// Starts a sandbox gateway that mines only on demand.
     pub fn start(data_dir: PathBuf, listen: &str) -> Sandbox {
         std::fs::create_dir_all(&data_dir).unwrap();
+        let log = std::fs::File::create(data_dir.join("gateway.log")).unwrap();
         let mut child = Command::new(crate::bin("notch-gateway"))
             .args([
                 "--sandbox",
@@ -28,6 +29,7 @@ impl Sandbox {
             ])
             .arg(&data_dir)
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

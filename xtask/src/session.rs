@@ -234,6 +234,7 @@ pub fn start_gateway(
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let stdout = child.stdout.take().ok_or("gateway stdout unavailable")?;
