@@ -222,6 +222,7 @@ fn keyring_passphrase() -> Result<String> {
 }
 
 /// Starts the sandbox gateway binary and waits for its "listening on" line.
+/// Its log goes to `<data_dir>/gateway.log`.
 pub fn start_gateway(
     bin: &Path,
     data_dir: &Path,
@@ -229,6 +230,12 @@ pub fn start_gateway(
     extra: &[&str],
 ) -> Result<(String, Guard)> {
     use std::io::BufRead;
+    let log_path = data_dir.join("gateway.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let mut child = Command::new(bin)
         .args(["--sandbox", "--listen", listen, "--data-dir"])
         .arg(data_dir)
