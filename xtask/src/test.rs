@@ -74,21 +74,19 @@ fn end_to_end() -> Result {
     ]))?;
     let (display, _xvfb) = session::start_xvfb()?;
     let screens = sh::target_dir().join("e2e-screens");
+    // The app keeps its seed in the real OS keystore: a private session bus
+    // with gnome-keyring, its keyring files in a throwaway directory.
+    let keyring_home = sh::target_dir().join("e2e-keyring-home");
+    let _ = std::fs::remove_dir_all(&keyring_home);
+    std::fs::create_dir_all(&keyring_home)
+        .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
+    let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+                  cargo test -p notch-tests --test app_e2e -- --ignored --test-threads=1";
     sh::run(
         cmd("dbus-run-session")
-            .args([
-                "--",
-                "cargo",
-                "test",
-                "-p",
-                "notch-tests",
-                "--test",
-                "app_e2e",
-                "--",
-                "--ignored",
-                "--test-threads=1",
-            ])
+            .args(["--", "sh", "-c", script])
             .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", &keyring_home)
             .env("NOTCH_E2E_SCREENS", &screens)
             .env("NOTCH_BIN_DIR", sh::target_dir().join("debug")),
     )
