@@ -10,7 +10,9 @@ use crate::hash::{AssetId, PublicKey, Signature, TxId, tagged_hash, tags};
 
 pub const TX_VERSION: u16 = 1;
 pub const MAX_TX_INPUTS: usize = 256;
-pub const MAX_TX_OUTPUTS: usize = 256;
+/// Room for a 500-recipient payroll batch; the byte limit bounds it further
+/// (about 880 outputs with one input).
+pub const MAX_TX_OUTPUTS: usize = 1024;
 pub const MAX_TX_ISSUANCES: usize = 8;
 pub const MAX_LABEL_LEN: usize = 16;
 /// Upper bound of a transaction's full encoding (with signatures).

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed assumption should fail the test loudly
 
 pub mod gateway;
+pub mod wallet;
 pub mod webdriver;
 
 use std::path::PathBuf;

@@ -143,10 +143,10 @@ impl OutputRecord {
     }
 }
 
-const TX_COLUMNS: &str =
+pub(super) const TX_COLUMNS: &str =
     "txid, state, own, raw, block_height, block_hash, reason, created_at, updated_at";
 
-type TxRow = (
+pub(super) type TxRow = (
     Hash32,
     String,
     bool,
@@ -158,7 +158,7 @@ type TxRow = (
     i64,
 );
 
-fn tx_from_row(row: &Row<'_>) -> rusqlite::Result<TxRow> {
+pub(super) fn tx_from_row(row: &Row<'_>) -> rusqlite::Result<TxRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -172,7 +172,7 @@ fn tx_from_row(row: &Row<'_>) -> rusqlite::Result<TxRow> {
     ))
 }
 
-fn tx_record(
+pub(super) fn tx_record(
     (txid, state, own, raw, height, hash, reason, created_at, updated_at): TxRow,
 ) -> Result<TxRecord, StoreError> {
     let block = match (height, hash) {
@@ -191,9 +191,10 @@ fn tx_record(
     })
 }
 
-const OUTPUT_COLUMNS: &str = "txid, vout, asset, amount, address, height, spent_by, locked_by";
+pub(super) const OUTPUT_COLUMNS: &str =
+    "txid, vout, asset, amount, address, height, spent_by, locked_by";
 
-type OutputRow = (
+pub(super) type OutputRow = (
     Hash32,
     u32,
     Hash32,
@@ -204,7 +205,7 @@ type OutputRow = (
     Option<Hash32>,
 );
 
-fn output_from_row(row: &Row<'_>) -> rusqlite::Result<OutputRow> {
+pub(super) fn output_from_row(row: &Row<'_>) -> rusqlite::Result<OutputRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -217,7 +218,7 @@ fn output_from_row(row: &Row<'_>) -> rusqlite::Result<OutputRow> {
     ))
 }
 
-fn output_record(
+pub(super) fn output_record(
     (txid, vout, asset, amount, address, height, spent_by, locked_by): OutputRow,
 ) -> Result<OutputRecord, StoreError> {
     Ok(OutputRecord {
@@ -285,6 +286,7 @@ pub(super) fn unspent_outputs(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {OUTPUT_COLUMNS} FROM outputs
          WHERE spent_by IS NULL AND (?1 IS NULL OR asset = ?1)
+           AND txid NOT IN (SELECT txid FROM transactions WHERE state IN ('rejected', 'dropped'))
          ORDER BY height IS NULL, height, txid, vout"
     ))?;
     let rows = stmt.query_map([asset], output_from_row)?;
@@ -465,7 +467,7 @@ impl StoreTx<'_> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

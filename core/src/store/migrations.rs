@@ -88,4 +88,29 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX outputs_by_locker ON outputs (locked_by);
     CREATE INDEX outputs_by_address ON outputs (address);
     "#,
+    // 2: settings (pinned authority key, mempool position, asset metadata)
+    // and the notification inbox.
+    r#"
+    -- Small named values of the wallet: `authority_key:<network>` (pinned on
+    -- first contact), `ledger_info` (asset metadata and fee rule, JSON),
+    -- `mempool_seq`. No secrets.
+    CREATE TABLE settings (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+
+    -- The notification inbox, written in the same transaction as the state
+    -- change that causes each entry.
+    CREATE TABLE notifications (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT    NOT NULL,
+        title       TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        txid        BLOB    CHECK (txid IS NULL OR length(txid) = 32),
+        created_at  INTEGER NOT NULL,
+        read        INTEGER NOT NULL DEFAULT 0 CHECK (read IN (0, 1))
+    );
+    CREATE INDEX notifications_unread ON notifications (read, id);
+    CREATE INDEX notifications_by_tx ON notifications (txid, kind);
+    "#,
 ];

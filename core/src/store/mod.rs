@@ -11,6 +11,7 @@
 //! see the write's own changes).
 
 mod chain;
+mod inbox;
 mod ledger;
 pub mod migrations;
 mod wallet;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
+pub use inbox::{NewNotification, Notification};
 pub use ledger::{NewOutput, NewTransaction, OutPoint, OutputRecord, TxRecord, TxState};
 pub use wallet::{AddressRecord, NewAddress, NewWallet, WalletMeta};
 
@@ -342,10 +344,12 @@ macro_rules! read_methods {
 
 impl Store {
     read_methods!();
+    inbox::inbox_read_methods!();
 }
 
 impl StoreTx<'_> {
     read_methods!();
+    inbox::inbox_read_methods!();
 }
 
 #[cfg(test)]

@@ -1,0 +1,1032 @@
+//! [`Wallet`]: the one object that is the whole API of the core. The CLI,
+//! the Tauri app and the mobile bindings wrap it; they never re-implement
+//! any of it.
+//!
+//! A wallet is a data directory holding `wallet.sqlite` (no secrets), a
+//! gateway URL and a network. Its one secret (the recovery phrase) lives in
+//! a [`SecretStore`] under the wallet's id. The wallet is `Send + Sync` and
+//! cheap to clone (an `Arc` inside); its async methods need a tokio runtime.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notch_protocol::api::LedgerInfo;
+use notch_protocol::{Address, AssetId, Network, PublicKey, Transaction};
+use serde::Serialize;
+
+use crate::events::{EventBus, WalletEvent};
+use crate::gateway::{GatewayClient, GatewayError};
+use crate::keys::{AddressChain, KeyError, RecoveryPhrase, WalletKeys, WalletSecret, WordCount};
+use crate::secrets::{SecretStore, SecretStoreError};
+use crate::store::{
+    Hash32, NewAddress, NewWallet, Notification, Store, StoreError, StoreTx, TxRecord, TxState,
+};
+
+/// How many unused addresses past the last used one the wallet watches on
+/// each chain (and scans on restore).
+pub const DEFAULT_GAP_LIMIT: u32 = 20;
+
+/// Where a wallet lives and which gateway and network it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletConfig {
+    /// Directory of the wallet's database (`wallet.sqlite`), created if
+    /// missing.
+    pub data_dir: PathBuf,
+    /// The gateway's root URL, e.g. `http://127.0.0.1:7420`.
+    pub gateway_url: String,
+    /// The network the wallet is on; the gateway must serve the same.
+    pub network: Network,
+    /// Unused addresses watched past the last used one, per chain.
+    pub gap_limit: u32,
+}
+
+impl WalletConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, gateway_url: &str, network: Network) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            gateway_url: gateway_url.to_owned(),
+            network,
+            gap_limit: DEFAULT_GAP_LIMIT,
+        }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("wallet.sqlite")
+    }
+}
+
+/// Why a wallet could not be created, restored or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("there is already a wallet in {path}; open it, or use another data directory")]
+    WalletExists { path: PathBuf },
+    #[error("there is no wallet in {path}; create or restore one first")]
+    NoWallet { path: PathBuf },
+    #[error("cannot create the data directory {path}: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error(
+        "the wallet in {path} is on network {stored}, but {requested} was asked for; use the matching --network/gateway or another data directory"
+    )]
+    WrongNetwork {
+        path: PathBuf,
+        stored: String,
+        requested: String,
+    },
+    #[error(
+        "the secret of wallet {wallet_id} is not in the {store}; restore the wallet from its recovery phrase"
+    )]
+    SecretMissing { wallet_id: String, store: String },
+    #[error(transparent)]
+    SecretStore(#[from] SecretStoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// Why reading the wallet's state (balances, history, notifications) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("transaction {txid} is not known to this wallet")]
+    UnknownTransaction { txid: String },
+    #[error("{0:?} is not a transaction id (64 hex characters)")]
+    BadTxid(String),
+    #[error("there is no notification {0}")]
+    UnknownNotification(i64),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Asset metadata, as the gateway serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssetMeta {
+    /// Asset id, hex.
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    pub decimals: u8,
+    pub native: bool,
+}
+
+/// The balance of one asset, in base units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// Asset id, hex.
+    pub asset: String,
+    pub symbol: String,
+    pub name: String,
+    pub decimals: u8,
+    /// Unspent outputs in blocks of the chain the wallet follows (what the
+    /// gateway lists as the wallet's unspent outputs).
+    pub confirmed: u64,
+    /// Incoming, not yet in a block (payments to the wallet, change of its
+    /// own sends).
+    pub pending: u64,
+    /// Confirmed coins that an unconfirmed send of the wallet spends.
+    pub pending_outgoing: u64,
+    /// What a new send can use now.
+    pub spendable: u64,
+}
+
+/// One of the wallet's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressInfo {
+    pub address: String,
+    /// On the change chain (else the receive chain).
+    pub change: bool,
+    pub index: u32,
+    /// Whether any transaction paid it.
+    pub used: bool,
+}
+
+/// Which transactions [`Wallet::history`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only transactions that move this asset (symbol or id hex).
+    pub asset: Option<String>,
+    /// Only payments in (`Some(true)`) or out (`Some(false)`).
+    pub incoming: Option<bool>,
+    /// Only these states (empty: all).
+    pub states: Vec<TxState>,
+    /// Only transactions whose id starts with this hex or that pay this
+    /// address.
+    pub search: Option<String>,
+    /// At most this many, newest first (0: all).
+    pub limit: usize,
+}
+
+/// One asset's movement in a transaction, in base units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryAmount {
+    pub asset: String,
+    pub symbol: String,
+    pub decimals: u8,
+    /// Paid to the wallet's addresses (including its change).
+    pub received: u64,
+    /// Taken from the wallet's coins.
+    pub sent: u64,
+    /// `received - sent` (negative for a payment out; includes the fee).
+    pub net: i64,
+}
+
+/// A transaction in the wallet's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub txid: String,
+    pub state: TxState,
+    pub confirmations: u64,
+    pub block_height: Option<u64>,
+    /// Block time if in a block, else when the wallet first saw it (Unix s).
+    pub time: u64,
+    /// Built and signed by this wallet.
+    pub own: bool,
+    /// `true` if the net effect is a payment in.
+    pub incoming: bool,
+    /// The fee (native asset base units) of the wallet's own sends.
+    pub fee: Option<u64>,
+    pub amounts: Vec<HistoryAmount>,
+    /// Addresses paid that are not the wallet's.
+    pub counterparties: Vec<String>,
+    /// Why it was rejected or dropped.
+    pub reason: Option<String>,
+}
+
+/// Where one transaction of the wallet is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxStatusInfo {
+    pub txid: String,
+    pub state: TxState,
+    pub confirmations: u64,
+    pub block_height: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl Serialize for TxState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The sync state, for a status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// Height of the wallet's newest applied block, if any.
+    pub height: Option<u64>,
+    /// Unix seconds since the gateway stopped answering, if it does not.
+    pub unreachable_since: Option<u64>,
+}
+
+/// The ledger facts the wallet keeps from the gateway's `/v1/info`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ledger {
+    pub info: LedgerInfo,
+    pub authority: PublicKey,
+    pub native: AssetId,
+}
+
+impl Ledger {
+    pub(crate) fn from_info(info: LedgerInfo) -> Option<Self> {
+        let authority = PublicKey::from_hex(&info.authority_key).ok()?;
+        let native = info
+            .assets
+            .iter()
+            .find(|a| a.native)
+            .and_then(|a| AssetId::from_hex(&a.id).ok())?;
+        Some(Self {
+            info,
+            authority,
+            native,
+        })
+    }
+
+    pub(crate) fn asset(&self, id: &[u8; 32]) -> Option<&notch_protocol::api::AssetInfo> {
+        let hex = hex::encode(id);
+        self.info.assets.iter().find(|a| a.id == hex)
+    }
+
+    /// An asset by symbol (any case) or id hex.
+    pub(crate) fn find_asset(&self, name: &str) -> Option<&notch_protocol::api::AssetInfo> {
+        let lower = name.trim().to_ascii_lowercase();
+        self.info
+            .assets
+            .iter()
+            .find(|a| a.symbol.eq_ignore_ascii_case(name.trim()) || a.id == lower)
+    }
+
+    pub(crate) fn symbol(&self, id: &[u8; 32]) -> (String, u8) {
+        match self.asset(id) {
+            Some(a) => (a.symbol.clone(), a.decimals),
+            None => (hex::encode(&id[..4]), 0),
+        }
+    }
+}
+
+/// The settings key of the pinned authority key of `network`.
+pub(crate) fn authority_setting(network: Network) -> String {
+    format!("authority_key:{}", network.name())
+}
+
+pub(crate) const LEDGER_INFO_SETTING: &str = "ledger_info";
+pub(crate) const MEMPOOL_SEQ_SETTING: &str = "mempool_seq";
+
+/// A wallet. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Wallet {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("wallet_id", &self.inner.wallet_id)
+            .field("network", &self.inner.network)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub wallet_id: String,
+    pub config: WalletConfig,
+    pub network: Network,
+    pub store: Arc<Mutex<Store>>,
+    pub keys: WalletKeys,
+    pub gateway: GatewayClient,
+    pub events: EventBus,
+    pub ledger: Mutex<Option<Ledger>>,
+    /// One sync pass at a time.
+    pub sync_lock: tokio::sync::Mutex<()>,
+    /// One send confirmation at a time.
+    pub send_lock: tokio::sync::Mutex<()>,
+    pub unreachable_since: Mutex<Option<u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic inside a store write rolls its transaction back, so the data
+    // behind a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    /// Runs `f` on the store in a blocking task.
+    pub(crate) async fn db<T, E>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&mut lock(&store))).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Corrupt(format!("a database task failed: {e}")).into()),
+        }
+    }
+
+    pub(crate) fn ledger(&self) -> Option<Ledger> {
+        lock(&self.ledger).clone()
+    }
+
+    pub(crate) fn set_ledger(&self, ledger: Ledger) {
+        *lock(&self.ledger) = Some(ledger);
+    }
+
+    pub(crate) fn unreachable_since(&self) -> Option<u64> {
+        *lock(&self.unreachable_since)
+    }
+
+    pub(crate) fn set_unreachable_since(&self, since: Option<u64>) -> Option<u64> {
+        std::mem::replace(&mut *lock(&self.unreachable_since), since)
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Derives the address of `chain`/`index`.
+pub(crate) fn derive_address(
+    keys: &WalletKeys,
+    network: Network,
+    chain: AddressChain,
+    index: u32,
+) -> Result<NewAddress, KeyError> {
+    let key = keys.token_key(chain, index)?;
+    let public_key = key.public_key().to_bytes();
+    Ok(NewAddress {
+        chain,
+        index,
+        address: Address::new(network, PublicKey(public_key)).encode(),
+        public_key,
+    })
+}
+
+/// Makes sure `gap` unused addresses past the highest used (or handed out)
+/// one are derived and recorded on both chains; returns the new ones.
+pub(crate) fn ensure_lookahead(
+    tx: &StoreTx<'_>,
+    keys: &WalletKeys,
+    network: Network,
+    gap: u32,
+) -> Result<Vec<NewAddress>, StoreError> {
+    let meta = tx.wallet()?.ok_or(StoreError::NoWallet)?;
+    let mut added = Vec::new();
+    for chain in [AddressChain::Receive, AddressChain::Change] {
+        let existing = tx.addresses(chain)?;
+        let used_end = existing
+            .iter()
+            .filter(|a| a.used)
+            .map(|a| a.index + 1)
+            .max()
+            .unwrap_or(0);
+        let target = used_end
+            .max(meta.next_index(chain))
+            .saturating_add(gap)
+            .min(crate::keys::HARDENED);
+        let have = existing.len() as u32;
+        if have >= target {
+            continue;
+        }
+        let new: Vec<NewAddress> = (have..target)
+            .map(|i| derive_address(keys, network, chain, i))
+            .collect::<Result<_, _>>()?;
+        tx.insert_addresses(&new)?;
+        added.extend(new);
+    }
+    Ok(added)
+}
+
+fn random_hex(bytes: usize) -> Result<String, KeyError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
+    Ok(hex::encode(buf))
+}
+
+fn parse_txid(txid: &str) -> Result<Hash32, WalletError> {
+    notch_protocol::TxId::from_hex(txid.trim())
+        .map(|t| t.0)
+        .map_err(|_| WalletError::BadTxid(txid.to_owned()))
+}
+
+impl Wallet {
+    /// Creates a new wallet with a fresh recovery phrase of `word_count`
+    /// words, which the caller must show the person for their backup.
+    pub async fn create(
+        config: WalletConfig,
+        secret_store: Arc<dyn SecretStore>,
+        word_count: WordCount,
+    ) -> Result<(Wallet, RecoveryPhrase), OpenError> {
+        let phrase = RecoveryPhrase::generate(word_count)?;
+        let wallet = Self::init(config, secret_store, phrase.clone()).await?;
+        Ok((wallet, phrase))
+    }
+
+    /// Restores a wallet from its recovery phrase into an empty data
+    /// directory. Its coins and history come back with the next
+    /// [`sync`](Self::sync), which scans addresses up to the gap limit.
+    pub async fn restore(
+        config: WalletConfig,
+        secret_store: Arc<dyn SecretStore>,
+        phrase: RecoveryPhrase,
+    ) -> Result<Wallet, OpenError> {
+        Self::init(config, secret_store, phrase).await
+    }
+
+    async fn init(
+        config: WalletConfig,
+        secret_store: Arc<dyn SecretStore>,
+        phrase: RecoveryPhrase,
+    ) -> Result<Wallet, OpenError> {
+        let path = config.db_path();
+        let data_dir = config.data_dir.clone();
+        let network = config.network;
+        let gateway_url = config.gateway_url.clone();
+        let gap = config.gap_limit;
+        let gateway = GatewayClient::new(&gateway_url)?;
+        let secret = WalletSecret::new(phrase, "");
+        let keys = WalletKeys::from_secret(&secret, 0)?;
+        let wallet_id = format!("notch-wallet-{}", random_hex(8)?);
+        let store_keys = keys.clone();
+        let id = wallet_id.clone();
+        let (store, secret_store) = blocking(move || -> Result<_, OpenError> {
+            std::fs::create_dir_all(&data_dir).map_err(|e| OpenError::DataDir {
+                path: data_dir.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut store = Store::open(&path)?;
+            if store.wallet()?.is_some() {
+                return Err(OpenError::WalletExists { path });
+            }
+            // The secret first: a crash after it leaves an unused keystore
+            // item, never a wallet without its secret.
+            secret_store.set(&id, &secret.to_bytes())?;
+            let written = store.write(|tx| {
+                tx.init_wallet(&NewWallet {
+                    wallet_id: id.clone(),
+                    network: network.name().into(),
+                    gateway_url,
+                    account: 0,
+                })?;
+                ensure_lookahead(tx, &store_keys, network, gap)?;
+                Ok(())
+            });
+            if let Err(e) = written {
+                let _ = secret_store.delete(&id);
+                return Err(e.into());
+            }
+            Ok((store, secret_store))
+        })
+        .await?;
+        drop(secret_store);
+        Ok(Self::assemble(wallet_id, config, store, keys, gateway))
+    }
+
+    /// Opens the wallet in `config.data_dir`.
+    pub async fn open(
+        config: WalletConfig,
+        secret_store: Arc<dyn SecretStore>,
+    ) -> Result<Wallet, OpenError> {
+        let path = config.db_path();
+        let network = config.network;
+        let gateway = GatewayClient::new(&config.gateway_url)?;
+        let gateway_url = config.gateway_url.clone();
+        let (store, wallet_id, keys) = blocking(move || -> Result<_, OpenError> {
+            if !path.is_file() {
+                return Err(OpenError::NoWallet { path });
+            }
+            let mut store = Store::open(&path)?;
+            let meta = store
+                .wallet()?
+                .ok_or_else(|| OpenError::NoWallet { path: path.clone() })?;
+            if meta.network != network.name() {
+                return Err(OpenError::WrongNetwork {
+                    path,
+                    stored: meta.network,
+                    requested: network.name().into(),
+                });
+            }
+            let bytes =
+                secret_store
+                    .get(&meta.wallet_id)?
+                    .ok_or_else(|| OpenError::SecretMissing {
+                        wallet_id: meta.wallet_id.clone(),
+                        store: secret_store.name(),
+                    })?;
+            let secret = WalletSecret::from_bytes(&bytes)?;
+            let keys = WalletKeys::from_secret(&secret, meta.account)?;
+            if meta.gateway_url != gateway_url {
+                store.write(|tx| tx.set_gateway_url(&gateway_url))?;
+            }
+            Ok((store, meta.wallet_id, keys))
+        })
+        .await?;
+        Ok(Self::assemble(wallet_id, config, store, keys, gateway))
+    }
+
+    fn assemble(
+        wallet_id: String,
+        config: WalletConfig,
+        store: Store,
+        keys: WalletKeys,
+        gateway: GatewayClient,
+    ) -> Wallet {
+        let ledger = store
+            .setting(LEDGER_INFO_SETTING)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str::<LedgerInfo>(&json).ok())
+            .and_then(Ledger::from_info);
+        Wallet {
+            inner: Arc::new(Inner {
+                wallet_id,
+                network: config.network,
+                config,
+                store: Arc::new(Mutex::new(store)),
+                keys,
+                gateway,
+                events: EventBus::new(),
+                ledger: Mutex::new(ledger),
+                sync_lock: tokio::sync::Mutex::new(()),
+                send_lock: tokio::sync::Mutex::new(()),
+                unreachable_since: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The wallet's id (the key of its secret in the secret store).
+    pub fn wallet_id(&self) -> &str {
+        &self.inner.wallet_id
+    }
+
+    pub fn network(&self) -> Network {
+        self.inner.network
+    }
+
+    pub fn config(&self) -> &WalletConfig {
+        &self.inner.config
+    }
+
+    /// A fresh receive address: a new one each call, recorded before it is
+    /// returned (so a crash never hands out the same address twice).
+    pub async fn receive_address(&self) -> Result<String, WalletError> {
+        let keys = self.inner.keys.clone();
+        let network = self.inner.network;
+        let gap = self.inner.config.gap_limit;
+        self.inner
+            .db(move |store| {
+                store
+                    .write(|tx| {
+                        let record = tx.hand_out_address(AddressChain::Receive, |i| {
+                            derive_address(&keys, network, AddressChain::Receive, i)
+                        })?;
+                        ensure_lookahead(tx, &keys, network, gap)?;
+                        Ok(record.address)
+                    })
+                    .map_err(WalletError::from)
+            })
+            .await
+    }
+
+    /// Every address the wallet has derived (handed out, used, or watched
+    /// ahead for the gap limit), receive chain first.
+    pub async fn addresses(&self) -> Result<Vec<AddressInfo>, WalletError> {
+        self.inner
+            .db(|store| {
+                let mut out = Vec::new();
+                for chain in [AddressChain::Receive, AddressChain::Change] {
+                    for a in store.addresses(chain)? {
+                        out.push(AddressInfo {
+                            address: a.address,
+                            change: chain == AddressChain::Change,
+                            index: a.index,
+                            used: a.used,
+                        });
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Receives the wallet's events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<WalletEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Assets the gateway serves (known after the first sync).
+    pub fn assets(&self) -> Vec<AssetMeta> {
+        self.inner
+            .ledger()
+            .map(|l| {
+                l.info
+                    .assets
+                    .iter()
+                    .map(|a| AssetMeta {
+                        id: a.id.clone(),
+                        symbol: a.symbol.clone(),
+                        name: a.name.clone(),
+                        decimals: a.decimals,
+                        native: a.native,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Where sync stands.
+    pub async fn sync_status(&self) -> Result<SyncStatus, WalletError> {
+        let height = self
+            .inner
+            .db(|store| Ok::<_, WalletError>(store.tip()?.map(|h| h.height)))
+            .await?;
+        Ok(SyncStatus {
+            height,
+            unreachable_since: self.inner.unreachable_since(),
+        })
+    }
+
+    /// Balances per asset (every asset the gateway knows, then any other
+    /// the wallet holds).
+    pub async fn balances(&self) -> Result<Vec<Balance>, WalletError> {
+        let ledger = self.inner.ledger();
+        let (outputs, txs) = self
+            .inner
+            .db(|store| Ok::<_, WalletError>((store.all_outputs()?, store.all_transactions()?)))
+            .await?;
+        let states: HashMap<Hash32, &TxRecord> = txs.iter().map(|t| (t.txid, t)).collect();
+        let mut by_asset: Vec<(Hash32, Balance)> = Vec::new();
+        if let Some(ledger) = &ledger {
+            for a in &ledger.info.assets {
+                if let Ok(id) = AssetId::from_hex(&a.id) {
+                    by_asset.push((id.0, empty_balance(&id.0, ledger)));
+                }
+            }
+        }
+        for output in &outputs {
+            let Some(creator) = states.get(&output.outpoint.txid) else {
+                continue;
+            };
+            if creator.state.is_failed() {
+                continue;
+            }
+            let spender = output
+                .spent_by
+                .or(output.locked_by)
+                .and_then(|s| states.get(&s))
+                .filter(|s| !s.state.is_failed());
+            let index = match by_asset.iter().position(|(id, _)| id == &output.asset) {
+                Some(i) => i,
+                None => {
+                    let balance = match &ledger {
+                        Some(l) => empty_balance(&output.asset, l),
+                        None => Balance {
+                            asset: hex::encode(output.asset),
+                            symbol: hex::encode(&output.asset[..4]),
+                            name: String::new(),
+                            decimals: 0,
+                            confirmed: 0,
+                            pending: 0,
+                            pending_outgoing: 0,
+                            spendable: 0,
+                        },
+                    };
+                    by_asset.push((output.asset, balance));
+                    by_asset.len() - 1
+                }
+            };
+            let b = &mut by_asset[index].1;
+            let in_block = output.height.is_some() && creator.state.is_in_block();
+            match (in_block, spender) {
+                (true, None) => {
+                    b.confirmed += output.amount;
+                    b.spendable += output.amount;
+                }
+                (true, Some(s)) if !s.state.is_in_block() => {
+                    b.confirmed += output.amount;
+                    b.pending_outgoing += output.amount;
+                }
+                (true, Some(_)) => {}
+                (false, None) => {
+                    b.pending += output.amount;
+                    if creator.own {
+                        b.spendable += output.amount;
+                    }
+                }
+                (false, Some(_)) => {}
+            }
+        }
+        Ok(by_asset.into_iter().map(|(_, b)| b).collect())
+    }
+
+    /// The wallet's transactions, newest first.
+    pub async fn history(&self, filter: HistoryFilter) -> Result<Vec<HistoryEntry>, WalletError> {
+        let ledger = self.inner.ledger();
+        let network = self.inner.network;
+        let entries = self
+            .inner
+            .db(move |store| history_entries(store, ledger.as_ref(), network))
+            .await?;
+        let asset = match (&filter.asset, &self.inner.ledger()) {
+            (Some(name), Some(l)) => Some(
+                l.find_asset(name)
+                    .map(|a| a.id.clone())
+                    .unwrap_or_else(|| name.to_ascii_lowercase()),
+            ),
+            (Some(name), None) => Some(name.to_ascii_lowercase()),
+            (None, _) => None,
+        };
+        let search = filter
+            .search
+            .as_ref()
+            .map(|s| s.trim().to_ascii_lowercase());
+        let mut out: Vec<HistoryEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                asset
+                    .as_ref()
+                    .is_none_or(|a| e.amounts.iter().any(|m| &m.asset == a))
+            })
+            .filter(|e| filter.incoming.is_none_or(|inc| e.incoming == inc))
+            .filter(|e| filter.states.is_empty() || filter.states.contains(&e.state))
+            .filter(|e| {
+                search.as_ref().is_none_or(|s| {
+                    e.txid.starts_with(s.as_str()) || e.counterparties.iter().any(|c| c == s)
+                })
+            })
+            .collect();
+        if filter.limit > 0 {
+            out.truncate(filter.limit);
+        }
+        Ok(out)
+    }
+
+    /// Where a transaction of the wallet is, as of the last sync.
+    pub async fn tx_status(&self, txid: &str) -> Result<TxStatusInfo, WalletError> {
+        let id = parse_txid(txid)?;
+        let shown = txid.trim().to_ascii_lowercase();
+        self.inner
+            .db(move |store| {
+                let record = store
+                    .transaction(&id)?
+                    .ok_or(WalletError::UnknownTransaction { txid: shown })?;
+                let tip = store.tip()?.map(|h| h.height);
+                Ok(status_info(&record, tip))
+            })
+            .await
+    }
+
+    /// The notification inbox, newest first.
+    pub async fn notifications(&self, unread_only: bool) -> Result<Vec<Notification>, WalletError> {
+        self.inner
+            .db(move |store| Ok(store.notifications(unread_only, 1000)?))
+            .await
+    }
+
+    /// Marks one notification read.
+    pub async fn mark_read(&self, id: i64) -> Result<(), WalletError> {
+        self.inner
+            .db(move |store| {
+                if store.write(|tx| tx.mark_notification_read(id))? {
+                    Ok(())
+                } else {
+                    Err(WalletError::UnknownNotification(id))
+                }
+            })
+            .await
+    }
+
+    /// Marks every notification read; returns how many were unread.
+    pub async fn mark_all_read(&self) -> Result<usize, WalletError> {
+        self.inner
+            .db(|store| Ok(store.write(|tx| tx.mark_all_notifications_read())?))
+            .await
+    }
+
+    /// Follows the gateway until the returned future is dropped: syncs on
+    /// every new tip pushed over `/v1/stream`, polls every `poll` as a
+    /// fallback, backs off while the gateway is unreachable (and says so
+    /// with events). Returns only on an error that retrying cannot fix.
+    pub async fn watch(&self, poll: Duration) -> Result<(), crate::sync::SyncError> {
+        crate::sync::watch(self, poll).await
+    }
+}
+
+fn empty_balance(id: &Hash32, ledger: &Ledger) -> Balance {
+    let (symbol, decimals) = ledger.symbol(id);
+    Balance {
+        asset: hex::encode(id),
+        name: ledger.asset(id).map(|a| a.name.clone()).unwrap_or_default(),
+        symbol,
+        decimals,
+        confirmed: 0,
+        pending: 0,
+        pending_outgoing: 0,
+        spendable: 0,
+    }
+}
+
+pub(crate) fn confirmations(record: &TxRecord, tip: Option<u64>) -> u64 {
+    match (record.block, tip) {
+        (Some((height, _)), Some(tip)) if record.state.is_in_block() => {
+            tip.saturating_sub(height) + 1
+        }
+        _ => 0,
+    }
+}
+
+pub(crate) fn status_info(record: &TxRecord, tip: Option<u64>) -> TxStatusInfo {
+    TxStatusInfo {
+        txid: hex::encode(record.txid),
+        state: record.state,
+        confirmations: confirmations(record, tip),
+        block_height: record.block.map(|b| b.0),
+        reason: record.reason.clone(),
+    }
+}
+
+fn history_entries(
+    store: &mut Store,
+    ledger: Option<&Ledger>,
+    network: Network,
+) -> Result<Vec<HistoryEntry>, WalletError> {
+    let tip = store.tip()?.map(|h| h.height);
+    let mut out = Vec::new();
+    for record in store.all_transactions()? {
+        // (asset -> (received, sent)), in first-seen order.
+        let mut sums: Vec<(Hash32, u64, u64)> = Vec::new();
+        let mut add = |asset: Hash32, received: u64, sent: u64| match sums
+            .iter_mut()
+            .find(|(a, _, _)| *a == asset)
+        {
+            Some(e) => {
+                e.1 = e.1.saturating_add(received);
+                e.2 = e.2.saturating_add(sent);
+            }
+            None => sums.push((asset, received, sent)),
+        };
+        let mut counterparties = Vec::new();
+        let mut fee = None;
+        let decoded = record
+            .raw
+            .as_deref()
+            .and_then(|raw| Transaction::decode(raw).ok());
+        match &decoded {
+            Some(tx) => {
+                for input in &tx.inputs {
+                    let op = crate::store::OutPoint {
+                        txid: input.txid.0,
+                        vout: input.index,
+                    };
+                    if let Some(coin) = store.output(&op)? {
+                        add(coin.asset, 0, coin.amount);
+                    }
+                }
+                for output in &tx.outputs {
+                    let address = Address::new(network, output.owner).encode();
+                    if store.find_address(&address)?.is_some() {
+                        add(output.asset.0, output.amount, 0);
+                    } else if !counterparties.contains(&address) {
+                        counterparties.push(address);
+                    }
+                }
+                if record.own && !tx.inputs.is_empty() {
+                    fee = Some(tx.fee);
+                }
+            }
+            None => {
+                for coin in store.outputs_of(&record.txid)? {
+                    add(coin.asset, coin.amount, 0);
+                }
+            }
+        }
+        let amounts: Vec<HistoryAmount> = sums
+            .into_iter()
+            .map(|(asset, received, sent)| {
+                let (symbol, decimals) = match ledger {
+                    Some(l) => l.symbol(&asset),
+                    None => (hex::encode(&asset[..4]), 0),
+                };
+                let net = i128::from(received) - i128::from(sent);
+                HistoryAmount {
+                    asset: hex::encode(asset),
+                    symbol,
+                    decimals,
+                    received,
+                    sent,
+                    net: net.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                }
+            })
+            .collect();
+        let spent_any = amounts.iter().any(|a| a.sent > 0);
+        let time = match record.block {
+            Some((height, _)) => store
+                .header(height)?
+                .map(|h| h.time)
+                .unwrap_or(record.created_at.max(0) as u64),
+            None => record.created_at.max(0) as u64,
+        };
+        out.push(HistoryEntry {
+            txid: hex::encode(record.txid),
+            state: record.state,
+            confirmations: confirmations(&record, tip),
+            block_height: record.block.map(|b| b.0),
+            time,
+            own: record.own,
+            incoming: !spent_any,
+            fee,
+            amounts,
+            counterparties,
+            reason: record.reason.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs blocking work (secret store, database) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static, E: Send + 'static + From<StoreError>>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Corrupt(format!("a worker task failed: {e}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+
+    #[tokio::test]
+    async fn the_wallet_and_its_futures_can_cross_threads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = WalletConfig::new(dir.path(), "http://127.0.0.1:1", Network::Sandbox);
+        let store: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecretStore::new());
+        let (wallet, phrase) = Wallet::create(config.clone(), store.clone(), WordCount::Twelve)
+            .await
+            .expect("creates offline");
+        send_sync(&wallet);
+        send(wallet.sync());
+        send(wallet.watch(Duration::from_secs(1)));
+        send(wallet.balances());
+        send(wallet.receive_address());
+        // Addresses are fresh each time and recorded with their look-ahead.
+        let a = wallet.receive_address().await.expect("address");
+        let b = wallet.receive_address().await.expect("address");
+        assert_ne!(a, b);
+        assert!(a.starts_with("nsb1"));
+        let all = wallet.addresses().await.expect("addresses");
+        assert_eq!(all.iter().filter(|x| !x.change).count(), 22);
+        assert_eq!(all.iter().filter(|x| x.change).count(), 20);
+        // Every asset shows up only after the first contact with a gateway.
+        assert!(wallet.balances().await.expect("balances").is_empty());
+        // A second wallet in the same directory is refused; reopening works
+        // (same secret store), another network is refused.
+        assert!(matches!(
+            Wallet::create(config.clone(), store.clone(), WordCount::Twelve).await,
+            Err(OpenError::WalletExists { .. })
+        ));
+        drop(wallet);
+        let again = Wallet::open(config.clone(), store.clone())
+            .await
+            .expect("opens");
+        let c = again.receive_address().await.expect("address");
+        assert!(c != a && c != b);
+        let mut other = config.clone();
+        other.network = Network::Test;
+        assert!(matches!(
+            Wallet::open(other, store.clone()).await,
+            Err(OpenError::WrongNetwork { .. })
+        ));
+        // The database holds no secret: not the phrase, not its entropy.
+        drop(again);
+        let bytes = std::fs::read(config.db_path()).expect("reads the db");
+        let wal = std::fs::read(config.data_dir.join("wallet.sqlite-wal")).unwrap_or_default();
+        for haystack in [&bytes, &wal] {
+            let text = String::from_utf8_lossy(haystack);
+            assert!(!text.contains(phrase.phrase().as_str()));
+            let entropy = phrase.entropy();
+            assert!(
+                !haystack
+                    .windows(entropy.len())
+                    .any(|w| w == entropy.as_slice())
+            );
+        }
+        // Without its secret the wallet does not open, and says why.
+        let empty: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecretStore::new());
+        let err = Wallet::open(config, empty).await.expect_err("no secret");
+        assert!(err.to_string().contains("restore the wallet"), "{err}");
+    }
+}
