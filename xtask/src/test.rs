@@ -19,8 +19,8 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         sh::run(cmd("cargo").args(["test", "--workspace", "--exclude", "notch-ui"]))
     })?;
     timer.step(
-        "OS keystore test (gnome-keyring under dbus-run-session)",
-        keystore_test,
+        "real Secret Service: keystore test, CLI kill -9 test",
+        keystore_tests,
     )?;
     timer.step("mobile target check: aarch64-linux-android", || {
         sh::run(
@@ -46,32 +46,34 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     Ok(())
 }
 
-/// The real Secret Service: a throwaway session bus and keyring, unlocked
-/// with a test passphrase, holding the wallet's secrets for the test.
-fn keystore_test() -> Result {
+/// The binaries people run (gateway, CLI, app), built the way they ship:
+/// without the dev-only `tauri/test` feature that `cargo test` turns on.
+fn build_binaries() -> Result {
+    sh::run(cmd("cargo").args(["build", "--workspace", "--exclude", "notch-ui", "--bins"]))
+}
+
+/// The real Secret Service: a throwaway session bus and gnome-keyring,
+/// unlocked with a test passphrase. The keystore test and the CLI crash test
+/// (many `notch` processes that must find the same seed) run inside it.
+fn keystore_tests() -> Result {
+    build_binaries()?;
     let home = sh::target_dir().join("keystore-test-home");
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  NOTCH_TEST_SECRET_SERVICE=1 cargo test -p notch-core --test os_keystore";
+                  cargo test --workspace --exclude notch-ui --test os_keystore --test wallet_crash \
+                  -- --include-ignored";
     sh::run(
         cmd("dbus-run-session")
             .args(["--", "sh", "-c", script])
-            .env("XDG_DATA_HOME", &home),
+            .env("XDG_DATA_HOME", &home)
+            .env("NOTCH_TEST_SECRET_SERVICE", "1")
+            .env("NOTCH_BIN_DIR", sh::target_dir().join("debug")),
     )
 }
 
 fn end_to_end() -> Result {
-    // Built without the dev-only `tauri/test` feature: the binary people run.
-    sh::run(cmd("cargo").args([
-        "build",
-        "-p",
-        "notch-gateway",
-        "-p",
-        "notch-cli",
-        "-p",
-        "notch-app",
-    ]))?;
+    build_binaries()?;
     let (display, _xvfb) = session::start_xvfb()?;
     let screens = sh::target_dir().join("e2e-screens");
     // The app keeps its seed in the real OS keystore: a private session bus
@@ -81,7 +83,7 @@ fn end_to_end() -> Result {
     std::fs::create_dir_all(&keyring_home)
         .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo test -p notch-tests --test app_e2e -- --ignored --test-threads=1";
+                  cargo test --workspace --exclude notch-ui --test app_e2e -- --ignored --test-threads=1";
     sh::run(
         cmd("dbus-run-session")
             .args(["--", "sh", "-c", script])
