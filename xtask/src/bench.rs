@@ -27,13 +27,7 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     // Wallet: restore-and-sync of a 1M-transaction sandbox ledger (populated once into
     // target/bench-ledger-1m/, then reused), push latency, a 500-recipient batch, peak memory.
     timer.step("wallet benchmark", || {
-        sh::run(cmd("cargo").args([
-            "build",
-            "--release",
-            "-p",
-            "notch-gateway",
-            "--bins",
-        ]))?;
+        sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
         sh::run(cmd("cargo").args([
             "run",
             "--release",
