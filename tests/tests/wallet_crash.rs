@@ -140,6 +140,7 @@ fn kill_9_during_sync_and_send_never_breaks_the_wallet() {
     let mut rng = Rng(seed);
 
     let init = cli.json(&["init"]);
+    let phrase = init["phrase"].as_str().unwrap().to_owned();
     let first = init["address"].as_str().unwrap().to_owned();
     // Coins on several addresses, and a long chain to sync.
     let mut funded = 0u64;
@@ -267,4 +268,53 @@ fn kill_9_during_sync_and_send_never_breaks_the_wallet() {
     // No coin lost: what came in minus what went out is what is left.
     assert_eq!(spent_out, on_chain as i64);
     assert!(on_chain < funded);
+
+    secret_lives_only_in_the_keystore(&data_dir, &phrase);
+}
+
+/// The seed is in the real Secret Service, and no file of the wallet holds
+/// the phrase, the seed or the entropy, in any of the forms we write.
+fn secret_lives_only_in_the_keystore(data_dir: &Path, phrase: &str) {
+    use notch_core::keys::{RecoveryPhrase, WalletSecret};
+    use notch_core::secrets::{OsSecretStore, SecretStore};
+
+    let store = notch_core::store::Store::open(data_dir.join("wallet.sqlite")).unwrap();
+    let wallet_id = store.wallet().unwrap().unwrap().wallet_id;
+    drop(store);
+    let keystore = OsSecretStore::open().unwrap();
+    let held = keystore
+        .get(&wallet_id)
+        .unwrap()
+        .expect("the seed is in the Secret Service");
+    let secret = WalletSecret::from_bytes(&held).unwrap();
+    assert_eq!(secret.phrase().phrase().as_str(), phrase);
+
+    let parsed = RecoveryPhrase::parse(phrase).unwrap();
+    let seed = parsed.to_seed("");
+    let entropy = parsed.entropy();
+    let needles: Vec<(&str, Vec<u8>)> = vec![
+        ("phrase", phrase.as_bytes().to_vec()),
+        ("seed", seed.as_bytes().to_vec()),
+        ("seed hex", hex::encode(seed.as_bytes()).into_bytes()),
+        ("entropy", entropy.to_vec()),
+        ("entropy hex", hex::encode(&*entropy).into_bytes()),
+        ("keystore item", held.to_vec()),
+    ];
+    let mut files = 0;
+    for entry in std::fs::read_dir(data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        for (what, needle) in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{} contains the {what}",
+                path.display()
+            );
+        }
+    }
+    assert!(files > 0, "the wallet wrote files to check");
 }
