@@ -60,10 +60,17 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     let wallet_dir = data.join("wallet");
 
     if !session::has_display() {
+        // A CLI started from another shell must reach the keyring we started.
+        let env_prefix: String = secrets
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}='{value}' "))
+            .collect();
         println!(
             "\nNo display found (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop window cannot open.\n\
              The sandbox gateway is running at {gateway_url}. Use the command-line wallet instead:\n\n  \
-             {cli} --gateway {gateway_url} --data-dir {wallet} --help\n\n\
+             {env_prefix}{cli} --gateway {gateway_url} --data-dir {wallet} init\n  \
+             {env_prefix}{cli} --gateway {gateway_url} --data-dir {wallet} --help\n\n\
              or run the window on a virtual display: xvfb-run cargo xtask run\n\
              Press Ctrl-C to stop the gateway.",
             cli = cli.display(),
@@ -108,8 +115,8 @@ fn start_sandbox(data: &std::path::Path) -> Result<(String, session::Guard)> {
     };
     let (url, guard) = session::start_gateway(&bin, &gateway_dir, listen, &[])?;
     println!(
-        "sandbox gateway running at {url} (data in {})",
-        gateway_dir.display()
+        "sandbox gateway running at {url} (data in {dir}, log in {dir}/gateway.log)",
+        dir = gateway_dir.display()
     );
     Ok((url, guard))
 }
