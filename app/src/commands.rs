@@ -1,13 +1,409 @@
-//! Tauri commands: thin wrappers over notch-core, typed by notch-ipc.
+//! Tauri commands: thin wrappers over notch-core, typed by notch-ipc. Every
+//! one returns `Result<T, CommandError>`; none may panic (the IPC would
+//! carry no answer at all).
 
-use notch_ipc::{CommandError, GatewayStatus};
+use notch_core::amount::{format_amount, format_signed, parse_amount};
+use notch_core::protocol::{Address, AddressError};
+use notch_core::{HistoryFilter, Recipient};
+use notch_ipc::*;
+use tauri::{AppHandle, Runtime, State};
 
-use crate::state::AppState;
+use crate::errors;
+use crate::state::{AppState, now_unix};
+
+type Res<T> = Result<T, CommandError>;
 
 /// The gateway's current status (never an error: unreachable is a status).
 #[tauri::command]
-pub async fn gateway_status(
-    state: tauri::State<'_, AppState>,
-) -> Result<GatewayStatus, CommandError> {
+pub async fn gateway_status(state: State<'_, AppState>) -> Res<GatewayStatus> {
     Ok(state.refresh_status().await)
+}
+
+/// Where the app stands: keystore, wallet (opens them on first call).
+#[tauri::command]
+pub async fn app_status<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Res<AppStatus> {
+    state.ensure_started(&app).await;
+    Ok(state.status())
+}
+
+#[tauri::command]
+pub async fn begin_create(state: State<'_, AppState>, args: BeginCreateArgs) -> Res<NewPhrase> {
+    state.begin_create(args.words)
+}
+
+#[tauri::command]
+pub async fn finish_create<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    args: FinishCreateArgs,
+) -> Res<AppStatus> {
+    state.finish_create(&app, &args.answers).await
+}
+
+#[tauri::command]
+pub async fn restore_wallet<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    args: RestoreArgs,
+) -> Res<AppStatus> {
+    state.restore(&app, &args.phrase).await
+}
+
+#[tauri::command]
+pub async fn balances(state: State<'_, AppState>) -> Res<Vec<BalanceView>> {
+    let wallet = state.wallet()?;
+    let list = wallet.balances().await.map_err(errors::wallet)?;
+    Ok(list
+        .into_iter()
+        .map(|b| BalanceView {
+            confirmed: format_amount(b.confirmed, b.decimals),
+            pending: format_amount(b.pending, b.decimals),
+            pending_outgoing: format_amount(b.pending_outgoing, b.decimals),
+            spendable: format_amount(b.spendable, b.decimals),
+            asset: b.asset,
+            symbol: b.symbol,
+            name: b.name,
+            decimals: b.decimals,
+        })
+        .collect())
+}
+
+#[tauri::command]
+pub async fn sync_state(state: State<'_, AppState>) -> Res<SyncView> {
+    let wallet = state.wallet()?;
+    let mut view = state.sync_view();
+    let core = wallet.sync_status().await.map_err(errors::wallet)?;
+    view.height = core.height.or(view.height);
+    view.unreachable_since = core.unreachable_since;
+    if view.unreachable_since.is_none() {
+        view.unreachable_reason = None;
+    }
+    Ok(view)
+}
+
+/// One sync pass now (the "retry" of the sync line).
+#[tauri::command]
+pub async fn sync_now(state: State<'_, AppState>) -> Res<SyncView> {
+    let wallet = state.wallet()?;
+    wallet.sync().await.map_err(errors::sync)?;
+    let mut view = state.sync_view();
+    let core = wallet.sync_status().await.map_err(errors::wallet)?;
+    view.height = core.height;
+    view.unreachable_since = core.unreachable_since;
+    view.syncing = false;
+    view.progress = None;
+    Ok(view)
+}
+
+#[tauri::command]
+pub async fn receive_address(state: State<'_, AppState>) -> Res<ReceiveView> {
+    let wallet = state.wallet()?;
+    let address = wallet.receive_address().await.map_err(errors::wallet)?;
+    let qr_svg = qr_svg(&address)?;
+    Ok(ReceiveView { address, qr_svg })
+}
+
+/// The address as an SVG QR code (rendered here: no network, no JS).
+pub fn qr_svg(text: &str) -> Res<String> {
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| CommandError::new(code::INTERNAL, format!("cannot make a QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build())
+}
+
+#[tauri::command]
+pub async fn assets(state: State<'_, AppState>) -> Res<Vec<AssetView>> {
+    asset_list(&state).await
+}
+
+async fn asset_list(state: &AppState) -> Res<Vec<AssetView>> {
+    let from_wallet = state.wallet().map(|w| w.assets()).unwrap_or_default();
+    if !from_wallet.is_empty() {
+        return Ok(from_wallet
+            .into_iter()
+            .map(|a| AssetView {
+                id: a.id,
+                symbol: a.symbol,
+                name: a.name,
+                decimals: a.decimals,
+                native: a.native,
+            })
+            .collect());
+    }
+    let info = state.ledger_info().await?;
+    Ok(info
+        .assets
+        .into_iter()
+        .map(|a| AssetView {
+            id: a.id,
+            symbol: a.symbol,
+            name: a.name,
+            decimals: a.decimals,
+            native: a.native,
+        })
+        .collect())
+}
+
+/// Checks an address for form and network, as the person types.
+#[tauri::command]
+pub async fn validate_address(state: State<'_, AppState>, args: AddressArgs) -> Res<()> {
+    let wallet = state.wallet()?;
+    check_address(&args.address, wallet.network())
+}
+
+pub fn check_address(address: &str, network: notch_core::Network) -> Res<()> {
+    match Address::parse(address, network) {
+        Ok(_) => Ok(()),
+        Err(e @ AddressError::WrongNetwork { .. }) => {
+            Err(CommandError::new(code::WRONG_NETWORK, e.to_string()))
+        }
+        Err(e) => Err(CommandError::new(code::BAD_ADDRESS, e.to_string())),
+    }
+}
+
+/// Checks an amount against its asset's decimals; returns it as it will be
+/// sent (normalized).
+#[tauri::command]
+pub async fn validate_amount(state: State<'_, AppState>, args: AmountArgs) -> Res<String> {
+    let assets = asset_list(&state).await?;
+    let asset = match &args.asset {
+        Some(name) if !name.trim().is_empty() => assets.iter().find(|a| {
+            a.symbol.eq_ignore_ascii_case(name.trim()) || a.id.eq_ignore_ascii_case(name.trim())
+        }),
+        _ => assets.iter().find(|a| a.native),
+    }
+    .ok_or_else(|| {
+        let known: Vec<&str> = assets.iter().map(|a| a.symbol.as_str()).collect();
+        CommandError::new(
+            code::UNKNOWN_ASSET,
+            format!(
+                "unknown asset {:?}; the gateway knows {}",
+                args.asset.clone().unwrap_or_default(),
+                known.join(", ")
+            ),
+        )
+    })?;
+    let units = parse_amount(&args.amount, asset.decimals, &asset.symbol)
+        .map_err(|e| CommandError::new(code::BAD_AMOUNT, e.to_string()))?;
+    Ok(format_amount(units, asset.decimals))
+}
+
+#[tauri::command]
+pub async fn prepare_send(state: State<'_, AppState>, args: SendArgs) -> Res<ProposalView> {
+    let wallet = state.wallet()?;
+    let recipients: Vec<Recipient> = args
+        .recipients
+        .into_iter()
+        .map(|r| Recipient {
+            address: r.address.trim().to_owned(),
+            amount: r.amount.trim().to_owned(),
+            asset: r.asset.filter(|a| !a.trim().is_empty()),
+        })
+        .collect();
+    let proposal = wallet
+        .prepare_send(&recipients)
+        .await
+        .map_err(errors::send)?;
+    let view = ProposalView {
+        txid: proposal.txid.clone(),
+        recipients: proposal
+            .recipients
+            .iter()
+            .map(|o| OutputView {
+                address: o.address.clone(),
+                symbol: o.symbol.clone(),
+                amount: format_amount(o.amount, o.decimals),
+            })
+            .collect(),
+        fee: format_amount(proposal.fee, proposal.fee_decimals),
+        fee_symbol: proposal.fee_symbol.clone(),
+        totals: proposal
+            .totals
+            .iter()
+            .map(|t| TotalView {
+                symbol: t.symbol.clone(),
+                amount: format_amount(t.amount, t.decimals),
+                fee: format_amount(t.fee, t.decimals),
+                total: format_amount(t.amount.saturating_add(t.fee), t.decimals),
+                change: format_amount(t.change, t.decimals),
+            })
+            .collect(),
+        size: proposal.size,
+    };
+    state.keep_proposal(proposal);
+    Ok(view)
+}
+
+#[tauri::command]
+pub async fn confirm_send(state: State<'_, AppState>, args: TxidArgs) -> Res<TxStatusView> {
+    let wallet = state.wallet()?;
+    let proposal = state.take_proposal(&args.txid).ok_or_else(|| {
+        CommandError::new(
+            code::UNKNOWN_PROPOSAL,
+            "this payment is no longer ready to send; review it again",
+        )
+    })?;
+    let txid = wallet.confirm_send(&proposal).await.map_err(errors::send)?;
+    tx_status_of(&wallet, &txid).await
+}
+
+#[tauri::command]
+pub async fn tx_status(state: State<'_, AppState>, args: TxidArgs) -> Res<TxStatusView> {
+    let wallet = state.wallet()?;
+    tx_status_of(&wallet, &args.txid).await
+}
+
+async fn tx_status_of(wallet: &notch_core::Wallet, txid: &str) -> Res<TxStatusView> {
+    let s = wallet.tx_status(txid).await.map_err(errors::wallet)?;
+    Ok(TxStatusView {
+        txid: s.txid,
+        state: s.state.as_str().to_owned(),
+        confirmations: s.confirmations,
+        block_height: s.block_height,
+        reason: s.reason,
+    })
+}
+
+async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryRow>> {
+    let wallet = state.wallet()?;
+    let filter = HistoryFilter {
+        asset: query.asset.filter(|a| !a.trim().is_empty()),
+        incoming: query.incoming,
+        states: Vec::new(),
+        search: query.search.filter(|s| !s.trim().is_empty()),
+        limit: 0,
+    };
+    let fee_decimals = wallet
+        .assets()
+        .into_iter()
+        .find(|a| a.native)
+        .map(|a| a.decimals)
+        .unwrap_or(0);
+    let entries = wallet.history(filter).await.map_err(errors::wallet)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| HistoryRow {
+            txid: e.txid,
+            state: e.state.as_str().to_owned(),
+            confirmations: e.confirmations,
+            time: e.time,
+            incoming: e.incoming,
+            fee: e.fee.map(|f| format_amount(f, fee_decimals)),
+            amounts: e
+                .amounts
+                .into_iter()
+                .map(|a| HistoryAmountView {
+                    net: format_signed(i128::from(a.net), a.decimals),
+                    symbol: a.symbol,
+                })
+                .collect(),
+            counterparties: e.counterparties,
+            reason: e.reason,
+        })
+        .collect())
+}
+
+#[tauri::command]
+pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<Vec<HistoryRow>> {
+    history_rows(&state, args.query).await
+}
+
+/// Writes the (filtered) history as CSV; returns the file's path.
+#[tauri::command]
+pub async fn export_csv(state: State<'_, AppState>, args: ExportArgs) -> Res<String> {
+    let rows = history_rows(&state, args.query).await?;
+    let path = match args.path.filter(|p| !p.trim().is_empty()) {
+        Some(p) => std::path::PathBuf::from(p.trim()),
+        None => state
+            .data_dir()
+            .join(format!("notch-history-{}.csv", now_unix())),
+    };
+    let csv = to_csv(&rows);
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, csv)
+    })
+    .await
+    .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?
+    .map_err(|e| CommandError::new(code::IO, format!("cannot write {}: {e}", path.display())))?;
+    Ok(path.display().to_string())
+}
+
+/// One line per transaction and asset.
+pub fn to_csv(rows: &[HistoryRow]) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let mut out =
+        String::from("txid,time,direction,state,confirmations,asset,net,fee,counterparties\n");
+    for r in rows {
+        for a in &r.amounts {
+            let line = [
+                r.txid.clone(),
+                r.time.to_string(),
+                if r.incoming { "in" } else { "out" }.to_owned(),
+                r.state.clone(),
+                r.confirmations.to_string(),
+                a.symbol.clone(),
+                a.net.clone(),
+                r.fee.clone().unwrap_or_default(),
+                r.counterparties.join(" "),
+            ]
+            .iter()
+            .map(|s| field(s))
+            .collect::<Vec<_>>()
+            .join(",");
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tauri::command]
+pub async fn notifications(state: State<'_, AppState>) -> Res<Vec<NotificationView>> {
+    let wallet = state.wallet()?;
+    let list = wallet.notifications(false).await.map_err(errors::wallet)?;
+    Ok(list
+        .into_iter()
+        .map(|n| NotificationView {
+            id: n.id,
+            kind: n.kind,
+            title: n.title,
+            body: n.body,
+            txid: n.txid.map(hex_encode),
+            created_at: n.created_at,
+            read: n.read,
+        })
+        .collect())
+}
+
+fn hex_encode(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tauri::command]
+pub async fn mark_read(state: State<'_, AppState>, args: IdArgs) -> Res<()> {
+    let wallet = state.wallet()?;
+    wallet.mark_read(args.id).await.map_err(errors::wallet)
+}
+
+#[tauri::command]
+pub async fn mark_all_read(state: State<'_, AppState>) -> Res<u64> {
+    let wallet = state.wallet()?;
+    let n = wallet.mark_all_read().await.map_err(errors::wallet)?;
+    Ok(n as u64)
 }

@@ -1,15 +1,18 @@
 //! notch-app: the Tauri v2 shell. It exposes notch-core as commands and
 //! pushes what changes as events; it holds no wallet logic of its own.
 
-mod commands;
+pub mod commands;
+mod errors;
+pub mod events;
 mod state;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tauri::{Emitter, Manager};
 
 pub use commands::gateway_status;
-pub use state::AppState;
+pub use state::{AppState, Secrets};
 
 /// Where the app looks for its gateway unless told otherwise.
 pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:7420";
@@ -24,10 +27,38 @@ pub fn gateway_url_from_env() -> String {
         .unwrap_or_else(|| DEFAULT_GATEWAY.to_owned())
 }
 
+/// The wallet's directory from `NOTCH_DATA_DIR`, if set.
+pub fn data_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os("NOTCH_DATA_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Registers the commands on any builder, so the real app and the
 /// mock-runtime tests share one list.
 pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![commands::gateway_status])
+    builder.invoke_handler(tauri::generate_handler![
+        commands::gateway_status,
+        commands::app_status,
+        commands::begin_create,
+        commands::finish_create,
+        commands::restore_wallet,
+        commands::balances,
+        commands::sync_state,
+        commands::sync_now,
+        commands::receive_address,
+        commands::assets,
+        commands::validate_address,
+        commands::validate_amount,
+        commands::prepare_send,
+        commands::confirm_send,
+        commands::tx_status,
+        commands::history,
+        commands::export_csv,
+        commands::notifications,
+        commands::mark_read,
+        commands::mark_all_read,
+    ])
 }
 
 pub fn run() {
@@ -39,17 +70,20 @@ pub fn run() {
         .init();
 
     let url = gateway_url_from_env();
-    let state = match AppState::new(&url) {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("notch-app: {e}");
-            std::process::exit(2);
-        }
-    };
 
     let result = with_commands(tauri::Builder::default())
-        .manage(state)
-        .setup(|app| {
+        .plugin(tauri_plugin_notification::init())
+        .setup(move |app| {
+            let data_dir = match data_dir_from_env() {
+                Some(dir) => dir,
+                None => app.path().app_data_dir()?,
+            };
+            let state = AppState::new(&url, data_dir)?;
+            app.manage(state);
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                handle.state::<AppState>().ensure_started(&handle).await;
+            });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 loop {

@@ -1,44 +1,135 @@
-//! What the app keeps between commands.
+//! What the app keeps between commands: the gateway client, the secret
+//! store, the open wallet (once there is one), the phrase being backed up,
+//! prepared payments awaiting confirmation, and the sync state as the
+//! events report it.
 
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use notch_core::gateway::{GatewayClient, GatewayError};
-use notch_ipc::{CommandError, GatewayStatus};
+use notch_core::keys::RecoveryPhrase;
+use notch_core::protocol::api::LedgerInfo;
+use notch_core::secrets::{OsSecretStore, SecretStore, SecretStoreError};
+use notch_core::{Network, OpenError, SendProposal, Wallet, WalletConfig};
+use notch_ipc::{AppStatus, CommandError, GatewayStatus, SyncView, WalletState, code};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+
+use crate::errors;
+
+/// How often the background sync polls when nothing is pushed.
+const WATCH_POLL: Duration = Duration::from_secs(5);
+/// How long opening the OS keystore may take before the app says it
+/// cannot use it (rather than showing "opening…" forever).
+const KEYSTORE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait before restarting a sync loop that stopped on an error.
+const WATCH_RESTART: Duration = Duration::from_secs(10);
+
+/// Which secret store the app uses.
+pub enum Secrets {
+    /// The OS keystore (the real app): never anything else.
+    Os,
+    /// A given store (tests inject a `MemorySecretStore`).
+    Given(Arc<dyn SecretStore>),
+}
 
 pub struct AppState {
     gateway: GatewayClient,
+    gateway_url: String,
+    data_dir: PathBuf,
+    secrets_choice: Secrets,
+    secrets: Mutex<Option<Arc<dyn SecretStore>>>,
+    started: AtomicBool,
+    phase: Mutex<WalletState>,
+    wallet: Mutex<Option<Wallet>>,
+    /// The phrase of a wallet being created, until its backup is confirmed.
+    pending: Mutex<Option<(RecoveryPhrase, Vec<usize>)>>,
+    proposals: Mutex<HashMap<String, SendProposal>>,
+    sync: Mutex<SyncView>,
+    ledger: Mutex<Option<LedgerInfo>>,
     /// When the gateway stopped answering, so the UI can say "since …".
     unreachable_since: Mutex<Option<u64>>,
 }
 
+/// Locks a mutex, recovering from poisoning (state stays usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl AppState {
-    pub fn new(gateway_url: &str) -> Result<Self, CommandError> {
+    /// The real app: OS keystore, wallet in `data_dir`.
+    pub fn new(gateway_url: &str, data_dir: PathBuf) -> Result<Self, CommandError> {
+        Self::with_secrets(gateway_url, data_dir, Secrets::Os)
+    }
+
+    pub fn with_secrets(
+        gateway_url: &str,
+        data_dir: PathBuf,
+        secrets: Secrets,
+    ) -> Result<Self, CommandError> {
         let gateway = GatewayClient::new(gateway_url)
             .map_err(|e| CommandError::new("bad_gateway_url", e.to_string()))?;
         Ok(Self {
             gateway,
+            gateway_url: gateway_url.to_owned(),
+            data_dir,
+            secrets_choice: secrets,
+            secrets: Mutex::new(None),
+            started: AtomicBool::new(false),
+            phase: Mutex::new(WalletState::Starting),
+            wallet: Mutex::new(None),
+            pending: Mutex::new(None),
+            proposals: Mutex::new(HashMap::new()),
+            sync: Mutex::new(SyncView {
+                height: None,
+                unreachable_since: None,
+                unreachable_reason: None,
+                progress: None,
+                syncing: false,
+                error: None,
+            }),
+            ledger: Mutex::new(None),
             unreachable_since: Mutex::new(None),
         })
+    }
+
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.data_dir
+    }
+
+    pub fn status(&self) -> AppStatus {
+        AppStatus {
+            wallet: lock(&self.phase).clone(),
+            gateway_url: self.gateway_url.clone(),
+            data_dir: self.data_dir.display().to_string(),
+        }
+    }
+
+    fn set_phase<R: Runtime>(&self, app: &AppHandle<R>, phase: WalletState) {
+        *lock(&self.phase) = phase;
+        if let Err(e) = app.emit(notch_ipc::event::APP_STATUS, self.status()) {
+            tracing::warn!("cannot emit app status: {e}");
+        }
     }
 
     /// Asks the gateway for its tip and remembers since when it is silent.
     pub async fn refresh_status(&self) -> GatewayStatus {
         let url = self.gateway.url().to_owned();
         let answer = self.gateway.info().await;
-        let mut since = self
-            .unreachable_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut since = lock(&self.unreachable_since);
         match answer {
             Ok(info) => {
                 *since = None;
-                GatewayStatus::Connected {
+                let status = GatewayStatus::Connected {
                     url,
-                    network: info.network,
+                    network: info.network.clone(),
                     tip_height: info.tip.height,
                     sandbox: info.sandbox,
-                }
+                };
+                *lock(&self.ledger) = Some(info);
+                status
             }
             Err(e) => {
                 let since_unix = *since.get_or_insert_with(now_unix);
@@ -54,9 +145,390 @@ impl AppState {
             }
         }
     }
+
+    /// The ledger as the gateway last described it (fetched if never).
+    pub async fn ledger_info(&self) -> Result<LedgerInfo, CommandError> {
+        if let Some(info) = lock(&self.ledger).clone() {
+            return Ok(info);
+        }
+        let info = self.gateway.info().await.map_err(errors::gateway)?;
+        *lock(&self.ledger) = Some(info.clone());
+        Ok(info)
+    }
+
+    /// The secret store, opened on first use. The OS keystore or nothing:
+    /// there is no fallback to memory.
+    async fn secrets(&self) -> Result<Arc<dyn SecretStore>, SecretStoreError> {
+        if let Some(store) = lock(&self.secrets).clone() {
+            return Ok(store);
+        }
+        let store: Arc<dyn SecretStore> = match &self.secrets_choice {
+            Secrets::Given(store) => store.clone(),
+            Secrets::Os => {
+                let opening = tokio::task::spawn_blocking(OsSecretStore::open);
+                let opened = tokio::time::timeout(KEYSTORE_TIMEOUT, opening)
+                    .await
+                    .map_err(|_| SecretStoreError::Unavailable {
+                        store: "OS keystore".into(),
+                        reason: format!(
+                            "it did not answer within {} s",
+                            KEYSTORE_TIMEOUT.as_secs()
+                        ),
+                        what_to_do: "Check that your keyring is running and unlocked \
+                                     (on Linux: a Secret Service such as GNOME Keyring), \
+                                     then restart Notch."
+                            .into(),
+                    })?
+                    .map_err(|e| SecretStoreError::Failed {
+                        store: "OS keystore".into(),
+                        reason: format!("the task opening it failed: {e}"),
+                    })??;
+                Arc::new(opened)
+            }
+        };
+        *lock(&self.secrets) = Some(store.clone());
+        Ok(store)
+    }
+
+    /// Opens the keystore and the wallet if there is one; once. Later calls
+    /// return at once.
+    pub async fn ensure_started<R: Runtime>(&self, app: &AppHandle<R>) {
+        if self.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let phase = match self.secrets().await {
+            Err(e) => keystore_state(e),
+            Ok(store) => {
+                if !self.data_dir.join("wallet.sqlite").is_file() {
+                    WalletState::NoWallet
+                } else {
+                    match self.open_existing(store).await {
+                        Ok(wallet) => {
+                            let phase = open_state(&wallet);
+                            self.install(app, wallet);
+                            phase
+                        }
+                        Err(OpenError::SecretStore(e)) => keystore_state(e),
+                        Err(e) => {
+                            let e = errors::open(e);
+                            WalletState::Failed {
+                                code: e.code,
+                                message: e.message,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.set_phase(app, phase);
+    }
+
+    /// Opens the wallet in the data directory on whatever network it was
+    /// created for (the core says which when asked for the wrong one).
+    async fn open_existing(&self, store: Arc<dyn SecretStore>) -> Result<Wallet, OpenError> {
+        let mut network = Network::ALL[0];
+        for _ in 0..2 {
+            let config = WalletConfig::new(&self.data_dir, &self.gateway_url, network);
+            match Wallet::open(config, store.clone()).await {
+                Err(OpenError::WrongNetwork { stored, path, .. }) => {
+                    network = Network::from_name(&stored).ok_or(OpenError::WrongNetwork {
+                        path,
+                        stored,
+                        requested: network.name().into(),
+                    })?;
+                }
+                other => return other,
+            }
+        }
+        Wallet::open(
+            WalletConfig::new(&self.data_dir, &self.gateway_url, network),
+            store,
+        )
+        .await
+    }
+
+    /// The open wallet, or why there is none.
+    pub fn wallet(&self) -> Result<Wallet, CommandError> {
+        if let Some(w) = lock(&self.wallet).clone() {
+            return Ok(w);
+        }
+        Err(match lock(&self.phase).clone() {
+            WalletState::Starting => {
+                CommandError::new(code::WALLET_STARTING, "the wallet is still opening")
+            }
+            WalletState::KeystoreUnavailable { message, .. } => {
+                CommandError::new(code::KEYSTORE_UNAVAILABLE, message)
+            }
+            WalletState::Failed { code, message } => CommandError::new(code, message),
+            _ => CommandError::new(
+                code::NO_WALLET,
+                "there is no wallet yet: create or restore one first",
+            ),
+        })
+    }
+
+    fn ensure_no_wallet(&self) -> Result<(), CommandError> {
+        if lock(&self.wallet).is_some() || self.data_dir.join("wallet.sqlite").is_file() {
+            return Err(CommandError::new(
+                code::WALLET_EXISTS,
+                format!(
+                    "there is already a wallet in {}; use another data directory (NOTCH_DATA_DIR)",
+                    self.data_dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A fresh phrase to back up, with the positions to confirm.
+    pub fn begin_create(&self, words: u8) -> Result<notch_ipc::NewPhrase, CommandError> {
+        self.ensure_no_wallet()?;
+        let count = match words {
+            12 => notch_core::keys::WordCount::Twelve,
+            24 => notch_core::keys::WordCount::TwentyFour,
+            n => {
+                return Err(CommandError::new(
+                    code::INVALID,
+                    format!("a recovery phrase has 12 or 24 words, not {n}"),
+                ));
+            }
+        };
+        let phrase = RecoveryPhrase::generate(count)
+            .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?;
+        let words: Vec<String> = phrase.words().map(str::to_owned).collect();
+        let positions = random_positions(words.len(), 3)?;
+        *lock(&self.pending) = Some((phrase, positions.clone()));
+        Ok(notch_ipc::NewPhrase {
+            words,
+            check_positions: positions,
+        })
+    }
+
+    /// Checks the backup words and creates the wallet from the pending phrase.
+    pub async fn finish_create<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        answers: &[String],
+    ) -> Result<AppStatus, CommandError> {
+        let (phrase, positions) = lock(&self.pending).clone().ok_or_else(|| {
+            CommandError::new(
+                code::NO_PENDING_PHRASE,
+                "there is no new recovery phrase to confirm; start again",
+            )
+        })?;
+        let words: Vec<&str> = phrase.words().collect();
+        let all_match = answers.len() == positions.len()
+            && positions.iter().zip(answers).all(|(&p, a)| {
+                words
+                    .get(p)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(a.trim()))
+            });
+        if !all_match {
+            let which: Vec<String> = positions.iter().map(|p| format!("#{}", p + 1)).collect();
+            return Err(CommandError::new(
+                code::BACKUP_MISMATCH,
+                format!(
+                    "the words {} do not match the recovery phrase; check what you wrote down",
+                    which.join(", ")
+                ),
+            ));
+        }
+        let status = self.init_wallet(app, phrase).await?;
+        *lock(&self.pending) = None;
+        Ok(status)
+    }
+
+    /// Restores a wallet from its phrase; the background sync rescans.
+    pub async fn restore<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        phrase: &str,
+    ) -> Result<AppStatus, CommandError> {
+        let phrase = RecoveryPhrase::parse(phrase)
+            .map_err(|e| CommandError::new(code::BAD_PHRASE, e.to_string()))?;
+        self.init_wallet(app, phrase).await
+    }
+
+    async fn init_wallet<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        phrase: RecoveryPhrase,
+    ) -> Result<AppStatus, CommandError> {
+        self.ensure_no_wallet()?;
+        let store = self.secrets().await.map_err(errors::secrets)?;
+        let info = self.gateway.info().await.map_err(errors::gateway)?;
+        let network = Network::from_name(&info.network).ok_or_else(|| {
+            CommandError::new(
+                code::GATEWAY,
+                format!(
+                    "the gateway serves network {:?}, which this app does not know",
+                    info.network
+                ),
+            )
+        })?;
+        *lock(&self.ledger) = Some(info);
+        let config = WalletConfig::new(&self.data_dir, &self.gateway_url, network);
+        let wallet = Wallet::restore(config, store, phrase)
+            .await
+            .map_err(errors::open)?;
+        let phase = open_state(&wallet);
+        self.install(app, wallet);
+        self.set_phase(app, phase);
+        Ok(self.status())
+    }
+
+    /// Keeps the wallet and starts its background work: the event
+    /// forwarder and the watch/sync loop.
+    fn install<R: Runtime>(&self, app: &AppHandle<R>, wallet: Wallet) {
+        *lock(&self.wallet) = Some(wallet.clone());
+        lock(&self.sync).syncing = true;
+        let mut events = wallet.subscribe();
+        let handle = app.clone();
+        let forward_wallet = wallet.clone();
+        tauri::async_runtime::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        let ipc = crate::events::to_ipc(event);
+                        if let Some(state) = handle.try_state::<AppState>() {
+                            state.note(&ipc);
+                        }
+                        if let notch_ipc::WalletEvent::Notification { id, title, .. } = &ipc {
+                            crate::events::notify_desktop(&handle, &forward_wallet, *id, title)
+                                .await;
+                        }
+                        if let Err(e) = handle.emit(notch_ipc::event::WALLET, &ipc) {
+                            tracing::warn!("cannot emit a wallet event: {e}");
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("the UI forwarder missed {n} wallet events");
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        let handle = app.clone();
+        tauri::async_runtime::spawn(async move {
+            loop {
+                match wallet.watch(WATCH_POLL).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let message = e.to_string();
+                        tracing::warn!("background sync stopped: {message}");
+                        let ipc = notch_ipc::WalletEvent::SyncFailed { message };
+                        if let Some(state) = handle.try_state::<AppState>() {
+                            state.note(&ipc);
+                        }
+                        let _ = handle.emit(notch_ipc::event::WALLET, &ipc);
+                        tokio::time::sleep(WATCH_RESTART).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Follows the sync state from the events.
+    pub fn note(&self, event: &notch_ipc::WalletEvent) {
+        use notch_ipc::WalletEvent as E;
+        let mut s = lock(&self.sync);
+        match event {
+            E::SyncProgress {
+                done,
+                total,
+                height,
+                ..
+            } => {
+                s.syncing = true;
+                s.progress = Some((*done, *total));
+                s.height = Some(*height);
+            }
+            E::SyncDone { height } => {
+                s.syncing = false;
+                s.progress = None;
+                s.height = Some(*height);
+                s.error = None;
+            }
+            E::GatewayUnreachable { since, reason } => {
+                s.syncing = false;
+                s.unreachable_since = Some(*since);
+                s.unreachable_reason = Some(reason.clone());
+            }
+            E::GatewayBack { .. } => {
+                s.unreachable_since = None;
+                s.unreachable_reason = None;
+            }
+            E::SyncFailed { message } => {
+                s.syncing = false;
+                s.error = Some(message.clone());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn sync_view(&self) -> SyncView {
+        lock(&self.sync).clone()
+    }
+
+    pub fn keep_proposal(&self, proposal: SendProposal) {
+        let mut map = lock(&self.proposals);
+        // Only the latest few reviews matter.
+        if map.len() > 32 {
+            map.clear();
+        }
+        map.insert(proposal.txid.clone(), proposal);
+    }
+
+    pub fn take_proposal(&self, txid: &str) -> Option<SendProposal> {
+        lock(&self.proposals).remove(txid)
+    }
 }
 
-fn now_unix() -> u64 {
+fn open_state(wallet: &Wallet) -> WalletState {
+    WalletState::Open {
+        wallet_id: wallet.wallet_id().to_owned(),
+        network: wallet.network().name().to_owned(),
+    }
+}
+
+fn keystore_state(e: SecretStoreError) -> WalletState {
+    let what_to_do = match &e {
+        SecretStoreError::Unavailable { what_to_do, .. } => what_to_do.clone(),
+        SecretStoreError::AccessDenied { .. } => {
+            "Unlock your keyring (or allow Notch to use it), then restart Notch.".into()
+        }
+        _ => "Notch keeps its recovery phrase only in the operating system's keystore. \
+              Make one available (on Linux: a Secret Service such as GNOME Keyring or \
+              KeePassXC, running and unlocked), then restart Notch."
+            .into(),
+    };
+    WalletState::KeystoreUnavailable {
+        message: e.to_string(),
+        what_to_do,
+    }
+}
+
+/// `count` distinct positions below `len`, chosen at random, ascending.
+fn random_positions(len: usize, count: usize) -> Result<Vec<usize>, CommandError> {
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut guard = 0;
+    while chosen.len() < count.min(len) && guard < 1000 {
+        guard += 1;
+        let mut b = [0u8; 2];
+        getrandom::fill(&mut b).map_err(|e| {
+            CommandError::new(code::INTERNAL, format!("no random bytes from the OS: {e}"))
+        })?;
+        let p = usize::from(u16::from_le_bytes(b)) % len.max(1);
+        if !chosen.contains(&p) {
+            chosen.push(p);
+        }
+    }
+    chosen.sort_unstable();
+    Ok(chosen)
+}
+
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -31,7 +31,7 @@ fn responder(status: &'static str, body: String) -> String {
 
 fn gateway_status(gateway_url: &str) -> Result<GatewayStatus, serde_json::Value> {
     let app = notch_app::with_commands(mock_builder())
-        .manage(AppState::new(gateway_url).unwrap())
+        .manage(AppState::new(gateway_url, std::env::temp_dir().join("notch-app-unused")).unwrap())
         .build(mock_context(noop_assets()))
         .unwrap();
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
@@ -117,7 +117,7 @@ fn a_silent_gateway_is_unreachable_since_the_first_failure() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let app = notch_app::with_commands(mock_builder())
-        .manage(AppState::new(&url).unwrap())
+        .manage(AppState::new(&url, std::env::temp_dir().join("notch-app-unused")).unwrap())
         .build(mock_context(noop_assets()))
         .unwrap();
     let state = tauri::Manager::state::<AppState>(&app);
@@ -135,6 +135,318 @@ fn a_silent_gateway_is_unreachable_since_the_first_failure() {
 
 #[test]
 fn a_bad_gateway_url_is_refused_up_front() {
-    let err = AppState::new("ftp://example").err().unwrap();
+    let err = AppState::new("ftp://example", std::env::temp_dir())
+        .err()
+        .unwrap();
     assert_eq!(err.code, "bad_gateway_url");
+}
+
+// ---- the wallet commands, with a temp data dir and an in-memory secret
+// store injected (the real app uses the OS keystore only) ----
+
+use std::sync::Arc;
+
+use notch_app::Secrets;
+use notch_core::secrets::MemorySecretStore;
+use notch_ipc::{AppStatus, NewPhrase, ReceiveView, WalletState, code};
+
+fn ledger_info() -> serde_json::Value {
+    serde_json::json!({
+        "network": "sandbox",
+        "authority_key": "00".repeat(32),
+        "assets": [
+            { "id": "11".repeat(32), "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
+            { "id": "33".repeat(32), "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
+        ],
+        "tip": { "height": 0, "hash": "22".repeat(32), "time": 1_700_000_000 },
+        "sandbox": true
+    })
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
+    _app: tauri::App<tauri::test::MockRuntime>,
+}
+
+impl Harness {
+    fn new(gateway_url: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::with_secrets(
+            gateway_url,
+            dir.path().join("wallet"),
+            Secrets::Given(Arc::new(MemorySecretStore::new())),
+        )
+        .unwrap();
+        let app = notch_app::with_commands(mock_builder())
+            .manage(state)
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        Harness {
+            _dir: dir,
+            webview,
+            _app: app,
+        }
+    }
+
+    fn call(
+        &self,
+        cmd: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, notch_ipc::CommandError> {
+        tauri::test::get_ipc_response(
+            &self.webview,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| body.deserialize::<serde_json::Value>().unwrap())
+        .map_err(|e| serde_json::from_value(e).unwrap())
+    }
+
+    fn err(&self, cmd: &str, body: serde_json::Value) -> notch_ipc::CommandError {
+        match self.call(cmd, body) {
+            Ok(v) => panic!("{cmd} should fail, got {v}"),
+            Err(e) => {
+                assert!(!e.message.is_empty(), "an error says something");
+                e
+            }
+        }
+    }
+
+    /// Creates a wallet through begin/finish, answering the check correctly.
+    fn create_wallet(&self) -> AppStatus {
+        let status: AppStatus = serde_json::from_value(
+            self.call(command::APP_STATUS, serde_json::json!({}))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(status.wallet, WalletState::NoWallet);
+        let phrase: NewPhrase = serde_json::from_value(
+            self.call(
+                command::BEGIN_CREATE,
+                serde_json::json!({ "args": { "words": 12 } }),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(phrase.words.len(), 12);
+        assert_eq!(phrase.check_positions.len(), 3);
+        let answers: Vec<String> = phrase
+            .check_positions
+            .iter()
+            .map(|&p| phrase.words[p].clone())
+            .collect();
+        serde_json::from_value(
+            self.call(
+                command::FINISH_CREATE,
+                serde_json::json!({ "args": { "answers": answers } }),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_bad_recovery_phrase_is_refused_with_its_reason() {
+    let h = Harness::new(&responder("200 OK", ledger_info().to_string()));
+    let e = h.err(
+        command::RESTORE_WALLET,
+        serde_json::json!({ "args": { "phrase": "abandon abandon banana" } }),
+    );
+    assert_eq!(e.code, code::BAD_PHRASE);
+    assert!(e.message.contains("12 or 24 words"), "{}", e.message);
+    let e = h.err(
+        command::RESTORE_WALLET,
+        serde_json::json!({ "args": { "phrase": "abandon ".repeat(12) } }),
+    );
+    assert_eq!(e.code, code::BAD_PHRASE);
+}
+
+#[test]
+fn commands_need_a_wallet_and_say_so() {
+    let h = Harness::new(&responder("200 OK", ledger_info().to_string()));
+    let _ = h.call(command::APP_STATUS, serde_json::json!({})).unwrap();
+    for cmd in [
+        command::BALANCES,
+        command::RECEIVE_ADDRESS,
+        command::NOTIFICATIONS,
+    ] {
+        assert_eq!(
+            h.err(cmd, serde_json::json!({})).code,
+            code::NO_WALLET,
+            "{cmd}"
+        );
+    }
+    let e = h.err(
+        command::FINISH_CREATE,
+        serde_json::json!({ "args": { "answers": [] } }),
+    );
+    assert_eq!(e.code, code::NO_PENDING_PHRASE);
+    let e = h.err(
+        command::BEGIN_CREATE,
+        serde_json::json!({ "args": { "words": 13 } }),
+    );
+    assert_eq!(e.code, code::INVALID);
+}
+
+#[test]
+fn a_wrong_backup_word_does_not_create_the_wallet() {
+    let h = Harness::new(&responder("200 OK", ledger_info().to_string()));
+    let _ = h.call(command::APP_STATUS, serde_json::json!({})).unwrap();
+    let phrase: NewPhrase = serde_json::from_value(
+        h.call(
+            command::BEGIN_CREATE,
+            serde_json::json!({ "args": { "words": 24 } }),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(phrase.words.len(), 24);
+    let e = h.err(
+        command::FINISH_CREATE,
+        serde_json::json!({ "args": { "answers": ["wrong", "words", "here"] } }),
+    );
+    assert_eq!(e.code, code::BACKUP_MISMATCH);
+    assert_eq!(
+        h.err(command::BALANCES, serde_json::json!({})).code,
+        code::NO_WALLET
+    );
+}
+
+#[test]
+fn a_created_wallet_validates_addresses_and_amounts() {
+    let h = Harness::new(&responder("200 OK", ledger_info().to_string()));
+    let status = h.create_wallet();
+    assert!(
+        matches!(&status.wallet, WalletState::Open { network, .. } if network == "sandbox"),
+        "{status:?}"
+    );
+
+    // A fresh address with its QR code; it validates.
+    let receive: ReceiveView = serde_json::from_value(
+        h.call(command::RECEIVE_ADDRESS, serde_json::json!({}))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(receive.qr_svg.contains("<svg"), "an SVG QR code");
+    h.call(
+        command::VALIDATE_ADDRESS,
+        serde_json::json!({ "args": { "address": receive.address } }),
+    )
+    .unwrap();
+
+    // Bad addresses, each with its code.
+    let e = h.err(
+        command::VALIDATE_ADDRESS,
+        serde_json::json!({ "args": { "address": "nsb1notanaddress" } }),
+    );
+    assert_eq!(e.code, code::BAD_ADDRESS);
+    let key = notch_core::protocol::ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+        .verifying_key()
+        .to_bytes();
+    let main_address = notch_core::protocol::Address::new(
+        notch_core::Network::Main,
+        notch_core::protocol::PublicKey::from_hex(
+            &key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        )
+        .unwrap(),
+    )
+    .encode();
+    let e = h.err(
+        command::VALIDATE_ADDRESS,
+        serde_json::json!({ "args": { "address": main_address } }),
+    );
+    assert_eq!(e.code, code::WRONG_NETWORK);
+
+    // Amounts against the asset's decimals.
+    let ok = h
+        .call(
+            command::VALIDATE_AMOUNT,
+            serde_json::json!({ "args": { "amount": "1.5", "asset": "EURT" } }),
+        )
+        .unwrap();
+    assert_eq!(ok, "1.50");
+    let e = h.err(
+        command::VALIDATE_AMOUNT,
+        serde_json::json!({ "args": { "amount": "1.234", "asset": "EURT" } }),
+    );
+    assert_eq!(e.code, code::BAD_AMOUNT);
+    assert!(e.message.contains("2 decimal places"), "{}", e.message);
+    let e = h.err(
+        command::VALIDATE_AMOUNT,
+        serde_json::json!({ "args": { "amount": "1.5", "asset": "XYZ" } }),
+    );
+    assert_eq!(e.code, code::UNKNOWN_ASSET);
+    // The native asset by default.
+    let ok = h
+        .call(
+            command::VALIDATE_AMOUNT,
+            serde_json::json!({ "args": { "amount": "0.00000001", "asset": null } }),
+        )
+        .unwrap();
+    assert_eq!(ok, "0.00000001");
+
+    // A second wallet cannot be made over the first.
+    let e = h.err(
+        command::BEGIN_CREATE,
+        serde_json::json!({ "args": { "words": 12 } }),
+    );
+    assert_eq!(e.code, code::WALLET_EXISTS);
+    // Confirming an unknown payment is refused.
+    let e = h.err(
+        command::CONFIRM_SEND,
+        serde_json::json!({ "args": { "txid": "ab".repeat(32) } }),
+    );
+    assert_eq!(e.code, code::UNKNOWN_PROPOSAL);
+    // A payment to a bad address is refused before anything is signed.
+    let e = h.err(
+        command::PREPARE_SEND,
+        serde_json::json!({ "args": { "recipients": [{ "address": "nope", "amount": "1", "asset": null }] } }),
+    );
+    assert!(
+        [code::BAD_ADDRESS, code::NOT_SYNCED].contains(&e.code.as_str()),
+        "{e:?}"
+    );
+    // History and notifications of a new wallet are empty, not errors.
+    let rows = h
+        .call(
+            command::HISTORY,
+            serde_json::json!({ "args": { "query": {} } }),
+        )
+        .unwrap();
+    assert_eq!(rows, serde_json::json!([]));
+}
+
+#[test]
+fn history_csv_quotes_what_needs_quoting() {
+    let rows = vec![notch_ipc::HistoryRow {
+        txid: "ab".into(),
+        state: "final".into(),
+        confirmations: 6,
+        time: 1,
+        incoming: true,
+        fee: None,
+        amounts: vec![notch_ipc::HistoryAmountView {
+            symbol: "EURT".into(),
+            net: "1.50".into(),
+        }],
+        counterparties: vec!["a,b".into()],
+        reason: None,
+    }];
+    let csv = notch_app::commands::to_csv(&rows);
+    assert_eq!(
+        csv,
+        "txid,time,direction,state,confirmations,asset,net,fee,counterparties\nab,1,in,final,6,EURT,1.50,,\"a,b\"\n"
+    );
 }

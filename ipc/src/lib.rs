@@ -1,18 +1,94 @@
 //! Types that cross the Tauri IPC between `notch-app` (Rust, native) and
 //! `notch-ui` (Rust, wasm). Both sides depend on this crate, so a command's
 //! arguments, result and error cannot drift apart.
+//!
+//! Amounts cross the IPC as decimal strings already formatted with their
+//! asset's decimals (the app formats base units with notch-core's integer
+//! code): the UI never does arithmetic on money and never sees a float.
 
 use serde::{Deserialize, Serialize};
 
 /// Names of the Tauri commands, so neither side spells them by hand.
 pub mod command {
     pub const GATEWAY_STATUS: &str = "gateway_status";
+    /// () -> [`crate::AppStatus`]
+    pub const APP_STATUS: &str = "app_status";
+    /// [`crate::BeginCreateArgs`] -> [`crate::NewPhrase`]
+    pub const BEGIN_CREATE: &str = "begin_create";
+    /// [`crate::FinishCreateArgs`] -> [`crate::AppStatus`]
+    pub const FINISH_CREATE: &str = "finish_create";
+    /// [`crate::RestoreArgs`] -> [`crate::AppStatus`]
+    pub const RESTORE_WALLET: &str = "restore_wallet";
+    /// () -> `Vec<`[`crate::BalanceView`]`>`
+    pub const BALANCES: &str = "balances";
+    /// () -> [`crate::SyncView`]
+    pub const SYNC_STATE: &str = "sync_state";
+    /// () -> [`crate::SyncView`]: one sync pass now (the retry button).
+    pub const SYNC_NOW: &str = "sync_now";
+    /// () -> [`crate::ReceiveView`]
+    pub const RECEIVE_ADDRESS: &str = "receive_address";
+    /// () -> `Vec<`[`crate::AssetView`]`>`
+    pub const ASSETS: &str = "assets";
+    /// [`crate::AddressArgs`] -> `()`
+    pub const VALIDATE_ADDRESS: &str = "validate_address";
+    /// [`crate::AmountArgs`] -> `String` (the amount as it will be sent)
+    pub const VALIDATE_AMOUNT: &str = "validate_amount";
+    /// [`crate::SendArgs`] -> [`crate::ProposalView`]
+    pub const PREPARE_SEND: &str = "prepare_send";
+    /// [`crate::TxidArgs`] -> [`crate::TxStatusView`]
+    pub const CONFIRM_SEND: &str = "confirm_send";
+    /// [`crate::TxidArgs`] -> [`crate::TxStatusView`]
+    pub const TX_STATUS: &str = "tx_status";
+    /// [`crate::HistoryArgs`] -> `Vec<`[`crate::HistoryRow`]`>`
+    pub const HISTORY: &str = "history";
+    /// [`crate::ExportArgs`] -> `String` (the file written)
+    pub const EXPORT_CSV: &str = "export_csv";
+    /// () -> `Vec<`[`crate::NotificationView`]`>`
+    pub const NOTIFICATIONS: &str = "notifications";
+    /// [`crate::IdArgs`] -> `()`
+    pub const MARK_READ: &str = "mark_read";
+    /// () -> `u64` (how many were unread)
+    pub const MARK_ALL_READ: &str = "mark_all_read";
 }
 
 /// Names of the events the app emits to the UI.
 pub mod event {
     /// Payload: [`crate::GatewayStatus`].
     pub const GATEWAY_STATUS: &str = "notch://gateway-status";
+    /// Payload: [`crate::WalletEvent`], one per event of the core's stream.
+    pub const WALLET: &str = "notch://wallet-event";
+    /// Payload: [`crate::AppStatus`], when the wallet opens or fails to.
+    pub const APP_STATUS: &str = "notch://app-status";
+}
+
+/// Stable error codes of [`CommandError`] (the UI and tests match on them).
+pub mod code {
+    pub const KEYSTORE_UNAVAILABLE: &str = "keystore_unavailable";
+    pub const NO_WALLET: &str = "no_wallet";
+    pub const WALLET_EXISTS: &str = "wallet_exists";
+    pub const WALLET_STARTING: &str = "wallet_starting";
+    pub const BAD_PHRASE: &str = "bad_phrase";
+    pub const BACKUP_MISMATCH: &str = "backup_mismatch";
+    pub const NO_PENDING_PHRASE: &str = "no_pending_phrase";
+    pub const BAD_ADDRESS: &str = "bad_address";
+    pub const WRONG_NETWORK: &str = "wrong_network";
+    pub const BAD_AMOUNT: &str = "bad_amount";
+    pub const UNKNOWN_ASSET: &str = "unknown_asset";
+    pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
+    pub const NOT_SYNCED: &str = "not_synced";
+    pub const STALE_PROPOSAL: &str = "stale_proposal";
+    pub const UNKNOWN_PROPOSAL: &str = "unknown_proposal";
+    pub const REJECTED: &str = "rejected";
+    pub const GATEWAY_UNREACHABLE: &str = "gateway_unreachable";
+    pub const GATEWAY: &str = "gateway";
+    pub const SYNC: &str = "sync";
+    pub const STORE: &str = "store";
+    pub const IO: &str = "io";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const INVALID: &str = "invalid";
+    pub const INTERNAL: &str = "internal";
+    /// Set by the UI when the app did not answer in time.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 /// Every command fails with this: a stable code and a sentence for people.
@@ -58,6 +134,286 @@ pub enum GatewayStatus {
     },
 }
 
+/// Where the app stands with its wallet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub wallet: WalletState,
+    pub gateway_url: String,
+    pub data_dir: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum WalletState {
+    /// Opening the keystore and the wallet.
+    Starting,
+    /// The OS keystore cannot be used; nothing can be done until it can.
+    KeystoreUnavailable {
+        message: String,
+        what_to_do: String,
+    },
+    /// No wallet in the data directory: onboarding.
+    NoWallet,
+    /// A wallet exists but could not be opened.
+    Failed {
+        code: String,
+        message: String,
+    },
+    Open {
+        wallet_id: String,
+        network: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeginCreateArgs {
+    /// 12 or 24.
+    pub words: u8,
+}
+
+/// A fresh recovery phrase, not yet a wallet: the person writes it down,
+/// then proves it by giving the words at `check_positions` (0-based).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPhrase {
+    pub words: Vec<String>,
+    pub check_positions: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishCreateArgs {
+    /// The words at `check_positions`, in that order.
+    pub answers: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreArgs {
+    pub phrase: String,
+}
+
+/// The balance of one asset, amounts formatted with its decimals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceView {
+    pub asset: String,
+    pub symbol: String,
+    pub name: String,
+    pub decimals: u8,
+    pub confirmed: String,
+    pub pending: String,
+    pub pending_outgoing: String,
+    pub spendable: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncView {
+    pub height: Option<u64>,
+    pub unreachable_since: Option<u64>,
+    pub unreachable_reason: Option<String>,
+    /// `(done, total)` blocks while a pass runs.
+    pub progress: Option<(u64, u64)>,
+    pub syncing: bool,
+    /// The last sync error that retrying will not fix, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiveView {
+    pub address: String,
+    /// The address as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetView {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    pub decimals: u8,
+    pub native: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressArgs {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountArgs {
+    pub amount: String,
+    /// Symbol or id; the native asset if `None`.
+    pub asset: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientInput {
+    pub address: String,
+    pub amount: String,
+    pub asset: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendArgs {
+    pub recipients: Vec<RecipientInput>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputView {
+    pub address: String,
+    pub symbol: String,
+    pub amount: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalView {
+    pub symbol: String,
+    pub amount: String,
+    pub fee: String,
+    /// Amount plus fee: what leaves the wallet in this asset.
+    pub total: String,
+    pub change: String,
+}
+
+/// A payment built for review (nothing signed yet).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalView {
+    pub txid: String,
+    pub recipients: Vec<OutputView>,
+    pub fee: String,
+    pub fee_symbol: String,
+    pub totals: Vec<TotalView>,
+    pub size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxidArgs {
+    pub txid: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatusView {
+    pub txid: String,
+    pub state: String,
+    pub confirmations: u64,
+    pub block_height: Option<u64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// Symbol or id.
+    pub asset: Option<String>,
+    /// `Some(true)`: only in; `Some(false)`: only out.
+    pub incoming: Option<bool>,
+    /// Txid prefix or counterparty address.
+    pub search: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryArgs {
+    pub query: HistoryQuery,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportArgs {
+    pub query: HistoryQuery,
+    /// Where to write; the data directory if `None`.
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryAmountView {
+    pub symbol: String,
+    /// Signed net change, e.g. `-1.50`.
+    pub net: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub txid: String,
+    pub state: String,
+    pub confirmations: u64,
+    pub time: u64,
+    pub incoming: bool,
+    pub fee: Option<String>,
+    pub amounts: Vec<HistoryAmountView>,
+    pub counterparties: Vec<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdArgs {
+    pub id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationView {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub txid: Option<String>,
+    pub created_at: i64,
+    pub read: bool,
+}
+
+/// An amount of one asset, formatted with its decimals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountView {
+    pub symbol: String,
+    pub amount: String,
+}
+
+/// The core's event stream as the UI sees it (one Tauri event,
+/// [`event::WALLET`]). Mirrors `notch_core::WalletEvent`; the app converts
+/// with an exhaustive match, so a new core event fails its build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WalletEvent {
+    SyncProgress {
+        done: u64,
+        total: u64,
+        height: u64,
+        target: u64,
+    },
+    SyncDone {
+        height: u64,
+    },
+    Reorg {
+        fork_height: u64,
+        old_tip: u64,
+        new_tip: u64,
+    },
+    PaymentReceived {
+        txid: String,
+        amounts: Vec<AmountView>,
+        confirmed: bool,
+    },
+    TxStateChanged {
+        txid: String,
+        from: Option<String>,
+        to: String,
+        confirmations: Option<u64>,
+    },
+    GatewayUnreachable {
+        since: u64,
+        reason: String,
+    },
+    GatewayBack {
+        unreachable_for_secs: u64,
+    },
+    VerificationFailed {
+        what: String,
+    },
+    Notification {
+        id: i64,
+        kind: String,
+        title: String,
+    },
+    /// The background sync stopped on an error retrying cannot fix.
+    SyncFailed {
+        message: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +431,14 @@ mod tests {
         assert_eq!(json["tip_height"], 3);
         let back: GatewayStatus = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, status);
+    }
+
+    #[test]
+    fn wallet_events_have_a_type_tag() {
+        let e = WalletEvent::SyncDone { height: 4 };
+        let json = serde_json::to_value(&e).expect("serializable");
+        assert_eq!(json["type"], "sync_done");
+        let back: WalletEvent = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, e);
     }
 }

@@ -137,6 +137,33 @@ impl AppSession {
         );
     }
 
+    /// Types `text` into the element with that test id (after clearing it).
+    pub fn type_text(&self, test_id: &str, text: &str) {
+        let element = self
+            .find(test_id)
+            .unwrap_or_else(|| panic!("no element [data-testid={test_id}]"));
+        let _ = self.post(&format!("element/{element}/clear"), json!({}));
+        let answer = self.post(&format!("element/{element}/value"), json!({ "text": text }));
+        assert!(
+            answer["value"].is_null(),
+            "typing into {test_id} failed: {answer}"
+        );
+    }
+
+    /// Waits until the element is on the page.
+    pub fn wait_for(&self, test_id: &str, within: Duration) -> String {
+        eventually(
+            &format!("[data-testid={test_id}] to appear"),
+            within,
+            || self.find(test_id),
+        )
+    }
+
+    /// Runs a script in the page and returns its value.
+    pub fn execute(&self, script: &str, args: Value) -> Value {
+        self.post("execute/sync", json!({ "script": script, "args": args }))["value"].clone()
+    }
+
     /// Waits until WebKit has painted the current DOM: two animation frames
     /// and a short pause (its screenshots otherwise lag a frame behind).
     fn settle(&self) {

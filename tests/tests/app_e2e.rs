@@ -70,3 +70,188 @@ fn app_says_when_the_gateway_is_unreachable_and_recovers_on_retry() {
     );
     app.screenshot("02-recovered");
 }
+
+/// Asks the sandbox faucet to pay `amount` base units of `asset` to `address`.
+fn faucet(gateway: &str, address: &str, asset: &str, amount: u64) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{gateway}/v1/sandbox/faucet"))
+        .json(&serde_json::json!({ "address": address, "asset": asset, "amount": amount }))
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "faucet failed: {}",
+        response.status()
+    );
+}
+
+/// Runs the `notch` CLI against `data_dir` (the second wallet of the test).
+fn cli(gateway: &str, data_dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin("notch"))
+        .arg("--gateway")
+        .arg(gateway)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "notch {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[test]
+#[ignore = "needs a display, tauri-driver, a Secret Service and built binaries: run by `cargo xtask test`"]
+fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
+    let gateway = Sandbox::start(temp_dir("gw-wallet"), "127.0.0.1:0");
+    let profile_a = temp_dir("profile-a");
+    let profile_a_str = profile_a.display().to_string();
+    let app = AppSession::launch(
+        &bin("notch-app"),
+        &[
+            ("NOTCH_GATEWAY", &gateway.url),
+            ("NOTCH_DATA_DIR", &profile_a_str),
+        ],
+        "wallet_flow",
+    );
+
+    // Onboarding: create, read the phrase, confirm the words asked for.
+    app.wait_for("onboard-create", LONG);
+    app.wait_text("gateway-status", LONG, |t| t.contains("Connected"));
+    app.screenshot("01-onboarding");
+    app.click("onboard-create");
+    app.wait_for("phrase-word-11", LONG);
+    let words: Vec<String> = (0..12)
+        .map(|i| app.text(&format!("phrase-word-{i}")).unwrap_or_default())
+        .collect();
+    assert!(words.iter().all(|w| !w.trim().is_empty()), "{words:?}");
+    app.screenshot("02-phrase");
+    app.click("phrase-written");
+    for k in 0..3 {
+        let label = app.wait_text(&format!("confirm-label-{k}"), LONG, |t| t.contains('#'));
+        let n: usize = label
+            .rsplit('#')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no position in {label:?}"));
+        app.type_text(&format!("confirm-word-{k}"), &words[n - 1]);
+    }
+    app.screenshot("03-confirm");
+    app.click("confirm-submit");
+    app.wait_text("sync-state", LONG, |t| t.contains("Up to date"));
+    app.screenshot("04-home-new");
+
+    // Receive: a fresh address with its QR code.
+    app.click("nav-receive");
+    let address = app.wait_text("receive-address", LONG, |t| t.starts_with("nsb1"));
+    assert!(app.find("receive-qr").is_some());
+    app.screenshot("05-receive");
+
+    // Money in: 50 NOTE from the faucet, mined.
+    faucet(&gateway.url, &address, "NOTE", 5_000_000_000);
+    gateway.mine(1);
+    app.click("nav-home");
+    app.wait_text("balance-NOTE-confirmed", LONG, |t| t == "50.00");
+    app.screenshot("06-home-funded");
+
+    // A second wallet (the CLI) to pay.
+    let other = temp_dir("cli-b");
+    cli(&gateway.url, &other, &["init"]);
+    let to = cli(&gateway.url, &other, &["address"]).trim().to_owned();
+    assert!(to.starts_with("nsb1"), "{to}");
+
+    // Send: validation as you type, review, confirm, progress.
+    app.click("nav-send");
+    app.wait_for("send-address-0", LONG);
+    app.type_text("send-address-0", "nsb1broken");
+    app.wait_for("send-address-error-0", LONG);
+    app.type_text("send-amount-0", "1.123456789");
+    app.wait_text("send-amount-error-0", LONG, |t| {
+        t.contains("decimal places")
+    });
+    app.screenshot("07-send-errors");
+    app.type_text("send-address-0", &to);
+    app.type_text("send-amount-0", "1.25");
+    eventually_gone(&app, "send-address-error-0");
+    eventually_gone(&app, "send-amount-error-0");
+    app.screenshot("08-send-form");
+    app.click("send-review");
+    let fee = app.wait_text("review-fee", LONG, |t| t.contains("NOTE"));
+    app.screenshot("09-review");
+    app.click("review-confirm");
+    app.wait_text("send-state", LONG, |t| !t.is_empty());
+    app.screenshot("10-sent");
+    for _ in 0..12 {
+        gateway.mine(1);
+        std::thread::sleep(Duration::from_millis(700));
+        if app.text("send-state").unwrap_or_default().contains("final") {
+            break;
+        }
+    }
+    app.wait_text("send-state", LONG, |t| t.contains("final"));
+    app.screenshot("11-send-final");
+
+    // History: the payment out, final.
+    app.click("nav-history");
+    app.wait_text("history-dir-0", LONG, |t| t == "Out");
+    assert_eq!(app.text("history-state-0").unwrap_or_default(), "final");
+    assert!(
+        app.text("history-amount-0")
+            .unwrap_or_default()
+            .contains("NOTE")
+    );
+    app.wait_text("history-dir-1", LONG, |t| t == "In");
+    app.click("history-export");
+    let written = app.wait_text("history-export-result", LONG, |t| t.contains("Written"));
+    assert!(written.contains(&profile_a_str), "{written}");
+    app.screenshot("12-history");
+
+    // Notifications: money in and the send, with an unread count.
+    app.click("nav-notifications");
+    app.wait_for("notification-0", LONG);
+    app.screenshot("13-notifications");
+    let unread = app.text("nav-unread").unwrap_or_default();
+    assert!(unread.trim().parse::<u32>().unwrap_or(0) > 0, "{unread:?}");
+    app.click("notifications-mark-all");
+    eventually_gone(&app, "nav-unread");
+
+    app.click("nav-home");
+    let balance = app.wait_text("balance-NOTE-confirmed", LONG, |t| {
+        t != "50.00" && !t.is_empty()
+    });
+    app.click("nav-settings");
+    app.wait_for("settings-gateway", LONG);
+    app.screenshot("14-settings");
+    drop(app);
+    eprintln!("sent 1.25 NOTE with fee {fee}; balance now {balance}");
+
+    // Restore the same wallet from its phrase in a fresh profile.
+    let profile_b = temp_dir("profile-b");
+    let profile_b_str = profile_b.display().to_string();
+    let app = AppSession::launch(
+        &bin("notch-app"),
+        &[
+            ("NOTCH_GATEWAY", &gateway.url),
+            ("NOTCH_DATA_DIR", &profile_b_str),
+        ],
+        "wallet_restore",
+    );
+    app.wait_for("onboard-restore", LONG);
+    app.click("onboard-restore");
+    app.type_text("restore-phrase", &words.join(" "));
+    app.screenshot("01-restore");
+    app.click("restore-submit");
+    app.wait_text("balance-NOTE-confirmed", LONG, |t| t == balance);
+    app.screenshot("02-restored");
+}
+
+fn eventually_gone(app: &AppSession, test_id: &str) {
+    notch_tests::eventually(&format!("[data-testid={test_id}] to go away"), LONG, || {
+        app.find(test_id).is_none().then_some(())
+    });
+}

@@ -54,3 +54,81 @@ pub fn listen<T: DeserializeOwned + 'static>(
         }
     });
 }
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+
+    #[wasm_bindgen(js_namespace = ["navigator", "clipboard"], js_name = writeText, catch)]
+    fn clipboard_write_text(text: &str) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// How long a command may take before the UI shows an error instead.
+pub const DEFAULT_TIMEOUT_MS: i32 = 30_000;
+/// For commands that talk to the gateway at length (sync, restore, send).
+pub const LONG_TIMEOUT_MS: i32 = 120_000;
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let _ = set_timeout(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+#[derive(Serialize)]
+struct Wrapped<'a, A: Serialize> {
+    args: &'a A,
+}
+
+/// Invokes a command whose one parameter is `args`, giving up after
+/// `timeout_ms` with a `timeout` error (never an endless spinner).
+pub async fn call<A: Serialize, T: DeserializeOwned>(
+    cmd: &str,
+    args: &A,
+    timeout_ms: i32,
+) -> Result<T, CommandError> {
+    let wrapped = Wrapped { args };
+    with_timeout(cmd, invoke(cmd, &wrapped), timeout_ms).await
+}
+
+/// Invokes a command without arguments, with the default timeout.
+pub async fn call0<T: DeserializeOwned>(cmd: &str) -> Result<T, CommandError> {
+    with_timeout(cmd, invoke(cmd, &()), DEFAULT_TIMEOUT_MS).await
+}
+
+/// Invokes a command without arguments, with the given timeout.
+pub async fn call0_within<T: DeserializeOwned>(
+    cmd: &str,
+    timeout_ms: i32,
+) -> Result<T, CommandError> {
+    with_timeout(cmd, invoke(cmd, &()), timeout_ms).await
+}
+
+async fn with_timeout<T>(
+    cmd: &str,
+    fut: impl std::future::Future<Output = Result<T, CommandError>>,
+    timeout_ms: i32,
+) -> Result<T, CommandError> {
+    use futures::future::{Either, select};
+    let fut = Box::pin(fut);
+    let timer = Box::pin(sleep_ms(timeout_ms));
+    match select(fut, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(CommandError::new(
+            notch_ipc::code::TIMEOUT,
+            format!(
+                "the app did not answer {cmd} within {} s; try again",
+                timeout_ms / 1000
+            ),
+        )),
+    }
+}
+
+/// Copies text to the clipboard; true if it worked.
+pub async fn copy_to_clipboard(text: &str) -> bool {
+    match clipboard_write_text(text) {
+        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
+        Err(_) => false,
+    }
+}

@@ -5,25 +5,196 @@ mod ipc;
 mod screens;
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use notch_ipc::{AppStatus, NotificationView, WalletEvent, WalletState, command, event};
 
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
 }
 
+/// The screens of an open wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Home,
+    Send,
+    Receive,
+    History,
+    Notifications,
+    Settings,
+}
+
+/// Shared by every screen: where we are, and a tick that moves on every
+/// wallet event (screens refetch on it).
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub screen: RwSignal<Screen>,
+    pub tick: RwSignal<u64>,
+    pub last_event: RwSignal<Option<WalletEvent>>,
+    pub unread: RwSignal<usize>,
+    pub status: RwSignal<Option<AppStatus>>,
+    pub dark: RwSignal<bool>,
+}
+
+pub fn ctx() -> Ctx {
+    use_context::<Ctx>().unwrap_or_else(|| Ctx {
+        screen: RwSignal::new(Screen::Home),
+        tick: RwSignal::new(0),
+        last_event: RwSignal::new(None),
+        unread: RwSignal::new(0),
+        status: RwSignal::new(None),
+        dark: RwSignal::new(false),
+    })
+}
+
+fn refresh_unread(unread: RwSignal<usize>) {
+    spawn_local(async move {
+        if let Ok(list) = ipc::call0::<Vec<NotificationView>>(command::NOTIFICATIONS).await {
+            unread.set(list.iter().filter(|n| !n.read).count());
+        }
+    });
+}
+
 #[component]
 fn App() -> impl IntoView {
+    let cx = Ctx {
+        screen: RwSignal::new(Screen::Home),
+        tick: RwSignal::new(0),
+        last_event: RwSignal::new(None),
+        unread: RwSignal::new(0),
+        status: RwSignal::new(None),
+        dark: RwSignal::new(false),
+    };
+    provide_context(cx);
+    let status_error = RwSignal::new(None::<String>);
+
+    // Ask until the app has opened the keystore and the wallet.
+    fn poll(cx: Ctx, status_error: RwSignal<Option<String>>, attempt: u32) {
+        spawn_local(async move {
+            match ipc::call0_within::<AppStatus>(command::APP_STATUS, ipc::LONG_TIMEOUT_MS).await {
+                Ok(s) => {
+                    let starting = matches!(s.wallet, WalletState::Starting);
+                    cx.status.set(Some(s));
+                    if starting && attempt < 600 {
+                        ipc_sleep(500).await;
+                        poll(cx, status_error, attempt + 1);
+                    }
+                }
+                Err(e) => status_error.set(Some(e.message)),
+            }
+        });
+    }
+    poll(cx, status_error, 0);
+    ipc::listen::<AppStatus>(event::APP_STATUS, move |s| cx.status.set(Some(s)));
+    ipc::listen::<WalletEvent>(event::WALLET, move |e| {
+        if matches!(e, WalletEvent::Notification { .. }) {
+            refresh_unread(cx.unread);
+        }
+        cx.last_event.set(Some(e));
+        cx.tick.update(|t| *t += 1);
+    });
+
+    // Only a change of phase re-renders the page (not every status read).
+    let phase = Memo::new(move |_| cx.status.get().map(|s| s.wallet));
+    let is_open = move || matches!(phase.get(), Some(WalletState::Open { .. }));
+    Effect::new(move |_| {
+        if is_open() {
+            refresh_unread(cx.unread);
+        }
+    });
+
+    let nav = move |target: Screen, label: &'static str, id: &'static str| {
+        view! {
+            <a href="#" data-testid=id
+                class=move || if cx.screen.get() == target { "active" } else { "" }
+                on:click=move |ev| { ev.prevent_default(); cx.screen.set(target); }>
+                {label}
+            </a>
+        }
+    };
+
     view! {
-        <div class="shell">
+        <div class=move || if cx.dark.get() { "shell dark" } else { "shell" }>
             <aside class="sidebar">
                 <h1>"Notch"</h1>
-                <nav>
-                    <a href="#" class="active" data-testid="nav-home">"Home"</a>
-                </nav>
+                <Show when=is_open fallback=|| view! { <p class="muted-side">"Set up your wallet"</p> }>
+                    <nav>
+                        {nav(Screen::Home, "Home", "nav-home")}
+                        {nav(Screen::Send, "Send", "nav-send")}
+                        {nav(Screen::Receive, "Receive", "nav-receive")}
+                        {nav(Screen::History, "History", "nav-history")}
+                        <a class="disabled" data-testid="nav-tallies" title="Coming with the tally issue"
+                            aria-disabled="true">"Tallies"<small>"coming with the tally issue"</small></a>
+                        <a href="#" data-testid="nav-notifications"
+                            class=move || if cx.screen.get() == Screen::Notifications { "active" } else { "" }
+                            on:click=move |ev| { ev.prevent_default(); cx.screen.set(Screen::Notifications); }>
+                            "Notifications"
+                            <Show when=move || { cx.unread.get() > 0 }>
+                                <span class="badge" data-testid="nav-unread">{move || cx.unread.get()}</span>
+                            </Show>
+                        </a>
+                        {nav(Screen::Settings, "Settings", "nav-settings")}
+                    </nav>
+                </Show>
             </aside>
             <main>
-                <screens::home::Home />
+                <screens::status::StatusStrip />
+                {move || match (phase.get(), status_error.get()) {
+                    (_, Some(e)) => view! { <section class="card"><p class="error" data-testid="app-error">{e}</p></section> }.into_any(),
+                    (None, None) => view! { <p data-testid="app-starting">"Opening your wallet…"</p> }.into_any(),
+                    (Some(wallet), None) => match wallet {
+                        WalletState::Starting => view! { <p data-testid="app-starting">"Opening the keystore and your wallet…"</p> }.into_any(),
+                        WalletState::KeystoreUnavailable { message, what_to_do } => view! {
+                            <section class="card problem" data-testid="keystore-error">
+                                <h2>"The OS keystore is not available"</h2>
+                                <p class="error">{message}</p>
+                                <p data-testid="keystore-what-to-do">{what_to_do}</p>
+                                <p class="muted">"Notch keeps your recovery phrase only in the keystore; it never falls back to keeping it in memory or on disk."</p>
+                            </section>
+                        }.into_any(),
+                        WalletState::Failed { code, message } => view! {
+                            <section class="card problem" data-testid="wallet-error">
+                                <h2>"Your wallet could not be opened"</h2>
+                                <p class="error">{message}</p>
+                                <p class="muted">"(" {code} ")"</p>
+                            </section>
+                        }.into_any(),
+                        WalletState::NoWallet => view! { <screens::onboarding::Onboarding /> }.into_any(),
+                        WalletState::Open { .. } => view! {
+                            {move || match cx.screen.get() {
+                                Screen::Home => view! { <screens::home::Home /> }.into_any(),
+                                Screen::Send => view! { <screens::send::Send /> }.into_any(),
+                                Screen::Receive => view! { <screens::receive::Receive /> }.into_any(),
+                                Screen::History => view! { <screens::history::History /> }.into_any(),
+                                Screen::Notifications => view! { <screens::notifications::Notifications /> }.into_any(),
+                                Screen::Settings => view! { <screens::settings::Settings /> }.into_any(),
+                            }}
+                        }.into_any(),
+                    },
+                }}
             </main>
         </div>
     }
+}
+
+/// Waits, in the browser's event loop.
+pub async fn ipc_sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        if let Ok(f) = js_sys::Reflect::get(&global, &wasm_bindgen::JsValue::from_str("setTimeout"))
+        {
+            if let Ok(f) = f.dyn_into::<js_sys::Function>() {
+                let _ = f.call2(&global, &resolve, &wasm_bindgen::JsValue::from(ms));
+            }
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+use wasm_bindgen::JsCast;
+
+/// A Unix time as the person's locale writes it.
+pub fn local_time(unix: u64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix as f64 * 1000.0));
+    String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
 }

@@ -1,0 +1,81 @@
+//! Every core error becomes a [`CommandError`] with a stable code (see
+//! `notch_ipc::code`) and the core's own sentence as the message.
+
+use notch_core::gateway::GatewayError;
+use notch_core::secrets::SecretStoreError;
+use notch_core::sync::SyncError;
+use notch_core::{OpenError, SendError, WalletError};
+use notch_ipc::{CommandError, code};
+
+pub fn gateway(e: GatewayError) -> CommandError {
+    let c = match &e {
+        GatewayError::Unreachable { .. } | GatewayError::Unavailable(_) => {
+            code::GATEWAY_UNREACHABLE
+        }
+        _ => code::GATEWAY,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+pub fn secrets(e: SecretStoreError) -> CommandError {
+    CommandError::new(code::KEYSTORE_UNAVAILABLE, e.to_string())
+}
+
+pub fn open(e: OpenError) -> CommandError {
+    match e {
+        OpenError::WalletExists { .. } => CommandError::new(code::WALLET_EXISTS, e.to_string()),
+        OpenError::NoWallet { .. } => CommandError::new(code::NO_WALLET, e.to_string()),
+        OpenError::DataDir { .. } => CommandError::new(code::IO, e.to_string()),
+        OpenError::WrongNetwork { .. } => CommandError::new(code::WRONG_NETWORK, e.to_string()),
+        OpenError::SecretMissing { .. } | OpenError::SecretStore(_) => {
+            CommandError::new(code::KEYSTORE_UNAVAILABLE, e.to_string())
+        }
+        OpenError::Key(_) => CommandError::new(code::BAD_PHRASE, e.to_string()),
+        OpenError::Store(_) => CommandError::new(code::STORE, e.to_string()),
+        OpenError::Gateway(g) => gateway(g),
+    }
+}
+
+pub fn wallet(e: WalletError) -> CommandError {
+    let c = match &e {
+        WalletError::UnknownTransaction { .. } | WalletError::UnknownNotification(_) => {
+            code::NOT_FOUND
+        }
+        WalletError::BadTxid(_) => code::INVALID,
+        WalletError::Key(_) => code::INTERNAL,
+        WalletError::Store(_) => code::STORE,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+pub fn send(e: SendError) -> CommandError {
+    let e = match e {
+        SendError::Gateway(g) => return gateway(g),
+        other => other,
+    };
+    let c = match &e {
+        SendError::NoRecipients => code::INVALID,
+        SendError::BadAddress { .. } => code::BAD_ADDRESS,
+        SendError::WrongNetwork { .. } => code::WRONG_NETWORK,
+        SendError::BadAmount { .. } => code::BAD_AMOUNT,
+        SendError::UnknownAsset(..) => code::UNKNOWN_ASSET,
+        SendError::InsufficientFunds { .. } => code::INSUFFICIENT_FUNDS,
+        SendError::TooManyOutputs { .. } | SendError::TooLarge { .. } => code::INVALID,
+        SendError::NotSynced => code::NOT_SYNCED,
+        SendError::StaleProposal(_) => code::STALE_PROPOSAL,
+        SendError::Rejected { .. } => code::REJECTED,
+        SendError::Invalid(_) | SendError::Key(_) => code::INTERNAL,
+        SendError::Store(_) => code::STORE,
+        SendError::Gateway(_) => code::GATEWAY,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+pub fn sync(e: SyncError) -> CommandError {
+    match e {
+        SyncError::Gateway(g) => gateway(g),
+        SyncError::Store(_) => CommandError::new(code::STORE, e.to_string()),
+        SyncError::WrongNetwork { .. } => CommandError::new(code::WRONG_NETWORK, e.to_string()),
+        other => CommandError::new(code::SYNC, other.to_string()),
+    }
+}

@@ -1,0 +1,89 @@
+//! The core's event stream, as the UI sees it, and desktop notifications.
+
+use notch_core::Wallet;
+use notch_core::amount::format_amount;
+use notch_ipc::{AmountView, WalletEvent as Ipc};
+use tauri::{AppHandle, Manager, Runtime};
+
+/// Converts one core event. Exhaustive on purpose: a new core event must be
+/// given an IPC form before the app builds again.
+pub fn to_ipc(event: notch_core::WalletEvent) -> Ipc {
+    use notch_core::WalletEvent as C;
+    match event {
+        C::SyncProgress {
+            done,
+            total,
+            height,
+            target,
+        } => Ipc::SyncProgress {
+            done,
+            total,
+            height,
+            target,
+        },
+        C::SyncDone { height } => Ipc::SyncDone { height },
+        C::Reorg {
+            fork_height,
+            old_tip,
+            new_tip,
+        } => Ipc::Reorg {
+            fork_height,
+            old_tip,
+            new_tip,
+        },
+        C::PaymentReceived {
+            txid,
+            amounts,
+            confirmed,
+        } => Ipc::PaymentReceived {
+            txid,
+            amounts: amounts
+                .into_iter()
+                .map(|a| AmountView {
+                    amount: format_amount(a.amount, a.decimals),
+                    symbol: a.symbol,
+                })
+                .collect(),
+            confirmed,
+        },
+        C::TxStateChanged {
+            txid,
+            from,
+            to,
+            confirmations,
+        } => Ipc::TxStateChanged {
+            txid,
+            from,
+            to,
+            confirmations,
+        },
+        C::GatewayUnreachable { since, reason } => Ipc::GatewayUnreachable { since, reason },
+        C::GatewayBack {
+            unreachable_for_secs,
+        } => Ipc::GatewayBack {
+            unreachable_for_secs,
+        },
+        C::VerificationFailed { what } => Ipc::VerificationFailed { what },
+        C::Notification { id, kind, title } => Ipc::Notification { id, kind, title },
+    }
+}
+
+/// Shows an inbox notification on the desktop (money in, send final or
+/// dropped, sync trouble …). Without the notification plugin (tests) or
+/// if the desktop refuses, it is only logged: the inbox keeps it anyway.
+pub async fn notify_desktop<R: Runtime>(app: &AppHandle<R>, wallet: &Wallet, id: i64, title: &str) {
+    let body = match wallet.notifications(false).await {
+        Ok(list) => list
+            .into_iter()
+            .find(|n| n.id == id)
+            .map(|n| n.body)
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let Some(plugin) = app.try_state::<tauri_plugin_notification::Notification<R>>() else {
+        return;
+    };
+    if let Err(e) = plugin.builder().title(title).body(body).show() {
+        tracing::warn!("cannot show a desktop notification: {e}");
+    }
+}
