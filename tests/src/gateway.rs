@@ -1,7 +1,7 @@
 //! A real `notch-gateway --sandbox` on a loopback port, for a test.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,9 +16,21 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts a sandbox gateway that mines only on demand.
     pub fn start(data_dir: PathBuf, listen: &str) -> Sandbox {
+        Self::start_binary(&crate::bin("notch-gateway"), data_dir, listen, &[])
+    }
+
+    /// Like [`Sandbox::start`], with a given gateway binary (the release
+    /// build, for benchmarks) and extra environment for it. Its log goes to
+    /// `<data_dir>/gateway.log`.
+    pub fn start_binary(
+        bin: &Path,
+        data_dir: PathBuf,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Sandbox {
         std::fs::create_dir_all(&data_dir).unwrap();
         let log = std::fs::File::create(data_dir.join("gateway.log")).unwrap();
-        let mut child = Command::new(crate::bin("notch-gateway"))
+        let mut child = Command::new(bin)
             .args([
                 "--sandbox",
                 "--block-interval",
@@ -28,6 +40,7 @@ impl Sandbox {
                 "--data-dir",
             ])
             .arg(&data_dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -42,14 +55,20 @@ impl Sandbox {
                 }
             }
         });
+        // A gateway opening a large ledger (the benchmark's) takes a while.
         let url = rx
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(120))
             .expect("gateway did not report its address");
         Sandbox {
             url,
             data_dir,
             _process: process,
         }
+    }
+
+    /// The gateway's process id (for reading its memory use).
+    pub fn pid(&self) -> u32 {
+        self._process.0.id()
     }
 
     pub fn info(&self) -> serde_json::Value {

@@ -22,7 +22,6 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ use notch_core::protocol::{
     verify_header, verify_header_link,
 };
 use notch_core::{Recipient, WalletEvent};
-use notch_tests::KillOnDrop;
+use notch_tests::gateway::Sandbox;
 use notch_tests::wallet::{Gw, confirmed, new_wallet, restore_wallet};
 use serde_json::{Value, json};
 
@@ -119,50 +118,14 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A real `notch-gateway --sandbox` on `data_dir` (mining only on demand).
-struct Gateway {
-    url: String,
-    pid: u32,
-    _process: KillOnDrop,
-}
-
-fn start_gateway(data_dir: &Path) -> Gateway {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let log = std::fs::File::create(data_dir.join("gateway.log")).unwrap();
-    let mut child = Command::new(bin("notch-gateway"))
-        .args([
-            "--sandbox",
-            "--block-interval",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("cannot start notch-gateway");
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let process = KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the gateway did not report its address");
-    Gateway {
-        url,
-        pid,
-        _process: process,
-    }
+/// The release `notch-gateway --sandbox` on `data_dir` (mining only on demand).
+fn start_gateway(data_dir: &Path) -> Sandbox {
+    Sandbox::start_binary(
+        &bin("notch-gateway"),
+        data_dir.to_path_buf(),
+        "127.0.0.1:0",
+        &[("RUST_LOG", "warn")],
+    )
 }
 
 async fn authority(gw: &Gw) -> PublicKey {
@@ -302,7 +265,7 @@ async fn child_push(samples: usize) -> Value {
         "min_ms": ms(percentile(&latencies, 0.0)),
         "max_ms": ms(percentile(&latencies, 1.0)),
         "peak_rss_kib": peak_rss_kib(),
-        "gateway_peak_rss_kib": status_kib(&gateway.pid.to_string(), "VmHWM:"),
+        "gateway_peak_rss_kib": status_kib(&gateway.pid().to_string(), "VmHWM:"),
     })
 }
 
@@ -540,7 +503,7 @@ fn parent() {
     let raw1 = run_child("raw", &url);
     let restore = run_child("restore", &[url.clone(), paid_arg].concat());
     let raw2 = run_child("raw", &url);
-    let gateway_peak = status_kib(&gateway.pid.to_string(), "VmHWM:");
+    let gateway_peak = status_kib(&gateway.pid().to_string(), "VmHWM:");
     drop(gateway);
     let push = run_child("push", &["--samples".to_owned(), samples.to_string()]);
     let batch = run_child(
