@@ -300,34 +300,12 @@ pub(super) use inbox_read_methods;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::AddressChain;
-    use crate::store::{NewAddress, NewOutput, NewTransaction, NewWallet, OutPoint, Store};
-
-    fn store() -> Store {
-        let mut store = Store::open_in_memory().expect("opens");
-        store
-            .write(|tx| {
-                tx.init_wallet(&NewWallet {
-                    wallet_id: "w".into(),
-                    network: "sandbox".into(),
-                    gateway_url: "http://127.0.0.1:7420".into(),
-                    account: 0,
-                })?;
-                tx.insert_addresses(&[NewAddress {
-                    chain: AddressChain::Receive,
-                    index: 0,
-                    address: "mine".into(),
-                    public_key: [1; 32],
-                }])
-                .map(|_| ())
-            })
-            .expect("sets up");
-        store
-    }
+    use crate::store::test_support::wallet_with_address;
+    use crate::store::{NewOutput, NewTransaction, OutPoint};
 
     #[test]
     fn inbox_read_unread_and_atomic_with_the_change() {
-        let mut store = store();
+        let mut store = wallet_with_address();
         let note = |kind: &str| NewNotification {
             kind: kind.into(),
             title: "t".into(),
@@ -384,7 +362,7 @@ mod tests {
 
     #[test]
     fn dropping_a_send_drops_what_spends_its_change_and_frees_the_coins() {
-        let mut store = store();
+        let mut store = wallet_with_address();
         let coin = OutPoint {
             txid: [1; 32],
             vout: 0,

@@ -474,8 +474,8 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::AddressChain;
-    use crate::store::{NewAddress, NewWallet, Store};
+    use crate::store::Store;
+    use crate::store::test_support::wallet_with_address;
 
     fn id(n: u8) -> Hash32 {
         [n; 32]
@@ -483,27 +483,6 @@ mod tests {
 
     const EURO: Hash32 = [0xE0; 32];
     const COIN: Hash32 = [0xC0; 32];
-
-    fn wallet_with_address() -> Store {
-        let mut store = Store::open_in_memory().expect("opens");
-        store
-            .write(|tx| {
-                tx.init_wallet(&NewWallet {
-                    wallet_id: "w".into(),
-                    network: "sandbox".into(),
-                    gateway_url: "http://127.0.0.1:7420".into(),
-                    account: 0,
-                })?;
-                tx.insert_addresses(&[NewAddress {
-                    chain: AddressChain::Receive,
-                    index: 0,
-                    address: "mine".into(),
-                    public_key: [1; 32],
-                }])
-            })
-            .expect("sets up");
-        store
-    }
 
     fn receive(
         store: &mut Store,

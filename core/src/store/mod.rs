@@ -352,6 +352,35 @@ impl StoreTx<'_> {
     inbox::inbox_read_methods!();
 }
 
+/// Fixtures shared by the store's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{NewAddress, NewWallet, Store};
+    use crate::keys::AddressChain;
+
+    /// An in-memory wallet with one receive address, `"mine"`.
+    pub(crate) fn wallet_with_address() -> Store {
+        let mut store = Store::open_in_memory().expect("opens");
+        store
+            .write(|tx| {
+                tx.init_wallet(&NewWallet {
+                    wallet_id: "w".into(),
+                    network: "sandbox".into(),
+                    gateway_url: "http://127.0.0.1:7420".into(),
+                    account: 0,
+                })?;
+                tx.insert_addresses(&[NewAddress {
+                    chain: AddressChain::Receive,
+                    index: 0,
+                    address: "mine".into(),
+                    public_key: [1; 32],
+                }])
+            })
+            .expect("sets up");
+        store
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
