@@ -4,7 +4,7 @@
 use notch_core::gateway::GatewayError;
 use notch_core::secrets::SecretStoreError;
 use notch_core::sync::SyncError;
-use notch_core::{OpenError, SendError, WalletError};
+use notch_core::{LockError, OpenError, SendError, WalletError};
 use notch_ipc::{CommandError, code};
 
 pub fn gateway(e: GatewayError) -> CommandError {
@@ -78,4 +78,40 @@ pub fn sync(e: SyncError) -> CommandError {
         SyncError::WrongNetwork { .. } => CommandError::new(code::WRONG_NETWORK, e.to_string()),
         other => CommandError::new(code::SYNC, other.to_string()),
     }
+}
+
+/// QR scanning: each decoder failure has its own code (`notch_ipc::scan::code`)
+/// so the UI can say what to do (pick another file, hold the code steady…).
+pub fn qr(e: notch_core::qr::QrError) -> CommandError {
+    use notch_core::qr::QrError;
+    use notch_ipc::scan::code as scan;
+    let c = match &e {
+        QrError::NotAnImage => scan::NOT_AN_IMAGE,
+        QrError::UnsupportedFormat { .. } => scan::UNSUPPORTED_IMAGE,
+        QrError::TooLarge { .. } => scan::IMAGE_TOO_LARGE,
+        QrError::Corrupt(_) => scan::BAD_IMAGE,
+        QrError::NotFound => scan::NO_QR_CODE,
+        QrError::Unreadable(_) => scan::QR_UNREADABLE,
+        QrError::FrameSize { .. } => scan::BAD_FRAME,
+        // The decoder gave up on this picture (a caught panic): another
+        // picture may well work.
+        QrError::Decoder => scan::BAD_IMAGE,
+        QrError::Encode(_) => code::INTERNAL,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+pub fn lock(e: LockError) -> CommandError {
+    let c = match &e {
+        LockError::NoPassphrase => code::NO_PASSPHRASE,
+        LockError::WrongPassphrase => code::WRONG_PASSPHRASE,
+        LockError::TooShort { .. } => code::WEAK_PASSPHRASE,
+        LockError::CurrentNeeded => code::CURRENT_PASSPHRASE_NEEDED,
+        LockError::TooManyAttempts { .. } => code::TOO_MANY_ATTEMPTS,
+        LockError::BadIdleTime => code::INVALID,
+        LockError::SecretMissing { .. } | LockError::SecretStore(_) => code::KEYSTORE_UNAVAILABLE,
+        LockError::Store(_) => code::STORE,
+        LockError::Key(_) | LockError::BadHash(_) => code::INTERNAL,
+    };
+    CommandError::new(c, e.to_string())
 }

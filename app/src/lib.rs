@@ -4,6 +4,8 @@
 pub mod commands;
 mod errors;
 pub mod events;
+pub mod lock;
+pub mod scan;
 mod state;
 
 use std::path::PathBuf;
@@ -58,6 +60,15 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::notifications,
         commands::mark_read,
         commands::mark_all_read,
+        lock::lock_status,
+        lock::set_lock_passphrase,
+        lock::remove_lock_passphrase,
+        lock::set_idle_lock,
+        lock::lock_now,
+        lock::unlock,
+        lock::reveal_phrase,
+        scan::scan_qr_image,
+        scan::scan_qr_frame,
     ])
 }
 
@@ -74,6 +85,7 @@ pub fn run() {
     let result = with_commands(tauri::Builder::default())
         .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
+            scan::enable_camera(app);
             let data_dir = match data_dir_from_env() {
                 Some(dir) => dir,
                 None => app.path().app_data_dir()?,

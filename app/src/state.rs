@@ -42,6 +42,8 @@ pub struct AppState {
     secrets_choice: Secrets,
     secrets: Mutex<Option<Arc<dyn SecretStore>>>,
     started: AtomicBool,
+    /// Behind the lock passphrase: commands other than unlock are refused.
+    locked: AtomicBool,
     phase: Mutex<WalletState>,
     wallet: Mutex<Option<Wallet>>,
     /// The phrase of a wallet being created, until its backup is confirmed.
@@ -78,6 +80,7 @@ impl AppState {
             secrets_choice: secrets,
             secrets: Mutex::new(None),
             started: AtomicBool::new(false),
+            locked: AtomicBool::new(false),
             phase: Mutex::new(WalletState::Starting),
             wallet: Mutex::new(None),
             pending: Mutex::new(None),
@@ -104,6 +107,23 @@ impl AppState {
             wallet: lock(&self.phase).clone(),
             gateway_url: self.gateway_url.clone(),
             data_dir: self.data_dir.display().to_string(),
+            locked: self.is_locked(),
+        }
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::SeqCst)
+    }
+
+    /// Locks or unlocks, and tells the UI.
+    pub fn set_locked<R: Runtime>(&self, app: &AppHandle<R>, locked: bool) {
+        self.locked.store(locked, Ordering::SeqCst);
+        if locked {
+            // A send reviewed before the lock must be reviewed again.
+            lock(&self.proposals).clear();
+        }
+        if let Err(e) = app.emit(notch_ipc::event::APP_STATUS, self.status()) {
+            tracing::warn!("cannot emit app status: {e}");
         }
     }
 
@@ -205,6 +225,14 @@ impl AppState {
                     match self.open_existing(store).await {
                         Ok(wallet) => {
                             let phase = open_state(&wallet);
+                            // With a lock passphrase set, the app starts locked.
+                            match wallet.lock_settings().await {
+                                Ok(s) => self.locked.store(s.passphrase_set, Ordering::SeqCst),
+                                Err(e) => {
+                                    tracing::warn!("cannot read the lock settings: {e}");
+                                    self.locked.store(true, Ordering::SeqCst);
+                                }
+                            }
                             self.install(app, wallet);
                             phase
                         }
@@ -224,22 +252,13 @@ impl AppState {
     }
 
     /// Opens the wallet in the data directory on whatever network it was
-    /// created for (the core says which when asked for the wrong one).
+    /// created for.
     async fn open_existing(&self, store: Arc<dyn SecretStore>) -> Result<Wallet, OpenError> {
-        let mut network = Network::ALL[0];
-        for _ in 0..2 {
-            let config = WalletConfig::new(&self.data_dir, &self.gateway_url, network);
-            match Wallet::open(config, store.clone()).await {
-                Err(OpenError::WrongNetwork { stored, path, .. }) => {
-                    network = Network::from_name(&stored).ok_or(OpenError::WrongNetwork {
-                        path,
-                        stored,
-                        requested: network.name().into(),
-                    })?;
-                }
-                other => return other,
-            }
-        }
+        let network = Wallet::stored_network(&self.data_dir)
+            .await?
+            .ok_or_else(|| OpenError::NoWallet {
+                path: self.data_dir.join("wallet.sqlite"),
+            })?;
         Wallet::open(
             WalletConfig::new(&self.data_dir, &self.gateway_url, network),
             store,
@@ -247,8 +266,19 @@ impl AppState {
         .await
     }
 
-    /// The open wallet, or why there is none.
+    /// The open wallet, or why there is none (or that the app is locked).
     pub fn wallet(&self) -> Result<Wallet, CommandError> {
+        if self.is_locked() {
+            return Err(CommandError::new(
+                code::LOCKED,
+                "Notch is locked: enter your lock passphrase to unlock it",
+            ));
+        }
+        self.wallet_even_locked()
+    }
+
+    /// The open wallet, locked or not: only for unlocking.
+    pub fn wallet_even_locked(&self) -> Result<Wallet, CommandError> {
         if let Some(w) = lock(&self.wallet).clone() {
             return Ok(w);
         }

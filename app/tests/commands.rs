@@ -4,30 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::TcpListener;
+
+use common::{Harness, ledger_info, responder};
 
 use notch_app::AppState;
 use notch_ipc::{GatewayStatus, command};
 use tauri::test::{INVOKE_KEY, mock_builder, mock_context, noop_assets};
-
-/// Serves `body` with `status` to every connection, on a fresh port.
-fn responder(status: &'static str, body: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
 
 fn gateway_status(gateway_url: &str) -> Result<GatewayStatus, serde_json::Value> {
     let app = notch_app::with_commands(mock_builder())
@@ -142,120 +127,9 @@ fn a_bad_gateway_url_is_refused_up_front() {
 }
 
 // ---- the wallet commands, with a temp data dir and an in-memory secret
-// store injected (the real app uses the OS keystore only) ----
+// store injected (the real app uses the OS keystore only): see common/ ----
 
-use std::sync::Arc;
-
-use notch_app::Secrets;
-use notch_core::secrets::MemorySecretStore;
-use notch_ipc::{AppStatus, NewPhrase, ReceiveView, WalletState, code};
-
-fn ledger_info() -> serde_json::Value {
-    serde_json::json!({
-        "network": "sandbox",
-        "authority_key": "00".repeat(32),
-        "assets": [
-            { "id": "11".repeat(32), "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
-            { "id": "33".repeat(32), "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
-        ],
-        "tip": { "height": 0, "hash": "22".repeat(32), "time": 1_700_000_000 },
-        "sandbox": true
-    })
-}
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
-    _app: tauri::App<tauri::test::MockRuntime>,
-}
-
-impl Harness {
-    fn new(gateway_url: &str) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let state = AppState::with_secrets(
-            gateway_url,
-            dir.path().join("wallet"),
-            Secrets::Given(Arc::new(MemorySecretStore::new())),
-        )
-        .unwrap();
-        let app = notch_app::with_commands(mock_builder())
-            .manage(state)
-            .build(mock_context(noop_assets()))
-            .unwrap();
-        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-            .build()
-            .unwrap();
-        Harness {
-            _dir: dir,
-            webview,
-            _app: app,
-        }
-    }
-
-    fn call(
-        &self,
-        cmd: &str,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value, notch_ipc::CommandError> {
-        tauri::test::get_ipc_response(
-            &self.webview,
-            tauri::webview::InvokeRequest {
-                cmd: cmd.into(),
-                callback: tauri::ipc::CallbackFn(0),
-                error: tauri::ipc::CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: tauri::ipc::InvokeBody::Json(body),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|body| body.deserialize::<serde_json::Value>().unwrap())
-        .map_err(|e| serde_json::from_value(e).unwrap())
-    }
-
-    fn err(&self, cmd: &str, body: serde_json::Value) -> notch_ipc::CommandError {
-        match self.call(cmd, body) {
-            Ok(v) => panic!("{cmd} should fail, got {v}"),
-            Err(e) => {
-                assert!(!e.message.is_empty(), "an error says something");
-                e
-            }
-        }
-    }
-
-    /// Creates a wallet through begin/finish, answering the check correctly.
-    fn create_wallet(&self) -> AppStatus {
-        let status: AppStatus = serde_json::from_value(
-            self.call(command::APP_STATUS, serde_json::json!({}))
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(status.wallet, WalletState::NoWallet);
-        let phrase: NewPhrase = serde_json::from_value(
-            self.call(
-                command::BEGIN_CREATE,
-                serde_json::json!({ "args": { "words": 12 } }),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(phrase.words.len(), 12);
-        assert_eq!(phrase.check_positions.len(), 3);
-        let answers: Vec<String> = phrase
-            .check_positions
-            .iter()
-            .map(|&p| phrase.words[p].clone())
-            .collect();
-        serde_json::from_value(
-            self.call(
-                command::FINISH_CREATE,
-                serde_json::json!({ "args": { "answers": answers } }),
-            )
-            .unwrap(),
-        )
-        .unwrap()
-    }
-}
+use notch_ipc::{NewPhrase, ReceiveView, WalletState, code};
 
 #[test]
 fn a_bad_recovery_phrase_is_refused_with_its_reason() {

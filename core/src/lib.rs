@@ -9,6 +9,7 @@
 //! - [`sync`]: verified header/block sync, mempool, reorgs, watch;
 //! - [`tx`]: coin selection, fee, building, signing, submitting;
 //! - [`events`]: the typed event stream (and the inbox in [`store`]);
+//! - [`lock`]: the lock passphrase (re-authentication, idle lock);
 //! - [`amount`]: decimal amounts <-> base units;
 //! - [`wallet`]: the [`Wallet`] object.
 
@@ -16,6 +17,8 @@ pub mod amount;
 pub mod events;
 pub mod gateway;
 pub mod keys;
+pub mod lock;
+pub mod qr;
 pub mod secrets;
 pub mod store;
 pub mod sync;
@@ -23,6 +26,7 @@ pub mod tx;
 pub mod wallet;
 
 pub use events::{AssetAmount, WalletEvent};
+pub use lock::{LockError, LockSettings};
 /// The protocol crate, re-exported so wrappers use the same version.
 pub use notch_protocol as protocol;
 pub use notch_protocol::Network;

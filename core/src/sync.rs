@@ -693,6 +693,22 @@ async fn apply_blocks(
                             TxState::Final,
                             Some(depth),
                         ));
+                        // A send is done only when final: say so once.
+                        let own = tx.transaction(&id)?.is_some_and(|r| r.own);
+                        if own && !tx.has_notification("tx_final", &id)? {
+                            ctx.notify(
+                                tx,
+                                NewNotification {
+                                    kind: "tx_final".into(),
+                                    title: "Your payment is final".into(),
+                                    body: format!(
+                                        "Transaction {} is {depth} blocks deep and can no longer be undone.",
+                                        hex::encode(id)
+                                    ),
+                                    txid: Some(id),
+                                },
+                            )?;
+                        }
                     }
                 }
                 Ok(())

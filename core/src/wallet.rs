@@ -298,6 +298,10 @@ pub(crate) struct Inner {
     pub store: Arc<Mutex<Store>>,
     pub keys: WalletKeys,
     pub gateway: GatewayClient,
+    /// Kept to read the recovery phrase again (after re-authentication).
+    pub secret_store: Arc<dyn SecretStore>,
+    /// Recent wrong lock passphrases, to slow down guessing.
+    pub lock_failures: Mutex<crate::lock::Failures>,
     pub events: EventBus,
     pub ledger: Mutex<Option<Ledger>>,
     /// One sync pass at a time.
@@ -307,7 +311,7 @@ pub(crate) struct Inner {
     pub unreachable_since: Mutex<Option<u64>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic inside a store write rolls its transaction back, so the data
     // behind a poisoned lock is still consistent.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -487,8 +491,14 @@ impl Wallet {
             Ok((store, secret_store))
         })
         .await?;
-        drop(secret_store);
-        Ok(Self::assemble(wallet_id, config, store, keys, gateway))
+        Ok(Self::assemble(
+            wallet_id,
+            config,
+            store,
+            keys,
+            gateway,
+            secret_store,
+        ))
     }
 
     /// Opens the wallet in `config.data_dir`.
@@ -500,7 +510,7 @@ impl Wallet {
         let network = config.network;
         let gateway = GatewayClient::new(&config.gateway_url)?;
         let gateway_url = config.gateway_url.clone();
-        let (store, wallet_id, keys) = blocking(move || -> Result<_, OpenError> {
+        let (store, wallet_id, keys, secret_store) = blocking(move || -> Result<_, OpenError> {
             if !path.is_file() {
                 return Err(OpenError::NoWallet { path });
             }
@@ -527,10 +537,42 @@ impl Wallet {
             if meta.gateway_url != gateway_url {
                 store.write(|tx| tx.set_gateway_url(&gateway_url))?;
             }
-            Ok((store, meta.wallet_id, keys))
+            Ok((store, meta.wallet_id, keys, secret_store))
         })
         .await?;
-        Ok(Self::assemble(wallet_id, config, store, keys, gateway))
+        Ok(Self::assemble(
+            wallet_id,
+            config,
+            store,
+            keys,
+            gateway,
+            secret_store,
+        ))
+    }
+
+    /// The network of the wallet in `data_dir`, without opening it (no
+    /// secret is read): `None` when there is no wallet there. A shell that
+    /// lets the network follow the wallet asks this before [`open`](Self::open).
+    pub async fn stored_network(
+        data_dir: impl Into<PathBuf>,
+    ) -> Result<Option<Network>, OpenError> {
+        let path = data_dir.into().join("wallet.sqlite");
+        blocking(move || -> Result<_, OpenError> {
+            if !path.is_file() {
+                return Ok(None);
+            }
+            let store = Store::open(&path)?;
+            let Some(meta) = store.wallet()? else {
+                return Ok(None);
+            };
+            Network::from_name(&meta.network).map(Some).ok_or_else(|| {
+                OpenError::Store(StoreError::Corrupt(format!(
+                    "the wallet's network {:?} is not known to this version of Notch",
+                    meta.network
+                )))
+            })
+        })
+        .await
     }
 
     fn assemble(
@@ -539,6 +581,7 @@ impl Wallet {
         store: Store,
         keys: WalletKeys,
         gateway: GatewayClient,
+        secret_store: Arc<dyn SecretStore>,
     ) -> Wallet {
         let ledger = store
             .setting(LEDGER_INFO_SETTING)
@@ -554,6 +597,8 @@ impl Wallet {
                 store: Arc::new(Mutex::new(store)),
                 keys,
                 gateway,
+                secret_store,
+                lock_failures: Mutex::new(crate::lock::Failures::default()),
                 events: EventBus::new(),
                 ledger: Mutex::new(ledger),
                 sync_lock: tokio::sync::Mutex::new(()),

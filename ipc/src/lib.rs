@@ -49,6 +49,20 @@ pub mod command {
     pub const MARK_READ: &str = "mark_read";
     /// () -> `u64` (how many were unread)
     pub const MARK_ALL_READ: &str = "mark_all_read";
+    /// () -> [`crate::LockStatus`]
+    pub const LOCK_STATUS: &str = "lock_status";
+    /// [`crate::SetLockPassphraseArgs`] -> [`crate::LockStatus`]
+    pub const SET_LOCK_PASSPHRASE: &str = "set_lock_passphrase";
+    /// [`crate::PassphraseArgs`] -> [`crate::LockStatus`]
+    pub const REMOVE_LOCK_PASSPHRASE: &str = "remove_lock_passphrase";
+    /// [`crate::IdleLockArgs`] -> [`crate::LockStatus`]
+    pub const SET_IDLE_LOCK: &str = "set_idle_lock";
+    /// () -> [`crate::AppStatus`] (locked; refused without a passphrase)
+    pub const LOCK_NOW: &str = "lock_now";
+    /// [`crate::PassphraseArgs`] -> [`crate::AppStatus`]
+    pub const UNLOCK: &str = "unlock";
+    /// [`crate::PassphraseArgs`] -> [`crate::PhraseView`]
+    pub const REVEAL_PHRASE: &str = "reveal_phrase";
 }
 
 /// Names of the events the app emits to the UI.
@@ -87,6 +101,15 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     pub const INVALID: &str = "invalid";
     pub const INTERNAL: &str = "internal";
+    /// The app is locked: unlock with the lock passphrase first.
+    pub const LOCKED: &str = "locked";
+    pub const WRONG_PASSPHRASE: &str = "wrong_passphrase";
+    /// No lock passphrase is set (needed to lock or to show the phrase).
+    pub const NO_PASSPHRASE: &str = "no_passphrase";
+    /// Changing the lock passphrase needs the current one.
+    pub const CURRENT_PASSPHRASE_NEEDED: &str = "current_passphrase_needed";
+    pub const WEAK_PASSPHRASE: &str = "weak_passphrase";
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     /// Set by the UI when the app did not answer in time.
     pub const TIMEOUT: &str = "timeout";
 }
@@ -140,6 +163,8 @@ pub struct AppStatus {
     pub wallet: WalletState,
     pub gateway_url: String,
     pub data_dir: String,
+    /// Locked behind the lock passphrase: only `unlock` works.
+    pub locked: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,6 +437,124 @@ pub enum WalletEvent {
     SyncFailed {
         message: String,
     },
+}
+
+// QR scanning
+
+/// Scanning a QR code to fill a recipient's address (later also a tally
+/// ticket): the command names, their error codes, and the camera frame's
+/// wire form. Both commands take a raw (binary) body rather than JSON: an
+/// image or a frame as a JSON array of numbers would be several times its
+/// size and slow to parse, and base64 would still add a third.
+pub mod scan {
+    /// Raw body: the bytes of a PNG or JPEG file -> [`crate::ScannedAddress`].
+    pub const SCAN_QR_IMAGE: &str = "scan_qr_image";
+    /// Raw body: a grayscale camera frame as [`encode_frame`] writes it ->
+    /// [`crate::ScannedAddress`].
+    pub const SCAN_QR_FRAME: &str = "scan_qr_frame";
+
+    /// Error codes of the scanning commands (besides `no_wallet`,
+    /// `bad_address`, `wrong_network` when the code holds no usable
+    /// address).
+    pub mod code {
+        /// The file is not a picture at all.
+        pub const NOT_AN_IMAGE: &str = "not_an_image";
+        /// A picture in a format other than PNG or JPEG.
+        pub const UNSUPPORTED_IMAGE: &str = "unsupported_image";
+        /// Over the size limits (file bytes or pixels).
+        pub const IMAGE_TOO_LARGE: &str = "image_too_large";
+        /// A PNG or JPEG that cannot be decoded (truncated, damaged).
+        pub const BAD_IMAGE: &str = "bad_image";
+        /// The picture holds no QR code.
+        pub const NO_QR_CODE: &str = "no_qr_code";
+        /// Something like a QR code, but its data would not read.
+        pub const QR_UNREADABLE: &str = "qr_unreadable";
+        /// A camera frame whose size does not match its bytes.
+        pub const BAD_FRAME: &str = "bad_frame";
+    }
+
+    /// The largest image file the app reads (notch-core's limit; a test
+    /// in the app keeps the two equal). The UI refuses bigger files itself
+    /// rather than send them all over the IPC to be refused there.
+    pub const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
+
+    /// Bytes before the pixels of an encoded frame: width, height (u32, LE).
+    pub const FRAME_HEADER_LEN: usize = 8;
+
+    /// A grayscale frame (`width * height` luma bytes, row by row) as the
+    /// body of [`SCAN_QR_FRAME`].
+    pub fn encode_frame(width: u32, height: u32, luma: &[u8]) -> Vec<u8> {
+        let mut body = Vec::with_capacity(FRAME_HEADER_LEN + luma.len());
+        body.extend_from_slice(&width.to_le_bytes());
+        body.extend_from_slice(&height.to_le_bytes());
+        body.extend_from_slice(luma);
+        body
+    }
+
+    /// `(width, height, luma)` of an encoded frame; `None` if the body is
+    /// shorter than its header. Whether the sizes agree is for the decoder
+    /// to check (it says by how much they do not).
+    pub fn decode_frame(body: &[u8]) -> Option<(u32, u32, &[u8])> {
+        let width = u32::from_le_bytes(body.get(0..4)?.try_into().ok()?);
+        let height = u32::from_le_bytes(body.get(4..8)?.try_into().ok()?);
+        Some((width, height, body.get(FRAME_HEADER_LEN..)?))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_frame_round_trips_and_a_short_body_is_refused() {
+            let body = super::encode_frame(3, 2, &[1, 2, 3, 4, 5, 6]);
+            assert_eq!(body.len(), super::FRAME_HEADER_LEN + 6);
+            assert_eq!(
+                super::decode_frame(&body),
+                Some((3, 2, &[1u8, 2, 3, 4, 5, 6][..]))
+            );
+            assert_eq!(super::decode_frame(&body[..7]), None);
+            assert_eq!(super::decode_frame(&body[..8]), Some((3, 2, &[][..])));
+        }
+    }
+}
+
+/// What a scanned QR code gave: an address of the wallet's network, in its
+/// canonical (lower-case) form, ready for a recipient row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScannedAddress {
+    pub address: String,
+}
+
+/// The lock passphrase and idle lock, as Settings shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockStatus {
+    pub passphrase_set: bool,
+    /// Minutes without input before the app locks; 0: never.
+    pub idle_minutes: u32,
+    pub locked: bool,
+    /// The shortest passphrase accepted.
+    pub min_chars: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLockPassphraseArgs {
+    /// The current passphrase; needed when one is set.
+    pub current: Option<String>,
+    pub new: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassphraseArgs {
+    pub passphrase: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleLockArgs {
+    pub minutes: u32,
+}
+
+/// The recovery phrase shown again in Settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhraseView {
+    pub words: Vec<String>,
 }
 
 #[cfg(test)]

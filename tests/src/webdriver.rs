@@ -24,6 +24,16 @@ pub struct AppSession {
 impl AppSession {
     /// Launches `app` through tauri-driver with `env` added to its environment.
     pub fn launch(app: &Path, env: &[(&str, &str)], test_name: &str) -> AppSession {
+        let screens = std::env::var_os("NOTCH_E2E_SCREENS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::bin_dir().join("../e2e-screens"))
+            .join(test_name);
+        Self::launch_with_screens(app, env, screens)
+    }
+
+    /// Like [`AppSession::launch`], with screenshots saved in `screens`
+    /// (created if missing) rather than under `NOTCH_E2E_SCREENS`.
+    pub fn launch_with_screens(app: &Path, env: &[(&str, &str)], screens: PathBuf) -> AppSession {
         let port = free_port();
         let native_port = free_port();
         let mut driver = Command::new("tauri-driver");
@@ -65,10 +75,6 @@ impl AppSession {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
             .to_owned();
-        let screens = std::env::var_os("NOTCH_E2E_SCREENS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::bin_dir().join("../e2e-screens"))
-            .join(test_name);
         std::fs::create_dir_all(&screens).unwrap();
         AppSession {
             base,
@@ -164,6 +170,38 @@ impl AppSession {
         self.post("execute/sync", json!({ "script": script, "args": args }))["value"].clone()
     }
 
+    /// Runs an asynchronous script (its last argument is the callback to
+    /// call with the result) and returns that result.
+    pub fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.post("execute/async", json!({ "script": script, "args": args }))["value"].clone()
+    }
+
+    /// Sets how long a script may run before WebDriver gives up on it.
+    pub fn set_script_timeout(&self, timeout: Duration) {
+        let _ = self.post(
+            "timeouts",
+            json!({ "script": u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }),
+        );
+    }
+
+    /// The process id of tauri-driver (the root of the app's process tree).
+    pub fn driver_pid(&self) -> u32 {
+        self._driver.0.id()
+    }
+
+    /// The process id of the app itself: the descendant of tauri-driver
+    /// (tauri-driver -> WebKitWebDriver -> app) whose executable is `app`'s
+    /// file name. None if it is not (or no longer) running.
+    pub fn app_pid(&self, app: &Path) -> Option<u32> {
+        let name = app.file_name()?.to_string_lossy().into_owned();
+        descendants(self.driver_pid()).into_iter().find(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .ok()
+                .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|exe| exe.trim_end_matches(" (deleted)") == name)
+        })
+    }
+
     /// Waits until WebKit has painted the current DOM: two animation frames
     /// and a short pause (its screenshots otherwise lag a frame behind).
     fn settle(&self) {
@@ -195,4 +233,37 @@ impl Drop for AppSession {
             .delete(format!("{}/session/{}", self.base, self.session))
             .send();
     }
+}
+
+/// The parent process id of `pid`, from /proc (Linux).
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every live descendant of `root` (children, their children, ...), from /proc.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                if let Some(ppid) = parent_pid(pid) {
+                    parents.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == p && !out.contains(&pid) {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
 }

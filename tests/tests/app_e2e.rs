@@ -4,15 +4,10 @@
 
 use std::time::Duration;
 
+use notch_tests::e2e::{LONG, cli, create_wallet, eventually_gone, faucet, temp_dir};
 use notch_tests::gateway::Sandbox;
 use notch_tests::webdriver::AppSession;
 use notch_tests::{bin, free_port};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("notch-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 #[test]
 #[ignore = "needs a display, tauri-driver and built binaries: run by `cargo xtask test`"]
@@ -71,40 +66,6 @@ fn app_says_when_the_gateway_is_unreachable_and_recovers_on_retry() {
     app.screenshot("02-recovered");
 }
 
-/// Asks the sandbox faucet to pay `amount` base units of `asset` to `address`.
-fn faucet(gateway: &str, address: &str, asset: &str, amount: u64) {
-    let response = reqwest::blocking::Client::new()
-        .post(format!("{gateway}/v1/sandbox/faucet"))
-        .json(&serde_json::json!({ "address": address, "asset": asset, "amount": amount }))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "faucet failed: {}",
-        response.status()
-    );
-}
-
-/// Runs the `notch` CLI against `data_dir` (the second wallet of the test).
-fn cli(gateway: &str, data_dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(bin("notch"))
-        .arg("--gateway")
-        .arg(gateway)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "notch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-const LONG: Duration = Duration::from_secs(90);
-
 #[test]
 #[ignore = "needs a display, tauri-driver, a Secret Service and built binaries: run by `cargo xtask test`"]
 fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
@@ -121,30 +82,7 @@ fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
     );
 
     // Onboarding: create, read the phrase, confirm the words asked for.
-    app.wait_for("onboard-create", LONG);
-    app.wait_text("gateway-status", LONG, |t| t.contains("Connected"));
-    app.screenshot("01-onboarding");
-    app.click("onboard-create");
-    app.wait_for("phrase-word-11", LONG);
-    let words: Vec<String> = (0..12)
-        .map(|i| app.text(&format!("phrase-word-{i}")).unwrap_or_default())
-        .collect();
-    assert!(words.iter().all(|w| !w.trim().is_empty()), "{words:?}");
-    app.screenshot("02-phrase");
-    app.click("phrase-written");
-    for k in 0..3 {
-        let label = app.wait_text(&format!("confirm-label-{k}"), LONG, |t| t.contains('#'));
-        let n: usize = label
-            .rsplit('#')
-            .next()
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no position in {label:?}"));
-        app.type_text(&format!("confirm-word-{k}"), &words[n - 1]);
-    }
-    app.screenshot("03-confirm");
-    app.click("confirm-submit");
-    app.wait_text("sync-state", LONG, |t| t.contains("Up to date"));
-    app.screenshot("04-home-new");
+    let words = create_wallet(&app, "01");
 
     // Receive: a fresh address with its QR code.
     app.click("nav-receive");
@@ -214,6 +152,20 @@ fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
     // Notifications: money in and the send, with an unread count.
     app.click("nav-notifications");
     app.wait_for("notification-0", LONG);
+    // Money in, the payment confirmed, and the payment final.
+    let texts: Vec<String> = (0..10)
+        .map_while(|i| app.text(&format!("notification-{i}")))
+        .collect();
+    for expected in [
+        "You received",
+        "Your payment is confirmed",
+        "Your payment is final",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(expected)),
+            "no {expected:?} in {texts:?}"
+        );
+    }
     app.screenshot("13-notifications");
     let unread = app.text("nav-unread").unwrap_or_default();
     assert!(unread.trim().parse::<u32>().unwrap_or(0) > 0, "{unread:?}");
@@ -248,10 +200,4 @@ fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
     app.click("restore-submit");
     app.wait_text("balance-NOTE-confirmed", LONG, |t| t == balance);
     app.screenshot("02-restored");
-}
-
-fn eventually_gone(app: &AppSession, test_id: &str) {
-    notch_tests::eventually(&format!("[data-testid={test_id}] to go away"), LONG, || {
-        app.find(test_id).is_none().then_some(())
-    });
 }

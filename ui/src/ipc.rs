@@ -25,7 +25,12 @@ pub async fn invoke<A: Serialize, T: DeserializeOwned>(
 ) -> Result<T, CommandError> {
     let args = serde_wasm_bindgen::to_value(args)
         .map_err(|e| CommandError::new("ui", format!("cannot encode the request: {e}")))?;
-    match tauri_invoke(cmd, args).await {
+    answer(tauri_invoke(cmd, args).await)
+}
+
+/// A command's answer, or its error as a [`CommandError`].
+fn answer<T: DeserializeOwned>(result: Result<JsValue, JsValue>) -> Result<T, CommandError> {
+    match result {
         Ok(value) => serde_wasm_bindgen::from_value(value)
             .map_err(|e| CommandError::new("ui", format!("unexpected answer from the app: {e}"))),
         Err(err) => Err(
@@ -34,6 +39,23 @@ pub async fn invoke<A: Serialize, T: DeserializeOwned>(
             }),
         ),
     }
+}
+
+/// Invokes a command whose argument is binary (an image file, a camera
+/// frame): Tauri sends a `Uint8Array` as the raw request body, without the
+/// JSON encoding that would multiply its size. Gives up after `timeout_ms`.
+pub async fn call_raw<T: DeserializeOwned>(
+    cmd: &str,
+    body: &js_sys::Uint8Array,
+    timeout_ms: i32,
+) -> Result<T, CommandError> {
+    let body = JsValue::from(body.clone());
+    with_timeout(
+        cmd,
+        async move { answer(tauri_invoke(cmd, body).await) },
+        timeout_ms,
+    )
+    .await
 }
 
 /// Calls `on_payload` for each event of that name, for the page's lifetime.

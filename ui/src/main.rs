@@ -2,11 +2,14 @@
 //! Everything it shows comes from the app's commands and events.
 
 mod ipc;
+mod scan;
 mod screens;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use notch_ipc::{AppStatus, NotificationView, WalletEvent, WalletState, command, event};
+use notch_ipc::{
+    AppStatus, LockStatus, NotificationView, WalletEvent, WalletState, command, event,
+};
 
 fn main() {
     console_error_panic_hook::set_once();
@@ -34,6 +37,8 @@ pub struct Ctx {
     pub unread: RwSignal<usize>,
     pub status: RwSignal<Option<AppStatus>>,
     pub dark: RwSignal<bool>,
+    /// The lock passphrase and idle time, once the wallet is open.
+    pub lock: RwSignal<Option<LockStatus>>,
 }
 
 pub fn ctx() -> Ctx {
@@ -44,6 +49,7 @@ pub fn ctx() -> Ctx {
         unread: RwSignal::new(0),
         status: RwSignal::new(None),
         dark: RwSignal::new(false),
+        lock: RwSignal::new(None),
     })
 }
 
@@ -64,8 +70,10 @@ fn App() -> impl IntoView {
         unread: RwSignal::new(0),
         status: RwSignal::new(None),
         dark: RwSignal::new(false),
+        lock: RwSignal::new(None),
     };
     provide_context(cx);
+    screens::lock::start_idle_watch(cx);
     let status_error = RwSignal::new(None::<String>);
 
     // Ask until the app has opened the keystore and the wallet.
@@ -96,10 +104,13 @@ fn App() -> impl IntoView {
 
     // Only a change of phase re-renders the page (not every status read).
     let phase = Memo::new(move |_| cx.status.get().map(|s| s.wallet));
+    let locked = Memo::new(move |_| cx.status.get().is_some_and(|s| s.locked));
     let is_open = move || matches!(phase.get(), Some(WalletState::Open { .. }));
+    let is_usable = move || is_open() && !locked.get();
     Effect::new(move |_| {
-        if is_open() {
+        if is_usable() {
             refresh_unread(cx.unread);
+            screens::lock::refresh_lock(cx);
         }
     });
 
@@ -117,7 +128,11 @@ fn App() -> impl IntoView {
         <div class=move || if cx.dark.get() { "shell dark" } else { "shell" }>
             <aside class="sidebar">
                 <h1>"Notch"</h1>
-                <Show when=is_open fallback=|| view! { <p class="muted-side">"Set up your wallet"</p> }>
+                <Show when=is_usable fallback=move || if locked.get() {
+                    view! { <p class="muted-side">"Locked"</p> }
+                } else {
+                    view! { <p class="muted-side">"Set up your wallet"</p> }
+                }>
                     <nav>
                         {nav(Screen::Home, "Home", "nav-home")}
                         {nav(Screen::Send, "Send", "nav-send")}
@@ -161,14 +176,16 @@ fn App() -> impl IntoView {
                         }.into_any(),
                         WalletState::NoWallet => view! { <screens::onboarding::Onboarding /> }.into_any(),
                         WalletState::Open { .. } => view! {
-                            {move || match cx.screen.get() {
+                            {move || if locked.get() {
+                                view! { <screens::lock::LockScreen /> }.into_any()
+                            } else { match cx.screen.get() {
                                 Screen::Home => view! { <screens::home::Home /> }.into_any(),
                                 Screen::Send => view! { <screens::send::Send /> }.into_any(),
                                 Screen::Receive => view! { <screens::receive::Receive /> }.into_any(),
                                 Screen::History => view! { <screens::history::History /> }.into_any(),
                                 Screen::Notifications => view! { <screens::notifications::Notifications /> }.into_any(),
                                 Screen::Settings => view! { <screens::settings::Settings /> }.into_any(),
-                            }}
+                            }}}
                         }.into_any(),
                     },
                 }}

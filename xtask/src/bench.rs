@@ -1,44 +1,88 @@
-//! `cargo xtask bench`: every benchmark, results in bench/results/.
+//! `cargo xtask bench [gateway|wallet|app]`: every benchmark (or the one
+//! named), results in bench/results/.
 
 use crate::sh::{self, Result, Timer, cmd};
+use crate::{session, ui};
+
+/// The benchmarks, in the order they run; `cargo xtask bench NAME` runs one.
+const BENCHES: [&str; 3] = ["gateway", "wallet", "app"];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
-    if let Some(other) = args.first() {
-        return Err(format!(
-            "unknown option {other:?} (usage: cargo xtask bench)"
-        ));
-    }
+    let only = match args {
+        [] => None,
+        [name] if BENCHES.contains(&name.as_str()) => Some(name.as_str()),
+        _ => {
+            return Err(format!(
+                "unexpected arguments {args:?} (usage: cargo xtask bench [{}])",
+                BENCHES.join("|")
+            ));
+        }
+    };
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
     let results = sh::root().join("bench/results");
     std::fs::create_dir_all(&results)
         .map_err(|e| format!("cannot create {}: {e}", results.display()))?;
-    timer.step("gateway benchmark", || {
-        sh::run(cmd("cargo").args([
-            "run",
-            "--release",
-            "-p",
-            "notch-gateway",
-            "--bin",
-            "notch-gateway-bench",
-            "--",
-            "--out",
-            "bench/results/gateway.md",
-        ]))
-    })?;
+    if wanted("gateway") {
+        timer.step("gateway benchmark", || {
+            sh::run(cmd("cargo").args([
+                "run",
+                "--release",
+                "-p",
+                "notch-gateway",
+                "--bin",
+                "notch-gateway-bench",
+                "--",
+                "--out",
+                "bench/results/gateway.md",
+            ]))
+        })?;
+    }
     // Wallet: restore-and-sync of a 1M-transaction sandbox ledger (populated once into
     // target/bench-ledger-1m/, then reused), push latency, a 500-recipient batch, peak memory.
-    timer.step("wallet benchmark", || {
-        sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
-        sh::run(cmd("cargo").args([
-            "run",
-            "--release",
-            "-p",
-            "notch-tests",
-            "--bin",
-            "notch-wallet-bench",
-            "--",
-            "--out",
-            "bench/results/wallet.md",
-        ]))
-    })?;
+    if wanted("wallet") {
+        timer.step("wallet benchmark", || {
+            sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
+            sh::run(cmd("cargo").args([
+                "run",
+                "--release",
+                "-p",
+                "notch-tests",
+                "--bin",
+                "notch-wallet-bench",
+                "--",
+                "--out",
+                "bench/results/wallet.md",
+            ]))
+        })?;
+    }
+    // Desktop app: cold start to the first usable screen, memory of the app's process tree,
+    // opening and scrolling a 100,000-transaction history (ledger populated once into
+    // target/bench-ledger-app/, then reused). The app embeds ui/dist: the UI is built first.
+    if wanted("app") {
+        ui::build(timer, ui::Profile::Release)?;
+        timer.step("app benchmark", app_benchmark)?;
+    }
     Ok(())
+}
+
+/// The release app in a real window (a fresh Xvfb) with the OS keystore it
+/// needs (a private session bus with gnome-keyring, in a throwaway keyring
+/// directory), as the end-to-end tests run it.
+fn app_benchmark() -> Result {
+    sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
+    sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-app"]))?;
+    let (display, _xvfb) = session::start_xvfb()?;
+    let keyring_home = sh::target_dir().join("app-bench-keyring-home");
+    let _ = std::fs::remove_dir_all(&keyring_home);
+    std::fs::create_dir_all(&keyring_home)
+        .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
+    let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+                  cargo run --release -p notch-tests --bin notch-app-bench -- --out bench/results/app.md";
+    sh::run(
+        cmd("dbus-run-session")
+            .args(["--", "sh", "-c", script])
+            .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", &keyring_home)
+            .env("NOTCH_TEST_SECRET_SERVICE", "1"),
+    )
 }

@@ -5,10 +5,20 @@ use crate::sh::{self, Result, Timer, cmd};
 use crate::{setup, ui};
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
-    if let Some(other) = args.first() {
-        return Err(format!(
-            "unknown option {other:?} (usage: cargo xtask test)"
-        ));
+    match args.first().map(String::as_str) {
+        None => {}
+        // Only the real-window tests (after the UI build): the quick loop
+        // while working on the app.
+        Some("e2e") if args.len() == 1 => {
+            setup::run(timer)?;
+            ui::build(timer, ui::Profile::Debug)?;
+            return timer.step("end-to-end tests (real app window under Xvfb)", end_to_end);
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown option {other:?} (usage: cargo xtask test [e2e])"
+            ));
+        }
     }
     setup::run(timer)?;
     timer.step("rustfmt --check", || {
@@ -83,7 +93,8 @@ fn end_to_end() -> Result {
     std::fs::create_dir_all(&keyring_home)
         .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo test --workspace --exclude notch-ui --test app_e2e -- --ignored --test-threads=1";
+                  cargo test --workspace --exclude notch-ui --test app_e2e --test app_scan_e2e --test app_lock_e2e \
+                  -- --ignored --test-threads=1";
     sh::run(
         cmd("dbus-run-session")
             .args(["--", "sh", "-c", script])

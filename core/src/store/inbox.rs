@@ -12,7 +12,7 @@ use super::{Hash32, OutputRecord, StoreError, StoreTx, TxRecord, TxState, now, t
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Notification {
     pub id: i64,
-    /// Machine-readable kind: `payment_received`, `tx_confirmed`,
+    /// Machine-readable kind: `payment_received`, `tx_confirmed`, `tx_final`,
     /// `tx_dropped`, `tx_rejected`, `gateway_unreachable`,
     /// `verification_failed`, `reorg`.
     pub kind: String,
@@ -154,6 +154,12 @@ pub(super) fn outputs_of(
 }
 
 impl StoreTx<'_> {
+    pub fn delete_setting(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM settings WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)

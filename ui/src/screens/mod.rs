@@ -1,5 +1,6 @@
 pub mod history;
 pub mod home;
+pub mod lock;
 pub mod notifications;
 pub mod onboarding;
 pub mod receive;

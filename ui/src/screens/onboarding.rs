@@ -114,11 +114,7 @@ pub fn Onboarding() -> impl IntoView {
                     view! {
                         <h3>"Your recovery phrase"</h3>
                         <p>"Write these " {p.words.len()} " words down, in order, on paper. Anyone with them can take your money; without them a lost device means lost money."</p>
-                        <ol class="phrase" data-testid="phrase-words">
-                            {p.words.iter().enumerate().map(|(i, w)| view! {
-                                <li data-testid=format!("phrase-word-{i}")>{w.clone()}</li>
-                            }).collect_view()}
-                        </ol>
+                        <PhraseWords words=p.words.clone() testid="phrase" />
                         <p class="row">
                             <button data-testid="phrase-written" on:click=move |_| step.set(Step::Confirm(next.clone()))>"I wrote it down"</button>
                             <button class="secondary" data-testid="phrase-cancel" on:click=move |_| step.set(Step::Choose)>"Back"</button>
@@ -166,5 +162,18 @@ pub fn Onboarding() -> impl IntoView {
             {move || busy.get().then(|| view! { <p class="muted" data-testid="onboard-busy">"Working…"</p> })}
             {move || error.get().map(|e| view! { <p class="error" data-testid="onboard-error">{e}</p> })}
         </section>
+    }
+}
+
+/// A recovery phrase, numbered, in columns: `{testid}-words` on the list and
+/// `{testid}-word-{i}` on each word.
+#[component]
+pub fn PhraseWords(words: Vec<String>, testid: &'static str) -> impl IntoView {
+    view! {
+        <ol class="phrase" data-testid=format!("{testid}-words")>
+            {words.into_iter().enumerate().map(|(i, w)| view! {
+                <li data-testid=format!("{testid}-word-{i}")>{w}</li>
+            }).collect_view()}
+        </ol>
     }
 }

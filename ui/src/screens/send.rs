@@ -1,5 +1,6 @@
-//! Send: recipients (validated as you type), review with fee and totals,
-//! confirm, then the transaction's progress from the wallet's events.
+//! Send: recipients (validated as you type, or scanned from a QR code),
+//! review with fee and totals, confirm, then the transaction's progress
+//! from the wallet's events.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -8,6 +9,7 @@ use notch_ipc::{
     TxidArgs, command,
 };
 
+use crate::scan::QrScanButton;
 use crate::{ctx, ipc};
 
 #[derive(Clone, Copy)]
@@ -114,10 +116,9 @@ pub fn Send() -> impl IntoView {
                 ipc::DEFAULT_TIMEOUT_MS,
             )
             .await
+                && matches!(step.get_untracked(), Step::Progress(ref c) if c.txid == s.txid)
             {
-                if matches!(step.get_untracked(), Step::Progress(ref c) if c.txid == s.txid) {
-                    step.set(Step::Progress(s));
-                }
+                step.set(Step::Progress(s));
             }
         });
     });
@@ -188,13 +189,22 @@ pub fn Send() -> impl IntoView {
                     <div data-testid="send-form">
                         {move || rows.get().into_iter().enumerate().map(|(i, row)| view! {
                             <div class="recipient" data-testid=format!("send-row-{i}")>
-                                <label class="field grow">
-                                    <span>"To address"</span>
-                                    <input type="text" autocomplete="off" spellcheck="false" data-testid=format!("send-address-{i}")
-                                        prop:value=move || row.address.get()
-                                        on:input=move |ev| { row.address.set(event_target_value(&ev)); check_address(row); } />
+                                // A div, not a label: the scan buttons sit in it too.
+                                <div class="field grow">
+                                    <label for=format!("send-address-{i}")><span>"To address"</span></label>
+                                    <div class="address-line">
+                                        <input type="text" autocomplete="off" spellcheck="false"
+                                            id=format!("send-address-{i}") data-testid=format!("send-address-{i}")
+                                            prop:value=move || row.address.get()
+                                            on:input=move |ev| { row.address.set(event_target_value(&ev)); check_address(row); } />
+                                        <QrScanButton row=i on_address=Callback::new(move |address: String| {
+                                            // As if typed: the same validation runs.
+                                            row.address.set(address);
+                                            check_address(row);
+                                        }) />
+                                    </div>
                                     {move || row.address_error.get().map(|e| view! { <small class="error" data-testid=format!("send-address-error-{i}")>{e}</small> })}
-                                </label>
+                                </div>
                                 <label class="field">
                                     <span>"Amount"</span>
                                     <input type="text" inputmode="decimal" autocomplete="off" data-testid=format!("send-amount-{i}")

@@ -1,0 +1,158 @@
+//! Shared by the mock-runtime tests (`commands.rs`, `scan.rs`): a one-shot
+//! HTTP responder that plays the gateway, and an app with a wallet in a
+//! temp directory and an in-memory secret store, called like the UI does.
+
+#![allow(clippy::unwrap_used)]
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use notch_app::{AppState, Secrets};
+use notch_core::secrets::MemorySecretStore;
+use notch_ipc::{AppStatus, NewPhrase, WalletState, command};
+use tauri::test::{INVOKE_KEY, mock_builder, mock_context, noop_assets};
+
+/// Serves `body` with `status` to every connection, on a fresh port.
+pub fn responder(status: &'static str, body: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+pub fn ledger_info() -> serde_json::Value {
+    serde_json::json!({
+        "network": "sandbox",
+        "authority_key": "00".repeat(32),
+        "assets": [
+            { "id": "11".repeat(32), "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
+            { "id": "33".repeat(32), "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
+        ],
+        "tip": { "height": 0, "hash": "22".repeat(32), "time": 1_700_000_000 },
+        "sandbox": true
+    })
+}
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
+    _app: tauri::App<tauri::test::MockRuntime>,
+}
+
+impl Harness {
+    pub fn new(gateway_url: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::with_secrets(
+            gateway_url,
+            dir.path().join("wallet"),
+            Secrets::Given(Arc::new(MemorySecretStore::new())),
+        )
+        .unwrap();
+        let app = notch_app::with_commands(mock_builder())
+            .manage(state)
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        Harness {
+            _dir: dir,
+            webview,
+            _app: app,
+        }
+    }
+
+    pub fn call(
+        &self,
+        cmd: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, notch_ipc::CommandError> {
+        self.invoke(cmd, tauri::ipc::InvokeBody::Json(body))
+    }
+
+    /// Calls a command with a raw (binary) body, as `invoke(cmd, bytes)`.
+    pub fn call_raw(
+        &self,
+        cmd: &str,
+        bytes: Vec<u8>,
+    ) -> Result<serde_json::Value, notch_ipc::CommandError> {
+        self.invoke(cmd, tauri::ipc::InvokeBody::Raw(bytes))
+    }
+
+    fn invoke(
+        &self,
+        cmd: &str,
+        body: tauri::ipc::InvokeBody,
+    ) -> Result<serde_json::Value, notch_ipc::CommandError> {
+        tauri::test::get_ipc_response(
+            &self.webview,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body,
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| body.deserialize::<serde_json::Value>().unwrap())
+        .map_err(|e| serde_json::from_value(e).unwrap())
+    }
+
+    pub fn err(&self, cmd: &str, body: serde_json::Value) -> notch_ipc::CommandError {
+        match self.call(cmd, body) {
+            Ok(v) => panic!("{cmd} should fail, got {v}"),
+            Err(e) => {
+                assert!(!e.message.is_empty(), "an error says something");
+                e
+            }
+        }
+    }
+
+    /// Creates a wallet through begin/finish, answering the check correctly.
+    pub fn create_wallet(&self) -> AppStatus {
+        let status: AppStatus = serde_json::from_value(
+            self.call(command::APP_STATUS, serde_json::json!({}))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(status.wallet, WalletState::NoWallet);
+        let phrase: NewPhrase = serde_json::from_value(
+            self.call(
+                command::BEGIN_CREATE,
+                serde_json::json!({ "args": { "words": 12 } }),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(phrase.words.len(), 12);
+        assert_eq!(phrase.check_positions.len(), 3);
+        let answers: Vec<String> = phrase
+            .check_positions
+            .iter()
+            .map(|&p| phrase.words[p].clone())
+            .collect();
+        serde_json::from_value(
+            self.call(
+                command::FINISH_CREATE,
+                serde_json::json!({ "args": { "answers": answers } }),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
+}

@@ -1,0 +1,1267 @@
+//! Desktop app benchmarks: the real release `notch-app` in a real window,
+//! driven through tauri-driver / WebKitWebDriver, against real sandbox
+//! gateways on loopback.
+//!
+//! 1. Cold start to the first screen a person can use: for a fresh profile
+//!    (onboarding: the "Create a wallet" button), for an existing small
+//!    wallet and for a wallet with a long history (home: the balances
+//!    table). The clock starts when the kernel started the `notch-app`
+//!    process (its `starttime` in /proc/<pid>/stat) and stops at the first
+//!    animation frame after the screen's element entered the DOM (recorded
+//!    inside the page by a MutationObserver and `requestAnimationFrame`).
+//!    tauri-driver and WebKitWebDriver start before the app and are not on
+//!    that clock.
+//! 2. Memory (VmRSS, and Pss from smaps_rollup) of the app's process tree
+//!    (notch-app and its WebKit processes) after start-up, after opening the
+//!    History screen of a wallet with a long history (by default 100,000
+//!    transactions) and after scrolling through it; the time from the click
+//!    on History to its first rows being painted; requestAnimationFrame
+//!    intervals while the list is scrolled programmatically (steadily, and
+//!    across the whole list), next to an idle baseline.
+//!
+//! Usage: `notch-app-bench [--out FILE] [--runs N] [--history-txs N]
+//! [--block-txs N] [--scroll-secs S] [--steady-px-per-sec P]`.
+//! Needs, next to this binary (same profile dir): `notch-app` (built after
+//! `trunk build --release` of ui/), `notch-gateway` and
+//! `notch-gateway-populate`; and a display, a session D-Bus with a Secret
+//! Service (the app keeps its seed in the OS keystore) and
+//! NOTCH_TEST_SECRET_SERVICE=1 to say that keystore is a throwaway one
+//! (the bench writes wallet seeds into it). `cargo xtask bench` provides
+//! all of that (Xvfb, dbus-run-session, gnome-keyring).
+//!
+//! The long-history ledger is written once by `notch-gateway-populate` into
+//! `<target>/bench-ledger-app/<parameters>/` (every transaction pays the
+//! wallet) and reused by later runs with the same parameters.
+
+#![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use notch_core::keys::{AddressChain, RecoveryPhrase, WalletKeys, WalletSecret, WordCount};
+use notch_core::secrets::{OsSecretStore, SecretStore};
+use notch_core::{HistoryFilter, Network, Wallet, WalletConfig};
+use notch_tests::gateway::Sandbox;
+use notch_tests::wallet::Gw;
+use notch_tests::webdriver::{AppSession, descendants};
+use serde_json::{Value, json};
+
+/// The long-history wallet: 16 bytes of 0x42 as BIP-39 entropy (the same
+/// wallet as notch-wallet-bench's).
+const ENTROPY: [u8; 16] = [0x42; 16];
+/// Receive addresses the ledger pays in turn (within the gap limit of 20).
+const PAID_ADDRESSES: u32 = 20;
+/// What `notch-gateway-populate` pays a listed key, per payment.
+const WALLET_AMOUNT: u64 = 1_000_000;
+/// The history list's row height in pixels (ui/src/screens/history.rs).
+const ROW_HEIGHT: f64 = 56.0;
+/// How long a screen may take before the bench gives up.
+const LONG: Duration = Duration::from_secs(180);
+/// How long the app is left alone after a screen appears before its memory
+/// is read (the web process finishes its start-up work in the background).
+const SETTLE: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------- arguments
+
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match arg_str(name) {
+        None => default,
+        Some(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} {v:?}: not a valid value")),
+    }
+}
+
+// ---------------------------------------------------------------- locations
+
+/// Where this binary is: the app and the gateway binaries must be there too.
+fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first (`cargo xtask bench` does: trunk build --release in ui/, \
+         then cargo build --release -p notch-app and -p notch-gateway --bins)",
+        p.display()
+    );
+    p
+}
+
+/// Cargo's target dir: the parent of this binary's profile dir.
+fn target_dir() -> PathBuf {
+    bin_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(bin_dir)
+}
+
+// ---------------------------------------------------------------- clocks and /proc
+
+/// Wall clock, milliseconds since the Unix epoch (what the page's
+/// `performance.timeOrigin + performance.now()` also counts).
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// When the process started, on the wall clock (ms since the epoch): its
+/// `starttime` (clock ticks since boot) against /proc/uptime read now.
+/// Resolution: one clock tick (10 ms) for each of the two readings.
+fn process_start_wall_ms(pid: u32, ticks_per_sec: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Fields after the name start at field 3 (state); starttime is field 22.
+    let start_ticks: f64 = rest.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let wall = now_ms();
+    Some(wall - (uptime - start_ticks / ticks_per_sec) * 1e3)
+}
+
+fn proc_kib(pid: u32, file: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn proc_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// VmRSS and Pss of `app_pid` and every descendant of it (the WebKit web
+/// and network processes), per process and summed.
+fn tree_memory(app_pid: u32) -> Value {
+    let mut pids = vec![app_pid];
+    pids.extend(descendants(app_pid));
+    let mut processes = Vec::new();
+    let (mut rss, mut pss, mut pss_all) = (0u64, 0u64, true);
+    for pid in pids {
+        let Some(r) = proc_kib(pid, "status", "VmRSS:") else {
+            continue; // gone, or a kernel thread
+        };
+        let p = proc_kib(pid, "smaps_rollup", "Pss:");
+        rss += r;
+        match p {
+            Some(p) => pss += p,
+            None => pss_all = false,
+        }
+        processes.push(json!({ "pid": pid, "name": proc_name(pid), "rss_kib": r, "pss_kib": p }));
+    }
+    json!({
+        "processes": processes,
+        "rss_kib": rss,
+        "pss_kib": if pss_all { Some(pss) } else { None },
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- statistics
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let v = sorted(v);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn summary(v: &[f64]) -> Value {
+    json!({
+        "n": v.len(),
+        "median": percentile(v, 0.5),
+        "min": percentile(v, 0.0),
+        "max": percentile(v, 1.0),
+        "all": v,
+    })
+}
+
+/// Statistics of requestAnimationFrame intervals (ms).
+fn frame_stats(frames: &[f64]) -> Value {
+    json!({
+        "frames": frames.len(),
+        "median_ms": percentile(frames, 0.5),
+        "p95_ms": percentile(frames, 0.95),
+        "max_ms": percentile(frames, 1.0),
+        "over_50ms": frames.iter().filter(|&&f| f > 50.0).count(),
+        "total_ms": frames.iter().sum::<f64>(),
+    })
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- fixtures
+
+fn phrase() -> RecoveryPhrase {
+    RecoveryPhrase::from_entropy(&ENTROPY).unwrap()
+}
+
+/// The populated long-history ledger (populated if needed), its
+/// `populated.json`, and whether it was reused.
+fn ledger(txs: u64, block_txs: u64) -> (PathBuf, Value, bool) {
+    let dir = target_dir()
+        .join("bench-ledger-app")
+        .join(format!("v1-txs{txs}-block{block_txs}-every1"));
+    let marker = dir.join("populated.json");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        return (dir, serde_json::from_str(&text).unwrap(), true);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = WalletSecret::new(phrase(), "");
+    let keys = WalletKeys::from_secret(&secret, 0).unwrap();
+    let mut list = String::new();
+    for i in 0..PAID_ADDRESSES {
+        let k = keys.token_key(AddressChain::Receive, i).unwrap();
+        list.push_str(&hex::encode(k.public_key().to_bytes()));
+        list.push('\n');
+    }
+    let pay_to = dir.join("pay-to.txt");
+    std::fs::write(&pay_to, list).unwrap();
+    eprintln!(
+        "app-bench: populating {} ({txs} transactions, all paying the wallet)",
+        dir.display()
+    );
+    let out = Command::new(bin("notch-gateway-populate"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--txs", &txs.to_string()])
+        .args(["--block-txs", &block_txs.to_string()])
+        .args(["--pay-every", "1"])
+        .arg("--pay-to")
+        .arg(&pay_to)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "notch-gateway-populate failed");
+    (dir, serde_json::from_slice(&out.stdout).unwrap(), false)
+}
+
+fn start_gateway(data_dir: &Path) -> Sandbox {
+    Sandbox::start_binary(
+        &bin("notch-gateway"),
+        data_dir.to_path_buf(),
+        "127.0.0.1:0",
+        &[("RUST_LOG", "warn")],
+    )
+}
+
+fn config(dir: &Path, url: &str) -> WalletConfig {
+    WalletConfig::new(dir, url, Network::Sandbox)
+}
+
+/// A new wallet (seed in the OS keystore) holding some of each sandbox
+/// asset; returns its wallet id.
+async fn small_wallet(dir: &Path, url: &str, store: Arc<dyn SecretStore>) -> String {
+    let gw = Gw::new(url);
+    let (wallet, _) = Wallet::create(config(dir, url), store, WordCount::Twelve)
+        .await
+        .unwrap();
+    let address = wallet.receive_address().await.unwrap();
+    gw.faucet(&address, "NOTE", 5_000_000_000).await;
+    gw.faucet(&address, "EURT", 25_000).await;
+    gw.faucet(&address, "USDT", 1_000_000).await;
+    gw.mine(1).await;
+    wallet.sync().await.unwrap();
+    wallet.wallet_id().to_owned()
+}
+
+/// The long-history wallet: restore from the fixed phrase (seed in the OS
+/// keystore), sync it to the tip, time `Wallet::history` in the core.
+async fn history_wallet(
+    dir: &Path,
+    url: &str,
+    store: Arc<dyn SecretStore>,
+    expected: u64,
+) -> Value {
+    let started = Instant::now();
+    let wallet = Wallet::restore(config(dir, url), store, phrase())
+        .await
+        .unwrap();
+    let restore_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let report = wallet.sync().await.unwrap();
+    let sync_secs = started.elapsed().as_secs_f64();
+    let received: u64 = wallet
+        .balances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.confirmed)
+        .sum();
+    assert_eq!(
+        received,
+        expected * WALLET_AMOUNT,
+        "the wallet did not find every payment to it"
+    );
+    let mut core_ms = Vec::new();
+    let mut count = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        count = wallet
+            .history(HistoryFilter::default())
+            .await
+            .unwrap()
+            .len();
+        core_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    json!({
+        "wallet_id": wallet.wallet_id(),
+        "restore_secs": restore_secs,
+        "sync_secs": sync_secs,
+        "height": report.height,
+        "payments_found": received / WALLET_AMOUNT,
+        "core_history_ms": summary(&core_ms),
+        "core_history_rows": count,
+        "db_bytes": std::fs::metadata(dir.join("wallet.sqlite")).map(|m| m.len()).unwrap_or(0),
+    })
+}
+
+// ---------------------------------------------------------------- the app
+
+/// One launched app: the WebDriver session and the app's process.
+struct Running {
+    session: AppSession,
+    pid: u32,
+    /// When the kernel started `notch-app` (wall clock, ms).
+    start_ms: f64,
+    /// When tauri-driver was asked to start (wall clock, ms).
+    asked_ms: f64,
+    /// When the WebDriver session was ready (wall clock, ms).
+    session_ms: f64,
+}
+
+fn launch(app: &Path, env: &[(&str, &str)], screens: &Path, ticks: f64) -> Running {
+    let asked_ms = now_ms();
+    let session = AppSession::launch_with_screens(app, env, screens.to_path_buf());
+    let session_ms = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = session.app_pid(app) {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {} process under tauri-driver",
+            app.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let start_ms = process_start_wall_ms(pid, ticks).expect("cannot read the app's start time");
+    Running {
+        session,
+        pid,
+        start_ms,
+        asked_ms,
+        session_ms,
+    }
+}
+
+/// Ends the session and waits until every process of it has exited
+/// (stopping, by pid, any that outlive the session).
+fn close(run: Running) {
+    let mut pids = descendants(run.session.driver_pid());
+    pids.push(run.session.driver_pid());
+    drop(run.session);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for &p in pids.iter().filter(|&&p| alive(p)) {
+        eprintln!(
+            "app-bench: process {p} ({}) outlived its session: stopping it",
+            proc_name(p)
+        );
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(p.to_string())
+            .status();
+    }
+}
+
+/// Installed in the page by every poll until it is there: records, on the
+/// page's wall clock, when the element with the test id first entered the
+/// DOM (MutationObserver) and the first animation frame after that (the
+/// frame that paints it). Returns what it knows so far.
+const WATCH_SCRIPT: &str = r#"
+const id = arguments[0];
+const w = window;
+const now = () => performance.timeOrigin + performance.now();
+const sel = `[data-testid="${id}"]`;
+if (!w.__notchBench && document.documentElement) {
+  const b = { installed: now(), seen: null, shown: null, already: false };
+  w.__notchBench = b;
+  const hit = () => {
+    if (b.seen === null && document.querySelector(sel)) {
+      b.seen = now();
+      requestAnimationFrame(() => { b.shown = now(); });
+      return true;
+    }
+    return false;
+  };
+  if (hit()) {
+    b.already = true;
+  } else {
+    const mo = new MutationObserver(() => { if (hit()) mo.disconnect(); });
+    mo.observe(document.documentElement, { childList: true, subtree: true });
+  }
+}
+const b = w.__notchBench || {};
+const nav = performance.getEntriesByType('navigation')[0];
+return {
+  href: String(location.href),
+  origin: performance.timeOrigin,
+  installed: b.installed ?? null,
+  seen: b.seen ?? null,
+  shown: b.shown ?? null,
+  already: b.already ?? null,
+  dcl: nav ? nav.domContentLoadedEventEnd : null,
+  load: nav ? nav.loadEventEnd : null,
+  text: document.body ? document.body.innerText.slice(0, 300) : '',
+};
+"#;
+
+/// Waits for the screen whose element has `test_id`; returns the page's
+/// timings (wall clock, ms) relative to the app's process start.
+fn wait_screen(run: &Running, test_id: &str) -> Value {
+    let deadline = Instant::now() + LONG;
+    let mut polls = 0u32;
+    let mut first_poll_ms = None;
+    loop {
+        let asked = now_ms();
+        let v = run.session.execute(WATCH_SCRIPT, json!([test_id]));
+        polls += 1;
+        let on_page = v["href"].as_str().is_some_and(|h| !h.starts_with("about:"));
+        if on_page && first_poll_ms.is_none() {
+            first_poll_ms = Some(asked);
+        }
+        if let Some(shown) = v["shown"].as_f64() {
+            let rel = |x: &Value| x.as_f64().map(|t| t - run.start_ms);
+            return json!({
+                "shown_ms": shown - run.start_ms,
+                "in_dom_ms": rel(&v["seen"]),
+                "navigation_start_ms": rel(&v["origin"]),
+                "dom_content_loaded_ms": v["dcl"].as_f64().zip(v["origin"].as_f64()).map(|(d, o)| d + o - run.start_ms),
+                "load_event_ms": v["load"].as_f64().zip(v["origin"].as_f64()).map(|(d, o)| d + o - run.start_ms),
+                "observer_installed_ms": rel(&v["installed"]),
+                "already_there_when_observed": v["already"],
+                "session_ready_ms": run.session_ms - run.start_ms,
+                "first_script_ms": first_poll_ms.map(|t| t - run.start_ms),
+                "driver_asked_ms": run.asked_ms - run.start_ms,
+                "polls": polls,
+            });
+        }
+        assert!(
+            Instant::now() < deadline,
+            "[data-testid={test_id}] did not appear within {LONG:?}; the page says: {}",
+            v["text"].as_str().unwrap_or("(nothing)")
+        );
+        // Fast until the observer sits in the app's page, then gently (the
+        // observer keeps the time; polling only costs CPU the app needs).
+        let installed = on_page && v["installed"].is_number();
+        std::thread::sleep(Duration::from_millis(if installed { 100 } else { 5 }));
+    }
+}
+
+/// requestAnimationFrame intervals for `secs` while nothing is asked of the page.
+const IDLE_FRAMES_SCRIPT: &str = r#"
+const secs = arguments[0];
+const done = arguments[arguments.length - 1];
+const frames = [];
+let last = null;
+const start = performance.now();
+function step(ts) {
+  if (last !== null) frames.push(ts - last);
+  last = ts;
+  if (ts - start >= secs * 1000) { done({ frames }); return; }
+  requestAnimationFrame(step);
+}
+requestAnimationFrame(step);
+"#;
+
+/// Clicks History and times it until the first rows are in the DOM and
+/// until the next frame (painted); records frame intervals meanwhile (how
+/// long the page could not paint while it loaded the list).
+const OPEN_HISTORY_SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+const frames = [];
+let last = null, finished = false, loading = null;
+const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+function tick(ts) {
+  if (finished) return;
+  if (last !== null) frames.push(ts - last);
+  last = ts;
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+const finish = (what) => {
+  if (finished) return;
+  finished = true;
+  mo.disconnect();
+  const inDom = performance.now() - t0;
+  requestAnimationFrame(() => {
+    const shown = performance.now() - t0;
+    const count = q('history-count');
+    const err = q('history-error');
+    done({ what, in_dom_ms: inDom, shown_ms: shown, loading_ms: loading, frames,
+           count: count ? count.textContent : null, error: err ? err.textContent : null,
+           rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length });
+  });
+};
+const check = () => {
+  if (loading === null && document.querySelector('main') && document.querySelector('main').innerText.includes('Loading')) {
+    loading = performance.now() - t0;
+  }
+  if (q('history-row-0')) finish('rows');
+  else if (q('history-error')) finish('error');
+  else if (q('history-empty')) finish('empty');
+};
+const mo = new MutationObserver(check);
+mo.observe(document.body, { childList: true, subtree: true, characterData: true });
+q('nav-history').click();
+"#;
+
+/// Scrolls the history list for `secs`: 'steady' at `pxPerSec`, or
+/// 'sweep' from the top to the bottom of the whole list. Per frame:
+/// the interval since the last frame, and whether the row at the position
+/// scrolled to in the previous frame is in the DOM (else: a blank frame).
+const SCROLL_SCRIPT: &str = r#"
+const [mode, secs, pxPerSec, rowHeight] = arguments;
+const done = arguments[arguments.length - 1];
+const list = document.querySelector('[data-testid="history-list"]');
+if (!list) { done({ error: 'no history list' }); return; }
+list.scrollTop = 0;
+const max = list.scrollHeight - list.clientHeight;
+const frames = [];
+let last = null, start = null, blank = 0, checked = 0, target = 0;
+function step(ts) {
+  if (start === null) start = ts;
+  if (last !== null) {
+    frames.push(ts - last);
+    const idx = Math.floor(list.scrollTop / rowHeight);
+    checked++;
+    if (!document.querySelector(`[data-testid="history-row-${idx}"]`)) blank++;
+  }
+  last = ts;
+  const p = (ts - start) / (secs * 1000);
+  if (p >= 1) {
+    done({ frames, blank, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
+           end_row: Math.floor(list.scrollTop / rowHeight),
+           rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length });
+    return;
+  }
+  target = mode === 'sweep' ? max * p : Math.min(max, pxPerSec * (ts - start) / 1000);
+  list.scrollTop = target;
+  requestAnimationFrame(step);
+}
+requestAnimationFrame(step);
+"#;
+
+/// The `history` command straight from the page (app + IPC + JSON, no UI).
+const INVOKE_HISTORY_SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+window.__TAURI__.core.invoke('history', { args: { query: { asset: null, incoming: null, search: null } } })
+  .then((rows) => {
+    const ms = performance.now() - t0;
+    const t1 = performance.now();
+    const bytes = JSON.stringify(rows).length;
+    done({ ms, rows: rows.length, json_bytes: bytes, stringify_ms: performance.now() - t1 });
+  })
+  .catch((e) => done({ error: String(e && e.message || JSON.stringify(e)) }));
+"#;
+
+struct Ctx {
+    app: PathBuf,
+    screens: PathBuf,
+    ticks: f64,
+}
+
+/// `runs` cold starts of the app on `data_dir()` (called per run), each
+/// until `test_id` is painted, with the process tree's memory SETTLE later.
+fn cold_starts(
+    cx: &Ctx,
+    name: &str,
+    runs: usize,
+    gateway: &str,
+    data_dir: &mut dyn FnMut(usize) -> PathBuf,
+    test_id: &str,
+) -> Value {
+    let mut out = Vec::new();
+    for i in 0..runs {
+        let dir = data_dir(i);
+        let dir_s = dir.display().to_string();
+        eprintln!("app-bench: cold start {name} {}/{runs}", i + 1);
+        let run = launch(
+            &cx.app,
+            &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+            &cx.screens.join(name),
+            cx.ticks,
+        );
+        let timing = wait_screen(&run, test_id);
+        std::thread::sleep(SETTLE);
+        let memory = tree_memory(run.pid);
+        if i == 0 {
+            run.session.screenshot(&format!("{name}-first-screen"));
+        }
+        eprintln!(
+            "app-bench:   shown at {:.0} ms, tree RSS {} KiB",
+            timing["shown_ms"].as_f64().unwrap_or(f64::NAN),
+            memory["rss_kib"]
+        );
+        out.push(json!({ "timing": timing, "memory": memory }));
+        close(run);
+    }
+    let pick = |key: &str| -> Vec<f64> {
+        out.iter()
+            .filter_map(|r| r["timing"][key].as_f64())
+            .collect()
+    };
+    let mem = |key: &str| -> Vec<f64> {
+        out.iter()
+            .filter_map(|r| r["memory"][key].as_f64())
+            .collect()
+    };
+    json!({
+        "test_id": test_id,
+        "shown_ms": summary(&pick("shown_ms")),
+        "in_dom_ms": summary(&pick("in_dom_ms")),
+        "navigation_start_ms": summary(&pick("navigation_start_ms")),
+        "dom_content_loaded_ms": summary(&pick("dom_content_loaded_ms")),
+        "load_event_ms": summary(&pick("load_event_ms")),
+        "session_ready_ms": summary(&pick("session_ready_ms")),
+        "driver_asked_ms": summary(&pick("driver_asked_ms")),
+        "any_already_there": out.iter().any(|r| r["timing"]["already_there_when_observed"] == json!(true)),
+        "rss_kib": summary(&mem("rss_kib")),
+        "pss_kib": summary(&mem("pss_kib")),
+        "runs": out,
+    })
+}
+
+/// The long-history session: start-up, open History, scroll, memory.
+fn history_session(
+    cx: &Ctx,
+    gateway: &str,
+    dir: &Path,
+    scroll_secs: f64,
+    px_per_sec: f64,
+) -> Value {
+    let dir_s = dir.display().to_string();
+    let run = launch(
+        &cx.app,
+        &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+        &cx.screens.join("history"),
+        cx.ticks,
+    );
+    run.session.set_script_timeout(Duration::from_secs(600));
+    let start = wait_screen(&run, "balances");
+    std::thread::sleep(SETTLE);
+    let mem_start = tree_memory(run.pid);
+    let idle_home = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+
+    eprintln!("app-bench: opening History");
+    let open_first = run.session.execute_async(OPEN_HISTORY_SCRIPT, json!([]));
+    eprintln!(
+        "app-bench:   {} after {} ms ({} rows in the DOM)",
+        open_first["count"]
+            .as_str()
+            .or(open_first["error"].as_str())
+            .unwrap_or("?"),
+        f(&open_first["shown_ms"], 0),
+        open_first["rows_in_dom"]
+    );
+    std::thread::sleep(SETTLE);
+    let mem_history = tree_memory(run.pid);
+    run.session.screenshot("history-open");
+    let idle_history = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+
+    eprintln!("app-bench: scrolling");
+    let steady = run.session.execute_async(
+        SCROLL_SCRIPT,
+        json!(["steady", scroll_secs, px_per_sec, ROW_HEIGHT]),
+    );
+    run.session.screenshot("history-scrolled-steady");
+    let sweep = run.session.execute_async(
+        SCROLL_SCRIPT,
+        json!(["sweep", scroll_secs, px_per_sec, ROW_HEIGHT]),
+    );
+    run.session.screenshot("history-scrolled-to-the-end");
+    std::thread::sleep(Duration::from_secs(1));
+    let mem_scrolled = tree_memory(run.pid);
+
+    // Again, from Home: the screen fetches the whole history on every visit.
+    let mut reopen = Vec::new();
+    for _ in 0..2 {
+        run.session.click("nav-home");
+        run.session.wait_for("balances", LONG);
+        std::thread::sleep(Duration::from_secs(1));
+        reopen.push(run.session.execute_async(OPEN_HISTORY_SCRIPT, json!([])));
+    }
+    std::thread::sleep(SETTLE);
+    let mem_reopened = tree_memory(run.pid);
+
+    let mut invoke = Vec::new();
+    for _ in 0..2 {
+        invoke.push(run.session.execute_async(INVOKE_HISTORY_SCRIPT, json!([])));
+    }
+    std::thread::sleep(SETTLE);
+    let mem_end = tree_memory(run.pid);
+    close(run);
+
+    let with_frames = |v: &Value| -> Value {
+        let mut v = v.clone();
+        let frames = floats(&v["frames"]);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("frames");
+            o.insert("frame_stats".into(), frame_stats(&frames));
+        }
+        v
+    };
+    json!({
+        "start": start,
+        "open_first": with_frames(&open_first),
+        "reopen": reopen.iter().map(with_frames).collect::<Vec<_>>(),
+        "idle_home": frame_stats(&floats(&idle_home["frames"])),
+        "idle_history": frame_stats(&floats(&idle_history["frames"])),
+        "scroll_steady": with_frames(&steady),
+        "scroll_sweep": with_frames(&sweep),
+        "invoke": invoke,
+        "memory": {
+            "after_start": mem_start,
+            "after_history_open": mem_history,
+            "after_scrolling": mem_scrolled,
+            "after_reopening_twice": mem_reopened,
+            "after_two_raw_history_calls": mem_end,
+        },
+    })
+}
+
+fn check_session() {
+    let missing: Vec<&str> = ["DISPLAY", "DBUS_SESSION_BUS_ADDRESS"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_none_or(|s| s.is_empty()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not set: the app needs a display and a session bus with a Secret Service; \
+         run it through `cargo xtask bench`"
+    );
+    assert!(
+        std::env::var("NOTCH_TEST_SECRET_SERVICE").is_ok_and(|v| v == "1"),
+        "the bench writes wallet seeds into the Secret Service: set NOTCH_TEST_SECRET_SERVICE=1 \
+         only inside a throwaway keyring (as `cargo xtask bench` does)"
+    );
+}
+
+fn parent() {
+    check_session();
+    let runs: usize = arg("--runs", 5);
+    let history_txs: u64 = arg("--history-txs", 100_000);
+    let block_txs: u64 = arg("--block-txs", 2000);
+    let scroll_secs: f64 = arg("--scroll-secs", 3.0);
+    let px_per_sec: f64 = arg("--steady-px-per-sec", 2000.0);
+    let out_path = arg_str("--out");
+    let total = Instant::now();
+    let load_start = loadavg();
+    let date = utc_now();
+
+    let work = target_dir().join("app-bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let cx = Ctx {
+        app: bin("notch-app"),
+        screens: work.join("screens"),
+        ticks: clock_ticks_per_sec(),
+    };
+    let store: Arc<dyn SecretStore> =
+        Arc::new(OsSecretStore::open().expect("cannot open the Secret Service"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // The long-history ledger and its wallet.
+    let started = Instant::now();
+    let (ledger_dir, populated, cached) = ledger(history_txs, block_txs);
+    let populate_secs = started.elapsed().as_secs_f64();
+    let paid = populated["paid_to_listed_keys"].as_u64().unwrap();
+    let big_gateway = start_gateway(&ledger_dir);
+    let big_dir = work.join("profile-history");
+    eprintln!("app-bench: restoring and syncing the {paid}-payment wallet");
+    let big = rt.block_on(history_wallet(
+        &big_dir,
+        &big_gateway.url,
+        store.clone(),
+        paid,
+    ));
+    eprintln!("app-bench:   {big}");
+
+    // A small sandbox: the fresh profile and a small wallet.
+    let small_gateway = start_gateway(&work.join("gw-small"));
+    let small_dir = work.join("profile-small");
+    let small_id = rt.block_on(small_wallet(&small_dir, &small_gateway.url, store.clone()));
+
+    let fresh = cold_starts(
+        &cx,
+        "fresh-profile",
+        runs,
+        &small_gateway.url,
+        &mut |i| work.join(format!("profile-fresh-{i}")),
+        "onboard-create",
+    );
+    let small = cold_starts(
+        &cx,
+        "small-wallet",
+        runs,
+        &small_gateway.url,
+        &mut |_| small_dir.clone(),
+        "balances",
+    );
+    let long = cold_starts(
+        &cx,
+        "history-wallet",
+        runs,
+        &big_gateway.url,
+        &mut |_| big_dir.clone(),
+        "balances",
+    );
+    let history = history_session(&cx, &big_gateway.url, &big_dir, scroll_secs, px_per_sec);
+
+    for id in [small_id.as_str(), big["wallet_id"].as_str().unwrap_or("")] {
+        if !id.is_empty() {
+            let _ = store.delete(id);
+        }
+    }
+    let result = json!({
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "date": date,
+        "loadavg_start": load_start,
+        "loadavg_end": loadavg(),
+        "runs": runs,
+        "ledger": {
+            "dir": ledger_dir.display().to_string(),
+            "cached": cached,
+            "populate": populated,
+            "populate_secs_this_run": populate_secs,
+        },
+        "history_wallet": big,
+        "cold_start": { "fresh_profile": fresh, "small_wallet": small, "history_wallet": long },
+        "history": history,
+        "params": {
+            "history_txs": history_txs,
+            "block_txs": block_txs,
+            "scroll_secs": scroll_secs,
+            "steady_px_per_sec": px_per_sec,
+        },
+        "screenshots": cx.screens.display().to_string(),
+        "total_secs": total.elapsed().as_secs_f64(),
+    });
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    if let Some(path) = out_path {
+        std::fs::write(&path, markdown(&result)).unwrap();
+        let json_path = Path::new(&path).with_extension("json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(&result).unwrap()).unwrap();
+        eprintln!("app-bench: wrote {path} and {}", json_path.display());
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+fn f(v: &Value, digits: usize) -> String {
+    match v.as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "–".into(),
+    }
+}
+
+fn mib(kib: &Value) -> String {
+    match kib.as_f64() {
+        Some(k) => format!("{:.0} MiB", k / 1024.0),
+        None => "–".into(),
+    }
+}
+
+fn grouped(x: f64) -> String {
+    let s = format!("{x:.0}");
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "median (min–max)" of a summary, in ms.
+fn mmm(s: &Value) -> String {
+    format!(
+        "{} ({}–{})",
+        f(&s["median"], 0),
+        f(&s["min"], 0),
+        f(&s["max"], 0)
+    )
+}
+
+fn mem_row(label: &str, m: &Value) -> String {
+    let names: Vec<String> = m["processes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    format!(
+                        "{} {}",
+                        p["name"].as_str().unwrap_or("?"),
+                        mib(&p["rss_kib"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "| {label} | {} | {} | {} |\n",
+        mib(&m["rss_kib"]),
+        mib(&m["pss_kib"]),
+        names.join(", ")
+    )
+}
+
+fn frames_row(label: &str, s: &Value, extra: &str) -> String {
+    format!(
+        "| {label} | {} | {} | {} | {} | {} | {extra} |\n",
+        s["frames"],
+        f(&s["median_ms"], 1),
+        f(&s["p95_ms"], 1),
+        f(&s["max_ms"], 1),
+        s["over_50ms"],
+    )
+}
+
+fn markdown(r: &Value) -> String {
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let p = &r["params"];
+    let txs = p["history_txs"].as_f64().unwrap_or(0.0);
+    let hw = &r["history_wallet"];
+    let pop = &r["ledger"]["populate"];
+    let cs = &r["cold_start"];
+    let h = &r["history"];
+    let mut s = String::new();
+    s += "# Desktop app benchmarks\n\n";
+    s += &format!(
+        "Date: {}. Machine: {nproc} CPUs ({cpu}), shared with other builds; 1/5/15-minute load average {} at the start, {} at the end. \
+         Profile: {} (`notch-app` built with `cargo build --release -p notch-app` after `trunk build --release` of ui/).\n\
+         Display: Xvfb 1280x800 (software rendering, no GPU); Secret Service: a throwaway gnome-keyring on a private session bus.\n\n",
+        r["date"].as_str().unwrap_or("?"),
+        r["loadavg_start"].as_str().unwrap_or("?"),
+        r["loadavg_end"].as_str().unwrap_or("?"),
+        r["profile"].as_str().unwrap_or("?"),
+    );
+    s += "Reproduce every figure below:\n\n```\ncargo xtask bench\n```\n\n\
+which, for this file, builds the UI (`trunk build --release`), `cargo build --release -p notch-gateway --bins`, \
+`cargo build --release -p notch-app`, then runs under a fresh Xvfb display and\n\
+`dbus-run-session` with gnome-keyring unlocked (throwaway keyring, `NOTCH_TEST_SECRET_SERVICE=1`):\n\n\
+```\ncargo run --release -p notch-tests --bin notch-app-bench -- --out bench/results/app.md\n```\n\n";
+    s += &format!(
+        "Parameters: `--runs {} --history-txs {} --block-txs {} --scroll-secs {} --steady-px-per-sec {}`. \
+         The raw figures of every run are in `app.json` next to this file; screenshots in `{}`. Whole run: {} s. No test asserts any of these figures.\n\n",
+        r["runs"],
+        p["history_txs"],
+        p["block_txs"],
+        p["scroll_secs"],
+        p["steady_px_per_sec"],
+        r["screenshots"].as_str().unwrap_or("?"),
+        f(&r["total_secs"], 0),
+    );
+
+    s += "## 1. Cold start to the first usable screen\n\n\
+**What the clock covers.** It starts when the kernel created the `notch-app` process (`starttime` in `/proc/<pid>/stat`, \
+converted to the wall clock through `/proc/uptime`; 10 ms ticks, so each figure is ±20 ms) and stops at the first \
+`requestAnimationFrame` callback after the screen's element entered the DOM: the frame that paints it. The element's \
+arrival is recorded inside the page by a `MutationObserver` (installed by the first WebDriver script that can run in the \
+page), on the page's own wall clock (`performance.timeOrigin + performance.now()`), so WebDriver polling adds nothing to the \
+figure. tauri-driver and WebKitWebDriver start *before* the app and are not on the clock; what is on it: process start, \
+GTK/WebKitGTK and Tauri set-up, the web and network processes, loading the embedded page and the wasm UI, the UI's first \
+`app_status` call (the app opens the OS keystore and, if there is one, the wallet: SQLite, keys from the Secret Service) \
+and, for a wallet, the `balances` and `sync_state` calls of the home screen. The files are in the page cache (warm \
+start of a cold process: the same binary ran just before); the first run of each row is included.\n\n\
+The screen's element: the fresh profile's onboarding shows `[data-testid=onboard-create]` (the \"Create a wallet\" button); \
+a wallet's home shows `[data-testid=balances]` (the balances table, filled).\n\n";
+    s += &format!(
+        "| profile | runs | first screen painted, median (min–max) | element in DOM | page navigation started | page `load` event | tree RSS after {} s | tree Pss |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        SETTLE.as_secs()
+    );
+    for (label, c) in [
+        ("fresh profile → onboarding", &cs["fresh_profile"]),
+        (
+            "small wallet (3 transactions) → home with balances",
+            &cs["small_wallet"],
+        ),
+        (
+            &*format!("{}-transaction wallet → home with balances", grouped(txs)),
+            &cs["history_wallet"],
+        ),
+    ] {
+        s += &format!(
+            "| {label} | {} | **{} ms** | {} ms | {} ms | {} ms | {} | {} |\n",
+            c["shown_ms"]["n"],
+            mmm(&c["shown_ms"]),
+            mmm(&c["in_dom_ms"]),
+            mmm(&c["navigation_start_ms"]),
+            mmm(&c["load_event_ms"]),
+            mib(&c["rss_kib"]["median"]),
+            mib(&c["pss_kib"]["median"]),
+        );
+    }
+    let any_already = ["fresh_profile", "small_wallet", "history_wallet"]
+        .iter()
+        .any(|k| cs[k]["any_already_there"] == json!(true));
+    s += &format!(
+        "\nAll columns are ms after the process started, median (min–max). For scale, not part of any figure: the WebDriver \
+session was ready {} ms after the app process started (median of the fresh-profile runs), and tauri-driver had been asked \
+to start {} ms before it. {}\n\n",
+        f(&cs["fresh_profile"]["session_ready_ms"]["median"], 0),
+        f(
+            &cs["fresh_profile"]["driver_asked_ms"]["median"]
+                .as_f64()
+                .map(|x| -x)
+                .into(),
+            0
+        ),
+        if any_already {
+            "**In at least one run the element was already in the DOM when the observer was installed: that run's time is \
+             an upper bound (the observer's installation time); see app.json.**"
+        } else {
+            "In every run the observer was in the page before the element arrived, so every figure is exact to the clock's \
+             resolution."
+        },
+    );
+
+    s += &format!(
+        "## 2. A {}-transaction history: load, memory, scrolling\n\n",
+        grouped(txs)
+    );
+    s += &format!(
+        "Ledger: {} blocks of {} transactions written by `notch-gateway-populate --pay-every 1`: every transaction is a \
+         sandbox mint paying one of the first 20 receive addresses of a wallet restored from a fixed phrase (populated in {} s{}). \
+         The bench restores that wallet into a fresh profile (seed in the Secret Service, as the app keeps it) and syncs it \
+         with notch-core before the app starts: restore {} ms, sync {} s ({} payments found; wallet.sqlite {} MB).\n\n",
+        pop["blocks"],
+        pop["block_txs"],
+        f(&pop["secs"], 1),
+        if r["ledger"]["cached"] == json!(true) {
+            ", when the cached ledger was built; this run reused it"
+        } else {
+            ", this run"
+        },
+        f(
+            &(hw["restore_secs"].as_f64().unwrap_or(f64::NAN) * 1e3).into(),
+            0
+        ),
+        f(&hw["sync_secs"], 1),
+        hw["payments_found"],
+        f(&(hw["db_bytes"].as_f64().unwrap_or(0.0) / 1e6).into(), 0),
+    );
+    let of = &h["open_first"];
+    s += "### Opening History\n\n\
+The click on the History link and the wait run inside the page (one WebDriver script): from `click()` to the first row \
+(`history-row-0`) in the DOM, and to the next animation frame (painted). The history screen asks the app for the whole \
+history in one `history` command and renders only the rows in view.\n\n\
+| | click → first rows in DOM | click → painted | longest frame meanwhile | rows in DOM | shown |\n|---|---:|---:|---:|---:|---|\n";
+    let open_row = |label: &str, v: &Value| -> String {
+        format!(
+            "| {label} | {} ms | **{} ms** | {} ms | {} | {} |\n",
+            f(&v["in_dom_ms"], 0),
+            f(&v["shown_ms"], 0),
+            f(&v["frame_stats"]["max_ms"], 0),
+            v["rows_in_dom"],
+            v["count"]
+                .as_str()
+                .or(v["error"].as_str())
+                .unwrap_or(v["what"].as_str().unwrap_or("?")),
+        )
+    };
+    s += &open_row("first open after start-up", of);
+    if let Some(list) = h["reopen"].as_array() {
+        for (i, v) in list.iter().enumerate() {
+            s += &open_row(&format!("again from Home ({})", i + 2), v);
+        }
+    }
+    s += "\nWhere that time goes:\n\n| step | time |\n|---|---:|\n";
+    s += &format!(
+        "| core: `Wallet::history` (all rows), in the bench process, median of {} | {} ms |\n",
+        hw["core_history_ms"]["n"],
+        mmm(&hw["core_history_ms"]),
+    );
+    if let Some(list) = h["invoke"].as_array() {
+        for v in list {
+            s += &format!(
+                "| app: `invoke('history')` from the page, without the UI (core + conversion to rows + JSON over IPC + `JSON.parse`): {} rows, {} MB of JSON | {} ms |\n",
+                v["rows"],
+                f(&(v["json_bytes"].as_f64().unwrap_or(0.0) / 1e6).into(), 1),
+                f(&v["ms"], 0),
+            );
+        }
+    }
+    s += "| UI: the rest of \"click → painted\" (deserialising the rows into the wasm UI, rendering the visible ones) | see above minus the app row |\n\n";
+
+    s += "### Scrolling the list\n\n\
+`requestAnimationFrame` intervals inside the page while a script scrolls the list container (`[data-testid=history-list]`) \
+by setting `scrollTop` once per frame. *Steady*: at the given px/s from the top. *Sweep*: from the first row to the last \
+over the same time (thousands of rows per frame; the virtual list re-renders on each scroll event). A frame counts as \
+*blank* when the row at the position scrolled to in the previous frame is not in the DOM by the next frame. \
+The idle rows are the same measurement with nothing happening, the baseline of this display (Xvfb has no vsync; \
+WebKitGTK paces frames itself).\n\n\
+| | frames | median | p95 | max | frames > 50 ms | notes |\n|---|---:|---:|---:|---:|---:|---|\n";
+    s += &frames_row("idle, Home screen", &h["idle_home"], "");
+    s += &frames_row("idle, History screen", &h["idle_history"], "");
+    let st = &h["scroll_steady"];
+    s += &frames_row(
+        &format!("steady scroll, {} px/s", p["steady_px_per_sec"]),
+        &st["frame_stats"],
+        &format!(
+            "blank frames {} of {}; ended at row {}",
+            st["blank"], st["checked"], st["end_row"]
+        ),
+    );
+    let sw = &h["scroll_sweep"];
+    s += &frames_row(
+        &format!("sweep of the whole list in {} s", p["scroll_secs"]),
+        &sw["frame_stats"],
+        &format!(
+            "blank frames {} of {}; ended at row {} of {}",
+            sw["blank"],
+            sw["checked"],
+            sw["end_row"],
+            grouped(txs)
+        ),
+    );
+    s += &frames_row(
+        "while History loaded (first open)",
+        &of["frame_stats"],
+        "the page's frames from the click until the rows were painted",
+    );
+
+    s += "\n### Memory of the app's process tree\n\n\
+VmRSS (resident, counts shared pages once per process) and Pss (proportional: shared pages divided among the processes \
+sharing them, so the sum is fair) of `notch-app` and every descendant process (WebKitWebProcess, WebKitNetworkProcess), \
+from `/proc/<pid>/status` and `/proc/<pid>/smaps_rollup`.\n\n\
+| when | RSS | Pss | per process (RSS) |\n|---|---:|---:|---|\n";
+    let m = &h["memory"];
+    s += &mem_row(
+        &format!("{} s after the home screen appeared", SETTLE.as_secs()),
+        &m["after_start"],
+    );
+    s += &mem_row(
+        &format!("{} s after History was painted", SETTLE.as_secs()),
+        &m["after_history_open"],
+    );
+    s += &mem_row("after the two scrolls", &m["after_scrolling"]);
+    s += &mem_row(
+        "after opening History twice more (from Home)",
+        &m["after_reopening_twice"],
+    );
+    s += &mem_row(
+        "after two more `history` calls from the page",
+        &m["after_two_raw_history_calls"],
+    );
+    s += &format!(
+        "\nFor comparison, after start-up of a fresh profile (median): {} RSS, {} Pss.\n",
+        mib(&cs["fresh_profile"]["rss_kib"]["median"]),
+        mib(&cs["fresh_profile"]["pss_kib"]["median"]),
+    );
+    s
+}
+
+fn main() {
+    if let Some(path) = arg_str("--markdown-from") {
+        // Rewrites the report from a saved JSON result (no measurement).
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        print!("{}", markdown(&r));
+        return;
+    }
+    parent();
+}
