@@ -3,6 +3,8 @@
 //! picture files handed to the row's file input, and the camera button on a
 //! machine without a camera. Run by `cargo xtask test`.
 
+#![allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
