@@ -292,6 +292,7 @@ async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryR
             txid: e.txid,
             state: e.state.as_str().to_owned(),
             confirmations: e.confirmations,
+            block_height: e.block_height,
             time: e.time,
             incoming: e.incoming,
             fee: e.fee.map(|f| format_amount(f, fee_decimals)),

@@ -308,6 +308,7 @@ fn history_csv_quotes_what_needs_quoting() {
         txid: "ab".into(),
         state: "final".into(),
         confirmations: 6,
+        block_height: Some(3),
         time: 1,
         incoming: true,
         fee: None,

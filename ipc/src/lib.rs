@@ -356,6 +356,9 @@ pub struct HistoryRow {
     pub txid: String,
     pub state: String,
     pub confirmations: u64,
+    /// The block it is in, so the UI can count confirmations as the tip
+    /// moves without fetching the history again.
+    pub block_height: Option<u64>,
     pub time: u64,
     pub incoming: bool,
     pub fee: Option<String>,

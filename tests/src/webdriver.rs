@@ -34,6 +34,25 @@ impl AppSession {
     /// Like [`AppSession::launch`], with screenshots saved in `screens`
     /// (created if missing) rather than under `NOTCH_E2E_SCREENS`.
     pub fn launch_with_screens(app: &Path, env: &[(&str, &str)], screens: PathBuf) -> AppSession {
+        // tauri-driver now and then drops the new-session request on a busy
+        // machine; a fresh driver on fresh ports gets through.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_launch_with_screens(app, env, screens.clone()) {
+                Ok(session) => return session,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
+    }
+
+    /// Like [`AppSession::launch_with_screens`], but a failure to create the
+    /// WebDriver session is returned (for a caller that retries).
+    pub fn try_launch_with_screens(
+        app: &Path,
+        env: &[(&str, &str)],
+        screens: PathBuf,
+    ) -> Result<AppSession, String> {
         let port = free_port();
         let native_port = free_port();
         let mut driver = Command::new("tauri-driver");
@@ -68,21 +87,20 @@ impl AppSession {
             .post(format!("{base}/session"))
             .json(&capabilities)
             .send()
-            .unwrap()
-            .json()
-            .unwrap();
+            .and_then(|r| r.json())
+            .map_err(|e| format!("no WebDriver session: {e}"))?;
         let session = created["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .ok_or_else(|| format!("no WebDriver session: {created}"))?
             .to_owned();
         std::fs::create_dir_all(&screens).unwrap();
-        AppSession {
+        Ok(AppSession {
             base,
             session,
             http,
             screens,
             _driver: driver,
-        }
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -232,6 +250,18 @@ impl Drop for AppSession {
             .http
             .delete(format!("{}/session/{}", self.base, self.session))
             .send();
+        // Killing tauri-driver alone would leave WebKitWebDriver (and an app
+        // that did not quit) running, holding ports the next session may
+        // want: stop the whole tree, leaves first.
+        let mut tree = descendants(self.driver_pid());
+        tree.reverse();
+        if !tree.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(tree.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -248,10 +278,10 @@ pub fn descendants(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
-                if let Some(ppid) = parent_pid(pid) {
-                    parents.push((pid, ppid));
-                }
+            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+                && let Some(ppid) = parent_pid(pid)
+            {
+                parents.push((pid, ppid));
             }
         }
     }

@@ -33,6 +33,11 @@ pub enum Screen {
 pub struct Ctx {
     pub screen: RwSignal<Screen>,
     pub tick: RwSignal<u64>,
+    /// Moves only on events that change the wallet's transactions (not on
+    /// every sync pass): what the history refetches on.
+    pub data_rev: RwSignal<u64>,
+    /// The wallet's synced height, for confirmation counts.
+    pub height: RwSignal<Option<u64>>,
     pub last_event: RwSignal<Option<WalletEvent>>,
     pub unread: RwSignal<usize>,
     pub status: RwSignal<Option<AppStatus>>,
@@ -45,6 +50,8 @@ pub fn ctx() -> Ctx {
     use_context::<Ctx>().unwrap_or_else(|| Ctx {
         screen: RwSignal::new(Screen::Home),
         tick: RwSignal::new(0),
+        data_rev: RwSignal::new(0),
+        height: RwSignal::new(None),
         last_event: RwSignal::new(None),
         unread: RwSignal::new(0),
         status: RwSignal::new(None),
@@ -66,6 +73,8 @@ fn App() -> impl IntoView {
     let cx = Ctx {
         screen: RwSignal::new(Screen::Home),
         tick: RwSignal::new(0),
+        data_rev: RwSignal::new(0),
+        height: RwSignal::new(None),
         last_event: RwSignal::new(None),
         unread: RwSignal::new(0),
         status: RwSignal::new(None),
@@ -97,6 +106,13 @@ fn App() -> impl IntoView {
     ipc::listen::<WalletEvent>(event::WALLET, move |e| {
         if matches!(e, WalletEvent::Notification { .. }) {
             refresh_unread(cx.unread);
+        }
+        match &e {
+            WalletEvent::SyncDone { height } => cx.height.set(Some(*height)),
+            WalletEvent::Reorg { .. }
+            | WalletEvent::PaymentReceived { .. }
+            | WalletEvent::TxStateChanged { .. } => cx.data_rev.update(|r| *r += 1),
+            _ => {}
         }
         cx.last_event.set(Some(e));
         cx.tick.update(|t| *t += 1);

@@ -19,8 +19,10 @@ usage: cargo xtask <command>
             wasm-bindgen-cli, tauri-driver); a second run does nothing
   run       setup + build + start a sandbox gateway and the desktop wallet
   test      setup + every test suite (unit, integration, keystore, mobile
-            target checks, end-to-end under Xvfb)
-  bench     the benchmarks; results go to bench/results/
+            target checks, end-to-end under Xvfb); `test e2e`: only the
+            real-window tests
+  bench     the benchmarks; results go to bench/results/; `bench gateway`,
+            `bench wallet` or `bench app` runs one
   build-ui  build the Leptos UI into ui/dist with trunk
   bundle    build the release app and its Linux .deb bundle
 ";

@@ -41,8 +41,10 @@ pub fn History() -> impl IntoView {
         },
         search: Some(search.get()).filter(|s| !s.trim().is_empty()),
     };
+    // Refetched when the wallet's transactions change, not on every sync
+    // pass (a 100,000-row history must not reload every few seconds).
     Effect::new(move |_| {
-        cx.tick.get();
+        cx.data_rev.get();
         let q = query();
         spawn_local(async move {
             let r = ipc::call::<_, Vec<HistoryRow>>(
@@ -139,10 +141,21 @@ fn row_view(i: usize, r: HistoryRow) -> impl IntoView {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let confirmations = if r.confirmations > 0 {
-        format!("{} conf.", r.confirmations)
-    } else {
-        String::new()
+    let height = crate::ctx().height;
+    let stored = r.confirmations;
+    let block = r.block_height;
+    // Counted from the block and the synced height, so it follows the tip
+    // without a refetch.
+    let confirmations = move || {
+        let n = match (block, height.get()) {
+            (Some(b), Some(h)) if h >= b => (h - b + 1).max(stored),
+            _ => stored,
+        };
+        if n > 0 {
+            format!("{n} conf.")
+        } else {
+            String::new()
+        }
     };
     view! {
         <div class="hrow" data-testid=format!("history-row-{i}") data-txid=r.txid.clone()
