@@ -1233,13 +1233,11 @@ history in one `history` command and renders only the rows in view.\n\n\
         }
     }
     s += "\nThe UI's own share (deserialising the rows into the wasm UI, rendering the visible ones) is \"click → painted\" \
-minus the app's; the two are measured at different moments, so a refetch running at the same time (see the note below) \
-can make either look slower.\n\n\
-**Note: the app's wallet runs `sync()` every 5 s while it watches the gateway (`WATCH_POLL` in app/src/state.rs, \
-`watch` in core/src/sync.rs), and every sync emits `SyncDone` even when nothing changed; every wallet event moves the \
-UI's `tick`, and the History screen fetches the whole history again on every tick (ui/src/screens/history.rs). With \
-a long history that is a full reload every 5 s while History is open. The idle, scroll and memory figures below were \
-taken in such a window, so they include those reloads: that is what the app does today.**\n\n";
+minus the app's; the two are measured at different moments.\n\n\
+**Note:** the History screen fetches the whole history when it opens and again only when the wallet's transactions \
+change (a payment, a state change, a reorg: ui/src/screens/history.rs), not on every sync pass; confirmations follow \
+the tip from each row's block height. Each opening of History still fetches every row (no paging yet), which is what \
+the memory figures after reopening show.\n\n";
 
     s += "### Scrolling the list\n\n\
 `requestAnimationFrame` intervals inside the page while a script scrolls the list container (`[data-testid=history-list]`) \
