@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed assumption should fail the test loudly
 
+pub mod bench;
 pub mod e2e;
 pub mod gateway;
 pub mod wallet;

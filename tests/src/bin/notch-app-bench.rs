@@ -36,11 +36,11 @@
 #![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use notch_core::keys::{AddressChain, RecoveryPhrase, WalletKeys, WalletSecret, WordCount};
+use notch_core::keys::{RecoveryPhrase, WordCount};
 use notch_core::secrets::{OsSecretStore, SecretStore};
 use notch_core::{HistoryFilter, Network, Wallet, WalletConfig};
 use notch_tests::gateway::Sandbox;
@@ -48,11 +48,7 @@ use notch_tests::wallet::Gw;
 use notch_tests::webdriver::{AppSession, descendants};
 use serde_json::{Value, json};
 
-/// The long-history wallet: 16 bytes of 0x42 as BIP-39 entropy (the same
-/// wallet as notch-wallet-bench's).
-const ENTROPY: [u8; 16] = [0x42; 16];
-/// Receive addresses the ledger pays in turn (within the gap limit of 20).
-const PAID_ADDRESSES: u32 = 20;
+use notch_tests::bench::ENTROPY;
 /// What `notch-gateway-populate` pays a listed key, per payment.
 const WALLET_AMOUNT: u64 = 1_000_000;
 /// The history list's row height in pixels (ui/src/screens/history.rs).
@@ -65,13 +61,7 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------- arguments
 
-fn arg_str(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use notch_tests::bench::arg_str;
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     match arg_str(name) {
@@ -84,24 +74,16 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 // ---------------------------------------------------------------- locations
 
-/// Where this binary is: the app and the gateway binaries must be there too.
 fn bin_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    notch_tests::bench::exe_dir()
 }
 
 fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: build it first (`cargo xtask bench` does: trunk build --release in ui/, \
+    notch_tests::bench::sibling(
+        name,
+        "build it first (`cargo xtask bench` does: trunk build --release in ui/, \
          then cargo build --release -p notch-app and -p notch-gateway --bins)",
-        p.display()
-    );
-    p
+    )
 }
 
 /// Cargo's target dir: the parent of this binary's profile dir.
@@ -199,19 +181,10 @@ fn tree_memory(app_pid: u32) -> Value {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    notch_tests::bench::loadavg(3)
 }
 
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
+use notch_tests::bench::utc_now;
 
 // ---------------------------------------------------------------- statistics
 
@@ -270,50 +243,13 @@ fn ledger(txs: u64, block_txs: u64) -> (PathBuf, Value, bool) {
     let dir = target_dir()
         .join("bench-ledger-app")
         .join(format!("v1-txs{txs}-block{block_txs}-every1"));
-    let marker = dir.join("populated.json");
-    if let Ok(text) = std::fs::read_to_string(&marker) {
-        return (dir, serde_json::from_str(&text).unwrap(), true);
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = WalletSecret::new(phrase(), "");
-    let keys = WalletKeys::from_secret(&secret, 0).unwrap();
-    let mut list = String::new();
-    for i in 0..PAID_ADDRESSES {
-        let k = keys.token_key(AddressChain::Receive, i).unwrap();
-        list.push_str(&hex::encode(k.public_key().to_bytes()));
-        list.push('\n');
-    }
-    let pay_to = dir.join("pay-to.txt");
-    std::fs::write(&pay_to, list).unwrap();
-    eprintln!(
-        "app-bench: populating {} ({txs} transactions, all paying the wallet)",
-        dir.display()
-    );
-    let out = Command::new(bin("notch-gateway-populate"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--txs", &txs.to_string()])
-        .args(["--block-txs", &block_txs.to_string()])
-        .args(["--pay-every", "1"])
-        .arg("--pay-to")
-        .arg(&pay_to)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "notch-gateway-populate failed");
-    (dir, serde_json::from_slice(&out.stdout).unwrap(), false)
+    let (populated, cached) =
+        notch_tests::bench::ledger(&bin("notch-gateway-populate"), &dir, txs, block_txs, 1);
+    (dir, populated, cached)
 }
 
 fn start_gateway(data_dir: &Path) -> Sandbox {
-    Sandbox::start_binary(
-        &bin("notch-gateway"),
-        data_dir.to_path_buf(),
-        "127.0.0.1:0",
-        &[("RUST_LOG", "warn")],
-    )
+    notch_tests::bench::start_gateway(&bin("notch-gateway"), data_dir)
 }
 
 fn config(dir: &Path, url: &str) -> WalletConfig {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use notch_core::keys::{AddressChain, RecoveryPhrase, WalletKeys, WalletSecret};
+use notch_core::keys::RecoveryPhrase;
 use notch_core::protocol::api::{BlocksRequest, BlocksResponse};
 use notch_core::protocol::ed25519_dalek::SigningKey;
 use notch_core::protocol::{
@@ -38,27 +38,14 @@ use notch_tests::gateway::Sandbox;
 use notch_tests::wallet::{Gw, confirmed, new_wallet, restore_wallet};
 use serde_json::{Value, json};
 
-/// The wallet of the restore benchmark: 16 bytes of 0x42 as BIP-39 entropy.
-const ENTROPY: [u8; 16] = [0x42; 16];
-/// Receive addresses the ledger pays (within the gap limit of 20).
-const PAID_ADDRESSES: u32 = 20;
+use notch_tests::bench::ENTROPY;
 /// What `notch-gateway-populate` pays a listed key, per payment.
 const WALLET_AMOUNT: u64 = 1_000_000;
 /// The wallet's block batches: start at 10, double up to 100 (core/src/sync.rs).
 const FIRST_BATCH: u32 = 10;
 const MAX_BATCH: u32 = 100;
 
-fn args() -> Vec<String> {
-    std::env::args().collect()
-}
-
-fn arg_str(name: &str) -> Option<String> {
-    let args = args();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use notch_tests::bench::arg_str;
 
 fn arg(name: &str, default: u64) -> u64 {
     arg_str(name)
@@ -99,33 +86,16 @@ fn phrase() -> String {
         .to_string()
 }
 
-/// Where this binary is: `notch-gateway` and `notch-gateway-populate` must be there too.
-fn bin_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build --release -p notch-gateway --bins` first",
-        p.display()
-    );
-    p
+    notch_tests::bench::sibling(
+        name,
+        "run `cargo build --release -p notch-gateway --bins` first",
+    )
 }
 
 /// The release `notch-gateway --sandbox` on `data_dir` (mining only on demand).
 fn start_gateway(data_dir: &Path) -> Sandbox {
-    Sandbox::start_binary(
-        &bin("notch-gateway"),
-        data_dir.to_path_buf(),
-        "127.0.0.1:0",
-        &[("RUST_LOG", "warn")],
-    )
+    notch_tests::bench::start_gateway(&bin("notch-gateway"), data_dir)
 }
 
 async fn authority(gw: &Gw) -> PublicKey {
@@ -426,41 +396,14 @@ fn ledger(txs: u64, block_txs: u64, pay_every: u64) -> (PathBuf, Value, bool) {
     let dir = target_dir()
         .join("bench-ledger-1m")
         .join(format!("v1-txs{txs}-block{block_txs}-every{pay_every}"));
-    let marker = dir.join("populated.json");
-    if let Ok(text) = std::fs::read_to_string(&marker) {
-        return (dir, serde_json::from_str(&text).unwrap(), true);
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = WalletSecret::new(RecoveryPhrase::from_entropy(&ENTROPY).unwrap(), "");
-    let keys = WalletKeys::from_secret(&secret, 0).unwrap();
-    let mut list = String::new();
-    for i in 0..PAID_ADDRESSES {
-        let k = keys.token_key(AddressChain::Receive, i).unwrap();
-        list.push_str(&hex::encode(k.public_key().to_bytes()));
-        list.push('\n');
-    }
-    let pay_to = dir.join("pay-to.txt");
-    std::fs::write(&pay_to, list).unwrap();
-    eprintln!(
-        "wallet-bench: populating {} ({txs} transactions)",
-        dir.display()
+    let (populated, cached) = notch_tests::bench::ledger(
+        &bin("notch-gateway-populate"),
+        &dir,
+        txs,
+        block_txs,
+        pay_every,
     );
-    let out = Command::new(bin("notch-gateway-populate"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--txs", &txs.to_string()])
-        .args(["--block-txs", &block_txs.to_string()])
-        .args(["--pay-every", &pay_every.to_string()])
-        .arg("--pay-to")
-        .arg(&pay_to)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "notch-gateway-populate failed");
-    (dir, serde_json::from_slice(&out.stdout).unwrap(), false)
+    (dir, populated, cached)
 }
 
 fn mib(kib: &Value) -> String {
@@ -543,20 +486,11 @@ fn parent() {
     }
 }
 
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
+use notch_tests::bench::utc_now;
 
 /// The 1-minute load average (the machine is shared).
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default()
+    notch_tests::bench::loadavg(1)
 }
 
 fn markdown(r: &Value) -> String {
