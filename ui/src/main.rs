@@ -46,18 +46,24 @@ pub struct Ctx {
     pub lock: RwSignal<Option<LockStatus>>,
 }
 
+impl Ctx {
+    fn new() -> Ctx {
+        Ctx {
+            screen: RwSignal::new(Screen::Home),
+            tick: RwSignal::new(0),
+            data_rev: RwSignal::new(0),
+            height: RwSignal::new(None),
+            last_event: RwSignal::new(None),
+            unread: RwSignal::new(0),
+            status: RwSignal::new(None),
+            dark: RwSignal::new(false),
+            lock: RwSignal::new(None),
+        }
+    }
+}
+
 pub fn ctx() -> Ctx {
-    use_context::<Ctx>().unwrap_or_else(|| Ctx {
-        screen: RwSignal::new(Screen::Home),
-        tick: RwSignal::new(0),
-        data_rev: RwSignal::new(0),
-        height: RwSignal::new(None),
-        last_event: RwSignal::new(None),
-        unread: RwSignal::new(0),
-        status: RwSignal::new(None),
-        dark: RwSignal::new(false),
-        lock: RwSignal::new(None),
-    })
+    use_context::<Ctx>().unwrap_or_else(Ctx::new)
 }
 
 fn refresh_unread(unread: RwSignal<usize>) {
@@ -70,17 +76,7 @@ fn refresh_unread(unread: RwSignal<usize>) {
 
 #[component]
 fn App() -> impl IntoView {
-    let cx = Ctx {
-        screen: RwSignal::new(Screen::Home),
-        tick: RwSignal::new(0),
-        data_rev: RwSignal::new(0),
-        height: RwSignal::new(None),
-        last_event: RwSignal::new(None),
-        unread: RwSignal::new(0),
-        status: RwSignal::new(None),
-        dark: RwSignal::new(false),
-        lock: RwSignal::new(None),
-    };
+    let cx = Ctx::new();
     provide_context(cx);
     screens::lock::start_idle_watch(cx);
     let status_error = RwSignal::new(None::<String>);
