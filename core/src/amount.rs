@@ -89,18 +89,22 @@ pub fn parse_amount(input: &str, decimals: u8, symbol: &str) -> Result<u64, Amou
 /// Writes base units as a decimal string: all significant decimals, at least
 /// two (or `decimals` if fewer): `150` EURT cents -> `"1.50"`, `3690` NOTE
 /// base units (8 decimals) -> `"0.0000369"`.
-pub fn format_amount(amount: u64, decimals: u8) -> String {
-    format_signed(i128::from(amount), decimals)
+pub fn format_amount(amount: impl Into<u128>, decimals: u8) -> String {
+    format_unsigned("", amount.into(), decimals)
 }
 
 /// [`format_amount`] for a signed amount (net changes in history).
 pub fn format_signed(amount: i128, decimals: u8) -> String {
     let sign = if amount < 0 { "-" } else { "" };
-    let value = amount.unsigned_abs();
+    format_unsigned(sign, amount.unsigned_abs(), decimals)
+}
+
+fn format_unsigned(sign: &str, value: u128, decimals: u8) -> String {
     if decimals == 0 {
         return format!("{sign}{value}");
     }
-    let scale = 10u128.pow(u32::from(decimals.min(30)));
+    let decimals = decimals.min(38);
+    let scale = 10u128.pow(u32::from(decimals));
     let whole = value / scale;
     let frac = value % scale;
     let mut digits = format!("{frac:0width$}", width = usize::from(decimals));
@@ -167,12 +171,12 @@ mod tests {
 
     #[test]
     fn formats_with_the_asset_decimals() {
-        assert_eq!(format_amount(150, 2), "1.50");
-        assert_eq!(format_amount(200, 2), "2.00");
-        assert_eq!(format_amount(3690, 8), "0.0000369");
-        assert_eq!(format_amount(1_000_000_000, 8), "10.00");
-        assert_eq!(format_amount(7, 0), "7");
-        assert_eq!(format_amount(5, 1), "0.5");
+        assert_eq!(format_amount(150u64, 2), "1.50");
+        assert_eq!(format_amount(200u64, 2), "2.00");
+        assert_eq!(format_amount(3690u64, 8), "0.0000369");
+        assert_eq!(format_amount(1_000_000_000u64, 8), "10.00");
+        assert_eq!(format_amount(7u64, 0), "7");
+        assert_eq!(format_amount(5u64, 1), "0.5");
         assert_eq!(format_signed(-150, 2), "-1.50");
         for (n, d) in [(1u64, 8u8), (123_456_789, 6), (99, 2), (u64::MAX >> 1, 8)] {
             assert_eq!(parse_amount(&format_amount(n, d), d, "X"), Ok(n));

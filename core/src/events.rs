@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::store::TxState;
+use crate::store::{NotificationKind, TxState};
 
 /// Something the wallet did or saw. Serialized as JSON with a `type` tag
 /// (the CLI's `watch --json` prints one per line).
@@ -42,8 +42,8 @@ pub enum WalletEvent {
     /// A transaction of the wallet moved from one state to another.
     TxStateChanged {
         txid: String,
-        from: Option<String>,
-        to: String,
+        from: Option<TxState>,
+        to: TxState,
         /// Confirmations, for confirmed and final transactions.
         confirmations: Option<u64>,
     },
@@ -54,11 +54,21 @@ pub enum WalletEvent {
     /// The gateway served something that failed verification; nothing of
     /// it was stored.
     VerificationFailed { what: String },
-    /// A notification was added to the inbox.
+    /// A notification was added to the inbox. `quiet` ones were found
+    /// while catching up (a restore, a long time offline): the inbox has
+    /// them, and one [`WalletEvent::CaughtUp`] sums them up for the desktop.
     Notification {
         id: i64,
-        kind: String,
+        kind: NotificationKind,
         title: String,
+        quiet: bool,
+    },
+    /// A catch-up (restore or a long absence) ended: how many notifications
+    /// it added to the inbox, and how many payments in it found.
+    CaughtUp {
+        notifications: u64,
+        payments_received: u64,
+        height: u64,
     },
 }
 
@@ -69,7 +79,7 @@ pub struct AssetAmount {
     pub asset: String,
     pub symbol: String,
     pub decimals: u8,
-    pub amount: u64,
+    pub amount: u128,
 }
 
 impl WalletEvent {
@@ -81,8 +91,8 @@ impl WalletEvent {
     ) -> Self {
         WalletEvent::TxStateChanged {
             txid: hex::encode(txid),
-            from: from.map(|s| s.as_str().to_owned()),
-            to: to.as_str().to_owned(),
+            from,
+            to,
             confirmations,
         }
     }

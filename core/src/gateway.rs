@@ -13,6 +13,8 @@ use notch_protocol::api::{
 pub enum GatewayError {
     #[error("the gateway URL {url:?} is not valid: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("the gateway URL {url} is not safe to use: {reason}")]
+    InsecureUrl { url: String, reason: String },
     #[error("the gateway at {url} cannot be reached: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("the gateway refused the request ({}): {}", .0.code, .0.message)]
@@ -25,6 +27,9 @@ pub enum GatewayError {
     BadResponse(String),
 }
 
+/// The largest answer the wallet reads (a batch of blocks in hex).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A client of one gateway. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GatewayClient {
@@ -33,8 +38,10 @@ pub struct GatewayClient {
 }
 
 impl GatewayClient {
-    /// `url` is the gateway's root, e.g. `http://127.0.0.1:7420`.
-    pub fn new(url: &str) -> Result<Self, GatewayError> {
+    /// `url` is the gateway's root, e.g. `https://gateway.example` or
+    /// `http://127.0.0.1:7420`. Plain `http://` is refused except to
+    /// loopback unless `allow_insecure_http` (see [`crate::trust::url_allowed`]).
+    pub fn new(url: &str, allow_insecure_http: bool) -> Result<Self, GatewayError> {
         let bad = |reason: String| GatewayError::BadUrl {
             url: url.to_owned(),
             reason,
@@ -43,6 +50,12 @@ impl GatewayClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("only http and https are supported".into()));
         }
+        crate::trust::url_allowed(&base, allow_insecure_http).map_err(|reason| {
+            GatewayError::InsecureUrl {
+                url: url.to_owned(),
+                reason,
+            }
+        })?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -163,9 +176,26 @@ impl GatewayClient {
             url: self.base.to_string(),
             reason: with_causes(&e.without_url()),
         };
-        let response = request.send().await.map_err(unreachable)?;
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?;
+        // Bounded: a gateway cannot make the wallet hold more than this.
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(GatewayError::BadResponse(format!(
+                "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(GatewayError::BadResponse(format!(
+                    "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ApiError>(&body) {
                 Ok(err) if status.is_server_error() => GatewayError::Unavailable(err),
@@ -280,18 +310,18 @@ mod tests {
     #[test]
     fn rejects_urls_that_are_not_http() {
         assert!(matches!(
-            GatewayClient::new("ftp://x"),
+            GatewayClient::new("ftp://x", false),
             Err(GatewayError::BadUrl { .. })
         ));
         assert!(matches!(
-            GatewayClient::new("not a url"),
+            GatewayClient::new("not a url", false),
             Err(GatewayError::BadUrl { .. })
         ));
     }
 
     #[test]
     fn joins_api_paths_under_a_prefix() {
-        let client = GatewayClient::new("http://127.0.0.1:1/prefix").expect("valid url");
+        let client = GatewayClient::new("http://127.0.0.1:1/prefix", false).expect("valid url");
         assert_eq!(client.url(), "http://127.0.0.1:1/prefix/");
     }
 }

@@ -11,26 +11,45 @@
 //! - [`events`]: the typed event stream (and the inbox in [`store`]);
 //! - [`lock`]: the lock passphrase (re-authentication, idle lock);
 //! - [`amount`]: decimal amounts <-> base units;
+//! - [`backup`]: the backup-word check when a wallet is created;
+//! - [`payment`]: asset and amount checks, `notch:` payment links;
+//! - [`export`]: the history as CSV;
+//! - [`reach`]: gateway reachability and the choice of network;
+//! - [`chain`]: the header chain's rules (links, signatures, when a reorg is allowed);
+//! - [`lifecycle`]: the transaction state machine (the one way states change);
+//! - [`trust`]: what is pinned about a ledger (authority, metadata, network file, URL policy);
 //! - [`wallet`]: the [`Wallet`] object.
 
 pub mod amount;
+pub mod backup;
+pub mod chain;
 pub mod events;
+pub mod export;
 pub mod gateway;
 pub mod keys;
+pub mod lifecycle;
 pub mod lock;
+pub mod payment;
 pub mod qr;
+pub mod reach;
 pub mod secrets;
 pub mod store;
 pub mod sync;
+pub mod trust;
 pub mod tx;
 pub mod wallet;
 
 pub use events::{AssetAmount, WalletEvent};
+pub use backup::{BackupCheck, BackupError};
+pub use export::ExportError;
 pub use lock::{LockError, LockSettings};
 /// The protocol crate, re-exported so wrappers use the same version.
 pub use notch_protocol as protocol;
 pub use notch_protocol::Network;
-pub use store::{Notification, TxState};
+pub use payment::{CheckedAmount, PaymentError, PaymentUri, UriError};
+pub use reach::{GatewayProbe, GatewayReachability, NetworkError, choose_network};
+pub use store::{Notification, NotificationKind, TxState};
+pub use trust::NetworkFile;
 pub use sync::{SyncError, SyncReport};
 pub use tx::{Recipient, SendError, SendProposal};
 pub use wallet::{

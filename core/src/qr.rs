@@ -1,5 +1,7 @@
 //! QR codes: decode them from an image file (PNG, JPEG) or a grayscale
-//! camera frame, and encode text as a PNG.
+//! camera frame, and encode text as a PNG ([`encode_png`]) or an SVG
+//! document ([`encode_svg`], what a webview shows without decoding
+//! anything).
 //!
 //! The decoder only returns the texts it read: what they mean (a payment
 //! address, a `notch:` link, a MyCHIPs ticket) is for the caller to decide,
@@ -164,6 +166,38 @@ pub fn encode_png(text: &str, module_px: u32) -> Result<Vec<u8>, QrError> {
     Ok(png)
 }
 
+/// The smallest side of an SVG from [`encode_svg`], in pixels (its
+/// `width`/`height`; it scales cleanly: one unit of its `viewBox` is one
+/// module).
+pub const SVG_MIN_SIDE: u32 = 220;
+
+/// `text` as a QR code in an SVG document: black modules on white, the
+/// standard 4-module quiet zone, at least [`SVG_MIN_SIDE`] pixels square,
+/// all dark modules in one `<path>`.
+pub fn encode_svg(text: &str) -> Result<String, QrError> {
+    use std::fmt::Write as _;
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| QrError::Encode(e.to_string()))?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = modules + 8;
+    let side_u32 = u32::try_from(side).map_err(|e| QrError::Encode(e.to_string()))?;
+    let px = SVG_MIN_SIDE.div_ceil(side_u32) * side_u32;
+    let mut path = String::with_capacity(colors.len() * 4);
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (x, y) = (i % modules + 4, i / modules + 4);
+            let _ = write!(path, "M{x} {y}h1v1h-1z");
+        }
+    }
+    Ok(format!(
+        "<?xml version=\"1.0\" standalone=\"yes\"?>\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{px}\" height=\"{px}\" \
+         viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/>\
+         <path fill=\"#000\" d=\"{path}\"/></svg>"
+    ))
+}
+
 fn check_pixels(width: u32, height: u32) -> Result<(), QrError> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > MAX_PIXELS {
@@ -279,6 +313,34 @@ mod tests {
     fn a_png_round_trips() {
         let png = encode_png(ADDRESS, 6).unwrap();
         assert_eq!(decode_image(&png).unwrap(), vec![ADDRESS.to_owned()]);
+    }
+
+    #[test]
+    fn an_svg_has_every_module_and_a_quiet_zone() {
+        let svg = encode_svg(ADDRESS).unwrap();
+        assert!(svg.starts_with("<?xml"), "{svg}");
+        assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        assert!(svg.ends_with("</svg>"));
+        let code = qrcode::QrCode::new(ADDRESS.as_bytes()).unwrap();
+        let side = code.width() + 8;
+        assert!(svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")), "{svg}");
+        let dark = code
+            .to_colors()
+            .iter()
+            .filter(|c| **c == qrcode::Color::Dark)
+            .count();
+        assert_eq!(svg.matches("h1v1h-1z").count(), dark);
+        // The top-left finder pattern starts after the quiet zone.
+        assert!(svg.contains("d=\"M4 4h1v1h-1z"), "{svg}");
+        let width: u32 = svg
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap();
+        assert!(width >= SVG_MIN_SIDE, "{width}");
+        // Too much for any QR code: an error, not a panic.
+        assert!(matches!(encode_svg(&"x".repeat(8000)), Err(QrError::Encode(_))));
     }
 
     #[test]

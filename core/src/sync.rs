@@ -1,20 +1,31 @@
 //! Sync: follows the gateway's mirror and believes only what it verified.
 //!
 //! One pass ([`Wallet::sync`]):
-//! 1. `/v1/info`: the network must be the wallet's; the authority key is
-//!    pinned per network on first contact (a later change is an error).
-//! 2. Headers from a locator of the wallet's chain: every header's
-//!    signature by the pinned authority and every link are checked.
+//! 1. `/v1/info`: the network must be the wallet's; the authority key and
+//!    the ledger's metadata (assets, fee rule, finality) are pinned on first
+//!    contact or given by a network file ([`crate::trust`]); a later change
+//!    is refused.
+//! 2. Headers from a locator of the wallet's chain, each checked by
+//!    [`crate::chain`]: link, the pinned authority's signature, the network
+//!    file's genesis and checkpoint. A roll-back is allowed only when the
+//!    verified chain goes past the wallet's tip, and never deeper than the
+//!    finality depth. Bounded: at most [`MAX_PLAN`] headers per pass.
 //! 3. Blocks in adaptive batches (halved on error, doubled on success): each
-//!    block must be the verified header's block, and pass `verify_block`
-//!    (encodings, merkle root, stateless rules). A whole batch is verified
-//!    before anything of it is stored; then the batch is applied in ONE
-//!    store transaction (after rolling back to the fork point if the
-//!    gateway's chain forked from the wallet's): a block is never half
-//!    applied, and one fsync covers up to 100 blocks.
-//! 4. The mempool delta: pending payments in and out.
-//! 5. The wallet's unconfirmed transactions: queued sends are submitted
-//!    (idempotently), the others' fate asked from the gateway.
+//!    must be the verified header's block and pass `verify_block` (merkle
+//!    root, encodings, stateless rules); a spend of the wallet's coins must
+//!    carry valid signatures by the wallet's keys. A whole batch is verified
+//!    before any of it is stored, then applied in ONE store transaction; a
+//!    reorg is applied together with blocks reaching past the old tip, so the
+//!    wallet never sits on a shorter chain than before.
+//! 4. Rescan: when a block used an address near the end of the look-ahead
+//!    window, the window grows; blocks already passed in this pass that paid
+//!    the new addresses (an in-memory index of output owners tells which)
+//!    are fetched and applied again, so a restore finds every coin.
+//! 5. The mempool delta: pending payments in and out.
+//! 6. The wallet's unconfirmed sends: queued ones are submitted
+//!    (idempotently), the others' fate asked. What the gateway says moves
+//!    them only through [`crate::lifecycle`], which never releases coins on
+//!    the gateway's word.
 //!
 //! Anything that fails verification is reported (event, notification,
 //! error) and nothing of it is stored. A pass can be interrupted anywhere:
@@ -24,21 +35,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use notch_protocol::api::{BlocksRequest, HeadersRequest, LedgerInfo, StreamMessage, TxStatus};
-use notch_protocol::{
-    Block, BlockHeader, Network, Transaction, locator_heights, verify_block, verify_genesis,
-    verify_header, verify_header_link,
-};
+use notch_protocol::{Block, Network, Transaction, locator_heights, verify_block, verify_header};
 
+use crate::chain::{Anchors, Link, bad, check_reorg, decode_headers, verify_headers, verify_next};
 use crate::events::{AssetAmount, WalletEvent};
 use crate::gateway::GatewayError;
 use crate::keys::{AddressChain, WalletKeys};
+use crate::lifecycle::{self, Changed, TxEvent};
 use crate::store::{
-    Hash32, Header, NewNotification, NewOutput, NewTransaction, OutPoint, Store, StoreError,
-    StoreTx, TxState,
+    Hash32, Header, NewNotification, NewOutput, NewTransaction, NotificationKind, OutPoint,
+    Store, StoreError, StoreTx, TxState,
 };
+use crate::trust::{self, Pinned};
 use crate::wallet::{
-    Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, Wallet, authority_setting,
-    ensure_lookahead, unix_now,
+    Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, PINNED_SETTING, RESTORING_SETTING,
+    Wallet, authority_setting, ensure_lookahead, unix_now,
 };
 
 /// Why a sync pass failed.
@@ -55,7 +66,7 @@ pub enum SyncError {
         expected: String,
     },
     #[error(
-        "the gateway's authority key changed: the wallet pinned {pinned} for {network} on first contact, the gateway now presents {served}. Nothing was synced; if the operator really changed keys, start a new wallet data directory"
+        "the gateway's authority key is not the one this wallet trusts: it pinned {pinned} for {network}, the gateway presents {served}. Nothing was synced; if the operator really changed keys, start a new wallet data directory"
     )]
     AuthorityChanged {
         network: String,
@@ -63,9 +74,21 @@ pub enum SyncError {
         served: String,
     },
     #[error(
+        "the gateway's ledger metadata changed since this wallet first trusted it ({what}); nothing was synced. The gateway or something between it and you is not trustworthy"
+    )]
+    LedgerChanged { what: String },
+    #[error(
         "the gateway served data that failed verification ({what}); nothing of it was stored. The gateway or something between it and you is not trustworthy"
     )]
     Verification { what: String },
+    #[error(
+        "the gateway offered a chain that undoes final blocks (fork at {fork_height}, the wallet's tip is {tip}, finality depth {finality_depth}); it was refused: final means final"
+    )]
+    ReorgTooDeep {
+        fork_height: u64,
+        tip: u64,
+        finality_depth: u64,
+    },
     #[error("the gateway's chain kept changing during the sync; try again")]
     ChainUnstable,
     #[error(transparent)]
@@ -81,6 +104,18 @@ impl SyncError {
             _ => false,
         }
     }
+
+    /// The gateway served something the wallet refused (a lie, or
+    /// something between it and the wallet).
+    pub fn is_untrusted(&self) -> bool {
+        matches!(
+            self,
+            SyncError::AuthorityChanged { .. }
+                | SyncError::LedgerChanged { .. }
+                | SyncError::Verification { .. }
+                | SyncError::ReorgTooDeep { .. }
+        )
+    }
 }
 
 /// What one sync pass did.
@@ -92,6 +127,8 @@ pub struct SyncReport {
     pub blocks: u64,
     /// Blocks rolled back by reorgs.
     pub rolled_back: u64,
+    /// Blocks scanned again for addresses the look-ahead found late.
+    pub rescanned: u64,
     /// Mempool transactions of the wallet seen.
     pub pool_txs: u64,
 }
@@ -100,91 +137,15 @@ const MAX_HEADERS: u32 = 2000;
 const MAX_BATCH: u32 = 100;
 const MAX_RESTARTS: usize = 4;
 const MAX_FAILED_BATCHES: usize = 6;
-
-/// The header the wallet knows at some height (stored, or verified in this
-/// pass and not yet stored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Link {
-    height: u64,
-    id: Hash32,
-    time: u64,
-}
-
-impl From<&Header> for Link {
-    fn from(h: &Header) -> Self {
-        Link {
-            height: h.height,
-            id: h.hash,
-            time: h.time,
-        }
-    }
-}
-
-fn bad(what: impl Into<String>) -> SyncError {
-    SyncError::Verification { what: what.into() }
-}
-
-/// Checks that `next` continues `prev` (a header the wallet trusts).
-fn check_link(prev: &Link, next: &BlockHeader, network: Network) -> Result<(), SyncError> {
-    if next.network != network {
-        return Err(bad(format!(
-            "block {} is for network {}, not {network}",
-            next.height, next.network
-        )));
-    }
-    if next.height != prev.height + 1 {
-        return Err(bad(format!(
-            "expected block {} after {}, got {}",
-            prev.height + 1,
-            prev.height,
-            next.height
-        )));
-    }
-    if next.prev.0 != prev.id {
-        return Err(bad(format!(
-            "block {} does not link to block {}",
-            next.height, prev.height
-        )));
-    }
-    if next.time < prev.time {
-        return Err(bad(format!("block {} goes back in time", next.height)));
-    }
-    Ok(())
-}
-
-/// Verifies a run of headers after `anchor` (`None`: from the genesis).
-fn verify_headers(
-    anchor: Option<Link>,
-    headers: &[BlockHeader],
-    authority: &notch_protocol::PublicKey,
-    network: Network,
-) -> Result<(), SyncError> {
-    let mut prev = anchor;
-    for (i, h) in headers.iter().enumerate() {
-        match &prev {
-            Some(p) if i == 0 => check_link(p, h, network)?,
-            Some(_) => verify_header_link(&headers[i - 1], h)
-                .map_err(|e| bad(format!("header {}: {e}", h.height)))?,
-            None => {
-                if h.network != network {
-                    return Err(bad(format!("the genesis is for network {}", h.network)));
-                }
-                verify_genesis(h, authority).map_err(|e| bad(format!("genesis: {e}")))?;
-            }
-        }
-        verify_header(h, authority).map_err(|e| bad(e.to_string()))?;
-        prev = Some(Link {
-            height: h.height,
-            id: h.id().0,
-            time: h.time,
-        });
-    }
-    Ok(())
-}
-
-fn decode_hex(what: &str, s: &str) -> Result<Vec<u8>, SyncError> {
-    hex::decode(s).map_err(|e| bad(format!("{what} is not hex: {e}")))
-}
+/// Headers planned per pass at most (the next pass goes on).
+pub const MAX_PLAN: usize = 200_000;
+/// Mempool entries considered per pass at most.
+pub const MAX_POOL: usize = 100_000;
+/// Rescans per pass at most (each must find new addresses to go on).
+const MAX_RESCANS: usize = 8;
+/// A pass that applies more blocks than this is a catch-up: its
+/// notifications are quiet and summed up once.
+const CATCH_UP_BLOCKS: usize = 6;
 
 impl Wallet {
     /// One sync pass; see the [module docs](crate::sync).
@@ -192,81 +153,113 @@ impl Wallet {
         let inner = &self.inner;
         let _one_at_a_time = inner.sync_lock.lock().await;
         let result = sync_pass(inner).await;
-        match &result {
-            Ok(_) => {
-                if let Some(since) = inner.set_unreachable_since(None) {
-                    inner.events.emit(WalletEvent::GatewayBack {
-                        unreachable_for_secs: unix_now().saturating_sub(since),
-                    });
-                }
-            }
-            Err(SyncError::Verification { what }) => {
-                let what = what.clone();
-                inner
-                    .events
-                    .emit(WalletEvent::VerificationFailed { what: what.clone() });
-                let note = inner
-                    .db(move |store| {
-                        store.write(|tx| {
-                            tx.add_notification(&NewNotification {
-                                kind: "verification_failed".into(),
-                                title: "The gateway served data that failed verification".into(),
-                                body: format!("{what}. Nothing of it was stored."),
-                                txid: None,
-                            })
-                        })
-                    })
-                    .await;
-                if let Ok(n) = note {
-                    inner.events.emit(notification_event(&n));
-                }
-            }
-            Err(SyncError::Gateway(e)) if e.is_transient() => {
-                let now = unix_now();
-                if inner.unreachable_since().is_none() {
-                    inner.set_unreachable_since(Some(now));
-                    inner.events.emit(WalletEvent::GatewayUnreachable {
-                        since: now,
-                        reason: e.to_string(),
-                    });
-                    let reason = e.to_string();
-                    let note = inner
-                        .db(move |store| {
-                            store.write(|tx| {
-                                tx.add_notification(&NewNotification {
-                                    kind: "gateway_unreachable".into(),
-                                    title: "The gateway cannot be reached".into(),
-                                    body: format!("Sync stopped: {reason}. Notch keeps trying."),
-                                    txid: None,
-                                })
-                            })
-                        })
-                        .await;
-                    if let Ok(n) = note {
-                        inner.events.emit(notification_event(&n));
-                    }
-                }
-            }
-            Err(_) => {}
-        }
+        report_outcome(inner, &result).await;
         result
     }
 }
 
-fn notification_event(n: &crate::store::Notification) -> WalletEvent {
+async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
+    let note = |kind, title: &str, body: String| NewNotification {
+        kind,
+        title: title.to_owned(),
+        body,
+        txid: None,
+    };
+    let new = match result {
+        Ok(_) => {
+            if let Some(since) = inner.set_unreachable_since(None) {
+                inner.events.emit(WalletEvent::GatewayBack {
+                    unreachable_for_secs: unix_now().saturating_sub(since),
+                });
+            }
+            None
+        }
+        Err(e @ SyncError::ReorgTooDeep { .. }) => {
+            inner.events.emit(WalletEvent::VerificationFailed {
+                what: e.to_string(),
+            });
+            Some(note(
+                NotificationKind::ReorgRefused,
+                "The gateway tried to undo final payments",
+                format!("{e}."),
+            ))
+        }
+        Err(SyncError::LedgerChanged { what }) => {
+            inner.events.emit(WalletEvent::VerificationFailed { what: what.clone() });
+            Some(note(
+                NotificationKind::LedgerChanged,
+                "The gateway changed the ledger's rules",
+                format!("{what}. The wallet keeps the rules it first trusted."),
+            ))
+        }
+        Err(SyncError::Verification { what }) => {
+            inner.events.emit(WalletEvent::VerificationFailed { what: what.clone() });
+            Some(note(
+                NotificationKind::VerificationFailed,
+                "The gateway served data that failed verification",
+                format!("{what}. Nothing of it was stored."),
+            ))
+        }
+        Err(SyncError::Gateway(e)) if e.is_transient() => {
+            let now = unix_now();
+            if inner.unreachable_since().is_none() {
+                inner.set_unreachable_since(Some(now));
+                inner.events.emit(WalletEvent::GatewayUnreachable {
+                    since: now,
+                    reason: e.to_string(),
+                });
+                Some(note(
+                    NotificationKind::GatewayUnreachable,
+                    "The gateway cannot be reached",
+                    format!("Sync stopped: {e}. Notch keeps trying."),
+                ))
+            } else {
+                None
+            }
+        }
+        Err(_) => None,
+    };
+    if let Some(new) = new {
+        let written = inner
+            .db(move |store| store.write(|tx| tx.add_notification(&new)))
+            .await;
+        if let Ok(n) = written {
+            inner.events.emit(notification_event(&n, false));
+        }
+    }
+}
+
+pub(crate) fn notification_event(n: &crate::store::Notification, quiet: bool) -> WalletEvent {
     WalletEvent::Notification {
         id: n.id,
-        kind: n.kind.clone(),
+        kind: n.kind,
         title: n.title.clone(),
+        quiet,
     }
+}
+
+/// What a pass learned, carried between its steps.
+#[derive(Default)]
+struct PassState {
+    report: SyncReport,
+    /// The first height (in this pass) at which each output owner was paid,
+    /// by the first 8 bytes of its key: tells a rescan where to start.
+    owners: HashMap<[u8; 8], u64>,
+    /// Addresses derived while applying blocks (the window grew).
+    grown: Vec<[u8; 32]>,
+    /// The height the pass's block phase started from.
+    start: u64,
+    catch_up: bool,
+    quiet_notifications: u64,
+    payments_received: u64,
 }
 
 async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
     let ledger = check_info(inner).await?;
-    let mut report = SyncReport::default();
+    let mut pass = PassState::default();
     let mut restarts = 0;
     loop {
-        match sync_chain(inner, &ledger, &mut report).await {
+        match sync_chain(inner, &ledger, &mut pass).await {
             Ok(()) => break,
             Err(SyncError::ChainUnstable) if restarts < MAX_RESTARTS => {
                 restarts += 1;
@@ -275,19 +268,26 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
             Err(e) => return Err(e),
         }
     }
-    report.pool_txs = sync_mempool(inner, &ledger).await?;
+    rescan(inner, &ledger, &mut pass).await?;
+    pass.report.pool_txs = sync_mempool(inner, &ledger).await?;
     resolve_pending(inner, &ledger).await?;
-    report.height = inner
+    let height = inner
         .db(|s| Ok::<_, SyncError>(s.tip()?.map(|h| h.height)))
         .await?
         .unwrap_or(0);
-    inner.events.emit(WalletEvent::SyncDone {
-        height: report.height,
-    });
-    Ok(report)
+    pass.report.height = height;
+    if pass.catch_up && pass.quiet_notifications > 0 {
+        inner.events.emit(WalletEvent::CaughtUp {
+            notifications: pass.quiet_notifications,
+            payments_received: pass.payments_received,
+            height,
+        });
+    }
+    inner.events.emit(WalletEvent::SyncDone { height });
+    Ok(pass.report)
 }
 
-/// `/v1/info`: network check, authority pinning, asset metadata.
+/// `/v1/info`: network check, authority and metadata pinning.
 async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
     let info = inner.gateway.info().await?;
     if info.network != inner.network.name() {
@@ -297,36 +297,67 @@ async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
             expected: inner.network.name().into(),
         });
     }
-    let ledger = Ledger::from_info(info.clone()).ok_or_else(|| {
-        SyncError::Gateway(GatewayError::BadResponse(
-            "the ledger info has no valid authority key or native asset".into(),
-        ))
-    })?;
     let key = authority_setting(inner.network);
     let network = inner.network;
-    let served = info.authority_key.to_ascii_lowercase();
-    let json = serde_json::to_string(&info)
-        .map_err(|e| SyncError::Gateway(GatewayError::BadResponse(e.to_string())))?;
-    inner
+    let served_key = info.authority_key.to_ascii_lowercase();
+    let file_key = inner
+        .config
+        .network_file
+        .as_ref()
+        .map(|f| f.authority_key.to_ascii_lowercase());
+    let info_for_db = info.clone();
+    let pinned: Pinned = inner
         .db(move |store| {
-            if let Some(pinned) = store.setting(&key)?
-                && pinned != served
+            let pinned_key = store.setting(&key)?.or(file_key);
+            if let Some(pinned) = pinned_key
+                && pinned != served_key
             {
                 return Err(SyncError::AuthorityChanged {
                     network: network.name().into(),
                     pinned,
-                    served,
+                    served: served_key,
                 });
             }
-            store.write(|tx| {
-                tx.set_setting(&key, &served)?;
-                tx.set_setting(LEDGER_INFO_SETTING, &json)
-            })?;
-            Ok(())
+            let old: Option<Pinned> = store
+                .setting(PINNED_SETTING)?
+                .and_then(|json| serde_json::from_str(&json).ok());
+            let new = trust::check_info(old.as_ref(), &info_for_db)
+                .map_err(|e| SyncError::LedgerChanged { what: e.0 })?;
+            if old.as_ref() != Some(&new) {
+                let json = serde_json::to_string(&new)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let ledger_json = serde_json::to_string(&new.as_info(&info_for_db))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                store.write(|tx| {
+                    tx.set_setting(&key, &served_key)?;
+                    tx.set_setting(PINNED_SETTING, &json)?;
+                    tx.set_setting(LEDGER_INFO_SETTING, &ledger_json)
+                })?;
+            }
+            Ok(new)
         })
         .await?;
+    let ledger = Ledger::from_info(pinned.as_info(&info)).ok_or_else(|| {
+        SyncError::Gateway(GatewayError::BadResponse(
+            "the ledger info has no valid authority key or native asset".into(),
+        ))
+    })?;
     inner.set_ledger(ledger.clone());
     Ok(ledger)
+}
+
+fn anchors(inner: &Inner) -> Anchors {
+    let Some(file) = &inner.config.network_file else {
+        return Anchors::default();
+    };
+    Anchors {
+        genesis: file.genesis_id().ok().map(|g| g.0),
+        checkpoint: file.checkpoint.as_ref().and_then(|(h, id)| {
+            notch_protocol::BlockId::from_hex(id)
+                .ok()
+                .map(|id| (*h, id.0))
+        }),
+    }
 }
 
 /// The locator of the wallet's stored chain (newest first).
@@ -349,18 +380,15 @@ fn fork_anchor(
     fork_point: Option<&notch_protocol::api::BlockRef>,
 ) -> Result<Option<Link>, SyncError> {
     match fork_point {
-        Some(fp) => {
-            let ours = store.header(fp.height)?;
-            match ours {
-                Some(h) if hex::encode(h.hash) == fp.hash.to_ascii_lowercase() => {
-                    Ok(Some(Link::from(&h)))
-                }
-                _ => Err(bad(format!(
-                    "the gateway named block {} ({}) as the fork point, which is not on the wallet's chain",
-                    fp.height, fp.hash
-                ))),
+        Some(fp) => match store.header(fp.height)? {
+            Some(h) if hex::encode(h.hash) == fp.hash.to_ascii_lowercase() => {
+                Ok(Some(Link::from(&h)))
             }
-        }
+            _ => Err(bad(format!(
+                "the gateway named block {} ({}) as the fork point, which is not on the wallet's chain",
+                fp.height, fp.hash
+            ))),
+        },
         None => {
             if store.tip()?.is_some() {
                 Err(bad(
@@ -373,21 +401,31 @@ fn fork_anchor(
     }
 }
 
-/// Headers, then blocks, up to the gateway's tip.
-async fn sync_chain(
+/// The verified headers of this pass: height -> id, and where they fork
+/// from the stored chain.
+struct Plan {
+    ids: BTreeMap<u64, Hash32>,
+    fork: Option<u64>,
+}
+
+impl Plan {
+    fn last(&self) -> Option<u64> {
+        self.ids.keys().next_back().copied()
+    }
+}
+
+async fn plan_headers(
     inner: &Inner,
     ledger: &Ledger,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
+    store_loc: &[String],
+) -> Result<Plan, SyncError> {
     let network = inner.network;
-    let authority = ledger.authority;
-
-    // 1. Headers: verified, kept in memory as the plan for the blocks.
-    let (store_loc, stored_tip) = inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?;
-    let mut plan: BTreeMap<u64, Hash32> = BTreeMap::new();
+    let anchors = anchors(inner);
+    let mut ids: BTreeMap<u64, Hash32> = BTreeMap::new();
     let mut last: Option<Link> = None;
-    let mut fork_height: Option<u64> = None;
-    loop {
+    let mut fork: Option<u64> = None;
+    let rounds = MAX_PLAN / MAX_HEADERS as usize + 1;
+    for _ in 0..rounds {
         let mut locator = Vec::new();
         if let Some(l) = &last {
             locator.push(hex::encode(l.id));
@@ -401,58 +439,58 @@ async fn sync_chain(
                 limit: Some(MAX_HEADERS),
             })
             .await?;
+        if response.headers.len() > MAX_HEADERS as usize {
+            return Err(bad(format!(
+                "the gateway sent {} headers for a limit of {MAX_HEADERS}",
+                response.headers.len()
+            )));
+        }
         let anchor = match (&last, &response.fork_point) {
             (Some(l), Some(fp)) if fp.hash.eq_ignore_ascii_case(&hex::encode(l.id)) => Some(*l),
             (Some(_), _) => return Err(SyncError::ChainUnstable),
             (None, fp) => {
                 let fp = fp.clone();
                 let anchor = inner.db(move |s| fork_anchor(s, fp.as_ref())).await?;
-                fork_height = anchor.map(|a| a.height);
+                fork = anchor.map(|a| a.height);
                 anchor
             }
         };
-        let mut headers = Vec::with_capacity(response.headers.len());
-        for entry in &response.headers {
-            let header = BlockHeader::decode(&decode_hex("a header", &entry.hex)?)
-                .map_err(|e| bad(format!("header {}: {e}", entry.height)))?;
-            if header.height != entry.height
-                || !header.id().to_hex().eq_ignore_ascii_case(&entry.id)
-            {
-                return Err(bad(format!(
-                    "header {} does not match its stated height or id",
-                    entry.height
-                )));
-            }
-            headers.push(header);
-        }
-        verify_headers(anchor, &headers, &authority, network)?;
+        let headers = decode_headers(&response.headers)?;
+        verify_headers(anchor, &headers, &ledger.authority, network, &anchors)?;
         for h in &headers {
-            plan.insert(h.height, h.id().0);
+            ids.insert(h.height, h.id().0);
         }
         if let Some(h) = headers.last() {
-            last = Some(Link {
-                height: h.height,
-                id: h.id().0,
-                time: h.time,
-            });
+            last = Some(Link::from(h));
         }
-        if !response.more || headers.is_empty() {
+        if !response.more || headers.is_empty() || ids.len() >= MAX_PLAN {
             break;
         }
     }
+    Ok(Plan { ids, fork })
+}
+
+/// Headers, then blocks, up to the gateway's tip (or [`MAX_PLAN`]).
+async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<(), SyncError> {
+    let network = inner.network;
+    let authority = ledger.authority;
+    let depth = ledger.info.params.finality_depth;
+    let anchors = anchors(inner);
+
+    // 1. Headers: verified, kept in memory as the plan for the blocks.
+    let (store_loc, stored_tip) = inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?;
+    let plan = plan_headers(inner, ledger, &store_loc).await?;
     let stored_height = stored_tip.as_ref().map(|t| t.height);
-    if plan.is_empty() {
-        // Nothing new; a gateway whose chain is shorter than ours (after its
-        // own reorg) means rolling back to the fork point.
-        if let (Some(fork), Some(tip)) = (fork_height, stored_height)
-            && fork < tip
-        {
-            roll_back_only(inner, fork, tip, report).await?;
-        }
-        return Ok(());
+    // A roll-back only with proof: a longer verified chain, above finality.
+    if let (Some(fork), Some(tip)) = (plan.fork, stored_height) {
+        check_reorg(tip, fork, plan.last(), depth)?;
     }
-    let total = plan.len() as u64;
-    let target = plan.keys().next_back().copied().unwrap_or(0);
+    let Some(target) = plan.last() else {
+        return Ok(());
+    };
+    let total = plan.ids.len() as u64;
+    pass.start = plan.fork.map_or(0, |f| f + 1);
+    pass.catch_up |= plan.ids.len() > CATCH_UP_BLOCKS;
     inner.events.emit(WalletEvent::SyncProgress {
         done: 0,
         total,
@@ -460,15 +498,34 @@ async fn sync_chain(
         target,
     });
 
-    // 2. Blocks, in adaptive batches.
+    // 2. Blocks, in adaptive batches; a reorg's blocks are gathered until
+    // they pass the old tip and applied with the roll-back at once.
     let mut batch: u32 = 10;
     let mut failures = 0;
     let mut done = 0u64;
-    loop {
-        let (locator, tip) = inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?;
-        if tip
-            .as_ref()
-            .is_some_and(|t| t.height >= target && plan.get(&t.height) == Some(&t.hash))
+    let mut pending_reorg: Vec<Block> = Vec::new();
+    let mut reorg_from: Option<u64> = match (plan.fork, stored_height) {
+        (Some(f), Some(t)) if f < t => Some(f),
+        _ => None,
+    };
+    let max_rounds = plan.ids.len() * 2 + 2 * MAX_FAILED_BATCHES + 4;
+    for _ in 0..max_rounds {
+        let (locator, tip) = match (reorg_from, pending_reorg.last()) {
+            // Still gathering a reorg: ask from the last gathered block.
+            (Some(_), Some(last)) => (vec![last.id().to_hex()], None),
+            (Some(fork), None) => {
+                let h = inner
+                    .db(move |s| Ok::<_, SyncError>(s.header(fork)?))
+                    .await?
+                    .ok_or_else(|| bad("the fork point left the wallet's chain"))?;
+                (vec![hex::encode(h.hash)], None)
+            }
+            (None, _) => inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?,
+        };
+        if reorg_from.is_none()
+            && tip
+                .as_ref()
+                .is_some_and(|t| t.height >= target && plan.ids.get(&t.height) == Some(&t.hash))
         {
             break;
         }
@@ -496,23 +553,50 @@ async fn sync_chain(
             }
             Err(e) => return Err(e.into()),
         };
-        let fp = response.fork_point.clone();
-        let anchor = inner.db(move |s| fork_anchor(s, fp.as_ref())).await?;
+        if response.blocks.len() > batch as usize {
+            return Err(bad(format!(
+                "the gateway sent {} blocks for a limit of {batch}",
+                response.blocks.len()
+            )));
+        }
+        // The fork point of the answer must be where we asked from.
+        let anchor: Option<Link> = match (reorg_from, pending_reorg.last()) {
+            (Some(_), Some(last)) => Some(Link::from(&last.header)),
+            _ => {
+                let fp = response.fork_point.clone();
+                inner.db(move |s| fork_anchor(s, fp.as_ref())).await?
+            }
+        };
+        if let Some(fp) = &response.fork_point {
+            let expected = anchor.map(|a| hex::encode(a.id)).unwrap_or_default();
+            if !fp.hash.eq_ignore_ascii_case(&expected) {
+                return Err(SyncError::ChainUnstable);
+            }
+        }
+        if reorg_from.is_none()
+            && let (Some(a), Some(t)) = (anchor, &tip)
+            && a.height < t.height
+        {
+            // A roll-back the headers did not prove: start over.
+            return Err(SyncError::ChainUnstable);
+        }
         // Verify the whole batch before storing any of it.
         let mut blocks = Vec::with_capacity(response.blocks.len());
         let mut prev = anchor;
         for entry in &response.blocks {
-            let bytes = decode_hex("a block", &entry.hex)?;
+            let bytes =
+                hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
             let block =
                 Block::decode(&bytes).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
             let id = block.id();
-            if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id) {
+            if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id)
+            {
                 return Err(bad(format!(
                     "block {} does not match its stated height or id",
                     entry.height
                 )));
             }
-            match plan.get(&block.header.height) {
+            match plan.ids.get(&block.header.height) {
                 Some(expected) if *expected == id.0 => {}
                 Some(_) => {
                     // Either the chain moved since the headers (restart) or
@@ -520,46 +604,50 @@ async fn sync_chain(
                     verify_header(&block.header, &authority).map_err(|e| bad(e.to_string()))?;
                     return Err(SyncError::ChainUnstable);
                 }
-                None => {}
+                // Past the plan (the chain grew): the next pass takes it.
+                None => break,
             }
-            match &prev {
-                Some(p) => check_link(p, &block.header, network)?,
-                None => {
-                    verify_genesis(&block.header, &authority)
-                        .map_err(|e| bad(format!("genesis: {e}")))?;
-                }
-            }
-            verify_header(&block.header, &authority).map_err(|e| bad(e.to_string()))?;
+            let link = verify_next(prev.as_ref(), &block.header, &authority, network, &anchors)?;
             verify_block(&block).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
-            prev = Some(Link {
-                height: block.header.height,
-                id: id.0,
-                time: block.header.time,
-            });
+            prev = Some(link);
             blocks.push(block);
         }
         if blocks.is_empty() {
+            if reorg_from.is_some() {
+                return Err(bad(
+                    "the gateway proved a longer chain but does not serve its blocks",
+                ));
+            }
             break;
         }
-        let rollback = match (anchor, &tip) {
-            (Some(a), Some(t)) if a.height < t.height => Some(a.height),
-            (None, Some(_)) => return Err(bad("the gateway wants to replace the genesis")),
-            _ => None,
+        let reached = blocks.last().map(|b| b.header.height).unwrap_or(0);
+        let rollback = match reorg_from {
+            Some(fork) => {
+                pending_reorg.extend(blocks);
+                if stored_height.is_some_and(|t| reached <= t) {
+                    // Not past the old tip yet: gather more first.
+                    if pending_reorg.len() > depth as usize + MAX_BATCH as usize {
+                        return Err(bad("the reorg's blocks do not reach past the wallet's tip"));
+                    }
+                    batch = (batch * 2).min(MAX_BATCH);
+                    continue;
+                }
+                blocks = std::mem::take(&mut pending_reorg);
+                reorg_from = None;
+                Some(fork)
+            }
+            None => None,
         };
-        let applied = apply_blocks(inner, ledger, blocks, rollback, report).await?;
+        let applied = apply_blocks(inner, ledger, blocks, rollback, pass).await?;
         done += applied;
         batch = (batch * 2).min(MAX_BATCH);
-        let height = inner
-            .db(|s| Ok::<_, SyncError>(s.tip()?.map(|h| h.height)))
-            .await?
-            .unwrap_or(0);
         inner.events.emit(WalletEvent::SyncProgress {
             done: done.min(total),
             total,
-            height,
+            height: reached,
             target,
         });
-        if !response.more {
+        if !response.more || reached >= target {
             break;
         }
     }
@@ -575,11 +663,18 @@ pub(crate) struct ApplyCtx {
     /// Public key -> (address, chain).
     pub addresses: HashMap<[u8; 32], (String, AddressChain)>,
     pub events: Vec<WalletEvent>,
-    pub notifications: Vec<crate::store::Notification>,
+    /// Notifications are quiet (a catch-up).
+    pub quiet: bool,
+    pub quiet_count: u64,
+    pub payments: u64,
+    /// Addresses derived while applying.
+    pub grown: Vec<[u8; 32]>,
+    /// First height per owner prefix (blocks only).
+    pub owners: Option<HashMap<[u8; 8], u64>>,
 }
 
 impl ApplyCtx {
-    fn new(inner: &Inner, ledger: &Ledger) -> Self {
+    pub(crate) fn new(inner: &Inner, ledger: &Ledger) -> Self {
         Self {
             keys: inner.keys.clone(),
             network: inner.network,
@@ -587,11 +682,15 @@ impl ApplyCtx {
             ledger: ledger.clone(),
             addresses: HashMap::new(),
             events: Vec::new(),
-            notifications: Vec::new(),
+            quiet: false,
+            quiet_count: 0,
+            payments: 0,
+            grown: Vec::new(),
+            owners: None,
         }
     }
 
-    fn load_addresses(&mut self, store: &Store) -> Result<(), StoreError> {
+    pub(crate) fn load_addresses(&mut self, store: &Store) -> Result<(), StoreError> {
         self.addresses.clear();
         for chain in [AddressChain::Receive, AddressChain::Change] {
             for a in store.addresses(chain)? {
@@ -603,65 +702,62 @@ impl ApplyCtx {
 
     fn notify(&mut self, tx: &StoreTx<'_>, new: NewNotification) -> Result<(), StoreError> {
         let n = tx.add_notification(&new)?;
-        self.events.push(notification_event(&n));
-        self.notifications.push(n);
+        if self.quiet {
+            self.quiet_count += 1;
+        }
+        self.events.push(notification_event(&n, self.quiet));
+        Ok(())
+    }
+
+    fn changed(&mut self, tx: &StoreTx<'_>, c: Changed, reason: &str) -> Result<(), StoreError> {
+        let confirmations = c.to.is_in_block().then_some(1);
+        self.events.push(WalletEvent::state_changed(
+            &c.txid,
+            Some(c.from),
+            c.to,
+            confirmations,
+        ));
+        if matches!(c.to, TxState::Dropped | TxState::Rejected) {
+            let own = tx.transaction(&c.txid)?.is_some_and(|r| r.own);
+            let title = match (own, c.to) {
+                (true, TxState::Rejected) => "The gateway says it refused a payment you sent",
+                (true, _) => "A payment you sent was dropped",
+                (false, _) => "An incoming payment vanished",
+            };
+            self.notify(
+                tx,
+                NewNotification {
+                    kind: if c.to == TxState::Rejected {
+                        NotificationKind::TxRejected
+                    } else {
+                        NotificationKind::TxDropped
+                    },
+                    title: title.into(),
+                    body: format!("Transaction {}: {reason}.", hex::encode(c.txid)),
+                    txid: Some(c.txid),
+                },
+            )?;
+        }
         Ok(())
     }
 }
 
-async fn roll_back_only(
-    inner: &Inner,
-    fork: u64,
-    old_tip: u64,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    let events = inner
-        .db(move |store| {
-            let mut events = Vec::new();
-            store.write(|tx| roll_back(tx, fork, &mut events))?;
-            events.push(WalletEvent::Reorg {
-                fork_height: fork,
-                old_tip,
-                new_tip: fork,
-            });
-            Ok::<_, SyncError>(events)
-        })
-        .await?;
-    report.rolled_back += old_tip - fork;
-    inner.events.emit_all(events);
-    Ok(())
-}
-
-fn roll_back(
-    tx: &StoreTx<'_>,
-    fork: u64,
-    events: &mut Vec<WalletEvent>,
-) -> Result<usize, StoreError> {
-    for record in tx.transactions_above(fork)? {
-        events.push(WalletEvent::state_changed(
-            &record.txid,
-            Some(record.state),
-            TxState::InPool,
-            None,
-        ));
-    }
-    tx.roll_back_to(fork)
-}
-
 /// Applies a batch of verified blocks in one store transaction (so a block
 /// is never half applied, and a crash leaves the wallet at the previous
-/// batch); the transaction first rolls back to `rollback` if set. Events are
-/// sent after the commit. Returns how many blocks were applied.
+/// batch); the transaction first rolls back to `rollback` if set (proven by
+/// the caller). Events are sent after the commit.
 async fn apply_blocks(
     inner: &Inner,
     ledger: &Ledger,
     blocks: Vec<Block>,
     rollback: Option<u64>,
-    report: &mut SyncReport,
+    pass: &mut PassState,
 ) -> Result<u64, SyncError> {
     let mut ctx = ApplyCtx::new(inner, ledger);
+    ctx.quiet = pass.catch_up;
+    ctx.owners = Some(std::mem::take(&mut pass.owners));
     let depth = ledger.info.params.finality_depth;
-    let (events, applied, rolled_back) = inner
+    let (ctx, applied, rolled_back, mut events) = inner
         .db(move |store| {
             ctx.load_addresses(store)?;
             let old_tip = store.tip()?.map(|t| t.height).unwrap_or(0);
@@ -669,12 +765,31 @@ async fn apply_blocks(
             let mut events = Vec::new();
             store.write(|tx| {
                 if let Some(fork) = rollback {
-                    rolled_back = roll_back(tx, fork, &mut events)? as u64;
+                    // Checked again against what is stored (defence in depth).
+                    if old_tip > fork && old_tip - fork >= depth.max(1) {
+                        return Err(StoreError::Conflict(format!(
+                            "a roll-back to {fork} from {old_tip} would undo final blocks"
+                        )));
+                    }
+                    for c in lifecycle::roll_back(tx, fork)? {
+                        events.push(WalletEvent::state_changed(&c.txid, Some(c.from), c.to, None));
+                    }
+                    rolled_back = old_tip.saturating_sub(fork);
                     events.push(WalletEvent::Reorg {
                         fork_height: fork,
                         old_tip,
                         new_tip: blocks.last().map(|b| b.header.height).unwrap_or(fork),
                     });
+                    let n = tx.add_notification(&NewNotification {
+                        kind: NotificationKind::Reorg,
+                        title: "The ledger replaced recent blocks".into(),
+                        body: format!(
+                            "Blocks above {fork} were replaced by a longer signed chain; \
+                             payments in them are checked again."
+                        ),
+                        txid: None,
+                    })?;
+                    events.push(notification_event(&n, false));
                 }
                 for block in &blocks {
                     let header = Header {
@@ -686,41 +801,206 @@ async fn apply_blocks(
                     };
                     tx.append_header(&header)?;
                     apply_block_txs(tx, &mut ctx, &block.txs, Some((header.height, header.hash)))?;
-                    for id in tx.finalize_up_to(header.height, depth)? {
-                        ctx.events.push(WalletEvent::state_changed(
-                            &id,
-                            Some(TxState::Confirmed),
-                            TxState::Final,
-                            Some(depth),
-                        ));
-                        // A send is done only when final: say so once.
-                        let own = tx.transaction(&id)?.is_some_and(|r| r.own);
-                        if own && !tx.has_notification("tx_final", &id)? {
-                            ctx.notify(
-                                tx,
-                                NewNotification {
-                                    kind: "tx_final".into(),
-                                    title: "Your payment is final".into(),
-                                    body: format!(
-                                        "Transaction {} is {depth} blocks deep and can no longer be undone.",
-                                        hex::encode(id)
-                                    ),
-                                    txid: Some(id),
-                                },
-                            )?;
-                        }
-                    }
+                    finalize(tx, &mut ctx, header.height, depth)?;
                 }
                 Ok(())
+            })
+            .map_err(|e| match e {
+                StoreError::Conflict(what) if what.starts_with("a spend of") => bad(what),
+                other => SyncError::Store(other),
             })?;
-            events.append(&mut ctx.events);
-            Ok::<_, SyncError>((events, blocks.len() as u64, rolled_back))
+            Ok::<_, SyncError>((ctx, blocks.len() as u64, rolled_back, events))
         })
         .await?;
+    let mut ctx = ctx;
+    events.append(&mut ctx.events);
     inner.events.emit_all(events);
-    report.blocks += applied;
-    report.rolled_back += rolled_back;
+    pass.owners = ctx.owners.take().unwrap_or_default();
+    pass.grown.extend(ctx.grown);
+    pass.quiet_notifications += ctx.quiet_count;
+    pass.payments_received += ctx.payments;
+    pass.report.blocks += applied;
+    pass.report.rolled_back += rolled_back;
     Ok(applied)
+}
+
+fn finalize(
+    tx: &StoreTx<'_>,
+    ctx: &mut ApplyCtx,
+    height: u64,
+    depth: u64,
+) -> Result<(), StoreError> {
+    for c in lifecycle::finalize(tx, height, depth)? {
+        ctx.events.push(WalletEvent::state_changed(
+            &c.txid,
+            Some(c.from),
+            c.to,
+            Some(depth),
+        ));
+        // A send is done only when final: say so once.
+        let own = tx.transaction(&c.txid)?.is_some_and(|r| r.own);
+        if own && !tx.has_notification(NotificationKind::TxFinal, &c.txid)? {
+            ctx.notify(
+                tx,
+                NewNotification {
+                    kind: NotificationKind::TxFinal,
+                    title: "Your payment is final".into(),
+                    body: format!(
+                        "Transaction {} is {depth} blocks deep and can no longer be undone.",
+                        hex::encode(c.txid)
+                    ),
+                    txid: Some(c.txid),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The blocks already passed in this pass that paid addresses the
+/// look-ahead added late are fetched again and applied (idempotently), in
+/// order, up to the tip, so payments to them and their later spends are
+/// found.
+async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<(), SyncError> {
+    let anchors = anchors(inner);
+    for _ in 0..MAX_RESCANS {
+        if pass.grown.is_empty() {
+            break;
+        }
+        let grown = std::mem::take(&mut pass.grown);
+        // A restore interrupted in an earlier pass has no index of the
+        // blocks before this pass: scan those again from the genesis.
+        let restoring = inner
+            .db(|s| Ok::<_, SyncError>(s.setting(RESTORING_SETTING)?.is_some()))
+            .await?;
+        let from_index = grown
+            .iter()
+            .filter_map(|k| {
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&k[..8]);
+                pass.owners.get(&prefix).copied()
+            })
+            .min();
+        let from = match (restoring && pass.start > 0, from_index) {
+            (true, _) => Some(0),
+            (false, f) => f,
+        };
+        let Some(from) = from else { break };
+        let tip = inner
+            .db(|s| Ok::<_, SyncError>(s.tip()?.map(|h| h.height)))
+            .await?
+            .unwrap_or(0);
+        tracing::info!(from, tip, "rescanning blocks for addresses found late");
+        let mut next = from;
+        let mut batch = MAX_BATCH;
+        let mut rounds = 0usize;
+        while next <= tip {
+            rounds += 1;
+            if rounds > (tip - from) as usize + 2 * MAX_FAILED_BATCHES + 2 {
+                return Err(SyncError::ChainUnstable);
+            }
+            let locator = if next == 0 {
+                Vec::new()
+            } else {
+                let h = inner
+                    .db(move |s| Ok::<_, SyncError>(s.header(next - 1)?))
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: format!("header {}", next - 1),
+                    })?;
+                vec![hex::encode(h.hash)]
+            };
+            let response = match inner
+                .gateway
+                .blocks(&BlocksRequest {
+                    locator,
+                    limit: Some(batch),
+                })
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.is_transient() || matches!(e, GatewayError::BadResponse(_)) => {
+                    batch = (batch / 2).max(1);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if response.blocks.len() > batch as usize {
+                return Err(bad("the gateway sent more blocks than asked for"));
+            }
+            let mut blocks = Vec::new();
+            for entry in &response.blocks {
+                if entry.height > tip {
+                    break;
+                }
+                let bytes = hex::decode(&entry.hex)
+                    .map_err(|e| bad(format!("a block is not hex: {e}")))?;
+                let block = Block::decode(&bytes)
+                    .map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
+                let height = block.header.height;
+                let stored = inner
+                    .db(move |s| Ok::<_, SyncError>(s.header(height)?))
+                    .await?;
+                // The stored header was verified; the block must be it.
+                if stored.map(|h| h.hash) != Some(block.id().0) {
+                    return Err(SyncError::ChainUnstable);
+                }
+                anchors.check(&block.header)?;
+                verify_block(&block).map_err(|e| bad(format!("block {height}: {e}")))?;
+                blocks.push(block);
+            }
+            let Some(last) = blocks.last().map(|b| b.header.height) else {
+                return Err(SyncError::ChainUnstable);
+            };
+            if blocks.first().map(|b| b.header.height) != Some(next) {
+                return Err(SyncError::ChainUnstable);
+            }
+            let mut ctx = ApplyCtx::new(inner, ledger);
+            ctx.quiet = true;
+            ctx.owners = Some(std::mem::take(&mut pass.owners));
+            let count = blocks.len() as u64;
+            let mut ctx = inner
+                .db(move |store| {
+                    ctx.load_addresses(store)?;
+                    store
+                        .write(|tx| {
+                            for block in &blocks {
+                                let at = Some((block.header.height, block.id().0));
+                                apply_block_txs(tx, &mut ctx, &block.txs, at)?;
+                            }
+                            Ok(())
+                        })
+                        .map_err(|e| match e {
+                            StoreError::Conflict(what) if what.starts_with("a spend of") => {
+                                bad(what)
+                            }
+                            other => SyncError::Store(other),
+                        })?;
+                    Ok::<_, SyncError>(ctx)
+                })
+                .await?;
+            inner.events.emit_all(std::mem::take(&mut ctx.events));
+            pass.owners = ctx.owners.take().unwrap_or_default();
+            pass.grown.extend(ctx.grown);
+            pass.quiet_notifications += ctx.quiet_count;
+            pass.payments_received += ctx.payments;
+            pass.catch_up = true;
+            pass.report.rescanned += count;
+            next = last + 1;
+            batch = (batch * 2).min(MAX_BATCH);
+        }
+    }
+    // The pass reached the tip with every address found: a restore is done.
+    inner
+        .db(|s| {
+            if s.setting(RESTORING_SETTING)?.is_some() {
+                s.write(|tx| tx.delete_setting(RESTORING_SETTING))?;
+            }
+            Ok::<_, SyncError>(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// Applies transactions seen in a block (`block = Some`) or in the pool.
@@ -732,7 +1012,16 @@ pub(crate) fn apply_block_txs(
     txs: &[Transaction],
     block: Option<(u64, Hash32)>,
 ) -> Result<(), StoreError> {
-    loop {
+    if let (Some(owners), Some((height, _))) = (ctx.owners.as_mut(), block) {
+        for t in txs {
+            for o in &t.outputs {
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&o.owner.0[..8]);
+                owners.entry(prefix).or_insert(height);
+            }
+        }
+    }
+    for _ in 0..64 {
         let before = ctx.addresses.len();
         for t in txs {
             apply_tx(tx, ctx, t, block)?;
@@ -741,6 +1030,48 @@ pub(crate) fn apply_block_txs(
             return Ok(());
         }
     }
+    Ok(())
+}
+
+/// The wallet's coins that `t` spends, after checking each such input's
+/// signature by the coin's owner key (a key of this wallet). `Err` names
+/// the first input whose signature is not the wallet's.
+fn own_inputs(
+    tx: &StoreTx<'_>,
+    ctx: &ApplyCtx,
+    t: &Transaction,
+) -> Result<Result<Vec<OutPoint>, String>, StoreError> {
+    let txid = t.txid();
+    let mut ours = Vec::new();
+    for (index, input) in t.inputs.iter().enumerate() {
+        let op = OutPoint {
+            txid: input.txid.0,
+            vout: input.index,
+        };
+        let Some(coin) = tx.output(&op)? else {
+            continue;
+        };
+        let owner = tx
+            .find_address(&coin.address)?
+            .map(|a| notch_protocol::PublicKey(a.public_key));
+        let signed = match (owner, t.signatures.get(index)) {
+            (Some(owner), Some(sig)) => {
+                notch_protocol::tx::verify_id_signature(&owner, &txid.0, sig)
+            }
+            _ => false,
+        };
+        if !signed {
+            return Ok(Err(format!(
+                "a spend of the wallet's coin {}:{} in transaction {} is not signed by the wallet's key",
+                hex::encode(op.txid),
+                op.vout,
+                txid.to_hex()
+            )));
+        }
+        ours.push(op);
+    }
+    let _ = ctx;
+    Ok(Ok(ours))
 }
 
 fn apply_tx(
@@ -760,72 +1091,31 @@ fn apply_tx(
                 .map(|(a, _)| (i as u32, a.clone()))
         })
         .collect();
-    let mut ours_in = Vec::new();
-    for input in &t.inputs {
-        let op = OutPoint {
-            txid: input.txid.0,
-            vout: input.index,
-        };
-        if tx.output(&op)?.is_some() {
-            ours_in.push(op);
+    let ours_in = match own_inputs(tx, ctx, t)? {
+        Ok(ours) => ours,
+        Err(what) if block.is_some() => {
+            // An authority-signed block holding a spend the wallet never
+            // signed: the whole batch is refused (the caller maps this).
+            return Err(StoreError::Conflict(what));
         }
-    }
+        Err(what) => {
+            tracing::warn!("ignoring a pool transaction: {what}");
+            return Ok(());
+        }
+    };
     let existing = tx.transaction(&txid)?;
     if ours_out.is_empty() && ours_in.is_empty() && existing.is_none() {
         return Ok(());
     }
     let in_block = block.is_some();
-    let new_state = if in_block {
-        TxState::Confirmed
+    let event = if in_block {
+        TxEvent::InVerifiedBlock
     } else {
-        TxState::InPool
+        TxEvent::SeenInPool
     };
-    match &existing {
-        None => {
-            tx.insert_transaction(&NewTransaction {
-                txid,
-                state: new_state,
-                own: !ours_in.is_empty(),
-                raw: Some(t.encode()),
-                block,
-            })?;
-            ctx.events.push(WalletEvent::state_changed(
-                &txid,
-                None,
-                new_state,
-                block.map(|_| 1),
-            ));
-        }
-        Some(record) => {
-            if in_block {
-                if !record.state.is_in_block() || record.block != block {
-                    tx.set_transaction_state(&txid, TxState::Confirmed, block, None)?;
-                    ctx.events.push(WalletEvent::state_changed(
-                        &txid,
-                        Some(record.state),
-                        TxState::Confirmed,
-                        Some(1),
-                    ));
-                } else {
-                    // Already applied (a second look after new addresses).
-                }
-            } else {
-                if record.state.is_in_block() {
-                    return Ok(());
-                }
-                if record.state != TxState::InPool {
-                    tx.set_transaction_state(&txid, TxState::InPool, None, None)?;
-                    ctx.events.push(WalletEvent::state_changed(
-                        &txid,
-                        Some(record.state),
-                        TxState::InPool,
-                        None,
-                    ));
-                }
-            }
-        }
-    }
-    // Spends of the wallet's coins.
+    // Spends of the wallet's coins that conflict with another transaction
+    // the wallet knows: in the pool, wait for the block; in a verified
+    // block, the other can never confirm.
     for op in &ours_in {
         let Some(coin) = tx.output(op)? else { continue };
         for other in [coin.spent_by, coin.locked_by].into_iter().flatten() {
@@ -833,41 +1123,57 @@ fn apply_tx(
                 continue;
             }
             if !in_block {
-                // A pool transaction conflicting with one the wallet knows:
-                // the gateway will confirm at most one; wait for the block.
                 return Ok(());
             }
             let reason = format!(
-                "a conflicting transaction {} spent the same coins",
+                "a conflicting transaction {} spent the same coins in a verified block",
                 hex::encode(txid)
             );
-            for (id, from) in tx.drop_with_descendants(&other, &reason)? {
-                ctx.events.push(WalletEvent::state_changed(
-                    &id,
-                    Some(from),
-                    TxState::Dropped,
-                    None,
-                ));
-                let own = tx.transaction(&id)?.is_some_and(|r| r.own);
-                ctx.notify(
-                    tx,
-                    NewNotification {
-                        kind: "tx_dropped".into(),
-                        title: if own {
-                            "A payment you sent was dropped".into()
-                        } else {
-                            "An incoming payment vanished".into()
-                        },
-                        body: format!("Transaction {} was dropped: {reason}.", hex::encode(id)),
-                        txid: Some(id),
-                    },
-                )?;
+            for c in lifecycle::apply_with_descendants(
+                tx,
+                &other,
+                TxEvent::ConflictConfirmed,
+                &reason,
+            )? {
+                ctx.changed(tx, c, &reason)?;
             }
         }
-        tx.mark_spent(op, &txid)?;
+    }
+    match &existing {
+        None => {
+            let state = if in_block {
+                TxState::Confirmed
+            } else {
+                TxState::InPool
+            };
+            tx.insert_transaction(&NewTransaction {
+                txid,
+                state,
+                own: !ours_in.is_empty(),
+                raw: Some(t.encode()),
+                block,
+            })?;
+            ctx.events.push(WalletEvent::state_changed(
+                &txid,
+                None,
+                state,
+                block.map(|_| 1),
+            ));
+        }
+        Some(_) => {
+            if let Some(c) = lifecycle::apply(tx, &txid, event, block, None)? {
+                ctx.changed(tx, c, "")?;
+            }
+        }
+    }
+    for op in &ours_in {
+        let Some(coin) = tx.output(op)? else { continue };
+        if coin.spent_by.is_none_or(|s| s == txid) {
+            tx.mark_spent(op, &txid)?;
+        }
     }
     // Payments to the wallet's addresses.
-    let mut received: Vec<(Hash32, u64)> = Vec::new();
+    let mut received: Vec<(Hash32, u128)> = Vec::new();
     let mut to_receive_chain = false;
     let mut used_any = false;
     for (vout, address) in &ours_out {
@@ -889,19 +1195,20 @@ fn apply_tx(
             }
         }
         match received.iter_mut().find(|(a, _)| *a == output.asset.0) {
-            Some(e) => e.1 = e.1.saturating_add(output.amount),
-            None => received.push((output.asset.0, output.amount)),
+            Some(e) => e.1 += u128::from(output.amount),
+            None => received.push((output.asset.0, u128::from(output.amount))),
         }
     }
     if used_any {
         for new in ensure_lookahead(tx, &ctx.keys, ctx.network, ctx.gap)? {
+            ctx.grown.push(new.public_key);
             ctx.addresses
                 .insert(new.public_key, (new.address.clone(), new.chain));
         }
     }
     // Notifications: a payment in (first sighting), an own send confirmed.
     let incoming = ours_in.is_empty() && !received.is_empty() && to_receive_chain;
-    if incoming && !tx.has_notification("payment_received", &txid)? {
+    if incoming && !tx.has_notification(NotificationKind::PaymentReceived, &txid)? {
         let amounts: Vec<AssetAmount> = received
             .iter()
             .map(|(asset, amount)| {
@@ -930,10 +1237,11 @@ fn apply_tx(
             amounts,
             confirmed: in_block,
         });
+        ctx.payments += 1;
         ctx.notify(
             tx,
             NewNotification {
-                kind: "payment_received".into(),
+                kind: NotificationKind::PaymentReceived,
                 title: format!("You received {text}"),
                 body: format!(
                     "Transaction {} ({}).",
@@ -945,11 +1253,11 @@ fn apply_tx(
         )?;
     }
     let own = !ours_in.is_empty() || existing.as_ref().is_some_and(|r| r.own);
-    if own && in_block && !tx.has_notification("tx_confirmed", &txid)? {
+    if own && in_block && !tx.has_notification(NotificationKind::TxConfirmed, &txid)? {
         ctx.notify(
             tx,
             NewNotification {
-                kind: "tx_confirmed".into(),
+                kind: NotificationKind::TxConfirmed,
                 title: "Your payment is confirmed".into(),
                 body: format!(
                     "Transaction {} is in block {}.",
@@ -972,10 +1280,14 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut seq = since;
-    // txid -> transaction hex, in order of arrival; removed ones are gone.
-    let mut pool: Vec<(String, String)> = Vec::new();
+    // txid -> (arrival order, hex); removed ones are gone. Linear.
+    let mut pool: HashMap<String, (u64, String)> = HashMap::new();
+    let mut order = 0u64;
     for _ in 0..1000 {
         let delta = inner.gateway.mempool(seq, 1000).await?;
+        if delta.changes.len() > 1000 {
+            return Err(bad("the gateway sent a mempool delta over its limit"));
+        }
         if delta.reset {
             pool.clear();
         }
@@ -983,14 +1295,20 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
             match change.kind {
                 notch_protocol::api::MempoolChangeKind::Added => {
                     if let Some(hex) = change.hex {
-                        pool.retain(|(t, _)| t != &change.txid);
-                        pool.push((change.txid, hex));
+                        if pool.len() >= MAX_POOL && !pool.contains_key(&change.txid) {
+                            continue;
+                        }
+                        order += 1;
+                        pool.insert(change.txid, (order, hex));
                     }
                 }
                 notch_protocol::api::MempoolChangeKind::Removed => {
-                    pool.retain(|(t, _)| t != &change.txid);
+                    pool.remove(&change.txid);
                 }
             }
+        }
+        if delta.seq < seq {
+            return Err(bad("the gateway's mempool sequence went backwards"));
         }
         seq = delta.seq;
         if !delta.more {
@@ -998,8 +1316,11 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
         }
     }
     let network = inner.network;
+    let mut entries: Vec<(u64, String, String)> =
+        pool.into_iter().map(|(t, (o, h))| (o, t, h)).collect();
+    entries.sort_unstable_by_key(|e| e.0);
     let mut txs = Vec::new();
-    for (txid, hex) in &pool {
+    for (_, txid, hex) in &entries {
         let Ok(bytes) = hex::decode(hex) else {
             continue;
         };
@@ -1014,7 +1335,6 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
     let (events, count) = inner
         .db(move |store| {
             ctx.load_addresses(store)?;
-            let before: usize = 0;
             store.write(|tx| {
                 apply_block_txs(tx, &mut ctx, &txs, None)?;
                 tx.set_setting(MEMPOOL_SEQ_SETTING, &seq.to_string())
@@ -1023,8 +1343,7 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
                 .events
                 .iter()
                 .filter(|e| matches!(e, WalletEvent::TxStateChanged { .. }))
-                .count()
-                + before;
+                .count();
             Ok::<_, SyncError>((ctx.events, count as u64))
         })
         .await?;
@@ -1033,178 +1352,160 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
 }
 
 /// Submits queued sends and asks the gateway about the wallet's other
-/// unconfirmed transactions.
+/// unresolved transactions, including own sends it called rejected or
+/// dropped whose coins are still reserved (they may yet confirm).
 pub(crate) async fn resolve_pending(inner: &Inner, ledger: &Ledger) -> Result<(), SyncError> {
     let pending = inner
         .db(|s| {
-            Ok::<_, SyncError>(s.transactions_in(&[
+            let mut list = s.transactions_in(&[
                 TxState::Queued,
                 TxState::Accepted,
                 TxState::InPool,
-            ])?)
+            ])?;
+            for t in s.transactions_in(&[TxState::Rejected, TxState::Dropped])? {
+                if t.own && !s.outputs_used_by(&t.txid)?.is_empty() {
+                    list.push(t);
+                }
+            }
+            Ok::<_, SyncError>(list)
         })
         .await?;
-    for record in pending {
+    for record in pending.into_iter().take(1000) {
         let txid_hex = hex::encode(record.txid);
+        let submit = |raw: Vec<u8>| async move {
+            match inner.gateway.submit(&raw).await {
+                Ok(r) => Ok(r.status),
+                Err(GatewayError::Refused(e)) => Ok(TxStatus::Rejected {
+                    code: e.code,
+                    message: e.message,
+                }),
+                Err(e) => Err(SyncError::from(e)),
+            }
+        };
         let status = if record.state == TxState::Queued && record.own {
             let Some(raw) = record.raw.clone() else {
                 continue;
             };
-            match inner.gateway.submit(&raw).await {
-                Ok(r) => Some(r.status),
-                Err(GatewayError::Refused(e)) => Some(TxStatus::Rejected {
-                    code: e.code,
-                    message: e.message,
-                }),
-                Err(e) if e.is_transient() => return Err(e.into()),
-                Err(e) => return Err(e.into()),
-            }
+            submit(raw).await?
         } else {
             match inner.gateway.tx_status(&txid_hex).await {
-                Ok(r) => Some(r.status),
+                Ok(r) => r.status,
                 Err(GatewayError::Refused(e)) if e.code == "not_found" => {
-                    if record.own && record.raw.is_some() {
+                    match (&record.raw, record.own) {
                         // The gateway forgot it: hand it over again.
-                        let raw = record.raw.clone().unwrap_or_default();
-                        match inner.gateway.submit(&raw).await {
-                            Ok(r) => Some(r.status),
-                            Err(GatewayError::Refused(e)) => Some(TxStatus::Rejected {
-                                code: e.code,
-                                message: e.message,
-                            }),
-                            Err(e) => return Err(e.into()),
-                        }
-                    } else {
-                        Some(TxStatus::Dropped {
+                        (Some(raw), true) => submit(raw.clone()).await?,
+                        _ => TxStatus::Dropped {
                             reason: "the gateway no longer knows this transaction".into(),
-                        })
+                        },
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         };
-        if let Some(status) = status {
-            apply_status(inner, ledger, record.txid, status).await?;
-        }
+        apply_status(inner, ledger, record.txid, status).await?;
     }
     Ok(())
 }
 
-/// Records what the gateway says about one of the wallet's transactions
-/// (not about blocks: confirmations come from verified blocks only).
+/// Records what the gateway says about one of the wallet's transactions:
+/// a claim, so it moves the transaction only among unconfirmed states and
+/// never releases its coins (see [`crate::lifecycle`]); confirmations come
+/// from verified blocks only.
 pub(crate) async fn apply_status(
     inner: &Inner,
     _ledger: &Ledger,
     txid: Hash32,
     status: TxStatus,
 ) -> Result<(), SyncError> {
+    let (event, reason) = match &status {
+        TxStatus::Queued => return Ok(()),
+        TxStatus::Accepted => (TxEvent::GatewayAccepted, String::new()),
+        // In a block, says the gateway: the verified block will tell.
+        TxStatus::InPool | TxStatus::Confirmed { .. } | TxStatus::Final { .. } => {
+            (TxEvent::SeenInPool, String::new())
+        }
+        TxStatus::Rejected { code, message } => (
+            TxEvent::GatewayRejected,
+            format!(
+                "the gateway says it refused it ({}: {}); its coins stay reserved until it confirms or you abandon it",
+                bounded(code, 64),
+                bounded(message, 300)
+            ),
+        ),
+        TxStatus::Dropped { reason } => (
+            TxEvent::GatewayDropped,
+            format!(
+                "the gateway says it dropped it ({}); its coins stay reserved until it confirms or you abandon it",
+                bounded(reason, 300)
+            ),
+        ),
+    };
+    let mut ctx = ApplyCtx::new(inner, _ledger);
     let events = inner
         .db(move |store| {
-            let mut events = Vec::new();
             store.write(|tx| {
                 let Some(record) = tx.transaction(&txid)? else {
                     return Ok(());
                 };
-                if record.state.is_in_block() || record.state.is_failed() {
+                if record.state.is_in_block() {
                     return Ok(());
                 }
-                let (to, reason) = match &status {
-                    TxStatus::Accepted => (TxState::Accepted, None),
-                    TxStatus::InPool => (TxState::InPool, None),
-                    // The block itself will confirm it (verified).
-                    TxStatus::Confirmed { .. } | TxStatus::Final { .. } => (TxState::InPool, None),
-                    TxStatus::Queued => return Ok(()),
-                    TxStatus::Rejected { code, message } => {
-                        (TxState::Rejected, Some(format!("{code}: {message}")))
+                let changes = match event {
+                    TxEvent::GatewayDropped => {
+                        lifecycle::apply_with_descendants(tx, &txid, event, &reason)?
                     }
-                    TxStatus::Dropped { reason } => (TxState::Dropped, Some(reason.clone())),
+                    _ => lifecycle::apply(tx, &txid, event, None, Some(&reason))?
+                        .into_iter()
+                        .collect(),
                 };
-                if to == TxState::InPool || to == TxState::Accepted {
-                    // Accepted by the gateway: the coins are spent now.
+                for c in changes {
+                    ctx.changed(tx, c, &reason)?;
+                }
+                if matches!(event, TxEvent::GatewayAccepted | TxEvent::SeenInPool) {
+                    // Accepted by the gateway: its coins are spent now.
                     for coin in tx.outputs_used_by(&txid)? {
-                        // A coin some other transaction already spends is
-                        // left to the blocks to settle.
                         if coin.spent_by.is_none_or(|s| s == txid) {
                             tx.mark_spent(&coin.outpoint, &txid)?;
                         }
                     }
-                    if record.state != to
-                        && !(record.state == TxState::InPool && to == TxState::Accepted)
-                    {
-                        tx.set_transaction_state(&txid, to, None, None)?;
-                        events.push(WalletEvent::state_changed(
-                            &txid,
-                            Some(record.state),
-                            to,
-                            None,
-                        ));
-                    }
-                    return Ok(());
-                }
-                let reason = reason.unwrap_or_default();
-                let changed: Vec<(Hash32, TxState, TxState)> = if to == TxState::Dropped {
-                    tx.drop_with_descendants(&txid, &reason)?
-                        .into_iter()
-                        .map(|(id, from)| (id, from, TxState::Dropped))
-                        .collect()
-                } else {
-                    // Refused: whatever spends its outputs can never be valid.
-                    let children: Vec<Hash32> = tx
-                        .outputs_of(&txid)?
-                        .into_iter()
-                        .filter_map(|o| o.spent_by.or(o.locked_by))
-                        .collect();
-                    tx.set_transaction_state(&txid, to, None, Some(&reason))?;
-                    let mut changed = vec![(txid, record.state, to)];
-                    for child in children {
-                        let why = format!(
-                            "it spends coins of refused transaction {}",
-                            hex::encode(txid)
-                        );
-                        changed.extend(
-                            tx.drop_with_descendants(&child, &why)?
-                                .into_iter()
-                                .map(|(id, from)| (id, from, TxState::Dropped)),
-                        );
-                    }
-                    changed
-                };
-                for (id, from, to) in changed {
-                    events.push(WalletEvent::state_changed(&id, Some(from), to, None));
-                    let own = tx.transaction(&id)?.is_some_and(|r| r.own);
-                    let n = tx.add_notification(&NewNotification {
-                        kind: if to == TxState::Rejected {
-                            "tx_rejected".into()
-                        } else {
-                            "tx_dropped".into()
-                        },
-                        title: match (own, to) {
-                            (true, TxState::Rejected) => "A payment you sent was refused".into(),
-                            (true, _) => "A payment you sent was dropped".into(),
-                            (false, _) => "An incoming payment vanished".into(),
-                        },
-                        body: format!("Transaction {}: {reason}.", hex::encode(id)),
-                        txid: Some(id),
-                    })?;
-                    events.push(notification_event(&n));
                 }
                 Ok(())
             })?;
-            Ok::<_, SyncError>(events)
+            Ok::<_, SyncError>(ctx.events)
         })
         .await?;
     inner.events.emit_all(events);
     Ok(())
 }
 
-/// [`Wallet::watch`].
+/// Text from the gateway shown to the person: bounded, one line, printable.
+fn bounded(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+/// [`Wallet::watch`]: syncs on every pushed tip and on a poll; every
+/// failure is retried with a growing wait (reported once through events and
+/// the inbox), so the shells need no restart loop of their own.
 pub(crate) async fn watch(wallet: &Wallet, poll: Duration) -> Result<(), SyncError> {
     let inner = &wallet.inner;
     let mut backoff = Duration::from_secs(1);
     let mut stream: Option<crate::gateway::GatewayStream> = None;
+    let mut store_trouble = false;
     loop {
         match wallet.sync().await {
-            Ok(_) => backoff = Duration::from_secs(1),
+            Ok(_) => {
+                backoff = Duration::from_secs(1);
+                store_trouble = false;
+            }
             Err(e) if e.is_transient() => {
                 stream = None;
                 tracing::info!("gateway unreachable ({e}); retrying in {backoff:?}");
@@ -1212,14 +1513,39 @@ pub(crate) async fn watch(wallet: &Wallet, poll: Duration) -> Result<(), SyncErr
                 backoff = (backoff * 2).min(Duration::from_secs(60));
                 continue;
             }
-            Err(SyncError::Verification { what }) => {
+            Err(e) if e.is_untrusted() => {
                 // Reported by sync; keep watching, slowly.
-                tracing::warn!("verification failed: {what}");
+                tracing::warn!("refused what the gateway served: {e}");
                 tokio::time::sleep(backoff.max(poll)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(300));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The store or something unexpected: say so once, retry.
+                tracing::warn!("sync failed: {e}; retrying in {backoff:?}");
+                if !store_trouble {
+                    store_trouble = true;
+                    let body = format!("{e}. Notch keeps trying.");
+                    let n = inner
+                        .db(move |s| {
+                            s.write(|tx| {
+                                tx.add_notification(&NewNotification {
+                                    kind: NotificationKind::StoreTrouble,
+                                    title: "Sync could not save what it found".into(),
+                                    body,
+                                    txid: None,
+                                })
+                            })
+                        })
+                        .await;
+                    if let Ok(n) = n {
+                        inner.events.emit(notification_event(&n, false));
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+                continue;
+            }
         }
         if stream.is_none() {
             match inner.gateway.stream().await {
@@ -1232,9 +1558,9 @@ pub(crate) async fn watch(wallet: &Wallet, poll: Duration) -> Result<(), SyncErr
                             }
                             Ok::<_, SyncError>(list)
                         })
-                        .await?;
-                    let mut ok = true;
-                    for chunk in addresses.chunks(500).take(2) {
+                        .await;
+                    let mut ok = addresses.is_ok();
+                    for chunk in addresses.unwrap_or_default().chunks(500).take(2) {
                         ok &= s.subscribe(chunk.to_vec()).await.is_ok();
                     }
                     if ok {
@@ -1272,86 +1598,13 @@ pub(crate) fn pinned_info(store: &Store) -> Result<Option<LedgerInfo>, StoreErro
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
-    use notch_protocol::{BlockId, public_key};
-
     use super::*;
 
-    fn authority() -> SigningKey {
-        SigningKey::from_bytes(&[42u8; 32])
-    }
-
-    fn chain(n: usize) -> Vec<BlockHeader> {
-        let key = authority();
-        let mut out: Vec<BlockHeader> = Vec::new();
-        for i in 0..n {
-            let mut b = Block::build(
-                Network::Sandbox,
-                out.last(),
-                1_700_000_000 + i as u64,
-                0,
-                vec![],
-            );
-            b.header.sign(&key);
-            out.push(b.header);
-        }
-        out
-    }
-
     #[test]
-    fn a_good_chain_verifies() {
-        let headers = chain(5);
-        let auth = public_key(&authority());
-        assert!(verify_headers(None, &headers, &auth, Network::Sandbox).is_ok());
-        let anchor = Link {
-            height: 1,
-            id: headers[1].id().0,
-            time: headers[1].time,
-        };
-        assert!(verify_headers(Some(anchor), &headers[2..], &auth, Network::Sandbox).is_ok());
-    }
-
-    #[test]
-    fn bad_headers_are_refused() {
-        let auth = public_key(&authority());
-        // A broken signature.
-        let mut headers = chain(4);
-        headers[2].signature.0[5] ^= 1;
-        assert!(matches!(
-            verify_headers(None, &headers, &auth, Network::Sandbox),
-            Err(SyncError::Verification { .. })
-        ));
-        // Signed by someone else.
-        let mut headers = chain(3);
-        headers[2].sign(&SigningKey::from_bytes(&[7u8; 32]));
-        assert!(verify_headers(None, &headers, &auth, Network::Sandbox).is_err());
-        // A changed merkle root breaks the signature over the id.
-        let mut headers = chain(3);
-        headers[1].merkle_root.0[0] ^= 1;
-        assert!(verify_headers(None, &headers, &auth, Network::Sandbox).is_err());
-        // A header that does not link (re-signed, so only the link is wrong).
-        let mut headers = chain(4);
-        headers[3].prev = BlockId([9; 32]);
-        headers[3].sign(&authority());
-        let err = verify_headers(None, &headers, &auth, Network::Sandbox).expect_err("link");
-        assert!(err.to_string().contains("failed verification"), "{err}");
-        // A gap against the stored anchor.
-        let headers = chain(5);
-        let anchor = Link {
-            height: 1,
-            id: headers[1].id().0,
-            time: headers[1].time,
-        };
-        assert!(verify_headers(Some(anchor), &headers[3..], &auth, Network::Sandbox).is_err());
-        // Another network.
-        assert!(verify_headers(None, &chain(2), &auth, Network::Test).is_err());
-        // Time going back against the anchor.
-        let headers = chain(3);
-        let anchor = Link {
-            height: 1,
-            id: headers[1].id().0,
-            time: headers[2].time + 100,
-        };
-        assert!(verify_headers(Some(anchor), &headers[2..], &auth, Network::Sandbox).is_err());
+    fn gateway_text_is_bounded_and_plain() {
+        assert_eq!(bounded("fine", 10), "fine");
+        assert_eq!(bounded("a\nb\u{7}c", 10), "a b c");
+        let long = "x".repeat(1000);
+        assert_eq!(bounded(&long, 300).chars().count(), 301);
     }
 }

@@ -38,8 +38,15 @@ pub struct WalletConfig {
     pub gateway_url: String,
     /// The network the wallet is on; the gateway must serve the same.
     pub network: Network,
-    /// Unused addresses watched past the last used one, per chain.
+    /// Unused addresses watched past the last used one, per chain; also
+    /// how many unused receive addresses the wallet hands out at most.
     pub gap_limit: u32,
+    /// Allow plain `http://` to a gateway that is not on this machine.
+    /// Anyone on the way could then answer for the gateway; off by default.
+    pub allow_insecure_http: bool,
+    /// The ledger's identity from its operator (authority key, genesis, a
+    /// checkpoint): then first contact need not be trusted.
+    pub network_file: Option<crate::trust::NetworkFile>,
 }
 
 impl WalletConfig {
@@ -49,6 +56,8 @@ impl WalletConfig {
             gateway_url: gateway_url.to_owned(),
             network,
             gap_limit: DEFAULT_GAP_LIMIT,
+            allow_insecure_http: false,
+            network_file: None,
         }
     }
 
@@ -98,6 +107,8 @@ pub enum WalletError {
     BadTxid(String),
     #[error("there is no notification {0}")]
     UnknownNotification(i64),
+    #[error("transaction {txid} cannot be abandoned: {reason}")]
+    CannotAbandon { txid: String, reason: String },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -124,15 +135,18 @@ pub struct Balance {
     pub name: String,
     pub decimals: u8,
     /// Unspent outputs in blocks of the chain the wallet follows (what the
-    /// gateway lists as the wallet's unspent outputs).
-    pub confirmed: u64,
+    /// gateway lists as the wallet's unspent outputs). `u128`: a sum of
+    /// `u64` outputs.
+    pub confirmed: u128,
     /// Incoming, not yet in a block (payments to the wallet, change of its
     /// own sends).
-    pub pending: u64,
-    /// Confirmed coins that an unconfirmed send of the wallet spends.
-    pub pending_outgoing: u64,
+    pub pending: u128,
+    /// Confirmed coins reserved by a send of the wallet that is not in a
+    /// block yet (including sends the gateway called rejected or dropped,
+    /// until they confirm or are abandoned).
+    pub pending_outgoing: u128,
     /// What a new send can use now.
-    pub spendable: u64,
+    pub spendable: u128,
 }
 
 /// One of the wallet's addresses.
@@ -169,11 +183,11 @@ pub struct HistoryAmount {
     pub symbol: String,
     pub decimals: u8,
     /// Paid to the wallet's addresses (including its change).
-    pub received: u64,
+    pub received: u128,
     /// Taken from the wallet's coins.
-    pub sent: u64,
+    pub sent: u128,
     /// `received - sent` (negative for a payment out; includes the fee).
-    pub net: i64,
+    pub net: i128,
 }
 
 /// A transaction in the wallet's history.
@@ -273,6 +287,11 @@ pub(crate) fn authority_setting(network: Network) -> String {
     format!("authority_key:{}", network.name())
 }
 
+/// The pinned ledger metadata ([`crate::trust::Pinned`], JSON).
+pub(crate) const PINNED_SETTING: &str = "pinned_ledger";
+/// Set by a restore until a sync pass has scanned to the tip with every
+/// address found.
+pub(crate) const RESTORING_SETTING: &str = "restoring";
 pub(crate) const LEDGER_INFO_SETTING: &str = "ledger_info";
 pub(crate) const MEMPOOL_SEQ_SETTING: &str = "mempool_seq";
 
@@ -443,7 +462,12 @@ impl Wallet {
         secret_store: Arc<dyn SecretStore>,
         phrase: RecoveryPhrase,
     ) -> Result<Wallet, OpenError> {
-        Self::init(config, secret_store, phrase).await
+        let wallet = Self::init(config, secret_store, phrase).await?;
+        wallet
+            .inner
+            .db(|s| s.write(|tx| tx.set_setting(RESTORING_SETTING, "1")))
+            .await?;
+        Ok(wallet)
     }
 
     async fn init(
@@ -456,7 +480,7 @@ impl Wallet {
         let network = config.network;
         let gateway_url = config.gateway_url.clone();
         let gap = config.gap_limit;
-        let gateway = GatewayClient::new(&gateway_url)?;
+        let gateway = GatewayClient::new(&gateway_url, config.allow_insecure_http)?;
         let secret = WalletSecret::new(phrase, "");
         let keys = WalletKeys::from_secret(&secret, 0)?;
         let wallet_id = format!("notch-wallet-{}", random_hex(8)?);
@@ -508,7 +532,7 @@ impl Wallet {
     ) -> Result<Wallet, OpenError> {
         let path = config.db_path();
         let network = config.network;
-        let gateway = GatewayClient::new(&config.gateway_url)?;
+        let gateway = GatewayClient::new(&config.gateway_url, config.allow_insecure_http)?;
         let gateway_url = config.gateway_url.clone();
         let (store, wallet_id, keys, secret_store) = blocking(move || -> Result<_, OpenError> {
             if !path.is_file() {
@@ -621,8 +645,11 @@ impl Wallet {
         &self.inner.config
     }
 
-    /// A fresh receive address: a new one each call, recorded before it is
-    /// returned (so a crash never hands out the same address twice).
+    /// A receive address: a fresh one each call, recorded before it is
+    /// returned, until `gap_limit` unused ones are out past the last used
+    /// one; then the oldest unused one again (as BDK's
+    /// `next_unused_address` and Electrum do), so a restore, which watches
+    /// `gap_limit` addresses past the last used one, finds every payment.
     pub async fn receive_address(&self) -> Result<String, WalletError> {
         let keys = self.inner.keys.clone();
         let network = self.inner.network;
@@ -631,6 +658,22 @@ impl Wallet {
             .db(move |store| {
                 store
                     .write(|tx| {
+                        let meta = tx.wallet()?.ok_or(StoreError::NoWallet)?;
+                        let handed = meta.next_index(AddressChain::Receive);
+                        let existing = tx.addresses(AddressChain::Receive)?;
+                        let used_end = existing
+                            .iter()
+                            .filter(|a| a.used)
+                            .map(|a| a.index + 1)
+                            .max()
+                            .unwrap_or(0);
+                        if handed >= used_end.saturating_add(gap.max(1))
+                            && let Some(oldest) = existing
+                                .iter()
+                                .find(|a| !a.used && a.index < handed)
+                        {
+                            return Ok(oldest.address.clone());
+                        }
                         let record = tx.hand_out_address(AddressChain::Receive, |i| {
                             derive_address(&keys, network, AddressChain::Receive, i)
                         })?;
@@ -724,11 +767,13 @@ impl Wallet {
             if creator.state.is_failed() {
                 continue;
             }
+            // A lock or spend that is still there reserves the coin: a send
+            // the gateway called rejected keeps it until it confirms or is
+            // abandoned (see crate::lifecycle); a proven failure removed it.
             let spender = output
                 .spent_by
                 .or(output.locked_by)
-                .and_then(|s| states.get(&s))
-                .filter(|s| !s.state.is_failed());
+                .and_then(|s| states.get(&s));
             let index = match by_asset.iter().position(|(id, _)| id == &output.asset) {
                 Some(i) => i,
                 None => {
@@ -750,21 +795,24 @@ impl Wallet {
                 }
             };
             let b = &mut by_asset[index].1;
+            let amount = u128::from(output.amount);
             let in_block = output.height.is_some() && creator.state.is_in_block();
             match (in_block, spender) {
                 (true, None) => {
-                    b.confirmed += output.amount;
-                    b.spendable += output.amount;
+                    b.confirmed += amount;
+                    b.spendable += amount;
                 }
                 (true, Some(s)) if !s.state.is_in_block() => {
-                    b.confirmed += output.amount;
-                    b.pending_outgoing += output.amount;
+                    b.confirmed += amount;
+                    b.pending_outgoing += amount;
                 }
                 (true, Some(_)) => {}
                 (false, None) => {
-                    b.pending += output.amount;
+                    b.pending += amount;
+                    // Only the change of the wallet's own sends: other
+                    // people's unconfirmed payments are not spendable.
                     if creator.own {
-                        b.spendable += output.amount;
+                        b.spendable += amount;
                     }
                 }
                 (false, Some(_)) => {}
@@ -857,6 +905,83 @@ impl Wallet {
             .await
     }
 
+    /// Gives up one of the wallet's sends that did not go through (the
+    /// gateway called it rejected or dropped, or it is still queued): its
+    /// coins become spendable again. **The signed transaction may still
+    /// confirm** if anyone holds it; paying the same people again with
+    /// those coins could then pay twice. The shells say so before calling.
+    /// Returns the ids of the transactions given up (the send and any of
+    /// the wallet's sends that spend its change).
+    pub async fn abandon_send(&self, txid: &str) -> Result<Vec<String>, WalletError> {
+        let id = parse_txid(txid)?;
+        let shown = txid.trim().to_ascii_lowercase();
+        let (changed, events) = self
+            .inner
+            .db(move |store| {
+                let record = store
+                    .transaction(&id)?
+                    .ok_or_else(|| WalletError::UnknownTransaction { txid: shown.clone() })?;
+                let refuse = |reason: &str| WalletError::CannotAbandon {
+                    txid: shown.clone(),
+                    reason: reason.into(),
+                };
+                if !record.own {
+                    return Err(refuse("it is not a send of this wallet"));
+                }
+                match record.state {
+                    TxState::Queued | TxState::Rejected | TxState::Dropped => {}
+                    TxState::Accepted | TxState::InPool => {
+                        return Err(refuse(
+                            "the gateway has it in its pool; wait until it confirms or the gateway drops it",
+                        ));
+                    }
+                    TxState::Confirmed | TxState::Final => {
+                        return Err(refuse("it is in a block already"));
+                    }
+                    TxState::Abandoned => return Err(refuse("it is abandoned already")),
+                }
+                let reason = "abandoned by you; it may still confirm if anyone holds it";
+                let changed = store.write(|tx| {
+                    crate::lifecycle::apply_with_descendants(
+                        tx,
+                        &id,
+                        crate::lifecycle::TxEvent::Abandoned,
+                        reason,
+                    )
+                })?;
+                let events: Vec<WalletEvent> = changed
+                    .iter()
+                    .map(|c| WalletEvent::state_changed(&c.txid, Some(c.from), c.to, None))
+                    .collect();
+                Ok((changed, events))
+            })
+            .await?;
+        self.inner.events.emit_all(events);
+        Ok(changed.iter().map(|c| hex::encode(c.txid)).collect())
+    }
+
+    /// The authority key this wallet trusts for its network (pinned on first
+    /// contact or from the network file), and its fingerprint to compare
+    /// with what the operator publishes: `None` before the first contact.
+    pub async fn authority(&self) -> Result<Option<(String, String)>, WalletError> {
+        let key = authority_setting(self.inner.network);
+        let file = self
+            .inner
+            .config
+            .network_file
+            .as_ref()
+            .map(|f| f.authority_key.to_ascii_lowercase());
+        let pinned = self
+            .inner
+            .db(move |s| Ok::<_, WalletError>(s.setting(&key)?))
+            .await?
+            .or(file);
+        Ok(pinned.map(|k| {
+            let fp = crate::trust::fingerprint(&k);
+            (k, fp)
+        }))
+    }
+
     /// Follows the gateway until the returned future is dropped: syncs on
     /// every new tip pushed over `/v1/stream`, polls every `poll` as a
     /// fallback, backs off while the gateway is unreachable (and says so
@@ -908,16 +1033,16 @@ fn history_entries(
     let mut out = Vec::new();
     for record in store.all_transactions()? {
         // (asset -> (received, sent)), in first-seen order.
-        let mut sums: Vec<(Hash32, u64, u64)> = Vec::new();
+        let mut sums: Vec<(Hash32, u128, u128)> = Vec::new();
         let mut add = |asset: Hash32, received: u64, sent: u64| match sums
             .iter_mut()
             .find(|(a, _, _)| *a == asset)
         {
             Some(e) => {
-                e.1 = e.1.saturating_add(received);
-                e.2 = e.2.saturating_add(sent);
+                e.1 += u128::from(received);
+                e.2 += u128::from(sent);
             }
-            None => sums.push((asset, received, sent)),
+            None => sums.push((asset, u128::from(received), u128::from(sent))),
         };
         let mut counterparties = Vec::new();
         let mut fee = None;
@@ -961,14 +1086,16 @@ fn history_entries(
                     Some(l) => l.symbol(&asset),
                     None => (hex::encode(&asset[..4]), 0),
                 };
-                let net = i128::from(received) - i128::from(sent);
+                // Both sums are below 2^80 (at most ~2^16 outputs of u64):
+                // the difference fits an i128 exactly.
+                let net = received as i128 - sent as i128;
                 HistoryAmount {
                     asset: hex::encode(asset),
                     symbol,
                     decimals,
                     received,
                     sent,
-                    net: net.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                    net,
                 }
             })
             .collect();

@@ -27,6 +27,16 @@ impl WordCount {
         }
     }
 
+    /// The length for a number of words: 12 or 24, else `None`. Shells
+    /// turn a person's choice (`--words 24`, a toggle) into this.
+    pub fn from_words(words: usize) -> Option<WordCount> {
+        match words {
+            12 => Some(WordCount::Twelve),
+            24 => Some(WordCount::TwentyFour),
+            _ => None,
+        }
+    }
+
     fn entropy_bytes(self) -> usize {
         match self {
             WordCount::Twelve => 16,

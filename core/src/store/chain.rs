@@ -116,11 +116,11 @@ impl StoreTx<'_> {
         Ok(())
     }
 
-    /// Undoes everything above `height` for a reorg, in this transaction:
-    /// removes the headers above it, and makes the outputs and transactions
-    /// confirmed above it unconfirmed again (transactions go back to
-    /// `in_pool`; the wallet's own sends are kept with their raw bytes, so
-    /// they are not lost). Returns how many headers were removed.
+    /// Undoes the chain above `height` for a reorg, in this transaction:
+    /// removes the headers above it and makes the outputs confirmed above it
+    /// unconfirmed again. The transactions' states are the lifecycle's
+    /// ([`crate::lifecycle::roll_back`] calls this after moving them back to
+    /// the pool). Returns how many headers were removed.
     pub fn roll_back_to(&self, height: u64) -> Result<usize, StoreError> {
         let height = to_i64(height, "height")?;
         let removed = self
@@ -129,12 +129,6 @@ impl StoreTx<'_> {
         self.conn().execute(
             "UPDATE outputs SET height = NULL WHERE height > ?1",
             [height],
-        )?;
-        self.conn().execute(
-            "UPDATE transactions
-             SET state = 'in_pool', block_height = NULL, block_hash = NULL, updated_at = ?2
-             WHERE block_height > ?1",
-            params![height, super::now()],
         )?;
         Ok(removed)
     }

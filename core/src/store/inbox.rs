@@ -6,16 +6,76 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::ledger::{
     OUTPUT_COLUMNS, TX_COLUMNS, output_from_row, output_record, tx_from_row, tx_record,
 };
-use super::{Hash32, OutputRecord, StoreError, StoreTx, TxRecord, TxState, now, to_i64};
+use super::{Hash32, OutputRecord, StoreError, StoreTx, TxRecord, now, to_i64};
+
+/// What a notification is about. Stored and serialized as its snake_case
+/// name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    PaymentReceived,
+    TxConfirmed,
+    TxFinal,
+    TxDropped,
+    TxRejected,
+    GatewayUnreachable,
+    VerificationFailed,
+    Reorg,
+    /// A reorg deeper than the finality depth was offered and refused.
+    ReorgRefused,
+    /// The ledger's pinned metadata changed and was refused.
+    LedgerChanged,
+    /// Something the wallet could not store; it retries.
+    StoreTrouble,
+}
+
+impl NotificationKind {
+    pub const ALL: [NotificationKind; 11] = [
+        NotificationKind::PaymentReceived,
+        NotificationKind::TxConfirmed,
+        NotificationKind::TxFinal,
+        NotificationKind::TxDropped,
+        NotificationKind::TxRejected,
+        NotificationKind::GatewayUnreachable,
+        NotificationKind::VerificationFailed,
+        NotificationKind::Reorg,
+        NotificationKind::ReorgRefused,
+        NotificationKind::LedgerChanged,
+        NotificationKind::StoreTrouble,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::PaymentReceived => "payment_received",
+            NotificationKind::TxConfirmed => "tx_confirmed",
+            NotificationKind::TxFinal => "tx_final",
+            NotificationKind::TxDropped => "tx_dropped",
+            NotificationKind::TxRejected => "tx_rejected",
+            NotificationKind::GatewayUnreachable => "gateway_unreachable",
+            NotificationKind::VerificationFailed => "verification_failed",
+            NotificationKind::Reorg => "reorg",
+            NotificationKind::ReorgRefused => "reorg_refused",
+            NotificationKind::LedgerChanged => "ledger_changed",
+            NotificationKind::StoreTrouble => "store_trouble",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for NotificationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A notification kept in the inbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Notification {
     pub id: i64,
-    /// Machine-readable kind: `payment_received`, `tx_confirmed`, `tx_final`,
-    /// `tx_dropped`, `tx_rejected`, `gateway_unreachable`,
-    /// `verification_failed`, `reorg`.
-    pub kind: String,
+    pub kind: NotificationKind,
     pub title: String,
     pub body: String,
     /// The transaction it is about, hex, if any.
@@ -36,7 +96,7 @@ fn ser_opt_hex<S: serde::Serializer>(v: &Option<Hash32>, s: S) -> Result<S::Ok, 
 /// A notification to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification {
-    pub kind: String,
+    pub kind: NotificationKind,
     pub title: String,
     pub body: String,
     pub txid: Option<Hash32>,
@@ -76,6 +136,8 @@ pub(super) fn notifications(
     let rows = stmt.query_map(params![unread_only, limit], notification_from)?;
     rows.map(|row| {
         let (id, kind, title, body, txid, created_at, read) = row?;
+        let kind = NotificationKind::from_name(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown notification kind {kind:?}")))?;
         Ok(Notification {
             id,
             kind,
@@ -174,11 +236,11 @@ impl StoreTx<'_> {
         let created_at = now();
         self.conn().execute(
             "INSERT INTO notifications (kind, title, body, txid, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.kind, new.title, new.body, new.txid, created_at],
+            params![new.kind.as_str(), new.title, new.body, new.txid, created_at],
         )?;
         Ok(Notification {
             id: self.conn().last_insert_rowid(),
-            kind: new.kind.clone(),
+            kind: new.kind,
             title: new.title.clone(),
             body: new.body.clone(),
             txid: new.txid,
@@ -202,9 +264,9 @@ impl StoreTx<'_> {
             .execute("UPDATE notifications SET read = 1 WHERE read = 0", [])?)
     }
 
-    /// Moves confirmed transactions with at least `depth` confirmations at
-    /// tip `tip` to final; returns their ids.
-    pub fn finalize_up_to(&self, tip: u64, depth: u64) -> Result<Vec<Hash32>, StoreError> {
+    /// Confirmed transactions with at least `depth` confirmations at tip
+    /// `tip` (ready for [`crate::lifecycle::TxEvent::ReachedFinality`]).
+    pub fn ready_to_finalize(&self, tip: u64, depth: u64) -> Result<Vec<Hash32>, StoreError> {
         let Some(limit) = (tip + 1).checked_sub(depth.max(1)) else {
             return Ok(Vec::new());
         };
@@ -215,40 +277,7 @@ impl StoreTx<'_> {
         let ids: Vec<Hash32> = stmt
             .query_map([limit], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        self.conn().execute(
-            "UPDATE transactions SET state = 'final', updated_at = ?2
-             WHERE state = 'confirmed' AND block_height <= ?1",
-            params![limit, now()],
-        )?;
         Ok(ids)
-    }
-
-    /// Drops `txid` and every known transaction that spends one of its
-    /// outputs (they can never be valid). Returns the ids dropped, with
-    /// their state before.
-    pub fn drop_with_descendants(
-        &self,
-        txid: &Hash32,
-        reason: &str,
-    ) -> Result<Vec<(Hash32, TxState)>, StoreError> {
-        let mut dropped = Vec::new();
-        let mut todo = vec![*txid];
-        while let Some(id) = todo.pop() {
-            let Some(record) = super::ledger::transaction(self.conn(), &id)? else {
-                continue;
-            };
-            if record.state.is_failed() || record.state.is_in_block() {
-                continue;
-            }
-            for out in outputs_of(self.conn(), &id)? {
-                if let Some(child) = out.spent_by.or(out.locked_by) {
-                    todo.push(child);
-                }
-            }
-            self.set_transaction_state(&id, TxState::Dropped, None, Some(reason))?;
-            dropped.push((id, record.state));
-        }
-        Ok(dropped)
     }
 }
 
@@ -271,8 +300,8 @@ macro_rules! inbox_read_methods {
         }
 
         /// Whether a notification of `kind` about `txid` exists.
-        pub fn has_notification(&self, kind: &str, txid: &Hash32) -> Result<bool, StoreError> {
-            inbox::has_notification(self.conn(), kind, txid)
+        pub fn has_notification(&self, kind: NotificationKind, txid: &Hash32) -> Result<bool, StoreError> {
+            inbox::has_notification(self.conn(), kind.as_str(), txid)
         }
 
         /// Every transaction, newest first.
@@ -307,13 +336,13 @@ pub(super) use inbox_read_methods;
 mod tests {
     use super::*;
     use crate::store::test_support::wallet_with_address;
-    use crate::store::{NewOutput, NewTransaction, OutPoint};
+    use crate::store::{NewOutput, NewTransaction, OutPoint, TxState};
 
     #[test]
     fn inbox_read_unread_and_atomic_with_the_change() {
         let mut store = wallet_with_address();
         let note = |kind: &str| NewNotification {
-            kind: kind.into(),
+            kind: NotificationKind::from_name(kind).expect("a kind"),
             title: "t".into(),
             body: "b".into(),
             txid: Some([3; 32]),
@@ -333,12 +362,12 @@ mod tests {
         assert_eq!(store.notifications(false, 10).expect("reads").len(), 2);
         assert!(
             store
-                .has_notification("payment_received", &[3; 32])
+                .has_notification(NotificationKind::PaymentReceived, &[3; 32])
                 .expect("reads")
         );
         assert!(
             !store
-                .has_notification("tx_dropped", &[3; 32])
+                .has_notification(NotificationKind::TxDropped, &[3; 32])
                 .expect("reads")
         );
         assert!(
@@ -353,7 +382,7 @@ mod tests {
         );
         let unread = store.notifications(true, 10).expect("reads");
         assert_eq!(unread.len(), 1);
-        assert_eq!(unread[0].kind, "tx_confirmed");
+        assert_eq!(unread[0].kind, NotificationKind::TxConfirmed);
         assert_eq!(
             store
                 .write(|tx| tx.mark_all_notifications_read())
@@ -431,7 +460,14 @@ mod tests {
             })
             .expect("sets up");
         let dropped = store
-            .write(|tx| tx.drop_with_descendants(&[2; 32], "conflict"))
+            .write(|tx| {
+                crate::lifecycle::apply_with_descendants(
+                    tx,
+                    &[2; 32],
+                    crate::lifecycle::TxEvent::ConflictConfirmed,
+                    "conflict",
+                )
+            })
             .expect("drops");
         assert_eq!(dropped.len(), 2);
         for id in [[2u8; 32], [3u8; 32]] {
@@ -447,8 +483,18 @@ mod tests {
         // Final after enough confirmations.
         store
             .write(|tx| {
-                tx.finalize_up_to(6, 6)
-                    .map(|ids| assert_eq!(ids, vec![[1u8; 32]]))
+                let ids = tx.ready_to_finalize(6, 6)?;
+                assert_eq!(ids, vec![[1u8; 32]]);
+                for id in ids {
+                    crate::lifecycle::apply(
+                        tx,
+                        &id,
+                        crate::lifecycle::TxEvent::ReachedFinality,
+                        None,
+                        None,
+                    )?;
+                }
+                Ok(())
             })
             .expect("finalizes");
         assert_eq!(

@@ -22,12 +22,16 @@ pub enum TxState {
     Final,
     /// The gateway refused it.
     Rejected,
-    /// It left the pool without being mined.
+    /// It left the pool without being mined, or the gateway no longer
+    /// knows it. Said by the gateway: the coins stay reserved (it may still
+    /// confirm), unless a verified block proved it can never confirm.
     Dropped,
+    /// The person gave it up; its coins are spendable again.
+    Abandoned,
 }
 
 impl TxState {
-    pub const ALL: [TxState; 7] = [
+    pub const ALL: [TxState; 8] = [
         TxState::Queued,
         TxState::Accepted,
         TxState::InPool,
@@ -35,6 +39,7 @@ impl TxState {
         TxState::Final,
         TxState::Rejected,
         TxState::Dropped,
+        TxState::Abandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,12 +51,18 @@ impl TxState {
             TxState::Final => "final",
             TxState::Rejected => "rejected",
             TxState::Dropped => "dropped",
+            TxState::Abandoned => "abandoned",
         }
     }
 
-    /// Rejected and dropped transactions will never spend anything.
+    /// Rejected, dropped or abandoned: not on its way to a block (as far as
+    /// the wallet knows). Whether its coins are still reserved is kept in
+    /// the outputs' locks, not here (see [`crate::lifecycle`]).
     pub fn is_failed(self) -> bool {
-        matches!(self, TxState::Rejected | TxState::Dropped)
+        matches!(
+            self,
+            TxState::Rejected | TxState::Dropped | TxState::Abandoned
+        )
     }
 
     /// Whether the transaction is in a block (confirmed or final).
@@ -224,7 +235,7 @@ pub(super) fn output_record(
     Ok(OutputRecord {
         outpoint: OutPoint { txid, vout },
         asset,
-        amount: to_u64(amount, "an amount")?,
+        amount: amount_from_sql(amount),
         address,
         height: height.map(|h| to_u64(h, "an output height")).transpose()?,
         spent_by,
@@ -314,9 +325,9 @@ impl StoreTx<'_> {
 
     /// Moves a transaction to `state`. `block` is where it was mined
     /// (required for confirmed and final, cleared otherwise); `reason` is
-    /// kept for rejected and dropped ones. When a transaction fails, the
-    /// outputs it locked or spent become spendable again.
-    pub fn set_transaction_state(
+    /// kept for rejected and dropped ones. Only [`crate::lifecycle::apply`]
+    /// calls it; it never touches the coins (see [`Self::release_coins`]).
+    pub(crate) fn set_transaction_state(
         &self,
         txid: &Hash32,
         state: TxState,
@@ -349,16 +360,21 @@ impl StoreTx<'_> {
                 what: format!("transaction {}", hex(txid)),
             });
         }
-        if state.is_failed() {
-            self.conn().execute(
-                "UPDATE outputs SET locked_by = NULL WHERE locked_by = ?1",
-                [txid],
-            )?;
-            self.conn().execute(
-                "UPDATE outputs SET spent_by = NULL WHERE spent_by = ?1",
-                [txid],
-            )?;
-        }
+        Ok(())
+    }
+
+    /// Makes the coins that `txid` locked or spent spendable again (it can
+    /// never spend them: proof or the person's decision, see
+    /// [`crate::lifecycle`]).
+    pub fn release_coins(&self, txid: &Hash32) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outputs SET locked_by = NULL WHERE locked_by = ?1",
+            [txid],
+        )?;
+        self.conn().execute(
+            "UPDATE outputs SET spent_by = NULL WHERE spent_by = ?1",
+            [txid],
+        )?;
         Ok(())
     }
 
@@ -366,9 +382,6 @@ impl StoreTx<'_> {
     /// be recorded already. Recording it again updates only its height
     /// (e.g. when it confirms); different contents are a conflict.
     pub fn insert_output(&self, new: &NewOutput) -> Result<(), StoreError> {
-        if i64::try_from(new.amount).is_err() {
-            return Err(StoreError::AmountTooLarge(new.amount));
-        }
         let height = new.height.map(|h| to_i64(h, "output height")).transpose()?;
         if let Some(existing) = output(self.conn(), &new.outpoint)? {
             if existing.asset != new.asset
@@ -394,7 +407,7 @@ impl StoreTx<'_> {
                     new.outpoint.txid,
                     new.outpoint.vout,
                     new.asset,
-                    new.amount as i64,
+                    amount_to_sql(new.amount),
                     new.address,
                     height
                 ],
@@ -465,6 +478,17 @@ impl StoreTx<'_> {
         }
         Ok(())
     }
+}
+
+/// Amounts are `u64` on the ledger; SQLite integers are `i64`. The column
+/// holds the amount's 64 bits as a signed integer (schema 3), so the whole
+/// `u64` range round-trips exactly; sums are done in Rust, in `u128`.
+pub(super) fn amount_to_sql(amount: u64) -> i64 {
+    amount as i64
+}
+
+pub(super) fn amount_from_sql(stored: i64) -> u64 {
+    stored as u64
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
@@ -601,7 +625,8 @@ mod tests {
                 .is_some_and(|o| o.spendable())
         );
 
-        // Rejected: the coin is free again, the reason kept.
+        // Rejected (the gateway's word): the coin stays reserved, the reason
+        // kept; released only on purpose.
         store
             .write(|tx| {
                 tx.set_transaction_state(&send, TxState::Rejected, None, Some("fee too low"))
@@ -611,6 +636,15 @@ mod tests {
         assert_eq!(record.state, TxState::Rejected);
         assert_eq!(record.reason.as_deref(), Some("fee too low"));
         assert_eq!(record.raw, Some(vec![1, 2, 3]));
+        assert!(
+            !store
+                .output(&spent)
+                .expect("reads")
+                .is_some_and(|o| o.spendable())
+        );
+        store
+            .write(|tx| tx.release_coins(&send))
+            .expect("releases");
         assert!(
             store
                 .output(&spent)
@@ -660,7 +694,7 @@ mod tests {
         receive(&mut store, id(1), &[(0, COIN, 5)], Some(8));
         receive(&mut store, id(2), &[(0, COIN, 6)], Some(3));
         store
-            .write(|tx| tx.roll_back_to(5).map(|_| ()))
+            .write(|tx| crate::lifecycle::roll_back(tx, 5).map(|_| ()))
             .expect("rolls back");
         let moved = store.transaction(&id(1)).expect("reads").expect("kept");
         assert_eq!((moved.state, moved.block), (TxState::InPool, None));
@@ -715,14 +749,6 @@ mod tests {
         assert!(matches!(
             store.write(|tx| tx.insert_output(&stranger)),
             Err(StoreError::Conflict(_))
-        ));
-        let huge = NewOutput {
-            amount: u64::MAX,
-            ..orphan.clone()
-        };
-        assert!(matches!(
-            store.write(|tx| tx.insert_output(&huge)),
-            Err(StoreError::AmountTooLarge(_))
         ));
         store
             .write(|tx| tx.insert_output(&orphan))

@@ -113,4 +113,31 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_unread ON notifications (read, id);
     CREATE INDEX notifications_by_tx ON notifications (txid, kind);
     "#,
+    // 3: amounts over the whole u64 range. The ledger's amounts are u64;
+    // SQLite's integers are i64, so `amount` now holds the u64's 64 bits as
+    // a signed integer (2^63 and more read negative in SQL; the store reads
+    // them back as u64, and never sums them in SQL). Nothing references
+    // `outputs`, so the table is rebuilt in place.
+    r#"
+    CREATE TABLE outputs_v3 (
+        txid       BLOB    NOT NULL REFERENCES transactions (txid) ON DELETE CASCADE,
+        vout       INTEGER NOT NULL CHECK (vout BETWEEN 0 AND 4294967295),
+        asset      BLOB    NOT NULL CHECK (length(asset) = 32),
+        amount     INTEGER NOT NULL,
+        address    TEXT    NOT NULL REFERENCES addresses (address),
+        height     INTEGER CHECK (height >= 0),
+        spent_by   BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
+        locked_by  BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
+        PRIMARY KEY (txid, vout)
+    );
+    INSERT INTO outputs_v3 (txid, vout, asset, amount, address, height, spent_by, locked_by)
+        SELECT txid, vout, asset, amount, address, height, spent_by, locked_by FROM outputs;
+    DROP TABLE outputs;
+    ALTER TABLE outputs_v3 RENAME TO outputs;
+    CREATE INDEX outputs_unspent ON outputs (asset) WHERE spent_by IS NULL;
+    CREATE INDEX outputs_by_height ON outputs (height);
+    CREATE INDEX outputs_by_spender ON outputs (spent_by);
+    CREATE INDEX outputs_by_locker ON outputs (locked_by);
+    CREATE INDEX outputs_by_address ON outputs (address);
+    "#,
 ];

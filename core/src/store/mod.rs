@@ -22,7 +22,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
-pub use inbox::{NewNotification, Notification};
+pub use inbox::{NewNotification, Notification, NotificationKind};
 pub use ledger::{NewOutput, NewTransaction, OutPoint, OutputRecord, TxRecord, TxState};
 pub use wallet::{AddressRecord, NewAddress, NewWallet, WalletMeta};
 
@@ -56,8 +56,6 @@ pub enum StoreError {
     Conflict(String),
     #[error("{what} is not in the wallet database")]
     NotFound { what: String },
-    #[error("the amount {0} is too large for the wallet database (at most 2^63 - 1)")]
-    AmountTooLarge(u64),
     #[error("the wallet database holds a value that makes no sense: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -418,7 +416,7 @@ mod tests {
                 .expect("rows")
         };
         let before = schema(&store);
-        assert!(before.iter().any(|s| s.contains("CREATE TABLE outputs")));
+        assert!(before.iter().any(|s| s.contains("CREATE TABLE \"outputs\"")));
         drop(store);
 
         let again = Store::open(&path).expect("reopens");
