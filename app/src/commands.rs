@@ -2,7 +2,7 @@
 //! one returns `Result<T, CommandError>`; none may panic (the IPC would
 //! carry no answer at all).
 
-use notch_core::amount::{format_amount, format_signed, parse_amount};
+use notch_core::amount::{format_amount, format_signed};
 use notch_core::protocol::{Address, AddressError};
 use notch_core::{HistoryFilter, Recipient};
 use notch_ipc::*;
@@ -106,39 +106,17 @@ pub async fn receive_address(state: State<'_, AppState>) -> Res<ReceiveView> {
     Ok(ReceiveView { address, qr_svg })
 }
 
-/// The address as an SVG QR code (rendered here: no network, no JS).
+/// The address as an SVG QR code (notch-core renders it: no network, no JS).
 pub fn qr_svg(text: &str) -> Res<String> {
-    let code = qrcode::QrCode::new(text.as_bytes())
-        .map_err(|e| CommandError::new(code::INTERNAL, format!("cannot make a QR code: {e}")))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(220, 220)
-        .quiet_zone(true)
-        .build())
+    notch_core::qr::encode_svg(text).map_err(errors::qr)
 }
 
+/// The assets the wallet pinned from its gateway (none before its first
+/// sync, nor without a wallet).
 #[tauri::command]
 pub async fn assets(state: State<'_, AppState>) -> Res<Vec<AssetView>> {
-    asset_list(&state).await
-}
-
-async fn asset_list(state: &AppState) -> Res<Vec<AssetView>> {
-    let from_wallet = state.wallet().map(|w| w.assets()).unwrap_or_default();
-    if !from_wallet.is_empty() {
-        return Ok(from_wallet
-            .into_iter()
-            .map(|a| AssetView {
-                id: a.id,
-                symbol: a.symbol,
-                name: a.name,
-                decimals: a.decimals,
-                native: a.native,
-            })
-            .collect());
-    }
-    let info = state.ledger_info().await?;
-    Ok(info
-        .assets
+    let list = state.wallet().map(|w| w.assets()).unwrap_or_default();
+    Ok(list
         .into_iter()
         .map(|a| AssetView {
             id: a.id,
@@ -167,31 +145,15 @@ pub fn check_address(address: &str, network: notch_core::Network) -> Res<()> {
     }
 }
 
-/// Checks an amount against its asset's decimals; returns it as it will be
-/// sent (normalized).
+/// Checks an amount against its asset's decimals (core's check, on the
+/// pinned asset metadata); returns it as it will be sent (normalized).
 #[tauri::command]
 pub async fn validate_amount(state: State<'_, AppState>, args: AmountArgs) -> Res<String> {
-    let assets = asset_list(&state).await?;
-    let asset = match &args.asset {
-        Some(name) if !name.trim().is_empty() => assets.iter().find(|a| {
-            a.symbol.eq_ignore_ascii_case(name.trim()) || a.id.eq_ignore_ascii_case(name.trim())
-        }),
-        _ => assets.iter().find(|a| a.native),
-    }
-    .ok_or_else(|| {
-        let known: Vec<&str> = assets.iter().map(|a| a.symbol.as_str()).collect();
-        CommandError::new(
-            code::UNKNOWN_ASSET,
-            format!(
-                "unknown asset {:?}; the gateway knows {}",
-                args.asset.clone().unwrap_or_default(),
-                known.join(", ")
-            ),
-        )
-    })?;
-    let units = parse_amount(&args.amount, asset.decimals, &asset.symbol)
-        .map_err(|e| CommandError::new(code::BAD_AMOUNT, e.to_string()))?;
-    Ok(format_amount(units, asset.decimals))
+    let wallet = state.wallet()?;
+    let checked = wallet
+        .check_amount(args.asset.as_deref(), &args.amount)
+        .map_err(errors::payment)?;
+    Ok(checked.display)
 }
 
 #[tauri::command]
@@ -270,22 +232,23 @@ async fn tx_status_of(wallet: &notch_core::Wallet, txid: &str) -> Res<TxStatusVi
     })
 }
 
-async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryRow>> {
-    let wallet = state.wallet()?;
-    let filter = HistoryFilter {
+fn history_filter(query: HistoryQuery) -> HistoryFilter {
+    HistoryFilter {
         asset: query.asset.filter(|a| !a.trim().is_empty()),
         incoming: query.incoming,
         states: Vec::new(),
         search: query.search.filter(|s| !s.trim().is_empty()),
         limit: 0,
-    };
-    let fee_decimals = wallet
-        .assets()
-        .into_iter()
-        .find(|a| a.native)
-        .map(|a| a.decimals)
-        .unwrap_or(0);
-    let entries = wallet.history(filter).await.map_err(errors::wallet)?;
+    }
+}
+
+async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryRow>> {
+    let wallet = state.wallet()?;
+    let fee_decimals = wallet.find_asset(None).map(|a| a.decimals).unwrap_or(0);
+    let entries = wallet
+        .history(history_filter(query))
+        .await
+        .map_err(errors::wallet)?;
     Ok(entries
         .into_iter()
         .map(|e| HistoryRow {
@@ -300,7 +263,7 @@ async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryR
                 .amounts
                 .into_iter()
                 .map(|a| HistoryAmountView {
-                    net: format_signed(i128::from(a.net), a.decimals),
+                    net: format_signed(a.net, a.decimals),
                     symbol: a.symbol,
                 })
                 .collect(),
@@ -315,17 +278,22 @@ pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<Vec<H
     history_rows(&state, args.query).await
 }
 
-/// Writes the (filtered) history as CSV; returns the file's path.
+/// Writes the (filtered) history as CSV, in notch-core's one format;
+/// returns the file's path.
 #[tauri::command]
 pub async fn export_csv(state: State<'_, AppState>, args: ExportArgs) -> Res<String> {
-    let rows = history_rows(&state, args.query).await?;
+    let wallet = state.wallet()?;
     let path = match args.path.filter(|p| !p.trim().is_empty()) {
         Some(p) => std::path::PathBuf::from(p.trim()),
         None => state
             .data_dir()
             .join(format!("notch-history-{}.csv", now_unix())),
     };
-    let csv = to_csv(&rows);
+    let mut csv = Vec::new();
+    wallet
+        .export_history_csv(history_filter(args.query), &mut csv)
+        .await
+        .map_err(errors::export)?;
     let target = path.clone();
     tokio::task::spawn_blocking(move || {
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -339,41 +307,6 @@ pub async fn export_csv(state: State<'_, AppState>, args: ExportArgs) -> Res<Str
     Ok(path.display().to_string())
 }
 
-/// One line per transaction and asset.
-pub fn to_csv(rows: &[HistoryRow]) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    }
-    let mut out =
-        String::from("txid,time,direction,state,confirmations,asset,net,fee,counterparties\n");
-    for r in rows {
-        for a in &r.amounts {
-            let line = [
-                r.txid.clone(),
-                r.time.to_string(),
-                if r.incoming { "in" } else { "out" }.to_owned(),
-                r.state.clone(),
-                r.confirmations.to_string(),
-                a.symbol.clone(),
-                a.net.clone(),
-                r.fee.clone().unwrap_or_default(),
-                r.counterparties.join(" "),
-            ]
-            .iter()
-            .map(|s| field(s))
-            .collect::<Vec<_>>()
-            .join(",");
-            out.push_str(&line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[tauri::command]
 pub async fn notifications(state: State<'_, AppState>) -> Res<Vec<NotificationView>> {
     let wallet = state.wallet()?;
@@ -382,7 +315,7 @@ pub async fn notifications(state: State<'_, AppState>) -> Res<Vec<NotificationVi
         .into_iter()
         .map(|n| NotificationView {
             id: n.id,
-            kind: n.kind,
+            kind: n.kind.as_str().to_owned(),
             title: n.title,
             body: n.body,
             txid: n.txid.map(hex_encode),

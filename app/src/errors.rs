@@ -1,10 +1,13 @@
 //! Every core error becomes a [`CommandError`] with a stable code (see
 //! `notch_ipc::code`) and the core's own sentence as the message.
 
+use notch_core::backup::BackupError;
+use notch_core::export::ExportError;
 use notch_core::gateway::GatewayError;
+use notch_core::payment::ScanRefusal;
 use notch_core::secrets::SecretStoreError;
 use notch_core::sync::SyncError;
-use notch_core::{LockError, OpenError, SendError, WalletError};
+use notch_core::{LockError, NetworkError, OpenError, PaymentError, SendError, WalletError};
 use notch_ipc::{CommandError, code};
 
 pub fn gateway(e: GatewayError) -> CommandError {
@@ -41,7 +44,7 @@ pub fn wallet(e: WalletError) -> CommandError {
         WalletError::UnknownTransaction { .. } | WalletError::UnknownNotification(_) => {
             code::NOT_FOUND
         }
-        WalletError::BadTxid(_) => code::INVALID,
+        WalletError::BadTxid(_) | WalletError::CannotAbandon { .. } => code::INVALID,
         WalletError::Key(_) => code::INTERNAL,
         WalletError::Store(_) => code::STORE,
     };
@@ -114,4 +117,54 @@ pub fn lock(e: LockError) -> CommandError {
         LockError::Key(_) | LockError::BadHash(_) => code::INTERNAL,
     };
     CommandError::new(c, e.to_string())
+}
+
+/// The backup check on create: a wrong or missing word is a mismatch.
+pub fn backup(e: BackupError) -> CommandError {
+    let c = match &e {
+        BackupError::NoRandomness(_) => code::INTERNAL,
+        BackupError::BadCount { .. } | BackupError::BadPosition { .. } => code::INTERNAL,
+        BackupError::WrongAnswerCount { .. } | BackupError::Mismatch { .. } => {
+            code::BACKUP_MISMATCH
+        }
+    };
+    CommandError::new(c, e.to_string())
+}
+
+/// The network of a new wallet could not be settled.
+pub fn network(e: NetworkError) -> CommandError {
+    let c = match &e {
+        NetworkError::Unknown { .. } => code::INVALID,
+        NetworkError::StoredDiffers { .. } => code::WRONG_NETWORK,
+        NetworkError::UnknownServed { .. } | NetworkError::Mismatch { .. } => code::GATEWAY,
+        NetworkError::Undetermined { .. } => code::GATEWAY_UNREACHABLE,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+/// An asset or amount as typed.
+pub fn payment(e: PaymentError) -> CommandError {
+    let c = match &e {
+        PaymentError::NotSynced => code::NOT_SYNCED,
+        PaymentError::UnknownAsset { .. } => code::UNKNOWN_ASSET,
+        PaymentError::BadAmount(_) => code::BAD_AMOUNT,
+    };
+    CommandError::new(c, e.to_string())
+}
+
+/// A scanned text that is no payment of the wallet's network.
+pub fn scan_refusal(e: ScanRefusal) -> CommandError {
+    let c = if e.error.is_wrong_network() {
+        code::WRONG_NETWORK
+    } else {
+        code::BAD_ADDRESS
+    };
+    CommandError::new(c, e.to_string())
+}
+
+pub fn export(e: ExportError) -> CommandError {
+    match e {
+        ExportError::Wallet(w) => wallet(w),
+        other => CommandError::new(code::IO, other.to_string()),
+    }
 }

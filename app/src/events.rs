@@ -53,8 +53,8 @@ pub fn to_ipc(event: notch_core::WalletEvent) -> Ipc {
             confirmations,
         } => Ipc::TxStateChanged {
             txid,
-            from,
-            to,
+            from: from.map(|s| s.as_str().to_owned()),
+            to: to.as_str().to_owned(),
             confirmations,
         },
         C::GatewayUnreachable { since, reason } => Ipc::GatewayUnreachable { since, reason },
@@ -64,7 +64,26 @@ pub fn to_ipc(event: notch_core::WalletEvent) -> Ipc {
             unreachable_for_secs,
         },
         C::VerificationFailed { what } => Ipc::VerificationFailed { what },
-        C::Notification { id, kind, title } => Ipc::Notification { id, kind, title },
+        C::Notification {
+            id,
+            kind,
+            title,
+            quiet,
+        } => Ipc::Notification {
+            id,
+            kind: kind.as_str().to_owned(),
+            title,
+            quiet,
+        },
+        C::CaughtUp {
+            notifications,
+            payments_received,
+            height,
+        } => Ipc::CaughtUp {
+            notifications,
+            payments_received,
+            height,
+        },
     }
 }
 
@@ -80,6 +99,21 @@ pub async fn notify_desktop<R: Runtime>(app: &AppHandle<R>, wallet: &Wallet, id:
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
+    show_desktop(app, title, &body);
+}
+
+/// One desktop notification for a catch-up (a restore, a long time
+/// offline), instead of one per quiet inbox entry.
+pub fn notify_caught_up<R: Runtime>(app: &AppHandle<R>, notifications: u64, payments: u64) {
+    let body = match payments {
+        0 => format!("{notifications} new notifications in the inbox."),
+        1 => format!("1 payment received; {notifications} new notifications in the inbox."),
+        n => format!("{n} payments received; {notifications} new notifications in the inbox."),
+    };
+    show_desktop(app, "Notch is up to date", &body);
+}
+
+fn show_desktop<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str) {
     let Some(plugin) = app.try_state::<tauri_plugin_notification::Notification<R>>() else {
         return;
     };

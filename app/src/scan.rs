@@ -1,17 +1,16 @@
 //! Scanning a recipient's address from a QR code: from an image file the
 //! person picked, or from camera frames the UI grabs. notch-core reads the
-//! codes (it knows nothing of addresses); here the texts become an address
-//! of the wallet's network, checked exactly as typed addresses are.
+//! codes and makes a payment of the wallet's network of their texts
+//! (`PaymentUri`); here they only cross the IPC.
 //!
 //! Also the Linux webview setup that lets the UI use the camera at all.
 
-use notch_core::protocol::Address;
+use notch_core::PaymentUri;
 use notch_ipc::scan::{FRAME_HEADER_LEN, decode_frame};
 use notch_ipc::{CommandError, ScannedAddress, code};
 use tauri::State;
 use tauri::ipc::{InvokeBody, Request};
 
-use crate::commands::check_address;
 use crate::errors;
 use crate::state::AppState;
 
@@ -84,68 +83,22 @@ async fn decode(
         .map_err(errors::qr)
 }
 
-/// The first text that is an address of `network`, canonical (lower case:
-/// QR codes often carry addresses upper case, which fits their compact
-/// alphanumeric mode). A `notch:` link's query (`?amount=…`) is ignored.
-/// If none is, the most telling refusal: another network's address says
-/// more than a text that is no address at all.
+/// The first text that is a payment of `network` (a bare address or a
+/// `notch:` link), its address canonical (lower case: QR codes often carry
+/// addresses upper case, which fits their compact alphanumeric mode). A
+/// link's amount and asset are not carried over (yet). If none is, core's
+/// most telling refusal.
 pub fn address_from(texts: &[String], network: notch_core::Network) -> Res<ScannedAddress> {
-    let mut refusal: Option<CommandError> = None;
-    for text in texts {
-        let candidate = strip_uri(text);
-        match check_address(candidate, network) {
-            Ok(()) => {
-                let address = Address::parse(candidate, network)
-                    .map(|a| a.encode())
-                    .map_err(|e| CommandError::new(code::BAD_ADDRESS, e.to_string()))?;
-                return Ok(ScannedAddress { address });
-            }
-            Err(e) => {
-                let e = CommandError::new(
-                    e.code,
-                    format!(
-                        "the QR code holds {:?}, which is not a Notch address on {network}: {}",
-                        shorten(text),
-                        e.message
-                    ),
-                );
-                let better = match &refusal {
-                    None => true,
-                    Some(r) => r.code != code::WRONG_NETWORK && e.code == code::WRONG_NETWORK,
-                };
-                if better {
-                    refusal = Some(e);
-                }
-            }
-        }
-    }
-    Err(refusal.unwrap_or_else(|| {
-        CommandError::new(
+    match PaymentUri::from_scanned(texts, network) {
+        Some(Ok(uri)) => Ok(ScannedAddress {
+            address: uri.address,
+        }),
+        Some(Err(refusal)) => Err(errors::scan_refusal(refusal)),
+        None => Err(CommandError::new(
             notch_ipc::scan::code::NO_QR_CODE,
             "no QR code was found in this image",
-        )
-    }))
-}
-
-/// `notch:ADDRESS?amount=1` or `notch://ADDRESS` -> `ADDRESS`; anything
-/// else as it is (trimmed).
-fn strip_uri(text: &str) -> &str {
-    let text = text.trim();
-    let rest = match text.get(..6) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("notch:") => &text[6..],
-        _ => return text,
-    };
-    let rest = rest.trim_start_matches('/');
-    rest.split(['?', '#']).next().unwrap_or(rest).trim()
-}
-
-/// At most 60 characters of a scanned text, for an error message.
-fn shorten(text: &str) -> String {
-    let mut short: String = text.chars().take(60).collect();
-    if text.chars().count() > 60 {
-        short.push('…');
+        )),
     }
-    short
 }
 
 /// Lets the UI use the camera. WebKitGTK turns media streams off by default
@@ -193,31 +146,11 @@ pub fn enable_camera<R: tauri::Runtime>(app: &tauri::App<R>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn a_notch_link_gives_its_address() {
-        assert_eq!(strip_uri(" nsb1abc "), "nsb1abc");
-        assert_eq!(strip_uri("notch:nsb1abc?amount=2"), "nsb1abc");
-        assert_eq!(strip_uri("NOTCH://nsb1abc#x"), "nsb1abc");
-        assert_eq!(
-            strip_uri("https://mychips.org/invite?x"),
-            "https://mychips.org/invite?x"
-        );
-        assert_eq!(strip_uri("not"), "not");
-    }
-
     #[test]
     fn the_ui_and_the_core_agree_on_the_largest_image() {
         assert_eq!(
             notch_ipc::scan::MAX_IMAGE_BYTES,
             notch_core::qr::MAX_INPUT_BYTES
         );
-    }
-
-    #[test]
-    fn long_texts_are_shortened_in_messages() {
-        assert_eq!(shorten("short"), "short");
-        assert_eq!(shorten(&"x".repeat(100)).chars().count(), 61);
     }
 }

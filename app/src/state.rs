@@ -1,7 +1,9 @@
-//! What the app keeps between commands: the gateway client, the secret
-//! store, the open wallet (once there is one), the phrase being backed up,
-//! prepared payments awaiting confirmation, and the sync state as the
-//! events report it.
+//! What the app keeps between commands: the gateway probe (for the status
+//! line before there is a wallet), the secret store, the open wallet (once
+//! there is one), the phrase being backed up, prepared payments awaiting
+//! confirmation, and the sync state as the events report it. The decisions
+//! (which words to check, which network, whether the gateway answers) are
+//! notch-core's.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use notch_core::gateway::{GatewayClient, GatewayError};
-use notch_core::keys::RecoveryPhrase;
-use notch_core::protocol::api::LedgerInfo;
+use notch_core::backup::DEFAULT_CHECK_WORDS;
+use notch_core::keys::{RecoveryPhrase, WordCount};
 use notch_core::secrets::{OsSecretStore, SecretStore, SecretStoreError};
-use notch_core::{Network, OpenError, SendProposal, Wallet, WalletConfig};
+use notch_core::{
+    BackupCheck, GatewayProbe, GatewayReachability, OpenError, SendProposal, Wallet, WalletConfig,
+    choose_network,
+};
 use notch_ipc::{AppStatus, CommandError, GatewayStatus, SyncView, WalletState, code};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
@@ -36,7 +40,9 @@ pub enum Secrets {
 }
 
 pub struct AppState {
-    gateway: GatewayClient,
+    /// Asks the gateway whether it answers while there is no wallet (the
+    /// wallet asks its own gateway once it is open).
+    probe: GatewayProbe,
     gateway_url: String,
     data_dir: PathBuf,
     secrets_choice: Secrets,
@@ -47,12 +53,9 @@ pub struct AppState {
     phase: Mutex<WalletState>,
     wallet: Mutex<Option<Wallet>>,
     /// The phrase of a wallet being created, until its backup is confirmed.
-    pending: Mutex<Option<(RecoveryPhrase, Vec<usize>)>>,
+    pending: Mutex<Option<(RecoveryPhrase, BackupCheck)>>,
     proposals: Mutex<HashMap<String, SendProposal>>,
     sync: Mutex<SyncView>,
-    ledger: Mutex<Option<LedgerInfo>>,
-    /// When the gateway stopped answering, so the UI can say "since …".
-    unreachable_since: Mutex<Option<u64>>,
 }
 
 /// Locks a mutex, recovering from poisoning (state stays usable).
@@ -71,10 +74,10 @@ impl AppState {
         data_dir: PathBuf,
         secrets: Secrets,
     ) -> Result<Self, CommandError> {
-        let gateway = GatewayClient::new(gateway_url)
+        let probe = GatewayProbe::new(gateway_url, false)
             .map_err(|e| CommandError::new("bad_gateway_url", e.to_string()))?;
         Ok(Self {
-            gateway,
+            probe,
             gateway_url: gateway_url.to_owned(),
             data_dir,
             secrets_choice: secrets,
@@ -93,8 +96,6 @@ impl AppState {
                 syncing: false,
                 error: None,
             }),
-            ledger: Mutex::new(None),
-            unreachable_since: Mutex::new(None),
         })
     }
 
@@ -134,46 +135,16 @@ impl AppState {
         }
     }
 
-    /// Asks the gateway for its tip and remembers since when it is silent.
+    /// Asks the gateway for its tip: the wallet's own check once there is
+    /// a wallet (locked or not: the status line shows either way), the
+    /// probe before. "Since when" is core's record either way.
     pub async fn refresh_status(&self) -> GatewayStatus {
-        let url = self.gateway.url().to_owned();
-        let answer = self.gateway.info().await;
-        let mut since = lock(&self.unreachable_since);
-        match answer {
-            Ok(info) => {
-                *since = None;
-                let status = GatewayStatus::Connected {
-                    url,
-                    network: info.network.clone(),
-                    tip_height: info.tip.height,
-                    sandbox: info.sandbox,
-                };
-                *lock(&self.ledger) = Some(info);
-                status
-            }
-            Err(e) => {
-                let since_unix = *since.get_or_insert_with(now_unix);
-                let reason = match e {
-                    GatewayError::Unreachable { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                GatewayStatus::Unreachable {
-                    url,
-                    reason,
-                    since_unix,
-                }
-            }
-        }
-    }
-
-    /// The ledger as the gateway last described it (fetched if never).
-    pub async fn ledger_info(&self) -> Result<LedgerInfo, CommandError> {
-        if let Some(info) = lock(&self.ledger).clone() {
-            return Ok(info);
-        }
-        let info = self.gateway.info().await.map_err(errors::gateway)?;
-        *lock(&self.ledger) = Some(info.clone());
-        Ok(info)
+        let wallet = lock(&self.wallet).clone();
+        let reach = match wallet {
+            Some(wallet) => wallet.check_gateway().await,
+            None => self.probe.check().await,
+        };
+        gateway_status(reach)
     }
 
     /// The secret store, opened on first use. The OS keystore or nothing:
@@ -313,57 +284,39 @@ impl AppState {
     /// A fresh phrase to back up, with the positions to confirm.
     pub fn begin_create(&self, words: u8) -> Result<notch_ipc::NewPhrase, CommandError> {
         self.ensure_no_wallet()?;
-        let count = match words {
-            12 => notch_core::keys::WordCount::Twelve,
-            24 => notch_core::keys::WordCount::TwentyFour,
-            n => {
-                return Err(CommandError::new(
-                    code::INVALID,
-                    format!("a recovery phrase has 12 or 24 words, not {n}"),
-                ));
-            }
-        };
+        let count = WordCount::from_words(usize::from(words)).ok_or_else(|| {
+            CommandError::new(
+                code::INVALID,
+                format!("a recovery phrase has 12 or 24 words, not {words}"),
+            )
+        })?;
         let phrase = RecoveryPhrase::generate(count)
             .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?;
+        let check = BackupCheck::new(&phrase, DEFAULT_CHECK_WORDS).map_err(errors::backup)?;
         let words: Vec<String> = phrase.words().map(str::to_owned).collect();
-        let positions = random_positions(words.len(), 3)?;
-        *lock(&self.pending) = Some((phrase, positions.clone()));
+        let check_positions = check.positions().to_vec();
+        *lock(&self.pending) = Some((phrase, check));
         Ok(notch_ipc::NewPhrase {
             words,
-            check_positions: positions,
+            check_positions,
         })
     }
 
     /// Checks the backup words and creates the wallet from the pending phrase.
+    /// (A new phrase has no history; a restored one is scanned for it.)
     pub async fn finish_create<R: Runtime>(
         &self,
         app: &AppHandle<R>,
         answers: &[String],
     ) -> Result<AppStatus, CommandError> {
-        let (phrase, positions) = lock(&self.pending).clone().ok_or_else(|| {
+        let (phrase, check) = lock(&self.pending).clone().ok_or_else(|| {
             CommandError::new(
                 code::NO_PENDING_PHRASE,
                 "there is no new recovery phrase to confirm; start again",
             )
         })?;
-        let words: Vec<&str> = phrase.words().collect();
-        let all_match = answers.len() == positions.len()
-            && positions.iter().zip(answers).all(|(&p, a)| {
-                words
-                    .get(p)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(a.trim()))
-            });
-        if !all_match {
-            let which: Vec<String> = positions.iter().map(|p| format!("#{}", p + 1)).collect();
-            return Err(CommandError::new(
-                code::BACKUP_MISMATCH,
-                format!(
-                    "the words {} do not match the recovery phrase; check what you wrote down",
-                    which.join(", ")
-                ),
-            ));
-        }
-        let status = self.init_wallet(app, phrase).await?;
+        check.verify(&phrase, answers).map_err(errors::backup)?;
+        let status = self.init_wallet(app, phrase, Origin::New).await?;
         *lock(&self.pending) = None;
         Ok(status)
     }
@@ -376,31 +329,27 @@ impl AppState {
     ) -> Result<AppStatus, CommandError> {
         let phrase = RecoveryPhrase::parse(phrase)
             .map_err(|e| CommandError::new(code::BAD_PHRASE, e.to_string()))?;
-        self.init_wallet(app, phrase).await
+        self.init_wallet(app, phrase, Origin::Restored).await
     }
 
     async fn init_wallet<R: Runtime>(
         &self,
         app: &AppHandle<R>,
         phrase: RecoveryPhrase,
+        origin: Origin,
     ) -> Result<AppStatus, CommandError> {
         self.ensure_no_wallet()?;
         let store = self.secrets().await.map_err(errors::secrets)?;
-        let info = self.gateway.info().await.map_err(errors::gateway)?;
-        let network = Network::from_name(&info.network).ok_or_else(|| {
-            CommandError::new(
-                code::GATEWAY,
-                format!(
-                    "the gateway serves network {:?}, which this app does not know",
-                    info.network
-                ),
-            )
-        })?;
-        *lock(&self.ledger) = Some(info);
+        // A new wallet takes its gateway's network (core's one rule; the
+        // app names none itself).
+        let reach = self.probe.check().await;
+        let network = choose_network(None, None, Some(&reach)).map_err(errors::network)?;
         let config = WalletConfig::new(&self.data_dir, &self.gateway_url, network);
-        let wallet = Wallet::restore(config, store, phrase)
-            .await
-            .map_err(errors::open)?;
+        let wallet = match origin {
+            Origin::New => Wallet::create_with_phrase(config, store, phrase).await,
+            Origin::Restored => Wallet::restore(config, store, phrase).await,
+        }
+        .map_err(errors::open)?;
         let phase = open_state(&wallet);
         self.install(app, wallet);
         self.set_phase(app, phase);
@@ -424,9 +373,26 @@ impl AppState {
                         if let Some(state) = handle.try_state::<AppState>() {
                             state.note(&ipc);
                         }
-                        if let notch_ipc::WalletEvent::Notification { id, title, .. } = &ipc {
-                            crate::events::notify_desktop(&handle, &forward_wallet, *id, title)
-                                .await;
+                        match &ipc {
+                            notch_ipc::WalletEvent::Notification {
+                                id,
+                                title,
+                                quiet: false,
+                                ..
+                            } => {
+                                crate::events::notify_desktop(&handle, &forward_wallet, *id, title)
+                                    .await;
+                            }
+                            notch_ipc::WalletEvent::CaughtUp {
+                                notifications,
+                                payments_received,
+                                ..
+                            } => crate::events::notify_caught_up(
+                                &handle,
+                                *notifications,
+                                *payments_received,
+                            ),
+                            _ => {}
                         }
                         if let Err(e) = handle.emit(notch_ipc::event::WALLET, &ipc) {
                             tracing::warn!("cannot emit a wallet event: {e}");
@@ -539,23 +505,26 @@ fn keystore_state(e: SecretStoreError) -> WalletState {
     }
 }
 
-/// `count` distinct positions below `len`, chosen at random, ascending.
-fn random_positions(len: usize, count: usize) -> Result<Vec<usize>, CommandError> {
-    let mut chosen: Vec<usize> = Vec::new();
-    let mut guard = 0;
-    while chosen.len() < count.min(len) && guard < 1000 {
-        guard += 1;
-        let mut b = [0u8; 2];
-        getrandom::fill(&mut b).map_err(|e| {
-            CommandError::new(code::INTERNAL, format!("no random bytes from the OS: {e}"))
-        })?;
-        let p = usize::from(u16::from_le_bytes(b)) % len.max(1);
-        if !chosen.contains(&p) {
-            chosen.push(p);
-        }
+/// Core's reachability as the IPC carries it.
+fn gateway_status(reach: GatewayReachability) -> GatewayStatus {
+    match reach {
+        GatewayReachability::Reachable {
+            url,
+            network,
+            tip_height,
+            sandbox,
+        } => GatewayStatus::Connected {
+            url,
+            network,
+            tip_height,
+            sandbox,
+        },
+        GatewayReachability::Unreachable { url, reason, since } => GatewayStatus::Unreachable {
+            url,
+            reason,
+            since_unix: since,
+        },
     }
-    chosen.sort_unstable();
-    Ok(chosen)
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -563,4 +532,13 @@ pub(crate) fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Where a wallet's phrase comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Just generated and backed up.
+    New,
+    /// Typed in to restore.
+    Restored,
 }

@@ -243,6 +243,10 @@ fn a_created_wallet_validates_addresses_and_amounts() {
     );
     assert_eq!(e.code, code::WRONG_NETWORK);
 
+    // Amounts are checked against the asset metadata the wallet pinned
+    // from its gateway: a sync pass pins it once the chain checks pass.
+    let _ = h.call(command::SYNC_NOW, serde_json::json!({}));
+
     // Amounts against the asset's decimals.
     let ok = h
         .call(
@@ -303,25 +307,21 @@ fn a_created_wallet_validates_addresses_and_amounts() {
 }
 
 #[test]
-fn history_csv_quotes_what_needs_quoting() {
-    let rows = vec![notch_ipc::HistoryRow {
-        txid: "ab".into(),
-        state: "final".into(),
-        confirmations: 6,
-        block_height: Some(3),
-        time: 1,
-        incoming: true,
-        fee: None,
-        amounts: vec![notch_ipc::HistoryAmountView {
-            symbol: "EURT".into(),
-            net: "1.50".into(),
-        }],
-        counterparties: vec!["a,b".into()],
-        reason: None,
-    }];
-    let csv = notch_app::commands::to_csv(&rows);
+fn the_history_exports_as_core_csv() {
+    let h = Harness::new(&responder("200 OK", ledger_info().to_string()));
+    h.create_wallet();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("sub").join("history.csv");
+    let written = h
+        .call(
+            command::EXPORT_CSV,
+            serde_json::json!({ "args": { "query": {}, "path": path.display().to_string() } }),
+        )
+        .unwrap();
+    assert_eq!(written, path.display().to_string());
+    // A new wallet: the header alone, in core's format.
     assert_eq!(
-        csv,
-        "txid,time,direction,state,confirmations,asset,net,fee,counterparties\nab,1,in,final,6,EURT,1.50,,\"a,b\"\n"
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\r\n", notch_core::export::HEADER.join(","))
     );
 }

@@ -1,7 +1,13 @@
 //! `notch`: the command-line wallet. A thin wrapper over `notch_core::Wallet`.
 //!
-//! Exit status 0 on success; otherwise non-zero with a one-line reason on
-//! stderr. `--json` prints machine-readable output on stdout.
+//! Exit status 0 on success; otherwise the code of the error's class (see
+//! `exit.rs`, also in `--help`) with a one-line reason on stderr. `--json`
+//! prints machine-readable output on stdout, and errors as one JSON line on
+//! stderr.
+//!
+//! Everything a wallet decides (which network, what an address or payment
+//! link is, the CSV format) is notch-core's; this file only reads the
+//! command line and prints.
 //!
 //! Secrets: by default the wallet's recovery phrase is kept in the OS
 //! keystore (Secret Service on Linux, Keychain on macOS, Credential Manager
@@ -21,15 +27,26 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use notch_core::amount::{format_amount, format_signed};
 use notch_core::keys::{RecoveryPhrase, WordCount};
+use notch_core::protocol::TxId;
+use notch_core::reach::parse_network;
 use notch_core::secrets::{MemorySecretStore, OsSecretStore, SecretStore};
-use notch_core::{HistoryFilter, Network, Recipient, Wallet, WalletConfig};
+use notch_core::{
+    GatewayProbe, HistoryFilter, Network, NetworkFile, OpenError, PaymentUri, Recipient, Wallet,
+    WalletConfig, WalletError, choose_network,
+};
 use serde_json::json;
+use zeroize::{Zeroize, Zeroizing};
+
+mod exit;
+
+use exit::{Class, CliError};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "notch",
     version,
-    about = "Notch: a self-custodial wallet (command line)"
+    about = "Notch: a self-custodial wallet (command line)",
+    after_help = exit::TABLE
 )]
 struct Cli {
     /// Wallet data directory (default: the per-user data dir, e.g. ~/.local/share/notch).
@@ -43,9 +60,20 @@ struct Cli {
         default_value = "http://127.0.0.1:7420"
     )]
     gateway: String,
-    /// Network: main, test or sandbox.
-    #[arg(long, global = true, env = "NOTCH_NETWORK", default_value = "sandbox")]
-    network: String,
+    /// Network: main, test or sandbox. An existing wallet stays on its own
+    /// network and a new one takes its gateway's; if given, this must agree
+    /// (and decides when the gateway cannot be reached).
+    #[arg(long, global = true, env = "NOTCH_NETWORK")]
+    network: Option<String>,
+    /// The ledger's identity as its operator publishes it (network.json:
+    /// authority key, genesis, checkpoint, assets): the wallet then trusts
+    /// no first contact.
+    #[arg(long, global = true, env = "NOTCH_NETWORK_FILE")]
+    network_file: Option<PathBuf>,
+    /// Allow plain http:// to a gateway on another machine. Anyone on the
+    /// way could then answer for the gateway and see what you do.
+    #[arg(long, global = true, env = "NOTCH_DANGER_ALLOW_PLAIN_HTTP")]
+    danger_allow_plain_http: bool,
     /// Print JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -85,6 +113,9 @@ enum Command {
     Addresses,
     /// Sync once with the gateway.
     Sync,
+    /// The gateway authority key this wallet trusts, and its fingerprint to
+    /// compare with what the operator publishes.
+    Authority,
     /// Follow the gateway and print events as they come (Ctrl-C to stop).
     Watch {
         /// Poll interval in seconds when no push arrives.
@@ -95,7 +126,8 @@ enum Command {
     Balance,
     /// Pay one or more recipients in one transaction.
     Send {
-        /// ADDRESS:AMOUNT[:ASSET], repeatable. AMOUNT in the asset's units (e.g. 1.50).
+        /// ADDRESS:AMOUNT[:ASSET] or a payment link notch:ADDRESS?amount=AMOUNT[&asset=ASSET],
+        /// repeatable. AMOUNT in the asset's units (e.g. 1.50).
         #[arg(long = "to", required = true)]
         to: Vec<String>,
         /// Do not ask for confirmation.
@@ -104,7 +136,8 @@ enum Command {
     },
     /// The wallet's transactions.
     History {
-        /// Comma-separated values instead of a table.
+        /// CSV (RFC 4180) instead of a table: date, txid, state, direction,
+        /// asset, amount, fee, counterparties, confirmations, reason.
         #[arg(long)]
         csv: bool,
         /// Only this asset (symbol).
@@ -133,80 +166,221 @@ enum Command {
 enum TxCommand {
     /// Where a transaction is.
     Status { txid: String },
+    /// Give up a send the gateway refused or dropped (or one still queued):
+    /// its coins become spendable again. The signed transaction may still
+    /// confirm if anyone holds it; paying again could then pay twice.
+    Abandon {
+        txid: String,
+        /// Confirm that you understand it may still confirm.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Known before parsing, so even a usage error can be JSON.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if json
+                && !matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid command line");
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                return CliError::usage(message).report(true);
+            }
+            // Help and version on stdout with 0; usage errors exit with 2.
+            e.exit();
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("notch: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return CliError::internal(format!("cannot start: {e}")).report(cli.json),
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("notch: {}", message.replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(json),
     }
 }
 
-type Res = Result<(), String>;
+type Res<T = ()> = Result<T, CliError>;
 
-fn config(cli: &Cli) -> Result<WalletConfig, String> {
-    let network = Network::from_name(&cli.network)
-        .ok_or_else(|| format!("unknown network {:?} (main, test or sandbox)", cli.network))?;
-    let data_dir = match &cli.data_dir {
-        Some(d) => d.clone(),
-        None => dirs::data_dir()
-            .ok_or("no per-user data directory here; pass --data-dir")?
-            .join("notch")
-            .join(network.name()),
-    };
-    Ok(WalletConfig::new(data_dir, &cli.gateway, network))
+/// The per-user default: `<data dir>/notch/<network>`.
+fn base_dir() -> Res<PathBuf> {
+    Ok(dirs::data_dir()
+        .ok_or_else(|| CliError::usage("no per-user data directory here; pass --data-dir"))?
+        .join("notch"))
 }
 
-fn secret_store(kind: StoreKind) -> Result<Arc<dyn SecretStore>, String> {
+/// Where the wallet is and which network it is on, by notch-core's one
+/// rule ([`choose_network`]): an existing wallet's own network; for a new
+/// one (`new_wallet`), the gateway's; else `--network`. Without
+/// `--data-dir`, each network has its own default directory.
+async fn locate(cli: &Cli, new_wallet: bool) -> Res<WalletConfig> {
+    let requested = cli.network.as_deref().filter(|n| !n.trim().is_empty());
+    let named = requested.map(parse_network).transpose()?;
+    let dir = match (&cli.data_dir, named) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(network)) => Some(base_dir()?.join(network.name())),
+        // A new wallet's default directory follows the gateway's network.
+        (None, None) if new_wallet => None,
+        (None, None) => {
+            let base = base_dir()?;
+            let found: Vec<Network> = Network::ALL
+                .into_iter()
+                .filter(|n| base.join(n.name()).join("wallet.sqlite").is_file())
+                .collect();
+            match found.as_slice() {
+                [] => return Err(OpenError::NoWallet { path: base }.into()),
+                [one] => Some(base.join(one.name())),
+                several => {
+                    let names: Vec<&str> = several.iter().map(|n| n.name()).collect();
+                    return Err(CliError::usage(format!(
+                        "there are wallets for {} in {}; pass --network",
+                        names.join(" and "),
+                        base.display()
+                    )));
+                }
+            }
+        }
+    };
+    let stored = match &dir {
+        Some(dir) => Wallet::stored_network(dir).await?,
+        None => None,
+    };
+    if !new_wallet && stored.is_none() {
+        let path = dir.unwrap_or_default().join("wallet.sqlite");
+        return Err(OpenError::NoWallet { path }.into());
+    }
+    let gateway = if new_wallet && stored.is_none() {
+        // Plain http only to this machine, as the wallet itself allows.
+        Some(
+            GatewayProbe::new(&cli.gateway, cli.danger_allow_plain_http)?
+                .check()
+                .await,
+        )
+    } else {
+        None
+    };
+    let network = choose_network(requested, stored, gateway.as_ref())?;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => base_dir()?.join(network.name()),
+    };
+    let mut config = WalletConfig::new(dir, &cli.gateway, network);
+    config.allow_insecure_http = cli.danger_allow_plain_http;
+    if let Some(path) = &cli.network_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                exit::Class::BadInput,
+                format!("cannot read the network file {}: {e}", path.display()),
+            )
+        })?;
+        let file = NetworkFile::from_json(&text).map_err(|e| {
+            CliError::new(
+                exit::Class::BadInput,
+                format!("the network file {}: {e}", path.display()),
+            )
+        })?;
+        if file.network != config.network {
+            return Err(CliError::new(
+                exit::Class::BadInput,
+                format!(
+                    "the network file is for network {}, the wallet is on {}",
+                    file.network.name(),
+                    config.network.name()
+                ),
+            ));
+        }
+        config.network_file = Some(file);
+    }
+    Ok(config)
+}
+
+fn secret_store(kind: StoreKind) -> Res<Arc<dyn SecretStore>> {
     match kind {
-        StoreKind::Os => Ok(Arc::new(OsSecretStore::open().map_err(|e| e.to_string())?)),
+        StoreKind::Os => Ok(Arc::new(OsSecretStore::open()?)),
         StoreKind::MemoryInsecureForTests => Ok(Arc::new(MemorySecretStore::new())),
     }
 }
 
-async fn open(cli: &Cli) -> Result<Wallet, String> {
-    Wallet::open(config(cli)?, secret_store(cli.secret_store)?)
-        .await
-        .map_err(|e| e.to_string())
+async fn open_at(cli: &Cli, config: WalletConfig) -> Res<Wallet> {
+    Ok(Wallet::open(config, secret_store(cli.secret_store)?).await?)
+}
+
+async fn open(cli: &Cli) -> Res<Wallet> {
+    let config = locate(cli, false).await?;
+    open_at(cli, config).await
 }
 
 fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
 
+/// One `--to`: `notch:ADDRESS?amount=…[&asset=…]` or
+/// `ADDRESS:AMOUNT[:ASSET]`; the address is checked against `network`.
+fn recipient(spec: &str, network: Network) -> Res<Recipient> {
+    let is_link = spec
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("notch:"));
+    if is_link {
+        let uri = PaymentUri::parse(spec, network)?;
+        let amount = uri.amount.ok_or_else(|| {
+            CliError::new(
+                Class::BadInput,
+                format!("--to {spec:?}: the payment link has no amount; add ?amount=…"),
+            )
+        })?;
+        return Ok(Recipient {
+            address: uri.address,
+            amount,
+            asset: uri.asset,
+        });
+    }
+    let mut parts = spec.splitn(3, ':');
+    let (Some(address), Some(amount)) = (parts.next(), parts.next()) else {
+        return Err(CliError::usage(format!(
+            "--to {spec:?}: use ADDRESS:AMOUNT[:ASSET] or notch:ADDRESS?amount=AMOUNT"
+        )));
+    };
+    let address = PaymentUri::parse(address, network)
+        .map_err(|e| CliError::from(e).context(&format!("--to {spec:?}")))?
+        .address;
+    Ok(Recipient {
+        address,
+        amount: amount.to_owned(),
+        asset: parts.next().map(str::to_owned).filter(|a| !a.is_empty()),
+    })
+}
+
 async fn run(cli: Cli) -> Res {
     match &cli.command {
         Command::Init { words } => {
-            let count = match words {
-                12 => WordCount::Twelve,
-                24 => WordCount::TwentyFour,
-                other => return Err(format!("--words must be 12 or 24, not {other}")),
-            };
+            let count = WordCount::from_words(usize::from(*words))
+                .ok_or_else(|| CliError::usage(format!("--words must be 12 or 24, not {words}")))?;
+            let config = locate(&cli, true).await?;
             let (wallet, phrase) =
-                Wallet::create(config(&cli)?, secret_store(cli.secret_store)?, count)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let address = wallet.receive_address().await.map_err(|e| e.to_string())?;
+                Wallet::create(config, secret_store(cli.secret_store)?, count).await?;
+            let address = wallet.receive_address().await?;
             if cli.json {
                 print_json(&json!({
                     "phrase": phrase.phrase().as_str(),
                     "address": address,
                     "wallet_id": wallet.wallet_id(),
+                    "network": wallet.network().name(),
                 }));
             } else {
                 println!("Your recovery phrase (write it down, keep it secret):\n");
@@ -218,17 +392,22 @@ async fn run(cli: Cli) -> Res {
             let mut line = String::new();
             let stdin = std::io::stdin();
             let mut lock = stdin.lock();
-            let mut text = String::new();
-            while lock.read_line(&mut line).map_err(|e| e.to_string())? > 0 {
+            let mut text = Zeroizing::new(String::new());
+            while lock.read_line(&mut line)? > 0 {
                 text.push_str(&line);
                 text.push(' ');
+                line.zeroize();
                 line.clear();
             }
-            let phrase = RecoveryPhrase::parse(&text).map_err(|e| e.to_string())?;
-            let wallet = Wallet::restore(config(&cli)?, secret_store(cli.secret_store)?, phrase)
-                .await
-                .map_err(|e| e.to_string())?;
-            let report = wallet.sync().await.map_err(|e| e.to_string())?;
+            let phrase = RecoveryPhrase::parse(&text)?;
+            let config = locate(&cli, true).await?;
+            let wallet = Wallet::restore(config, secret_store(cli.secret_store)?, phrase).await?;
+            let report = wallet.sync().await.map_err(|e| {
+                CliError::from(e).context(&format!(
+                    "restored wallet {}, but it could not sync (run `notch sync` later)",
+                    wallet.wallet_id()
+                ))
+            })?;
             if cli.json {
                 print_json(&json!({"wallet_id": wallet.wallet_id(), "height": report.height}));
             } else {
@@ -241,7 +420,7 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Address => {
             let wallet = open(&cli).await?;
-            let address = wallet.receive_address().await.map_err(|e| e.to_string())?;
+            let address = wallet.receive_address().await?;
             if cli.json {
                 print_json(&json!({ "address": address }));
             } else {
@@ -250,9 +429,9 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Addresses => {
             let wallet = open(&cli).await?;
-            let list = wallet.addresses().await.map_err(|e| e.to_string())?;
+            let list = wallet.addresses().await?;
             if cli.json {
-                print_json(&serde_json::to_value(&list).map_err(|e| e.to_string())?);
+                print_json(&serde_json::to_value(&list)?);
             } else {
                 for a in list {
                     println!(
@@ -267,9 +446,18 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Sync => {
             let wallet = open(&cli).await?;
-            let report = wallet.sync().await.map_err(|e| e.to_string())?;
+            let first_contact = wallet.authority().await?.is_none();
+            let report = wallet.sync().await?;
+            if first_contact
+                && !cli.json
+                && let Some((key, fingerprint)) = wallet.authority().await?
+            {
+                eprintln!(
+                    "First contact with this network: the wallet now trusts authority key {key}\n  fingerprint {fingerprint}\nCompare it with the one the gateway's operator publishes (or pass --network-file)."
+                );
+            }
             if cli.json {
-                print_json(&serde_json::to_value(&report).map_err(|e| e.to_string())?);
+                print_json(&serde_json::to_value(&report)?);
             } else {
                 println!(
                     "Synced to block {} ({} new blocks, {} rolled back).",
@@ -302,7 +490,7 @@ async fn run(cli: Cli) -> Res {
                 }
             });
             let result = tokio::select! {
-                r = wallet.watch(Duration::from_secs((*poll).max(1))) => r.map_err(|e| e.to_string()),
+                r = wallet.watch(Duration::from_secs((*poll).max(1))) => r.map_err(CliError::from),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             };
             printer.abort();
@@ -310,9 +498,9 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Balance => {
             let wallet = open(&cli).await?;
-            let balances = wallet.balances().await.map_err(|e| e.to_string())?;
+            let balances = wallet.balances().await?;
             if cli.json {
-                print_json(&serde_json::to_value(&balances).map_err(|e| e.to_string())?);
+                print_json(&serde_json::to_value(&balances)?);
             } else {
                 for b in balances {
                     println!(
@@ -326,23 +514,14 @@ async fn run(cli: Cli) -> Res {
             }
         }
         Command::Send { to, yes } => {
-            let wallet = open(&cli).await?;
-            let mut recipients = Vec::new();
-            for spec in to {
-                let mut parts = spec.splitn(3, ':');
-                let (Some(address), Some(amount)) = (parts.next(), parts.next()) else {
-                    return Err(format!("--to {spec:?}: use ADDRESS:AMOUNT[:ASSET]"));
-                };
-                recipients.push(Recipient {
-                    address: address.to_owned(),
-                    amount: amount.to_owned(),
-                    asset: parts.next().map(str::to_owned),
-                });
-            }
-            let proposal = wallet
-                .prepare_send(&recipients)
-                .await
-                .map_err(|e| e.to_string())?;
+            // The recipients are checked before the keystore is touched.
+            let config = locate(&cli, false).await?;
+            let recipients = to
+                .iter()
+                .map(|spec| recipient(spec, config.network))
+                .collect::<Res<Vec<_>>>()?;
+            let wallet = open_at(&cli, config).await?;
+            let proposal = wallet.prepare_send(&recipients).await?;
             if !*yes {
                 eprintln!("You are about to send:");
                 for r in &proposal.recipients {
@@ -368,17 +547,15 @@ async fn run(cli: Cli) -> Res {
                 eprint!("Send? [y/N] ");
                 let _ = std::io::stderr().flush();
                 let mut answer = String::new();
-                std::io::stdin()
-                    .read_line(&mut answer)
-                    .map_err(|e| e.to_string())?;
+                std::io::stdin().read_line(&mut answer)?;
                 if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    return Err("cancelled; nothing was sent".into());
+                    return Err(CliError::new(
+                        Class::Cancelled,
+                        "cancelled; nothing was sent",
+                    ));
                 }
             }
-            let txid = wallet
-                .confirm_send(&proposal)
-                .await
-                .map_err(|e| e.to_string())?;
+            let txid = wallet.confirm_send(&proposal).await?;
             if cli.json {
                 print_json(&json!({ "txid": txid, "fee": proposal.fee }));
             } else {
@@ -387,55 +564,29 @@ async fn run(cli: Cli) -> Res {
         }
         Command::History { csv, asset, limit } => {
             let wallet = open(&cli).await?;
-            let entries = wallet
-                .history(HistoryFilter {
-                    asset: asset.clone(),
-                    limit: *limit,
-                    ..HistoryFilter::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let filter = HistoryFilter {
+                asset: asset.clone(),
+                limit: *limit,
+                ..HistoryFilter::default()
+            };
+            if *csv && !cli.json {
+                wallet.export_history_csv(filter, std::io::stdout()).await?;
+                return Ok(());
+            }
+            let entries = wallet.history(filter).await?;
             if cli.json {
-                print_json(&serde_json::to_value(&entries).map_err(|e| e.to_string())?);
-            } else if *csv {
-                println!(
-                    "txid,state,confirmations,block_height,time,asset,symbol,net,received,sent,fee"
-                );
-                for e in &entries {
-                    for a in &e.amounts {
-                        println!(
-                            "{},{},{},{},{},{},{},{},{},{},{}",
-                            e.txid,
-                            e.state.as_str(),
-                            e.confirmations,
-                            e.block_height.map(|h| h.to_string()).unwrap_or_default(),
-                            e.time,
-                            a.asset,
-                            a.symbol,
-                            format_signed(i128::from(a.net), a.decimals),
-                            a.received,
-                            a.sent,
-                            e.fee.map(|f| f.to_string()).unwrap_or_default()
-                        );
-                    }
-                }
+                print_json(&serde_json::to_value(&entries)?);
             } else {
                 for e in &entries {
                     let amounts = e
                         .amounts
                         .iter()
-                        .map(|a| {
-                            format!(
-                                "{} {}",
-                                format_signed(i128::from(a.net), a.decimals),
-                                a.symbol
-                            )
-                        })
+                        .map(|a| format!("{} {}", format_signed(a.net, a.decimals), a.symbol))
                         .collect::<Vec<_>>()
                         .join(", ");
                     println!(
                         "{}  {:<9} {:>3} conf  {}",
-                        &e.txid[..16],
+                        e.txid.get(..16).unwrap_or(&e.txid),
                         e.state.as_str(),
                         e.confirmations,
                         amounts
@@ -443,13 +594,60 @@ async fn run(cli: Cli) -> Res {
                 }
             }
         }
+        Command::Authority => {
+            let wallet = open(&cli).await?;
+            match wallet.authority().await? {
+                Some((key, fingerprint)) => {
+                    if cli.json {
+                        print_json(&serde_json::json!({
+                            "authority_key": key,
+                            "fingerprint": fingerprint,
+                        }));
+                    } else {
+                        println!("authority key {key}\nfingerprint   {fingerprint}");
+                    }
+                }
+                None => {
+                    return Err(CliError::new(
+                        exit::Class::BadInput,
+                        "no authority is trusted yet: sync once, or pass --network-file",
+                    ));
+                }
+            }
+        }
+        Command::Tx {
+            command: TxCommand::Abandon { txid, yes },
+        } => {
+            if TxId::from_hex(txid.trim()).is_err() {
+                return Err(WalletError::BadTxid(txid.clone()).into());
+            }
+            if !*yes {
+                return Err(CliError::usage(
+                    "abandoning a send makes its coins spendable again, but the signed transaction may still confirm; paying again could then pay twice. Add --yes if you are sure",
+                ));
+            }
+            let wallet = open(&cli).await?;
+            let released = wallet.abandon_send(txid).await?;
+            if cli.json {
+                print_json(&serde_json::json!({ "abandoned": released }));
+            } else {
+                for id in released {
+                    println!("abandoned {id}");
+                }
+            }
+        }
         Command::Tx {
             command: TxCommand::Status { txid },
         } => {
+            // A txid that cannot be one is refused before the keystore is
+            // touched.
+            if TxId::from_hex(txid.trim()).is_err() {
+                return Err(WalletError::BadTxid(txid.clone()).into());
+            }
             let wallet = open(&cli).await?;
-            let status = wallet.tx_status(txid).await.map_err(|e| e.to_string())?;
+            let status = wallet.tx_status(txid).await?;
             if cli.json {
-                print_json(&serde_json::to_value(&status).map_err(|e| e.to_string())?);
+                print_json(&serde_json::to_value(&status)?);
             } else {
                 println!(
                     "{} {} ({} confirmations){}",
@@ -462,12 +660,9 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Notifications { mark_read, unread } => {
             let wallet = open(&cli).await?;
-            let list = wallet
-                .notifications(*unread)
-                .await
-                .map_err(|e| e.to_string())?;
+            let list = wallet.notifications(*unread).await?;
             if cli.json {
-                print_json(&serde_json::to_value(&list).map_err(|e| e.to_string())?);
+                print_json(&serde_json::to_value(&list)?);
             } else {
                 for n in &list {
                     println!(
@@ -480,7 +675,7 @@ async fn run(cli: Cli) -> Res {
                 }
             }
             if *mark_read {
-                wallet.mark_all_read().await.map_err(|e| e.to_string())?;
+                wallet.mark_all_read().await?;
             }
         }
     }

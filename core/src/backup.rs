@@ -217,7 +217,9 @@ mod tests {
     fn wrong_answers_are_named_by_position() {
         let p = phrase();
         let check = BackupCheck::with_positions(&p, &[0, 4, 11]).unwrap();
-        let e = check.verify(&p, &["abandon", "ability", "able"]).unwrap_err();
+        let e = check
+            .verify(&p, &["abandon", "ability", "able"])
+            .unwrap_err();
         assert_eq!(
             e,
             BackupError::Mismatch {

@@ -119,10 +119,21 @@ pub fn verify_next(
         Some(p) => check_link(p, header, network)?,
         None => {
             if header.network != network {
-                return Err(bad(format!("the genesis is for network {}", header.network)));
+                return Err(bad(format!(
+                    "the genesis is for network {}",
+                    header.network
+                )));
             }
             verify_genesis(header, authority).map_err(|e| bad(format!("genesis: {e}")))?;
         }
+    }
+    if header.tx_count as usize > notch_protocol::block::MAX_BLOCK_TXS {
+        return Err(bad(format!(
+            "header {} claims {} transactions (at most {})",
+            header.height,
+            header.tx_count,
+            notch_protocol::block::MAX_BLOCK_TXS
+        )));
     }
     verify_header(header, authority).map_err(|e| bad(e.to_string()))?;
     anchors.check(header)?;
@@ -153,8 +164,7 @@ pub fn decode_headers(entries: &[HeaderEntry]) -> Result<Vec<BlockHeader>, SyncE
             hex::decode(&entry.hex).map_err(|e| bad(format!("a header is not hex: {e}")))?;
         let header = BlockHeader::decode(&bytes)
             .map_err(|e| bad(format!("header {}: {e}", entry.height)))?;
-        if header.height != entry.height || !header.id().to_hex().eq_ignore_ascii_case(&entry.id)
-        {
+        if header.height != entry.height || !header.id().to_hex().eq_ignore_ascii_case(&entry.id) {
             return Err(bad(format!(
                 "header {} does not match its stated height or id",
                 entry.height
@@ -229,13 +239,7 @@ mod tests {
     }
 
     fn v(anchor: Option<Link>, h: &[BlockHeader], n: Network) -> Result<(), SyncError> {
-        verify_headers(
-            anchor,
-            h,
-            &public_key(&authority()),
-            n,
-            &Anchors::default(),
-        )
+        verify_headers(anchor, h, &public_key(&authority()), n, &Anchors::default())
     }
 
     #[test]

@@ -102,12 +102,7 @@ pub fn write_history_csv(
         } else {
             e.amounts
                 .iter()
-                .map(|a| {
-                    (
-                        a.symbol.clone(),
-                        format_signed(i128::from(a.net), a.decimals),
-                    )
-                })
+                .map(|a| (a.symbol.clone(), format_signed(a.net, a.decimals)))
                 .collect()
         };
         for (i, (symbol, amount)) in amounts.iter().enumerate() {
@@ -318,7 +313,10 @@ mod tests {
                 if HEADER[i] == "amount" || HEADER[i] == "fee" {
                     assert!(cell.is_empty() || is_plain_number(cell), "{cell:?}");
                 } else {
-                    assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+                    assert!(
+                        !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                        "{cell:?}"
+                    );
                 }
             }
         }
@@ -330,7 +328,9 @@ mod tests {
             assert!(is_plain_number(ok), "{ok}");
             assert_eq!(number(ok), ok);
         }
-        for bad in ["", "-", "1.", ".5", "1.2.3", "--1", "+1", "1e3", "=1", "-1+2", " 1"] {
+        for bad in [
+            "", "-", "1.", ".5", "1.2.3", "--1", "+1", "1e3", "=1", "-1+2", " 1",
+        ] {
             assert!(!is_plain_number(bad), "{bad}");
         }
         assert_eq!(number("-1+2"), "'-1+2");
@@ -347,7 +347,10 @@ mod tests {
         e.reason = Some("double spend".into());
         let (rows, csv) = csv_of(&[e]);
         assert_eq!(rows, 1);
-        assert!(csv.contains(",rejected,out,,,,nsb1a nsb1b,6,double spend\r\n"), "{csv}");
+        assert!(
+            csv.contains(",rejected,out,,,,nsb1a nsb1b,6,double spend\r\n"),
+            "{csv}"
+        );
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub mod trust;
 pub mod tx;
 pub mod wallet;
 
-pub use events::{AssetAmount, WalletEvent};
 pub use backup::{BackupCheck, BackupError};
+pub use events::{AssetAmount, WalletEvent};
 pub use export::ExportError;
 pub use lock::{LockError, LockSettings};
 /// The protocol crate, re-exported so wrappers use the same version.
@@ -49,8 +49,8 @@ pub use notch_protocol::Network;
 pub use payment::{CheckedAmount, PaymentError, PaymentUri, UriError};
 pub use reach::{GatewayProbe, GatewayReachability, NetworkError, choose_network};
 pub use store::{Notification, NotificationKind, TxState};
-pub use trust::NetworkFile;
 pub use sync::{SyncError, SyncReport};
+pub use trust::NetworkFile;
 pub use tx::{Recipient, SendError, SendProposal};
 pub use wallet::{
     AddressInfo, Balance, HistoryEntry, HistoryFilter, OpenError, Wallet, WalletConfig, WalletError,

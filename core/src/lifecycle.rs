@@ -99,9 +99,7 @@ pub fn transition(from: TxState, event: TxEvent) -> Result<Transition, Refused> 
 
         // Anything not in a block may be mined.
         (_, E::InVerifiedBlock) => to(S::Confirmed, Keep),
-        (_, E::ReachedFinality | E::BlockRolledBack) => {
-            Err(Refused::NotAllowed { from, event })
-        }
+        (_, E::ReachedFinality | E::BlockRolledBack) => Err(Refused::NotAllowed { from, event }),
 
         // Given up: only a block brings it back (handled above).
         (
@@ -128,9 +126,7 @@ pub fn transition(from: TxState, event: TxEvent) -> Result<Transition, Refused> 
         (S::Rejected | S::Dropped, E::GatewayAccepted) => to(S::Accepted, Keep),
         (S::InPool, E::SeenInPool) => Ok(Transition::Stay),
         (_, E::SeenInPool) => to(S::InPool, Keep),
-        (S::Rejected, E::GatewayRejected) | (S::Dropped, E::GatewayDropped) => {
-            Ok(Transition::Stay)
-        }
+        (S::Rejected, E::GatewayRejected) | (S::Dropped, E::GatewayDropped) => Ok(Transition::Stay),
         (_, E::GatewayRejected) => to(S::Rejected, Keep),
         (_, E::GatewayDropped) => to(S::Dropped, Keep),
     }
@@ -166,14 +162,11 @@ pub fn apply(
     block: Option<(u64, Hash32)>,
     reason: Option<&str>,
 ) -> Result<Option<Changed>, StoreError> {
-    let record = tx
-        .transaction(txid)?
-        .ok_or_else(|| StoreError::NotFound {
-            what: format!("transaction {}", hex::encode(txid)),
-        })?;
+    let record = tx.transaction(txid)?.ok_or_else(|| StoreError::NotFound {
+        what: format!("transaction {}", hex::encode(txid)),
+    })?;
     // Re-mined in another block of the best chain: same state, new block.
-    if event == TxEvent::InVerifiedBlock && record.state.is_in_block() && record.block != block
-    {
+    if event == TxEvent::InVerifiedBlock && record.state.is_in_block() && record.block != block {
         tx.set_transaction_state(txid, record.state, block, None)?;
         return Ok(None);
     }
@@ -377,18 +370,22 @@ mod tests {
 
     #[test]
     fn the_usual_paths() {
-        let path = |events: &[TxEvent]| {
-            events
-                .iter()
-                .fold(TxState::Queued, |s, e| step(s, *e))
-        };
+        let path = |events: &[TxEvent]| events.iter().fold(TxState::Queued, |s, e| step(s, *e));
         use TxEvent::*;
         assert_eq!(
-            path(&[GatewayAccepted, SeenInPool, InVerifiedBlock, ReachedFinality]),
+            path(&[
+                GatewayAccepted,
+                SeenInPool,
+                InVerifiedBlock,
+                ReachedFinality
+            ]),
             TxState::Final
         );
         assert_eq!(path(&[GatewayRejected]), TxState::Rejected);
-        assert_eq!(path(&[GatewayRejected, InVerifiedBlock]), TxState::Confirmed);
+        assert_eq!(
+            path(&[GatewayRejected, InVerifiedBlock]),
+            TxState::Confirmed
+        );
         assert_eq!(path(&[GatewayDropped, Abandoned]), TxState::Abandoned);
         assert_eq!(
             path(&[SeenInPool, InVerifiedBlock, BlockRolledBack]),

@@ -126,7 +126,9 @@ pub enum UriError {
     Address(#[from] AddressError),
     #[error("the link's {part} is not valid percent-encoded UTF-8")]
     BadEncoding { part: String },
-    #[error("the link's amount {amount:?} is not an amount: use digits with an optional decimal point, e.g. 1.25")]
+    #[error(
+        "the link's amount {amount:?} is not an amount: use digits with an optional decimal point, e.g. 1.25"
+    )]
     BadAmount { amount: String },
     #[error("the link's asset {asset:?} is not an asset symbol or id")]
     BadAsset { asset: String },
@@ -508,7 +510,10 @@ mod tests {
         let err = |t: &str| PaymentUri::parse(t, n).unwrap_err();
         assert_eq!(err(""), UriError::Empty);
         assert_eq!(err("   "), UriError::Empty);
-        assert!(matches!(err("notch:"), UriError::Address(AddressError::Empty)));
+        assert!(matches!(
+            err("notch:"),
+            UriError::Address(AddressError::Empty)
+        ));
         assert!(matches!(err("nsb1notanaddress"), UriError::Address(_)));
         assert_eq!(
             err("https://example.com/pay"),
@@ -646,7 +651,8 @@ mod tests {
             .unwrap_err();
         assert!(e.error.is_wrong_network(), "{e:?}");
         assert!(
-            e.to_string().contains("which is not a Notch address on sandbox"),
+            e.to_string()
+                .contains("which is not a Notch address on sandbox"),
             "{e}"
         );
         let long = "y".repeat(100);

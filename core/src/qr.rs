@@ -319,11 +319,17 @@ mod tests {
     fn an_svg_has_every_module_and_a_quiet_zone() {
         let svg = encode_svg(ADDRESS).unwrap();
         assert!(svg.starts_with("<?xml"), "{svg}");
-        assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        assert!(
+            svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{svg}"
+        );
         assert!(svg.ends_with("</svg>"));
         let code = qrcode::QrCode::new(ADDRESS.as_bytes()).unwrap();
         let side = code.width() + 8;
-        assert!(svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")), "{svg}");
+        assert!(
+            svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")),
+            "{svg}"
+        );
         let dark = code
             .to_colors()
             .iter()
@@ -340,7 +346,10 @@ mod tests {
             .unwrap();
         assert!(width >= SVG_MIN_SIDE, "{width}");
         // Too much for any QR code: an error, not a panic.
-        assert!(matches!(encode_svg(&"x".repeat(8000)), Err(QrError::Encode(_))));
+        assert!(matches!(
+            encode_svg(&"x".repeat(8000)),
+            Err(QrError::Encode(_))
+        ));
     }
 
     #[test]

@@ -259,7 +259,10 @@ mod tests {
         assert_eq!(parse_network(" Main "), Ok(Network::Main));
         assert_eq!(parse_network("TESTNET"), Ok(Network::Test));
         let e = parse_network("moon").unwrap_err();
-        assert_eq!(e.to_string(), "unknown network \"moon\": use main, test or sandbox");
+        assert_eq!(
+            e.to_string(),
+            "unknown network \"moon\": use main, test or sandbox"
+        );
     }
 
     #[test]
@@ -307,7 +310,8 @@ mod tests {
         assert_eq!(choose_network(Some("main"), None, None), Ok(Network::Main));
         let e = choose_network(None, None, Some(&unreachable())).unwrap_err();
         assert!(
-            e.to_string().contains("cannot be reached (connection refused)"),
+            e.to_string()
+                .contains("cannot be reached (connection refused)"),
             "{e}"
         );
         assert!(matches!(
@@ -338,6 +342,51 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(GatewayProbe::new("ftp://x", false).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wallet_reports_its_gateway_unreachable_without_changing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = crate::WalletConfig::new(
+            dir.path(),
+            &format!("http://127.0.0.1:{port}"),
+            Network::Sandbox,
+        );
+        let store: std::sync::Arc<dyn crate::secrets::SecretStore> =
+            std::sync::Arc::new(crate::secrets::MemorySecretStore::new());
+        let (wallet, _) = Wallet::create(config, store, crate::keys::WordCount::Twelve)
+            .await
+            .unwrap();
+        let before = unix_now();
+        match wallet.check_gateway().await {
+            GatewayReachability::Unreachable { url, since, .. } => {
+                assert_eq!(url, format!("http://127.0.0.1:{port}/"));
+                assert!(since >= before, "{since} {before}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The sync alone records reachability.
+        assert_eq!(wallet.sync_status().await.unwrap().unreachable_since, None);
+        // Nor is anything known of the assets before a sync.
+        assert_eq!(
+            wallet.check_amount(None, "1"),
+            Err(crate::PaymentError::NotSynced)
+        );
+        let mut csv = Vec::new();
+        let rows = wallet
+            .export_history_csv(crate::HistoryFilter::default(), &mut csv)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            format!("{}\r\n", crate::export::HEADER.join(","))
+        );
     }
 
     #[test]

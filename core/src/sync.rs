@@ -43,8 +43,8 @@ use crate::gateway::GatewayError;
 use crate::keys::{AddressChain, WalletKeys};
 use crate::lifecycle::{self, Changed, TxEvent};
 use crate::store::{
-    Hash32, Header, NewNotification, NewOutput, NewTransaction, NotificationKind, OutPoint,
-    Store, StoreError, StoreTx, TxState,
+    Hash32, Header, NewNotification, NewOutput, NewTransaction, NotificationKind, OutPoint, Store,
+    StoreError, StoreTx, TxState,
 };
 use crate::trust::{self, Pinned};
 use crate::wallet::{
@@ -185,7 +185,9 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
             ))
         }
         Err(SyncError::LedgerChanged { what }) => {
-            inner.events.emit(WalletEvent::VerificationFailed { what: what.clone() });
+            inner
+                .events
+                .emit(WalletEvent::VerificationFailed { what: what.clone() });
             Some(note(
                 NotificationKind::LedgerChanged,
                 "The gateway changed the ledger's rules",
@@ -193,7 +195,9 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
             ))
         }
         Err(SyncError::Verification { what }) => {
-            inner.events.emit(WalletEvent::VerificationFailed { what: what.clone() });
+            inner
+                .events
+                .emit(WalletEvent::VerificationFailed { what: what.clone() });
             Some(note(
                 NotificationKind::VerificationFailed,
                 "The gateway served data that failed verification",
@@ -255,7 +259,7 @@ struct PassState {
 }
 
 async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
-    let ledger = check_info(inner).await?;
+    let (ledger, pending_pin) = check_info(inner).await?;
     let mut pass = PassState::default();
     let mut restarts = 0;
     loop {
@@ -267,6 +271,13 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
             }
             Err(e) => return Err(e),
         }
+    }
+    if let Some(pin) = pending_pin {
+        let key = authority_setting(inner.network);
+        inner
+            .db(move |s| Ok::<_, SyncError>(s.write(|tx| write_pin(tx, &key, &pin))?))
+            .await?;
+        inner.set_ledger(ledger.clone());
     }
     rescan(inner, &ledger, &mut pass).await?;
     pass.report.pool_txs = sync_mempool(inner, &ledger).await?;
@@ -287,8 +298,17 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
     Ok(pass.report)
 }
 
+/// What first contact would pin, written only after the pass verified the
+/// chain (the genesis, and the network file's checkpoint): a gateway that
+/// fails those checks pins nothing.
+struct PendingPin {
+    authority_key: String,
+    pinned_json: String,
+    ledger_json: String,
+}
+
 /// `/v1/info`: network check, authority and metadata pinning.
-async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
+async fn check_info(inner: &Inner) -> Result<(Ledger, Option<PendingPin>), SyncError> {
     let info = inner.gateway.info().await?;
     if info.network != inner.network.name() {
         return Err(SyncError::WrongNetwork {
@@ -300,14 +320,11 @@ async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
     let key = authority_setting(inner.network);
     let network = inner.network;
     let served_key = info.authority_key.to_ascii_lowercase();
-    let file_key = inner
-        .config
-        .network_file
-        .as_ref()
-        .map(|f| f.authority_key.to_ascii_lowercase());
+    let file = inner.config.network_file.clone();
     let info_for_db = info.clone();
-    let pinned: Pinned = inner
+    let (pinned, pending) = inner
         .db(move |store| {
+            let file_key = file.as_ref().map(|f| f.authority_key.to_ascii_lowercase());
             let pinned_key = store.setting(&key)?.or(file_key);
             if let Some(pinned) = pinned_key
                 && pinned != served_key
@@ -318,23 +335,33 @@ async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
                     served: served_key,
                 });
             }
-            let old: Option<Pinned> = store
+            let stored: Option<Pinned> = store
                 .setting(PINNED_SETTING)?
                 .and_then(|json| serde_json::from_str(&json).ok());
+            let from_file = match &file {
+                Some(f) => f.pinned().map_err(|e| SyncError::LedgerChanged {
+                    what: format!("the network file: {}", e.0),
+                })?,
+                None => None,
+            };
+            let old = stored.clone().or(from_file);
             let new = trust::check_info(old.as_ref(), &info_for_db)
                 .map_err(|e| SyncError::LedgerChanged { what: e.0 })?;
-            if old.as_ref() != Some(&new) {
-                let json = serde_json::to_string(&new)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let ledger_json = serde_json::to_string(&new.as_info(&info_for_db))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                store.write(|tx| {
-                    tx.set_setting(&key, &served_key)?;
-                    tx.set_setting(PINNED_SETTING, &json)?;
-                    tx.set_setting(LEDGER_INFO_SETTING, &ledger_json)
-                })?;
+            if stored.as_ref() == Some(&new) {
+                return Ok((new, None));
             }
-            Ok(new)
+            let json = |v: &dyn erased::Json| v.json();
+            let pending = PendingPin {
+                authority_key: served_key,
+                pinned_json: json(&new)?,
+                ledger_json: json(&new.as_info(&info_for_db))?,
+            };
+            if stored.is_some() {
+                // A new asset joins an existing pin: nothing to wait for.
+                store.write(|tx| write_pin(tx, &key, &pending))?;
+                return Ok((new, None));
+            }
+            Ok((new, Some(pending)))
         })
         .await?;
     let ledger = Ledger::from_info(pinned.as_info(&info)).ok_or_else(|| {
@@ -342,8 +369,32 @@ async fn check_info(inner: &Inner) -> Result<Ledger, SyncError> {
             "the ledger info has no valid authority key or native asset".into(),
         ))
     })?;
-    inner.set_ledger(ledger.clone());
-    Ok(ledger)
+    if pending.is_none() {
+        inner.set_ledger(ledger.clone());
+    }
+    Ok((ledger, pending))
+}
+
+fn write_pin(tx: &StoreTx<'_>, key: &str, pin: &PendingPin) -> Result<(), StoreError> {
+    tx.set_setting(key, &pin.authority_key)?;
+    tx.set_setting(PINNED_SETTING, &pin.pinned_json)?;
+    tx.set_setting(LEDGER_INFO_SETTING, &pin.ledger_json)
+}
+
+/// Serializing what the wallet itself built cannot fail; if it did, it is
+/// reported as a store problem rather than a panic.
+mod erased {
+    use crate::store::StoreError;
+
+    pub(super) trait Json {
+        fn json(&self) -> Result<String, StoreError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Result<String, StoreError> {
+            serde_json::to_string(self).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+    }
 }
 
 fn anchors(inner: &Inner) -> Anchors {
@@ -589,8 +640,7 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
             let block =
                 Block::decode(&bytes).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
             let id = block.id();
-            if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id)
-            {
+            if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id) {
                 return Err(bad(format!(
                     "block {} does not match its stated height or id",
                     entry.height
@@ -763,52 +813,63 @@ async fn apply_blocks(
             let old_tip = store.tip()?.map(|t| t.height).unwrap_or(0);
             let mut rolled_back = 0u64;
             let mut events = Vec::new();
-            store.write(|tx| {
-                if let Some(fork) = rollback {
-                    // Checked again against what is stored (defence in depth).
-                    if old_tip > fork && old_tip - fork >= depth.max(1) {
-                        return Err(StoreError::Conflict(format!(
-                            "a roll-back to {fork} from {old_tip} would undo final blocks"
-                        )));
-                    }
-                    for c in lifecycle::roll_back(tx, fork)? {
-                        events.push(WalletEvent::state_changed(&c.txid, Some(c.from), c.to, None));
-                    }
-                    rolled_back = old_tip.saturating_sub(fork);
-                    events.push(WalletEvent::Reorg {
-                        fork_height: fork,
-                        old_tip,
-                        new_tip: blocks.last().map(|b| b.header.height).unwrap_or(fork),
-                    });
-                    let n = tx.add_notification(&NewNotification {
-                        kind: NotificationKind::Reorg,
-                        title: "The ledger replaced recent blocks".into(),
-                        body: format!(
-                            "Blocks above {fork} were replaced by a longer signed chain; \
+            store
+                .write(|tx| {
+                    if let Some(fork) = rollback {
+                        // Checked again against what is stored (defence in depth).
+                        if old_tip > fork && old_tip - fork >= depth.max(1) {
+                            return Err(StoreError::Conflict(format!(
+                                "a roll-back to {fork} from {old_tip} would undo final blocks"
+                            )));
+                        }
+                        for c in lifecycle::roll_back(tx, fork)? {
+                            events.push(WalletEvent::state_changed(
+                                &c.txid,
+                                Some(c.from),
+                                c.to,
+                                None,
+                            ));
+                        }
+                        rolled_back = old_tip.saturating_sub(fork);
+                        events.push(WalletEvent::Reorg {
+                            fork_height: fork,
+                            old_tip,
+                            new_tip: blocks.last().map(|b| b.header.height).unwrap_or(fork),
+                        });
+                        let n = tx.add_notification(&NewNotification {
+                            kind: NotificationKind::Reorg,
+                            title: "The ledger replaced recent blocks".into(),
+                            body: format!(
+                                "Blocks above {fork} were replaced by a longer signed chain; \
                              payments in them are checked again."
-                        ),
-                        txid: None,
-                    })?;
-                    events.push(notification_event(&n, false));
-                }
-                for block in &blocks {
-                    let header = Header {
-                        height: block.header.height,
-                        hash: block.id().0,
-                        prev_hash: block.header.prev.0,
-                        time: block.header.time,
-                        verified: true,
-                    };
-                    tx.append_header(&header)?;
-                    apply_block_txs(tx, &mut ctx, &block.txs, Some((header.height, header.hash)))?;
-                    finalize(tx, &mut ctx, header.height, depth)?;
-                }
-                Ok(())
-            })
-            .map_err(|e| match e {
-                StoreError::Conflict(what) if what.starts_with("a spend of") => bad(what),
-                other => SyncError::Store(other),
-            })?;
+                            ),
+                            txid: None,
+                        })?;
+                        events.push(notification_event(&n, false));
+                    }
+                    for block in &blocks {
+                        let header = Header {
+                            height: block.header.height,
+                            hash: block.id().0,
+                            prev_hash: block.header.prev.0,
+                            time: block.header.time,
+                            verified: true,
+                        };
+                        tx.append_header(&header)?;
+                        apply_block_txs(
+                            tx,
+                            &mut ctx,
+                            &block.txs,
+                            Some((header.height, header.hash)),
+                        )?;
+                        finalize(tx, &mut ctx, header.height, depth)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    StoreError::Conflict(what) if what.starts_with("a spend of") => bad(what),
+                    other => SyncError::Store(other),
+                })?;
             Ok::<_, SyncError>((ctx, blocks.len() as u64, rolled_back, events))
         })
         .await?;
@@ -934,8 +995,8 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
                 if entry.height > tip {
                     break;
                 }
-                let bytes = hex::decode(&entry.hex)
-                    .map_err(|e| bad(format!("a block is not hex: {e}")))?;
+                let bytes =
+                    hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
                 let block = Block::decode(&bytes)
                     .map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
                 let height = block.header.height;
@@ -1129,12 +1190,9 @@ fn apply_tx(
                 "a conflicting transaction {} spent the same coins in a verified block",
                 hex::encode(txid)
             );
-            for c in lifecycle::apply_with_descendants(
-                tx,
-                &other,
-                TxEvent::ConflictConfirmed,
-                &reason,
-            )? {
+            for c in
+                lifecycle::apply_with_descendants(tx, &other, TxEvent::ConflictConfirmed, &reason)?
+            {
                 ctx.changed(tx, c, &reason)?;
             }
         }
@@ -1357,11 +1415,8 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
 pub(crate) async fn resolve_pending(inner: &Inner, ledger: &Ledger) -> Result<(), SyncError> {
     let pending = inner
         .db(|s| {
-            let mut list = s.transactions_in(&[
-                TxState::Queued,
-                TxState::Accepted,
-                TxState::InPool,
-            ])?;
+            let mut list =
+                s.transactions_in(&[TxState::Queued, TxState::Accepted, TxState::InPool])?;
             for t in s.transactions_in(&[TxState::Rejected, TxState::Dropped])? {
                 if t.own && !s.outputs_used_by(&t.txid)?.is_empty() {
                     list.push(t);

@@ -24,6 +24,12 @@ pub struct NetworkFile {
     /// A block the chain must contain: (height, id hex).
     #[serde(default)]
     pub checkpoint: Option<(u64, String)>,
+    /// The ledger's assets and rules, if the operator publishes them: then
+    /// they are pinned from the file, not from first contact.
+    #[serde(default)]
+    pub assets: Option<Vec<AssetInfo>>,
+    #[serde(default)]
+    pub params: Option<ParamsInfo>,
 }
 
 /// Why a network file is not usable.
@@ -47,6 +53,27 @@ impl NetworkFile {
             })?;
         }
         Ok(file)
+    }
+
+    /// The metadata pin the file gives, if it lists assets and rules
+    /// (checked like first contact).
+    pub fn pinned(&self) -> Result<Option<Pinned>, MetadataChange> {
+        let (Some(assets), Some(params)) = (&self.assets, &self.params) else {
+            return Ok(None);
+        };
+        let info = LedgerInfo {
+            network: self.network.name().to_owned(),
+            authority_key: self.authority_key.to_ascii_lowercase(),
+            assets: assets.clone(),
+            tip: notch_protocol::api::TipInfo {
+                height: 0,
+                hash: String::new(),
+                time: 0,
+            },
+            sandbox: false,
+            params: params.clone(),
+        };
+        check_info(None, &info).map(Some)
     }
 
     pub fn authority(&self) -> Result<PublicKey, NetworkFileError> {
@@ -338,7 +365,10 @@ mod tests {
         // A new asset with a fresh symbol is added; a second NOTE is not.
         let mut added = first.clone();
         added.assets.push(asset("USDT", 6, false, 3));
-        assert_eq!(check_info(Some(&pin), &added).expect("added").assets.len(), 3);
+        assert_eq!(
+            check_info(Some(&pin), &added).expect("added").assets.len(),
+            3
+        );
         let mut twin = first.clone();
         twin.assets.push(asset("NOTE", 8, false, 4));
         assert!(check_info(Some(&pin), &twin).is_err());
@@ -371,9 +401,7 @@ mod tests {
         let file = NetworkFile::from_json(&json).expect("parses");
         assert_eq!(file.network, Network::Sandbox);
         assert!(NetworkFile::from_json(r#"{"network":"sandbox"}"#).is_err());
-        assert!(
-            NetworkFile::from_json(&json.replace(&"ab".repeat(32), "zz")).is_err()
-        );
+        assert!(NetworkFile::from_json(&json.replace(&"ab".repeat(32), "zz")).is_err());
         let fp = fingerprint(&"ab".repeat(32));
         assert_eq!(fp.len(), 32 + 7);
         assert_eq!(fp, fingerprint(&"AB".repeat(32)));

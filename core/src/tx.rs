@@ -70,7 +70,9 @@ pub enum SendError {
         "the wallet changed since this payment was prepared ({0}); prepare it again and review it"
     )]
     StaleProposal(String),
-    #[error("the gateway refused the payment ({code}): {message}")]
+    #[error(
+        "the gateway says it refused the payment ({code}): {message}. Its coins stay reserved: a signed payment may still confirm. If you are sure it will not, abandon it before paying again"
+    )]
     Rejected { code: String, message: String },
     #[error("internal error: the transaction built does not pass the ledger rules: {0}")]
     Invalid(String),
@@ -266,11 +268,23 @@ pub fn select_coins(
     coins: &HashMap<Hash32, Vec<Coin>>,
 ) -> Result<Selection, Shortfall> {
     let empty = Vec::new();
+    // Every sum is u128: coins and payments are u64 each, their sums are not.
+    let total = |c: &[Coin]| -> u128 { c.iter().map(|c| u128::from(c.amount)).sum() };
     let have = |asset: &Hash32| -> u64 {
         coins
             .get(asset)
-            .map(|c| c.iter().map(|c| c.amount).fold(0u64, u64::saturating_add))
+            .map(|c| u64::try_from(total(c)).unwrap_or(u64::MAX))
             .unwrap_or(0)
+    };
+    // A change amount is below the last coin picked (selection stops once
+    // covered), so it fits a u64; checked anyway.
+    let to_u64 = |v: u128, asset: &Hash32| -> Result<u64, Shortfall> {
+        u64::try_from(v).map_err(|_| Shortfall {
+            asset: *asset,
+            have: have(asset),
+            need: v,
+            fee: 0,
+        })
     };
     let mut inputs = Vec::new();
     let mut change = Vec::new();
@@ -285,45 +299,62 @@ pub fn select_coins(
                 need: u128::from(*amount),
                 fee: 0,
             })?;
-        let sum: u64 = picked.iter().map(|c| c.amount).sum();
-        if sum > *amount {
-            change.push((*asset, sum - *amount));
+        let sum = total(&picked);
+        if sum > u128::from(*amount) {
+            change.push((*asset, to_u64(sum - u128::from(*amount), asset)?));
         }
         inputs.push((*asset, picked));
     }
     let other_inputs: usize = inputs.iter().map(|(_, c)| c.len()).sum();
     let other_outputs = outputs + change.len();
-    let pay_native = payments
+    let pay_total: u128 = payments
         .iter()
         .filter(|(a, _)| *a == native)
-        .map(|(_, v)| *v)
-        .sum::<u64>();
+        .map(|(_, v)| u128::from(*v))
+        .sum();
     let pool = coins.get(&native).unwrap_or(&empty);
     let no_change = |k: usize| fee_for(params, other_inputs + k, other_outputs);
     let with_change = |k: usize| fee_for(params, other_inputs + k, other_outputs + 1);
+    let shortfall = |have_sum: u128, k: usize| Shortfall {
+        asset: native,
+        have: u64::try_from(have_sum).unwrap_or(u64::MAX),
+        need: pay_total + u128::from(no_change(k.max(1))),
+        fee: no_change(k.max(1)),
+    };
+    // More than one u64 to pay in the native asset: no selection below can
+    // express it; say how much is needed.
+    let Ok(pay_native) = u64::try_from(pay_total) else {
+        return Err(shortfall(total(pool), pool.len()));
+    };
     let per_input = no_change(1).saturating_sub(no_change(0));
     let change_cost = with_change(0).saturating_sub(no_change(0));
     // Exact match: no change output, any excess (at most the cost of a
     // change output) goes to the fee.
-    if let Some(picked) = branch_and_bound(pool, pay_native + no_change(0), per_input, change_cost)
+    if let Some(target) = pay_native.checked_add(no_change(0))
+        && let Some(picked) = branch_and_bound(pool, target, per_input, change_cost)
     {
-        let sum: u64 = picked.iter().map(|c| c.amount).sum();
+        let sum = total(&picked);
+        let fee = to_u64(sum - pay_total, &native)?;
         inputs.push((native, picked));
         return Ok(Selection {
             inputs,
             change,
-            fee: sum - pay_native,
+            fee,
         });
     }
     let need = |k: usize| pay_native.saturating_add(with_change(k));
     match largest_first(pool, need) {
-        Some(picked) => {
-            let sum: u64 = picked.iter().map(|c| c.amount).sum();
+        Some(picked) if total(&picked) >= pay_total + u128::from(with_change(picked.len())) => {
+            let sum = total(&picked);
             let fee = with_change(picked.len());
-            let rest = sum - pay_native - fee;
-            let fee = if rest == 0 { sum - pay_native } else { fee };
+            let rest = sum - pay_total - u128::from(fee);
+            let fee = if rest == 0 {
+                to_u64(sum - pay_total, &native)?
+            } else {
+                fee
+            };
             if rest > 0 {
-                change.push((native, rest));
+                change.push((native, to_u64(rest, &native)?));
             }
             inputs.push((native, picked));
             Ok(Selection {
@@ -332,25 +363,21 @@ pub fn select_coins(
                 fee,
             })
         }
-        None => {
+        _ => {
             // Without change, the coins may still just cover it.
             let all = pool.to_vec();
-            let sum: u64 = all.iter().map(|c| c.amount).sum();
+            let sum = total(&all);
             let fee = no_change(all.len());
-            if !all.is_empty() && u128::from(sum) >= u128::from(pay_native) + u128::from(fee) {
+            if !all.is_empty() && sum >= pay_total + u128::from(fee) {
+                let fee = to_u64(sum - pay_total, &native)?;
                 inputs.push((native, all));
                 return Ok(Selection {
                     inputs,
                     change,
-                    fee: sum - pay_native,
+                    fee,
                 });
             }
-            Err(Shortfall {
-                asset: native,
-                have: sum,
-                need: u128::from(pay_native) + u128::from(no_change(all.len().max(1))),
-                fee: no_change(all.len().max(1)),
-            })
+            Err(shortfall(sum, all.len()))
         }
     }
 }

@@ -454,6 +454,19 @@ impl Wallet {
         Ok((wallet, phrase))
     }
 
+    /// Creates a new wallet from a phrase that [`RecoveryPhrase::generate`]
+    /// made and the person has just backed up (checked with
+    /// [`crate::BackupCheck`]): a shell that shows the phrase before the
+    /// wallet exists. Unlike [`restore`](Self::restore), nothing is scanned
+    /// for: a new phrase has no history.
+    pub async fn create_with_phrase(
+        config: WalletConfig,
+        secret_store: Arc<dyn SecretStore>,
+        phrase: RecoveryPhrase,
+    ) -> Result<Wallet, OpenError> {
+        Self::init(config, secret_store, phrase).await
+    }
+
     /// Restores a wallet from its recovery phrase into an empty data
     /// directory. Its coins and history come back with the next
     /// [`sync`](Self::sync), which scans addresses up to the gap limit.
@@ -668,9 +681,8 @@ impl Wallet {
                             .max()
                             .unwrap_or(0);
                         if handed >= used_end.saturating_add(gap.max(1))
-                            && let Some(oldest) = existing
-                                .iter()
-                                .find(|a| !a.used && a.index < handed)
+                            && let Some(oldest) =
+                                existing.iter().find(|a| !a.used && a.index < handed)
                         {
                             return Ok(oldest.address.clone());
                         }

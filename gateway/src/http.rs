@@ -219,7 +219,11 @@ async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
 }
 
 async fn info(State(s): State<AppState>) -> Json<LedgerInfo> {
-    let e = &s.engine;
+    Json(ledger_info(&s.engine))
+}
+
+/// What `/v1/info` serves (also written to `network.json`).
+pub fn ledger_info(e: &Engine) -> LedgerInfo {
     let assets = e
         .meta
         .assets
@@ -233,7 +237,7 @@ async fn info(State(s): State<AppState>) -> Json<LedgerInfo> {
             issuer: a.issuer.to_hex(),
         })
         .collect();
-    Json(LedgerInfo {
+    LedgerInfo {
         network: e.params.network.name().into(),
         authority_key: e.meta.authority.to_hex(),
         assets,
@@ -248,7 +252,7 @@ async fn info(State(s): State<AppState>) -> Json<LedgerInfo> {
             max_headers_per_request: MAX_HEADERS_PER_REQUEST,
             max_blocks_per_request: MAX_BLOCKS_PER_REQUEST,
         },
-    })
+    }
 }
 
 async fn headers(

@@ -144,6 +144,29 @@ pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Writes `network.json` into the data directory: the ledger's identity
+/// (network, authority key, genesis id) for the operator to publish, so that
+/// wallets need not trust their first contact (`notch --network-file`).
+fn write_network_file(dir: &std::path::Path, engine: &Engine) -> anyhow::Result<()> {
+    let genesis = engine
+        .store
+        .header_at(0)?
+        .context("the ledger has no genesis block")?;
+    let info = http::ledger_info(engine);
+    let file = serde_json::json!({
+        "network": info.network,
+        "authority_key": info.authority_key,
+        "genesis": genesis.id().to_hex(),
+        "assets": info.assets,
+        "params": info.params,
+    });
+    let path = dir.join("network.json");
+    let text = serde_json::to_string_pretty(&file)?;
+    std::fs::write(&path, format!("{text}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Opens (or creates) the ledger in `config.data_dir`, binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
@@ -215,6 +238,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         setup.issuers,
     )?;
 
+    write_network_file(&config.data_dir, &engine)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -431,10 +431,20 @@ pub enum WalletEvent {
     VerificationFailed {
         what: String,
     },
+    /// `quiet` ones were found while catching up: the inbox has them, and
+    /// one [`WalletEvent::CaughtUp`] sums them up.
     Notification {
         id: i64,
         kind: String,
         title: String,
+        #[serde(default)]
+        quiet: bool,
+    },
+    /// A catch-up (a restore, a long time offline) ended.
+    CaughtUp {
+        notifications: u64,
+        payments_received: u64,
+        height: u64,
     },
     /// The background sync stopped on an error retrying cannot fix.
     SyncFailed {

@@ -19,6 +19,12 @@ impl Sandbox {
         Self::start_binary(&crate::bin("notch-gateway"), data_dir, listen, &[])
     }
 
+    /// Like [`Sandbox::start`], with extra gateway arguments, e.g.
+    /// `["--finality-depth", "3"]`.
+    pub fn start_with_args(data_dir: PathBuf, listen: &str, args: &[&str]) -> Sandbox {
+        Self::start_binary_with(&crate::bin("notch-gateway"), data_dir, listen, &[], args)
+    }
+
     /// Like [`Sandbox::start`], with a given gateway binary (the release
     /// build, for benchmarks) and extra environment for it. Its log goes to
     /// `<data_dir>/gateway.log`.
@@ -27,6 +33,17 @@ impl Sandbox {
         data_dir: PathBuf,
         listen: &str,
         env: &[(&str, &str)],
+    ) -> Sandbox {
+        Self::start_binary_with(bin, data_dir, listen, env, &[])
+    }
+
+    /// [`Sandbox::start_binary`] with extra gateway arguments.
+    pub fn start_binary_with(
+        bin: &Path,
+        data_dir: PathBuf,
+        listen: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
     ) -> Sandbox {
         std::fs::create_dir_all(&data_dir).unwrap();
         let log = std::fs::File::create(data_dir.join("gateway.log")).unwrap();
@@ -40,6 +57,7 @@ impl Sandbox {
                 "--data-dir",
             ])
             .arg(&data_dir)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -64,6 +82,17 @@ impl Sandbox {
             data_dir,
             _process: process,
         }
+    }
+
+    /// SANDBOX ONLY: the authority's signing key, from the plaintext
+    /// `sandbox-keys.json` the sandbox keeps in its data dir (a test signs a
+    /// chain of its own with it).
+    pub fn authority_signing_key(&self) -> notch_protocol::ed25519_dalek::SigningKey {
+        let text = std::fs::read_to_string(self.data_dir.join("sandbox-keys.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(v["authority"].as_str().unwrap(), &mut seed).unwrap();
+        notch_protocol::ed25519_dalek::SigningKey::from_bytes(&seed)
     }
 
     /// The gateway's process id (for reading its memory use).

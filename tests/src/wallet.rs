@@ -1,14 +1,14 @@
 //! Helpers for the wallet tests: async calls to a sandbox gateway, wallets
 //! with an in-memory secret store, and a tampering HTTP proxy on loopback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use notch_core::secrets::MemorySecretStore;
 use notch_core::{Network, Wallet, WalletConfig};
-use notch_protocol::{Block, BlockHeader};
+use notch_protocol::{AssetId, Block, BlockHeader, PublicKey, Transaction};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,6 +49,20 @@ impl Gw {
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{path}: {status} {v}");
         v
+    }
+
+    /// Like [`Gw::post`], but returns the HTTP status with the body instead
+    /// of failing on an error answer.
+    pub async fn try_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Mints `amount` base units of `asset` (symbol) to `address`; returns the txid.
@@ -95,17 +109,55 @@ impl Gw {
             .unwrap_or_else(|| v["code"].as_str().unwrap_or("?").to_owned())
     }
 
-    /// Sum of the best chain's unspent outputs of `addresses`, per asset id.
-    pub async fn balances_of(&self, addresses: &[String]) -> HashMap<String, u64> {
+    /// Sum of the best chain's unspent outputs of `addresses`, per asset id
+    /// (in `u128`: a sum of `u64` outputs may not fit in a `u64`).
+    pub async fn balances_of(&self, addresses: &[String]) -> HashMap<String, u128> {
         let mut out = HashMap::new();
         for a in addresses {
             let v = self.get(&format!("/v1/address/{a}/utxos")).await;
+            assert!(
+                v["more"] != json!(true),
+                "{a} has more outputs than one answer holds"
+            );
             for u in v["utxos"].as_array().unwrap() {
                 *out.entry(u["asset"].as_str().unwrap().to_owned())
-                    .or_insert(0) += u["amount"].as_u64().unwrap();
+                    .or_insert(0) += u128::from(u["amount"].as_u64().unwrap());
             }
         }
         out
+    }
+
+    /// The id (hex) of the best chain's block at `height`, and its time.
+    pub async fn block_at(&self, height: u64) -> (String, u64) {
+        let v = self.get(&format!("/v1/blocks?from={height}&limit=1")).await;
+        let b = &v["blocks"][0];
+        let block = Block::decode(&hex::decode(b["hex"].as_str().unwrap()).unwrap()).unwrap();
+        (b["id"].as_str().unwrap().to_owned(), block.header.time)
+    }
+
+    /// The best chain's headers from the genesis, oldest first.
+    pub async fn headers(&self) -> Vec<BlockHeader> {
+        let mut out: Vec<BlockHeader> = Vec::new();
+        loop {
+            let locator: Vec<String> = out.last().map(|h| h.id().to_hex()).into_iter().collect();
+            let v = self
+                .post("/v1/headers", json!({ "locator": locator }))
+                .await;
+            for h in v["headers"].as_array().unwrap() {
+                out.push(
+                    BlockHeader::decode(&hex::decode(h["hex"].as_str().unwrap()).unwrap()).unwrap(),
+                );
+            }
+            if v["more"] != json!(true) {
+                return out;
+            }
+        }
+    }
+
+    /// The full encoding (hex) of a transaction the gateway knows.
+    pub async fn tx_hex(&self, txid: &str) -> Option<String> {
+        let v = self.get(&format!("/v1/tx/{txid}")).await;
+        v["hex"].as_str().map(str::to_owned)
     }
 }
 
@@ -135,20 +187,21 @@ pub async fn restore_wallet(dir: &Path, url: &str, phrase: &str) -> Wallet {
     .unwrap()
 }
 
-/// Confirmed balance per asset id (non-zero only).
-pub async fn confirmed(wallet: &Wallet) -> HashMap<String, u64> {
+/// Confirmed balance per asset id (non-zero only), in `u128` (a sum of
+/// `u64` outputs).
+pub async fn confirmed(wallet: &Wallet) -> HashMap<String, u128> {
     wallet
         .balances()
         .await
         .unwrap()
         .into_iter()
         .filter(|b| b.confirmed > 0)
-        .map(|b| (b.asset, b.confirmed))
+        .map(|b| (b.asset, u128::from(b.confirmed)))
         .collect()
 }
 
 /// What the gateway holds for all of the wallet's addresses.
-pub async fn gateway_view(gw: &Gw, wallet: &Wallet) -> HashMap<String, u64> {
+pub async fn gateway_view(gw: &Gw, wallet: &Wallet) -> HashMap<String, u128> {
     let addresses: Vec<String> = wallet
         .addresses()
         .await
@@ -173,6 +226,77 @@ pub enum Tamper {
     /// Ask the gateway for a reorg of this depth just before forwarding the
     /// second `/v1/blocks` request (a reorg in the middle of a sync).
     ReorgMidSync(u32),
+    /// A roll-back without proof: `/v1/headers` and `/v1/blocks` name the
+    /// best chain's block at this height as the fork point and serve nothing
+    /// after it (`more: false`), and `/v1/info`'s tip is that block: "the
+    /// chain is shorter now".
+    RollbackTo(u64),
+    /// `/v1/headers` and `/v1/blocks` serve the fork given to
+    /// [`TamperProxy::serve_fork`] (and `/v1/info` its tip).
+    ServeFork,
+    /// `/v1/info`: the asset with this symbol gets this many more decimals.
+    AssetDecimals(&'static str, u8),
+    /// `/v1/info`: the asset with this symbol is renamed (same id).
+    AssetSymbol(&'static str, &'static str),
+    /// `/v1/info`: the asset with this symbol has another issuer, and the id
+    /// that goes with it (another asset in the pinned one's place).
+    AssetIssuer(&'static str),
+    /// `/v1/info`: the asset with this symbol has an id that is not
+    /// H(issuer, symbol).
+    AssetBadId(&'static str),
+    /// `/v1/info`: `params.min_fee_base` is this.
+    MinFeeBase(u64),
+    /// `/v1/info`: `params.finality_depth` is this.
+    FinalityDepth(u64),
+    /// `POST /v1/tx` is forwarded to the gateway (which takes it), but the
+    /// answer is a rejection; the status of a transaction submitted so is
+    /// `rejected`, and `/v1/mempool` hides it.
+    RejectSends,
+    /// As [`Tamper::RejectSends`], but the status of a transaction submitted
+    /// so is a 404 `not_found`.
+    ForgetSends,
+    /// `POST /v1/tx` is NOT forwarded (the gateway never sees the
+    /// transaction) and is answered with a rejection; its status is 404.
+    SwallowSends,
+    /// `/v1/mempool` answers also carry the transactions given to
+    /// [`TamperProxy::inject_mempool`].
+    InjectMempool,
+}
+
+/// A chain the proxy serves in [`Tamper::ServeFork`] mode: `blocks` follow
+/// the block `fork_height`/`fork_id` of the gateway's chain.
+#[derive(Clone, Debug)]
+pub struct Fork {
+    pub fork_height: u64,
+    pub fork_id: String,
+    pub blocks: Vec<Block>,
+}
+
+/// A reorg the proxy asks the gateway for on its own, at a moment of the
+/// wallet's choosing (see [`TamperProxy::schedule_reorg`]). Independent of
+/// the mode and of `arm()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduledReorg {
+    /// How many requests to let through first (counted as they come in).
+    pub after: usize,
+    /// Depth (clamped to the gateway's tip height).
+    pub depth: u32,
+    /// Count and fire only on `POST /v1/tx` (a reorg while the wallet sends).
+    pub on_submit: bool,
+    /// With `on_submit`: the new branch's first block holds the transaction
+    /// being submitted (when the gateway accepts that; otherwise a plain
+    /// reorg).
+    pub include_submitted: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    fork: Option<Fork>,
+    /// (txid, hex) added to every `/v1/mempool` answer.
+    inject: Vec<(String, String)>,
+    /// Txids of transactions submitted while a *Sends mode was armed.
+    submitted: HashSet<String>,
+    scheduled: Option<ScheduledReorg>,
 }
 
 /// A tiny HTTP/1.1 proxy on loopback that forwards to a gateway and may
@@ -181,8 +305,20 @@ pub struct TamperProxy {
     pub url: String,
     armed: Arc<AtomicBool>,
     down: Arc<AtomicBool>,
-    /// How many responses it altered.
+    shared: Arc<Mutex<Shared>>,
+    /// How many responses it altered (and reorgs it asked for).
     pub tampered: Arc<AtomicUsize>,
+}
+
+/// What a connection handler needs.
+#[derive(Clone)]
+struct Ctx {
+    gw: Gw,
+    mode: Tamper,
+    armed: Arc<AtomicBool>,
+    tampered: Arc<AtomicUsize>,
+    blocks_seen: Arc<AtomicUsize>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl TamperProxy {
@@ -192,9 +328,16 @@ impl TamperProxy {
         let armed = Arc::new(AtomicBool::new(false));
         let down = Arc::new(AtomicBool::new(false));
         let tampered = Arc::new(AtomicUsize::new(0));
-        let blocks_seen = Arc::new(AtomicUsize::new(0));
-        let gw = Gw::new(upstream);
-        let (a, t, d) = (armed.clone(), tampered.clone(), down.clone());
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let ctx = Ctx {
+            gw: Gw::new(upstream),
+            mode,
+            armed: armed.clone(),
+            tampered: tampered.clone(),
+            blocks_seen: Arc::new(AtomicUsize::new(0)),
+            shared: shared.clone(),
+        };
+        let d = down.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
@@ -205,9 +348,9 @@ impl TamperProxy {
                     drop(socket);
                     continue;
                 }
-                let (gw, a, t, b) = (gw.clone(), a.clone(), t.clone(), blocks_seen.clone());
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    let _ = serve(socket, gw, mode, a, t, b).await;
+                    let _ = serve(socket, ctx).await;
                 });
             }
         });
@@ -215,6 +358,7 @@ impl TamperProxy {
             url,
             armed,
             down,
+            shared,
             tampered,
         }
     }
@@ -231,16 +375,237 @@ impl TamperProxy {
     pub fn disarm(&self) {
         self.armed.store(false, Ordering::SeqCst);
     }
+
+    /// The chain served in [`Tamper::ServeFork`] mode.
+    pub fn serve_fork(&self, fork: Fork) {
+        self.shared.lock().unwrap().fork = Some(fork);
+    }
+
+    /// A transaction added to every `/v1/mempool` answer in
+    /// [`Tamper::InjectMempool`] mode.
+    pub fn inject_mempool(&self, tx: &Transaction) {
+        self.shared
+            .lock()
+            .unwrap()
+            .inject
+            .push((tx.txid().to_hex(), hex::encode(tx.encode())));
+    }
+
+    /// Txids submitted while a `*Sends` mode was armed.
+    pub fn submitted(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .unwrap()
+            .submitted
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Asks the gateway for a reorg at a later request (see
+    /// [`ScheduledReorg`]); replaces one scheduled before.
+    pub fn schedule_reorg(&self, reorg: ScheduledReorg) {
+        self.shared.lock().unwrap().scheduled = Some(reorg);
+    }
+
+    /// Whether a scheduled reorg is still waiting.
+    pub fn reorg_pending(&self) -> bool {
+        self.shared.lock().unwrap().scheduled.is_some()
+    }
+
+    /// Drops a scheduled reorg that did not fire.
+    pub fn cancel_reorg(&self) {
+        self.shared.lock().unwrap().scheduled = None;
+    }
 }
 
-async fn serve(
-    mut socket: tokio::net::TcpStream,
-    gw: Gw,
-    mode: Tamper,
-    armed: Arc<AtomicBool>,
-    tampered: Arc<AtomicUsize>,
-    blocks_seen: Arc<AtomicUsize>,
-) -> std::io::Result<()> {
+fn answer(status: u16, v: &Value) -> (u16, Vec<u8>) {
+    (status, serde_json::to_vec(v).unwrap())
+}
+
+fn refusal() -> Value {
+    json!({
+        "code": "double_spend",
+        "message": "an input of the transaction is already spent (said by a tampering proxy)"
+    })
+}
+
+fn txid_of_submit(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let hex = v["tx"].as_str()?.to_owned();
+    let tx = Transaction::decode(&hex::decode(&hex).ok()?).ok()?;
+    Some((tx.txid().to_hex(), hex))
+}
+
+/// `/v1/tx/{txid}` or `/v1/tx/{txid}/status` -> txid.
+fn txid_of_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/tx/")?;
+    let id = rest.strip_suffix("/status").unwrap_or(rest);
+    (id.len() == 64 && !id.contains('/')).then_some(id)
+}
+
+/// Fires a scheduled reorg if this request is its moment.
+async fn maybe_reorg(ctx: &Ctx, method: &str, path: &str, submitted: Option<&str>) {
+    let is_submit = method == "POST" && path == "/v1/tx";
+    let fire = {
+        let mut shared = ctx.shared.lock().unwrap();
+        match shared.scheduled {
+            Some(s) if s.on_submit && !is_submit => None,
+            Some(s) if s.after == 0 => {
+                shared.scheduled = None;
+                Some(s)
+            }
+            Some(ref mut s) => {
+                s.after -= 1;
+                None
+            }
+            None => None,
+        }
+    };
+    let Some(s) = fire else { return };
+    let tip = ctx.gw.tip().await;
+    let depth = u64::from(s.depth).min(tip);
+    if depth == 0 {
+        return;
+    }
+    let include: Vec<String> = match submitted {
+        Some(hex) if s.include_submitted => vec![hex.to_owned()],
+        _ => Vec::new(),
+    };
+    let (status, v) = ctx
+        .gw
+        .try_post(
+            "/v1/sandbox/reorg",
+            json!({ "depth": depth, "include_txs": include }),
+        )
+        .await;
+    let ok = if (200..300).contains(&status) {
+        true
+    } else if !include.is_empty() {
+        // The transaction does not fit the new branch's first block (its
+        // inputs came after the fork point): a plain reorg then.
+        let (status, v) = ctx
+            .gw
+            .try_post("/v1/sandbox/reorg", json!({ "depth": depth }))
+            .await;
+        if !(200..300).contains(&status) {
+            eprintln!("scheduled reorg of depth {depth} refused: {status} {v}");
+        }
+        (200..300).contains(&status)
+    } else {
+        eprintln!("scheduled reorg of depth {depth} refused: {status} {v}");
+        false
+    };
+    if ok {
+        ctx.tampered.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A `/v1/headers` or `/v1/blocks` answer for a chain that ends after
+/// `blocks` on top of the block `fork` (height, id, time).
+fn chain_answer(path: &str, fork: (u64, &str, u64), blocks: &[Block]) -> Value {
+    let (fork_height, fork_id, fork_time) = fork;
+    let tip = match blocks.last() {
+        Some(b) => {
+            json!({"height": b.header.height, "hash": b.id().to_hex(), "time": b.header.time})
+        }
+        None => json!({"height": fork_height, "hash": fork_id, "time": fork_time}),
+    };
+    let entries: Vec<Value> = blocks
+        .iter()
+        .map(|b| {
+            let hex = if path == "/v1/headers" {
+                hex::encode(b.header.encode())
+            } else {
+                hex::encode(b.encode())
+            };
+            json!({"height": b.header.height, "id": b.id().to_hex(), "hex": hex})
+        })
+        .collect();
+    let key = if path == "/v1/headers" {
+        "headers"
+    } else {
+        "blocks"
+    };
+    json!({
+        "fork_point": {"height": fork_height, "hash": fork_id},
+        key: entries,
+        "tip": tip,
+        "more": false,
+    })
+}
+
+/// An answer made up by the proxy instead of the gateway's (`None`: forward
+/// the request).
+async fn made_up(ctx: &Ctx, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let chain_request = method == "POST" && (path == "/v1/headers" || path == "/v1/blocks");
+    match ctx.mode {
+        Tamper::RollbackTo(height) if method == "GET" && path == "/v1/info" => {
+            // The same claim as the chain answers: the tip is that block.
+            let mut v = ctx.gw.get("/v1/info").await;
+            let (id, time) = ctx.gw.block_at(height).await;
+            v["tip"] = json!({"height": height, "hash": id, "time": time});
+            Some(answer(200, &v))
+        }
+        Tamper::RollbackTo(height) if chain_request => {
+            let (id, time) = ctx.gw.block_at(height).await;
+            Some(answer(200, &chain_answer(path, (height, &id, time), &[])))
+        }
+        Tamper::ServeFork if chain_request => {
+            let fork = ctx.shared.lock().unwrap().fork.clone()?;
+            let (_, time) = ctx.gw.block_at(fork.fork_height).await;
+            Some(answer(
+                200,
+                &chain_answer(path, (fork.fork_height, &fork.fork_id, time), &fork.blocks),
+            ))
+        }
+        Tamper::RejectSends | Tamper::ForgetSends | Tamper::SwallowSends
+            if method == "POST" && path == "/v1/tx" =>
+        {
+            let (txid, _) = txid_of_submit(body)?;
+            ctx.shared.lock().unwrap().submitted.insert(txid);
+            if ctx.mode != Tamper::SwallowSends {
+                // The gateway takes it; the wallet is told otherwise.
+                let _ = ctx
+                    .gw
+                    .http
+                    .post(format!("{}/v1/tx", ctx.gw.url))
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
+                    .send()
+                    .await;
+            }
+            Some(answer(409, &refusal()))
+        }
+        Tamper::RejectSends | Tamper::ForgetSends | Tamper::SwallowSends if method == "GET" => {
+            let txid = txid_of_path(path)?.to_ascii_lowercase();
+            if !ctx.shared.lock().unwrap().submitted.contains(&txid) {
+                return None;
+            }
+            if ctx.mode == Tamper::RejectSends {
+                let tip = ctx.gw.tip().await;
+                let r = refusal();
+                let mut v = json!({
+                    "txid": txid,
+                    "status": {"state": "rejected", "code": r["code"], "message": r["message"]},
+                    "tip_height": tip,
+                });
+                if !path.ends_with("/status") {
+                    v["hex"] = Value::Null;
+                }
+                Some(answer(200, &v))
+            } else {
+                Some(answer(
+                    404,
+                    &json!({"code": "not_found", "message": "no such transaction"}),
+                ))
+            }
+        }
+        _ => None,
+    }
+}
+
+async fn serve(mut socket: tokio::net::TcpStream, ctx: Ctx) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -272,42 +637,61 @@ async fn serve(
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = buf[header_end..].to_vec();
-    let is_armed = armed.load(Ordering::SeqCst);
-    if let Tamper::ReorgMidSync(depth) = mode
+    let is_armed = ctx.armed.load(Ordering::SeqCst);
+    let submitted_hex = (method == "POST" && path == "/v1/tx")
+        .then(|| txid_of_submit(&body).map(|(_, hex)| hex))
+        .flatten();
+    maybe_reorg(&ctx, &method, &path, submitted_hex.as_deref()).await;
+    if let Tamper::ReorgMidSync(depth) = ctx.mode
         && is_armed
         && method == "POST"
         && path == "/v1/blocks"
-        && blocks_seen.fetch_add(1, Ordering::SeqCst) == 1
+        && ctx.blocks_seen.fetch_add(1, Ordering::SeqCst) == 1
     {
-        gw.reorg(depth).await;
-        gw.mine(1).await;
-        tampered.fetch_add(1, Ordering::SeqCst);
+        ctx.gw.reorg(depth).await;
+        ctx.gw.mine(1).await;
+        ctx.tampered.fetch_add(1, Ordering::SeqCst);
     }
-    let request = if method == "POST" {
-        gw.http
-            .post(format!("{}{path}", gw.url))
-            .header("content-type", "application/json")
-            .body(body)
+    let invented = if is_armed {
+        made_up(&ctx, &method, &path, &body).await
     } else {
-        gw.http.get(format!("{}{path}", gw.url))
+        None
     };
-    let (status, mut out) = match request.send().await {
-        Ok(r) => (
-            r.status().as_u16(),
-            r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-        ),
-        Err(_) => (
-            502,
-            b"{\"code\":\"unavailable\",\"message\":\"upstream\"}".to_vec(),
-        ),
+    let (status, out) = match invented {
+        Some(answer) => {
+            ctx.tampered.fetch_add(1, Ordering::SeqCst);
+            answer
+        }
+        None => {
+            let gw = &ctx.gw;
+            let request = if method == "POST" {
+                gw.http
+                    .post(format!("{}{path}", gw.url))
+                    .header("content-type", "application/json")
+                    .body(body)
+            } else {
+                gw.http.get(format!("{}{path}", gw.url))
+            };
+            let (status, mut out) = match request.send().await {
+                Ok(r) => (
+                    r.status().as_u16(),
+                    r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                ),
+                Err(_) => (
+                    502,
+                    b"{\"code\":\"unavailable\",\"message\":\"upstream\"}".to_vec(),
+                ),
+            };
+            if is_armed
+                && status == 200
+                && let Some(altered) = alter(&ctx, &method, &path, &out)
+            {
+                out = altered;
+                ctx.tampered.fetch_add(1, Ordering::SeqCst);
+            }
+            (status, out)
+        }
     };
-    if is_armed
-        && status == 200
-        && let Some(altered) = alter(mode, &method, &path, &out)
-    {
-        out = altered;
-        tampered.fetch_add(1, Ordering::SeqCst);
-    }
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         out.len()
@@ -317,9 +701,18 @@ async fn serve(
     socket.shutdown().await
 }
 
-fn alter(mode: Tamper, method: &str, path: &str, body: &[u8]) -> Option<Vec<u8>> {
+/// The asset entry of `/v1/info` with this symbol.
+fn asset_mut<'a>(info: &'a mut Value, symbol: &str) -> Option<&'a mut Value> {
+    info["assets"]
+        .as_array_mut()?
+        .iter_mut()
+        .find(|a| a["symbol"] == symbol)
+}
+
+fn alter(ctx: &Ctx, method: &str, path: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
-    match (mode, method, path) {
+    let is_info = method == "GET" && path == "/v1/info";
+    match (ctx.mode, method, path) {
         (Tamper::HeaderSignature, "POST", "/v1/headers") => {
             let headers = v["headers"].as_array_mut()?;
             let last = headers.last_mut()?;
@@ -352,6 +745,63 @@ fn alter(mode: Tamper, method: &str, path: &str, body: &[u8]) -> Option<Vec<u8>>
             let header: &BlockHeader = &block.header;
             b["id"] = json!(header.id().to_hex());
             b["hex"] = json!(hex::encode(block.encode()));
+        }
+        (Tamper::ServeFork, _, _) if is_info => {
+            let shared = ctx.shared.lock().unwrap();
+            let b = shared.fork.as_ref()?.blocks.last()?;
+            v["tip"] =
+                json!({"height": b.header.height, "hash": b.id().to_hex(), "time": b.header.time});
+        }
+        (Tamper::AssetDecimals(symbol, more), _, _) if is_info => {
+            let a = asset_mut(&mut v, symbol)?;
+            a["decimals"] = json!(a["decimals"].as_u64()? + u64::from(more));
+        }
+        (Tamper::AssetSymbol(symbol, renamed), _, _) if is_info => {
+            asset_mut(&mut v, symbol)?["symbol"] = json!(renamed);
+        }
+        (Tamper::AssetIssuer(symbol), _, _) if is_info => {
+            let issuer = PublicKey(
+                notch_protocol::ed25519_dalek::SigningKey::from_bytes(&[0x66; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            );
+            let a = asset_mut(&mut v, symbol)?;
+            a["issuer"] = json!(issuer.to_hex());
+            a["id"] = json!(AssetId::derive(&issuer, symbol).to_hex());
+        }
+        (Tamper::AssetBadId(symbol), _, _) if is_info => {
+            let a = asset_mut(&mut v, symbol)?;
+            let mut id = AssetId::from_hex(a["id"].as_str()?).ok()?;
+            id.0[31] ^= 0x01;
+            a["id"] = json!(id.to_hex());
+        }
+        (Tamper::MinFeeBase(fee), _, _) if is_info => {
+            v["params"]["min_fee_base"] = json!(fee);
+        }
+        (Tamper::FinalityDepth(depth), _, _) if is_info => {
+            v["params"]["finality_depth"] = json!(depth);
+        }
+        (Tamper::RejectSends | Tamper::ForgetSends | Tamper::SwallowSends, "GET", _)
+            if path.starts_with("/v1/mempool") =>
+        {
+            let hidden = ctx.shared.lock().unwrap().submitted.clone();
+            let changes = v["changes"].as_array_mut()?;
+            let before = changes.len();
+            changes.retain(|c| !c["txid"].as_str().is_some_and(|t| hidden.contains(t)));
+            if changes.len() == before {
+                return None;
+            }
+        }
+        (Tamper::InjectMempool, "GET", _) if path.starts_with("/v1/mempool") => {
+            let inject = ctx.shared.lock().unwrap().inject.clone();
+            if inject.is_empty() {
+                return None;
+            }
+            let seq = v["seq"].clone();
+            let changes = v["changes"].as_array_mut()?;
+            for (txid, hex) in inject {
+                changes.push(json!({"seq": seq, "kind": "added", "txid": txid, "hex": hex}));
+            }
         }
         _ => return None,
     }

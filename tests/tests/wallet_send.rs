@@ -79,7 +79,7 @@ async fn faucet_sync_batched_send_confirm_and_restore() {
     assert_eq!(
         inbox
             .iter()
-            .filter(|n| n.kind == "payment_received")
+            .filter(|n| n.kind.as_str() == "payment_received")
             .count(),
         2
     );
@@ -213,7 +213,7 @@ async fn faucet_sync_batched_send_confirm_and_restore() {
     let alice_c = confirmed(&alice).await;
     assert_eq!(
         alice_c.get(&note).copied(),
-        Some(1_000_000_000 - 175_000_000 - proposal.fee)
+        Some(1_000_000_000 - 175_000_000 - u128::from(proposal.fee))
     );
     assert_eq!(alice_c.get(&eurt).copied(), Some(10_000 - 1_234));
 
@@ -229,7 +229,7 @@ async fn faucet_sync_batched_send_confirm_and_restore() {
         .find(|a| a.symbol == "NOTE")
         .unwrap()
         .net;
-    assert_eq!(note_net, -(175_000_000 + proposal.fee as i64));
+    assert_eq!(note_net, -(175_000_000 + i128::from(proposal.fee)));
     let bob_h = bob.history(HistoryFilter::default()).await.unwrap();
     assert_eq!(bob_h.len(), 1);
     assert_eq!(bob_h[0].txid, txid);
@@ -253,7 +253,7 @@ async fn faucet_sync_batched_send_confirm_and_restore() {
             .await
             .unwrap()
             .iter()
-            .any(|n| n.kind == "tx_confirmed")
+            .any(|n| n.kind.as_str() == "tx_confirmed")
     );
 
     // Restore from the phrase into an empty directory: same balances and
@@ -301,5 +301,8 @@ async fn restore_finds_coins_beyond_the_first_addresses_within_the_gap() {
     let restored = restore_wallet(&dir.path().join("r"), &gw.url, &phrase).await;
     restored.sync().await.unwrap();
     assert_eq!(confirmed(&restored).await, confirmed(&w).await);
-    assert_eq!(confirmed(&restored).await.values().sum::<u64>(), 12_000_000);
+    assert_eq!(
+        confirmed(&restored).await.values().sum::<u128>(),
+        12_000_000
+    );
 }

@@ -66,7 +66,7 @@ async fn detects(mode: Tamper) {
             .await
             .unwrap()
             .iter()
-            .any(|n| n.kind == "verification_failed")
+            .any(|n| n.kind.as_str() == "verification_failed")
     );
 
     // Once the mirror is honest again, the wallet catches up.

@@ -74,7 +74,7 @@ async fn a_new_block_arrives_by_push() {
         &mut events,
         Duration::from_secs(20),
         "confirmation",
-        |e| matches!(e, WalletEvent::TxStateChanged { to, .. } if to == "confirmed"),
+        |e| matches!(e, WalletEvent::TxStateChanged { to, .. } if to.as_str() == "confirmed"),
     )
     .await;
     let latency = started.elapsed();

@@ -100,14 +100,18 @@ fn App() -> impl IntoView {
     poll(cx, status_error, 0);
     ipc::listen::<AppStatus>(event::APP_STATUS, move |s| cx.status.set(Some(s)));
     ipc::listen::<WalletEvent>(event::WALLET, move |e| {
-        if matches!(e, WalletEvent::Notification { .. }) {
+        if matches!(
+            e,
+            WalletEvent::Notification { .. } | WalletEvent::CaughtUp { .. }
+        ) {
             refresh_unread(cx.unread);
         }
         match &e {
             WalletEvent::SyncDone { height } => cx.height.set(Some(*height)),
             WalletEvent::Reorg { .. }
             | WalletEvent::PaymentReceived { .. }
-            | WalletEvent::TxStateChanged { .. } => cx.data_rev.update(|r| *r += 1),
+            | WalletEvent::TxStateChanged { .. }
+            | WalletEvent::CaughtUp { .. } => cx.data_rev.update(|r| *r += 1),
             _ => {}
         }
         cx.last_event.set(Some(e));

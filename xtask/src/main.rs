@@ -3,10 +3,12 @@
 //! machine that has nothing but the Rust toolchain.
 
 mod bench;
+mod fuzz;
 mod run;
 mod session;
 mod setup;
 mod sh;
+mod soak;
 mod test;
 mod ui;
 
@@ -23,6 +25,10 @@ usage: cargo xtask <command>
             real-window tests
   bench     the benchmarks; results go to bench/results/; `bench gateway`,
             `bench wallet` or `bench app` runs one
+  fuzz      the cargo-fuzz targets in fuzz/, each for 60 s (`--secs N`), or
+            one (`fuzz TARGET`); results go to bench/results/fuzz.md
+  soak      the wallet's reorg soak for 1000 rounds (`--rounds N`,
+            `--seed S` to replay); says how long it took
   build-ui  build the Leptos UI into ui/dist with trunk
   bundle    build the release app and its Linux .deb bundle
 ";
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         "run" => run::run(&mut timer, rest),
         "test" => test::run(&mut timer, rest),
         "bench" => bench::run(&mut timer, rest),
+        "fuzz" => fuzz::run(&mut timer, rest),
+        "soak" => soak::run(&mut timer, rest),
         "build-ui" => ui::build(&mut timer, ui::Profile::Debug),
         "bundle" => ui::bundle(&mut timer),
         "help" | "--help" | "-h" => {

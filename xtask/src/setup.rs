@@ -40,6 +40,8 @@ const RUST_TARGETS: &[&str] = &[
 const TRUNK_VERSION: &str = "0.21.14";
 /// tauri-driver 2.x drives Tauri 2 apps (3.x is for Tauri 3).
 const TAURI_DRIVER_REQ: &str = "^2";
+/// cargo-fuzz 0.13 builds with the machine's 1.95 toolchain.
+const CARGO_FUZZ_REQ: &str = "^0.13";
 
 pub fn run(timer: &mut Timer) -> Result {
     timer.step("setup: Debian packages", apt_packages)?;
@@ -118,6 +120,22 @@ fn rust_targets() -> Result {
         return Ok(());
     }
     sh::run(cmd("rustup").args(["target", "add"]).args(&missing))
+}
+
+/// cargo-fuzz for `cargo xtask fuzz` and the CI's fuzz step; not part of `run` above, so
+/// `cargo xtask run` does not wait for it. Installed only when `cargo fuzz` is missing.
+pub fn cargo_fuzz() -> Result {
+    if let Some(version) = output(cmd("cargo").args(["fuzz", "--version"])) {
+        println!("{} is installed", version.trim());
+        return Ok(());
+    }
+    sh::run(cmd("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_REQ,
+        "--locked",
+    ]))
 }
 
 /// Version of a crate installed by `cargo install`, if any.

@@ -52,8 +52,16 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     timer.step("mobile target check: aarch64-apple-ios", || {
         sh::run(cmd("cargo").args(["check", "-p", "notch-core", "--target", "aarch64-apple-ios"]))
     })?;
+    timer.step("fuzz targets build and run briefly", fuzz_targets)?;
     timer.step("end-to-end tests (real app window under Xvfb)", end_to_end)?;
     Ok(())
+}
+
+/// Every cargo-fuzz target in fuzz/ built and run for a few seconds, so a target that stops
+/// building, or a decoder that crashes on the seeds, fails the run (`cargo xtask fuzz` for
+/// longer runs).
+fn fuzz_targets() -> Result {
+    crate::fuzz::smoke(crate::fuzz::SMOKE_SECS)
 }
 
 /// The binaries people run (gateway, CLI, app), built the way they ship:

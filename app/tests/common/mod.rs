@@ -33,16 +33,36 @@ pub fn responder(status: &'static str, body: String) -> String {
     url
 }
 
+/// A sandbox ledger with two assets whose ids are what the wallet checks
+/// (H(issuer, symbol)), so a sync pass pins them.
 pub fn ledger_info() -> serde_json::Value {
+    use notch_core::protocol::{AssetId, PublicKey};
+    let issuer = PublicKey(
+        notch_core::protocol::ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let issuer_hex: String = issuer.0.iter().map(|b| format!("{b:02x}")).collect();
     serde_json::json!({
         "network": "sandbox",
         "authority_key": "00".repeat(32),
         "assets": [
-            { "id": "11".repeat(32), "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
-            { "id": "33".repeat(32), "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
+            { "id": AssetId::derive(&issuer, "NOTE").to_hex(), "issuer": issuer_hex,
+              "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
+            { "id": AssetId::derive(&issuer, "EURT").to_hex(), "issuer": issuer_hex,
+              "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
         ],
         "tip": { "height": 0, "hash": "22".repeat(32), "time": 1_700_000_000 },
-        "sandbox": true
+        "sandbox": true,
+        // The responder serves this one body on every path: these fields
+        // also make it an empty /v1/headers and /v1/mempool answer, so a
+        // sync pass completes (and pins the metadata).
+        "fork_point": null,
+        "headers": [],
+        "more": false,
+        "reset": false,
+        "changes": [],
+        "seq": 0
     })
 }
 

@@ -300,7 +300,11 @@ macro_rules! inbox_read_methods {
         }
 
         /// Whether a notification of `kind` about `txid` exists.
-        pub fn has_notification(&self, kind: NotificationKind, txid: &Hash32) -> Result<bool, StoreError> {
+        pub fn has_notification(
+            &self,
+            kind: NotificationKind,
+            txid: &Hash32,
+        ) -> Result<bool, StoreError> {
             inbox::has_notification(self.conn(), kind.as_str(), txid)
         }
 

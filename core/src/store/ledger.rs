@@ -642,9 +642,7 @@ mod tests {
                 .expect("reads")
                 .is_some_and(|o| o.spendable())
         );
-        store
-            .write(|tx| tx.release_coins(&send))
-            .expect("releases");
+        store.write(|tx| tx.release_coins(&send)).expect("releases");
         assert!(
             store
                 .output(&spent)

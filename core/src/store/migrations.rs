@@ -113,27 +113,50 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_unread ON notifications (read, id);
     CREATE INDEX notifications_by_tx ON notifications (txid, kind);
     "#,
-    // 3: amounts over the whole u64 range. The ledger's amounts are u64;
-    // SQLite's integers are i64, so `amount` now holds the u64's 64 bits as
-    // a signed integer (2^63 and more read negative in SQL; the store reads
-    // them back as u64, and never sums them in SQL). Nothing references
-    // `outputs`, so the table is rebuilt in place.
+    // 3: amounts over the whole u64 range, and the `abandoned` state.
+    // The ledger's amounts are u64; SQLite's integers are i64, so `amount`
+    // now holds the u64's 64 bits as a signed integer (2^63 and more read
+    // negative in SQL; the store reads them back as u64 and never sums them
+    // in SQL). `abandoned`: a send the person gave up (core/src/lifecycle.rs).
+    // Both tables are rebuilt: the new ones are created side by side, filled,
+    // the old ones dropped (outputs first, so no cascade fires) and the new
+    // ones renamed, which also renames the references between them.
     r#"
+    CREATE TABLE transactions_v3 (
+        txid          BLOB    PRIMARY KEY CHECK (length(txid) = 32),
+        state         TEXT    NOT NULL CHECK (state IN
+                        ('queued', 'accepted', 'in_pool', 'confirmed', 'final', 'rejected',
+                         'dropped', 'abandoned')),
+        own           INTEGER NOT NULL DEFAULT 0 CHECK (own IN (0, 1)),
+        raw           BLOB,
+        block_height  INTEGER CHECK (block_height >= 0),
+        block_hash    BLOB    CHECK (block_hash IS NULL OR length(block_hash) = 32),
+        reason        TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        CHECK ((block_height IS NULL) = (block_hash IS NULL))
+    );
+    INSERT INTO transactions_v3 SELECT txid, state, own, raw, block_height, block_hash, reason,
+        created_at, updated_at FROM transactions;
     CREATE TABLE outputs_v3 (
-        txid       BLOB    NOT NULL REFERENCES transactions (txid) ON DELETE CASCADE,
+        txid       BLOB    NOT NULL REFERENCES transactions_v3 (txid) ON DELETE CASCADE,
         vout       INTEGER NOT NULL CHECK (vout BETWEEN 0 AND 4294967295),
         asset      BLOB    NOT NULL CHECK (length(asset) = 32),
         amount     INTEGER NOT NULL,
         address    TEXT    NOT NULL REFERENCES addresses (address),
         height     INTEGER CHECK (height >= 0),
-        spent_by   BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
-        locked_by  BLOB    REFERENCES transactions (txid) ON DELETE SET NULL,
+        spent_by   BLOB    REFERENCES transactions_v3 (txid) ON DELETE SET NULL,
+        locked_by  BLOB    REFERENCES transactions_v3 (txid) ON DELETE SET NULL,
         PRIMARY KEY (txid, vout)
     );
     INSERT INTO outputs_v3 (txid, vout, asset, amount, address, height, spent_by, locked_by)
         SELECT txid, vout, asset, amount, address, height, spent_by, locked_by FROM outputs;
     DROP TABLE outputs;
+    DROP TABLE transactions;
+    ALTER TABLE transactions_v3 RENAME TO transactions;
     ALTER TABLE outputs_v3 RENAME TO outputs;
+    CREATE INDEX transactions_by_state ON transactions (state);
+    CREATE INDEX transactions_by_height ON transactions (block_height);
     CREATE INDEX outputs_unspent ON outputs (asset) WHERE spent_by IS NULL;
     CREATE INDEX outputs_by_height ON outputs (height);
     CREATE INDEX outputs_by_spender ON outputs (spent_by);

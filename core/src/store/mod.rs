@@ -384,6 +384,76 @@ mod tests {
     use super::*;
 
     #[test]
+    fn schema_3_keeps_the_data_of_schema_2() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wallet.sqlite");
+        {
+            let conn = Connection::open(&path).expect("opens");
+            conn.pragma_update(None, "foreign_keys", true).expect("fk");
+            for sql in &migrations::MIGRATIONS[..2] {
+                conn.execute_batch(sql).expect("old schema");
+            }
+            conn.pragma_update(None, "application_id", migrations::APPLICATION_ID)
+                .expect("id");
+            conn.pragma_update(None, "user_version", 2)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
+                     VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);
+                 INSERT INTO addresses (chain, idx, address, public_key, used)
+                     VALUES (0, 0, 'mine', zeroblob(32), 1);
+                 INSERT INTO transactions (txid, state, own, created_at, updated_at)
+                     VALUES (zeroblob(32), 'confirmed', 0, 0, 0);
+                 UPDATE transactions SET block_height = 1, block_hash = zeroblob(32);
+                 INSERT INTO outputs (txid, vout, asset, amount, address, height)
+                     VALUES (zeroblob(32), 0, zeroblob(32), 42, 'mine', 1);",
+            )
+            .expect("old rows");
+        }
+        let mut store = Store::open(&path).expect("migrates");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let outputs = store.all_outputs().expect("outputs");
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].amount, 42);
+        // The new state and the whole u64 range fit now.
+        store
+            .write(|tx| {
+                tx.set_transaction_state(&[0; 32], TxState::Abandoned, None, Some("test"))?;
+                tx.insert_transaction(&NewTransaction {
+                    txid: [7; 32],
+                    state: TxState::InPool,
+                    own: false,
+                    raw: None,
+                    block: None,
+                })?;
+                tx.insert_output(&NewOutput {
+                    outpoint: OutPoint {
+                        txid: [7; 32],
+                        vout: 0,
+                    },
+                    asset: [0; 32],
+                    amount: u64::MAX,
+                    address: "mine".into(),
+                    height: None,
+                })
+            })
+            .expect("writes");
+        let huge = store
+            .output(&OutPoint {
+                txid: [7; 32],
+                vout: 0,
+            })
+            .expect("reads")
+            .expect("there");
+        assert_eq!(huge.amount, u64::MAX);
+        let fk: bool = store
+            .conn
+            .pragma_query_value(None, "foreign_key_check", |_| Ok(false))
+            .unwrap_or(true);
+        assert!(fk, "no foreign key violations");
+    }
+
+    #[test]
     fn migrations_apply_on_a_fresh_file_and_reopening_is_a_no_op() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("wallet.sqlite");
@@ -416,7 +486,11 @@ mod tests {
                 .expect("rows")
         };
         let before = schema(&store);
-        assert!(before.iter().any(|s| s.contains("CREATE TABLE \"outputs\"")));
+        assert!(
+            before
+                .iter()
+                .any(|s| s.contains("CREATE TABLE \"outputs\""))
+        );
         drop(store);
 
         let again = Store::open(&path).expect("reopens");

@@ -288,16 +288,16 @@ async fn history_wallet(
     let started = Instant::now();
     let report = wallet.sync().await.unwrap();
     let sync_secs = started.elapsed().as_secs_f64();
-    let received: u64 = wallet
+    let received: u128 = wallet
         .balances()
         .await
         .unwrap()
         .iter()
-        .map(|b| b.confirmed)
+        .map(|b| u128::from(b.confirmed))
         .sum();
     assert_eq!(
         received,
-        expected * WALLET_AMOUNT,
+        u128::from(expected * WALLET_AMOUNT),
         "the wallet did not find every payment to it"
     );
     let mut core_ms = Vec::new();
@@ -316,7 +316,7 @@ async fn history_wallet(
         "restore_secs": restore_secs,
         "sync_secs": sync_secs,
         "height": report.height,
-        "payments_found": received / WALLET_AMOUNT,
+        "payments_found": received / u128::from(WALLET_AMOUNT),
         "core_history_ms": summary(&core_ms),
         "core_history_rows": count,
         "db_bytes": std::fs::metadata(dir.join("wallet.sqlite")).map(|m| m.len()).unwrap_or(0),

@@ -172,10 +172,10 @@ async fn child_restore(url: &str, expected_paid: u64) -> Value {
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.height, tip, "the wallet did not reach the tip");
     let balances = confirmed(&wallet).await;
-    let received: u64 = balances.values().sum();
+    let received: u128 = balances.values().sum();
     assert_eq!(
         received,
-        expected_paid * WALLET_AMOUNT,
+        u128::from(expected_paid * WALLET_AMOUNT),
         "the wallet did not find every payment to it"
     );
     json!({
@@ -184,7 +184,7 @@ async fn child_restore(url: &str, expected_paid: u64) -> Value {
         "height": report.height,
         "blocks_applied": report.blocks,
         "received_base_units": received,
-        "payments_found": received / WALLET_AMOUNT,
+        "payments_found": received / u128::from(WALLET_AMOUNT),
         "peak_rss_kib": peak_rss_kib(),
     })
 }
@@ -216,7 +216,7 @@ async fn child_push(samples: usize) -> Value {
         loop {
             match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
                 Ok(Ok(WalletEvent::TxStateChanged { txid: t, to, .. }))
-                    if to == "confirmed" && t == txid =>
+                    if to.as_str() == "confirmed" && t == txid =>
                 {
                     break;
                 }
