@@ -29,7 +29,6 @@ const WATCH_POLL: Duration = Duration::from_secs(5);
 /// cannot use it (rather than showing "opening…" forever).
 const KEYSTORE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to wait before restarting a sync loop that stopped on an error.
-const WATCH_RESTART: Duration = Duration::from_secs(10);
 
 /// Which secret store the app uses.
 pub enum Secrets {
@@ -405,23 +404,10 @@ impl AppState {
                 }
             }
         });
-        let handle = app.clone();
+        // The core's watch retries every failure itself and reports it
+        // through events; it runs until the app stops.
         tauri::async_runtime::spawn(async move {
-            loop {
-                match wallet.watch(WATCH_POLL).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        let message = e.to_string();
-                        tracing::warn!("background sync stopped: {message}");
-                        let ipc = notch_ipc::WalletEvent::SyncFailed { message };
-                        if let Some(state) = handle.try_state::<AppState>() {
-                            state.note(&ipc);
-                        }
-                        let _ = handle.emit(notch_ipc::event::WALLET, &ipc);
-                        tokio::time::sleep(WATCH_RESTART).await;
-                    }
-                }
-            }
+            wallet.watch(WATCH_POLL).await;
         });
     }
 
@@ -455,9 +441,10 @@ impl AppState {
                 s.unreachable_since = None;
                 s.unreachable_reason = None;
             }
-            E::SyncFailed { message } => {
+            // The wallet refused what the gateway served; it keeps retrying.
+            E::VerificationFailed { what } => {
                 s.syncing = false;
-                s.error = Some(message.clone());
+                s.error = Some(what.clone());
             }
             _ => {}
         }

@@ -490,7 +490,7 @@ async fn run(cli: Cli) -> Res {
                 }
             });
             let result = tokio::select! {
-                r = wallet.watch(Duration::from_secs((*poll).max(1))) => r.map_err(CliError::from),
+                () = wallet.watch(Duration::from_secs((*poll).max(1))) => Ok::<(), CliError>(()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             };
             printer.abort();

@@ -1550,7 +1550,7 @@ fn bounded(text: &str, max: usize) -> String {
 /// [`Wallet::watch`]: syncs on every pushed tip and on a poll; every
 /// failure is retried with a growing wait (reported once through events and
 /// the inbox), so the shells need no restart loop of their own.
-pub(crate) async fn watch(wallet: &Wallet, poll: Duration) -> Result<(), SyncError> {
+pub(crate) async fn watch(wallet: &Wallet, poll: Duration) {
     let inner = &wallet.inner;
     let mut backoff = Duration::from_secs(1);
     let mut stream: Option<crate::gateway::GatewayStream> = None;

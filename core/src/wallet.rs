@@ -996,9 +996,10 @@ impl Wallet {
 
     /// Follows the gateway until the returned future is dropped: syncs on
     /// every new tip pushed over `/v1/stream`, polls every `poll` as a
-    /// fallback, backs off while the gateway is unreachable (and says so
-    /// with events). Returns only on an error that retrying cannot fix.
-    pub async fn watch(&self, poll: Duration) -> Result<(), crate::sync::SyncError> {
+    /// fallback, and retries every failure with a growing wait (saying so
+    /// with events and the inbox). It never returns: shells need no
+    /// restart loop of their own.
+    pub async fn watch(&self, poll: Duration) {
         crate::sync::watch(self, poll).await
     }
 }

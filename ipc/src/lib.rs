@@ -446,10 +446,6 @@ pub enum WalletEvent {
         payments_received: u64,
         height: u64,
     },
-    /// The background sync stopped on an error retrying cannot fix.
-    SyncFailed {
-        message: String,
-    },
 }
 
 // QR scanning

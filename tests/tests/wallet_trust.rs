@@ -938,3 +938,41 @@ async fn spend_of_our_coins_not_signed_by_us_is_ignored() {
         .await
         .unwrap();
 }
+
+/// The operator's `network.json` (written by the gateway into its data
+/// directory) pins the ledger before first contact, assets and rules
+/// included: a lying first contact that serves other decimals is refused,
+/// and the honest gateway syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_network_file_pins_assets_before_first_contact() {
+    let e = env(Tamper::AssetDecimals("NOTE", 3), &[]).await;
+    let file = std::fs::read_to_string(e.sandbox.data_dir.join("network.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert!(parsed["assets"].as_array().is_some_and(|a| !a.is_empty()));
+    // A fresh wallet with the file meets the lying proxy first.
+    let mut cfg = config(&e.dir.path().join("filed"), &e.proxy.url);
+    set_network_file(&mut cfg, &file);
+    let w = create(cfg).await.unwrap();
+    e.proxy.arm();
+    let err = w.sync().await.unwrap_err();
+    assert!(is_ledger_changed(&err), "{err}");
+    assert!(err.to_string().contains("decimals"), "{err}");
+    assert_eq!(w.sync_status().await.unwrap().height, None);
+    // The honest answer syncs, with the file's decimals.
+    e.proxy.disarm();
+    w.sync().await.unwrap();
+    let served = e.gw.get("/v1/info").await;
+    for asset in w.assets() {
+        let expected = served["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == asset.id.as_str())
+            .unwrap();
+        assert_eq!(
+            u64::from(asset.decimals),
+            expected["decimals"].as_u64().unwrap()
+        );
+    }
+    assert!(w.sync_status().await.unwrap().height.is_some());
+}
