@@ -976,3 +976,52 @@ async fn the_gateways_own_network_file_pins_assets_before_first_contact() {
     }
     assert!(w.sync_status().await.unwrap().height.is_some());
 }
+
+/// A restore of old payments fills the inbox quietly and tells the desktop
+/// once: every notification event of the catch-up is `quiet`, and one
+/// `CaughtUp` sums them up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_notifies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox =
+        tokio::task::block_in_place(|| Sandbox::start(dir.path().join("gw"), "127.0.0.1:0"));
+    let gw = Gw::new(&sandbox.url);
+    let (a, phrase) = new_wallet(&dir.path().join("a"), &gw.url).await;
+    for amount in [1_000u64, 2_000, 3_000] {
+        let address = a.receive_address().await.unwrap();
+        gw.faucet(&address, "NOTE", amount).await;
+        gw.mine(1).await;
+    }
+    gw.mine(8).await;
+    let restored = restore_wallet(&dir.path().join("r"), &gw.url, &phrase).await;
+    let mut events = restored.subscribe();
+    restored.sync().await.unwrap();
+    let mut loud = 0;
+    let mut quiet = 0;
+    let mut summaries = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            notch_core::WalletEvent::Notification { quiet: true, .. } => quiet += 1,
+            notch_core::WalletEvent::Notification { quiet: false, .. } => loud += 1,
+            notch_core::WalletEvent::CaughtUp {
+                payments_received, ..
+            } => summaries.push(payments_received),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        loud, 0,
+        "a catch-up must not notify the desktop per payment"
+    );
+    assert_eq!(quiet, 3);
+    assert_eq!(summaries, vec![3]);
+    // The inbox has each of them.
+    let inbox = restored.notifications(false).await.unwrap();
+    assert_eq!(
+        inbox
+            .iter()
+            .filter(|n| n.kind == notch_core::NotificationKind::PaymentReceived)
+            .count(),
+        3
+    );
+}
