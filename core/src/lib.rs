@@ -23,6 +23,7 @@
 pub mod amount;
 pub mod backup;
 pub mod chain;
+mod context;
 pub mod events;
 pub mod export;
 pub mod gateway;

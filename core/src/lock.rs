@@ -15,10 +15,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
+use crate::context::{Inner, lock};
 use crate::keys::{KeyError, RecoveryPhrase, WalletSecret};
 use crate::secrets::SecretStoreError;
 use crate::store::StoreError;
-use crate::wallet::{Wallet, lock};
 
 /// The shortest lock passphrase accepted, in characters.
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
@@ -124,117 +124,119 @@ fn check_new(passphrase: &str) -> Result<(), LockError> {
     Ok(())
 }
 
-impl Wallet {
-    /// Whether a lock passphrase is set, and the idle time.
-    pub async fn lock_settings(&self) -> Result<LockSettings, LockError> {
-        self.inner
-            .db(|store| {
-                let passphrase_set = store.setting(HASH_SETTING)?.is_some();
-                let idle_minutes = store
-                    .setting(IDLE_SETTING)?
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(DEFAULT_IDLE_MINUTES);
-                Ok::<_, LockError>(LockSettings {
-                    passphrase_set,
-                    idle_minutes,
-                })
+/// Whether a lock passphrase is set, and the idle time.
+pub(crate) async fn lock_settings(inner: &Inner) -> Result<LockSettings, LockError> {
+    inner
+        .db(|store| {
+            let passphrase_set = store.setting(HASH_SETTING)?.is_some();
+            let idle_minutes = store
+                .setting(IDLE_SETTING)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_IDLE_MINUTES);
+            Ok::<_, LockError>(LockSettings {
+                passphrase_set,
+                idle_minutes,
             })
-            .await
-    }
-
-    /// Sets or changes the lock passphrase. Changing needs the current one.
-    pub async fn set_lock_passphrase(
-        &self,
-        current: Option<&str>,
-        new: &str,
-    ) -> Result<(), LockError> {
-        check_new(new)?;
-        if self.lock_settings().await?.passphrase_set {
-            self.check_lock_passphrase(current.ok_or(LockError::CurrentNeeded)?)
-                .await?;
-        }
-        let new = Zeroizing::new(new.to_owned());
-        let hash = tokio::task::spawn_blocking(move || hash_passphrase(&new))
-            .await
-            .map_err(|e| LockError::BadHash(e.to_string()))??;
-        self.inner
-            .db(move |store| {
-                store.write(|tx| tx.set_setting(HASH_SETTING, &hash))?;
-                Ok::<_, LockError>(())
-            })
-            .await
-    }
-
-    /// Removes the lock passphrase (the shell then never locks).
-    pub async fn remove_lock_passphrase(&self, current: &str) -> Result<(), LockError> {
-        self.check_lock_passphrase(current).await?;
-        self.inner
-            .db(|store| {
-                store.write(|tx| tx.delete_setting(HASH_SETTING))?;
-                Ok::<_, LockError>(())
-            })
-            .await
-    }
-
-    /// Sets the idle time after which a shell locks (0: never).
-    pub async fn set_idle_lock_minutes(&self, minutes: u32) -> Result<(), LockError> {
-        if minutes > MAX_IDLE_MINUTES {
-            return Err(LockError::BadIdleTime);
-        }
-        self.inner
-            .db(move |store| {
-                store.write(|tx| tx.set_setting(IDLE_SETTING, &minutes.to_string()))?;
-                Ok::<_, LockError>(())
-            })
-            .await
-    }
-
-    /// Checks the lock passphrase. After a few misses each further try has
-    /// to wait, longer each time, until one succeeds.
-    pub async fn check_lock_passphrase(&self, passphrase: &str) -> Result<(), LockError> {
-        if let Some(wait) = lock(&self.inner.lock_failures).wait(Instant::now()) {
-            return Err(LockError::TooManyAttempts {
-                retry_in_secs: wait.as_secs().max(1),
-            });
-        }
-        let hash = self
-            .inner
-            .db(|store| Ok::<_, LockError>(store.setting(HASH_SETTING)?))
-            .await?
-            .ok_or(LockError::NoPassphrase)?;
-        let given = Zeroizing::new(passphrase.to_owned());
-        let ok = tokio::task::spawn_blocking(move || matches(&hash, &given))
-            .await
-            .map_err(|e| LockError::BadHash(e.to_string()))??;
-        let mut failures = lock(&self.inner.lock_failures);
-        if ok {
-            *failures = Failures::default();
-            Ok(())
-        } else {
-            failures.misses += 1;
-            failures.last = Some(Instant::now());
-            tracing::info!("wrong lock passphrase ({} in a row)", failures.misses);
-            Err(LockError::WrongPassphrase)
-        }
-    }
-
-    /// The recovery phrase, read again from the secret store, after the
-    /// lock passphrase proves it is the owner asking.
-    pub async fn recovery_phrase(&self, passphrase: &str) -> Result<RecoveryPhrase, LockError> {
-        self.check_lock_passphrase(passphrase).await?;
-        let store = self.inner.secret_store.clone();
-        let id = self.inner.wallet_id.clone();
-        let secret = tokio::task::spawn_blocking(move || -> Result<WalletSecret, LockError> {
-            let bytes = store.get(&id)?.ok_or_else(|| LockError::SecretMissing {
-                wallet_id: id.clone(),
-                store: store.name(),
-            })?;
-            Ok(WalletSecret::from_bytes(&bytes)?)
         })
         .await
-        .map_err(|e| LockError::BadHash(e.to_string()))??;
-        Ok(secret.phrase().clone())
+}
+
+/// Sets or changes the lock passphrase. Changing needs the current one.
+pub(crate) async fn set_lock_passphrase(
+    inner: &Inner,
+    current: Option<&str>,
+    new: &str,
+) -> Result<(), LockError> {
+    check_new(new)?;
+    if lock_settings(inner).await?.passphrase_set {
+        check_lock_passphrase(inner, current.ok_or(LockError::CurrentNeeded)?).await?;
     }
+    let new = Zeroizing::new(new.to_owned());
+    let hash = tokio::task::spawn_blocking(move || hash_passphrase(&new))
+        .await
+        .map_err(|e| LockError::BadHash(e.to_string()))??;
+    inner
+        .db(move |store| {
+            store.write(|tx| tx.set_setting(HASH_SETTING, &hash))?;
+            Ok::<_, LockError>(())
+        })
+        .await
+}
+
+/// Removes the lock passphrase (the shell then never locks).
+pub(crate) async fn remove_lock_passphrase(inner: &Inner, current: &str) -> Result<(), LockError> {
+    check_lock_passphrase(inner, current).await?;
+    inner
+        .db(|store| {
+            store.write(|tx| tx.delete_setting(HASH_SETTING))?;
+            Ok::<_, LockError>(())
+        })
+        .await
+}
+
+/// Sets the idle time after which a shell locks (0: never).
+pub(crate) async fn set_idle_lock_minutes(inner: &Inner, minutes: u32) -> Result<(), LockError> {
+    if minutes > MAX_IDLE_MINUTES {
+        return Err(LockError::BadIdleTime);
+    }
+    inner
+        .db(move |store| {
+            store.write(|tx| tx.set_setting(IDLE_SETTING, &minutes.to_string()))?;
+            Ok::<_, LockError>(())
+        })
+        .await
+}
+
+/// Checks the lock passphrase. After a few misses each further try has
+/// to wait, longer each time, until one succeeds.
+pub(crate) async fn check_lock_passphrase(
+    inner: &Inner,
+    passphrase: &str,
+) -> Result<(), LockError> {
+    if let Some(wait) = lock(&inner.lock_failures).wait(Instant::now()) {
+        return Err(LockError::TooManyAttempts {
+            retry_in_secs: wait.as_secs().max(1),
+        });
+    }
+    let hash = inner
+        .db(|store| Ok::<_, LockError>(store.setting(HASH_SETTING)?))
+        .await?
+        .ok_or(LockError::NoPassphrase)?;
+    let given = Zeroizing::new(passphrase.to_owned());
+    let ok = tokio::task::spawn_blocking(move || matches(&hash, &given))
+        .await
+        .map_err(|e| LockError::BadHash(e.to_string()))??;
+    let mut failures = lock(&inner.lock_failures);
+    if ok {
+        *failures = Failures::default();
+        Ok(())
+    } else {
+        failures.misses += 1;
+        failures.last = Some(Instant::now());
+        tracing::info!("wrong lock passphrase ({} in a row)", failures.misses);
+        Err(LockError::WrongPassphrase)
+    }
+}
+
+/// The recovery phrase, read again from the secret store, after the
+/// lock passphrase proves it is the owner asking.
+pub(crate) async fn recovery_phrase(
+    inner: &Inner,
+    passphrase: &str,
+) -> Result<RecoveryPhrase, LockError> {
+    check_lock_passphrase(inner, passphrase).await?;
+    let store = inner.secret_store.clone();
+    let id = inner.wallet_id.clone();
+    let secret = tokio::task::spawn_blocking(move || -> Result<WalletSecret, LockError> {
+        let bytes = store.get(&id)?.ok_or_else(|| LockError::SecretMissing {
+            wallet_id: id.clone(),
+            store: store.name(),
+        })?;
+        Ok(WalletSecret::from_bytes(&bytes)?)
+    })
+    .await
+    .map_err(|e| LockError::BadHash(e.to_string()))??;
+    Ok(secret.phrase().clone())
 }
 
 #[cfg(test)]
@@ -245,7 +247,7 @@ mod tests {
     use super::*;
     use crate::keys::WordCount;
     use crate::secrets::{MemorySecretStore, SecretStore};
-    use crate::{Network, WalletConfig};
+    use crate::{Network, Wallet, WalletConfig};
 
     #[tokio::test]
     async fn the_phrase_shows_only_behind_the_lock_passphrase_and_it_all_persists() {

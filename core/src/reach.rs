@@ -17,8 +17,8 @@ use notch_protocol::Network;
 use notch_protocol::api::LedgerInfo;
 use serde::Serialize;
 
+use crate::context::{Inner, lock, unix_now};
 use crate::gateway::{GatewayClient, GatewayError};
-use crate::wallet::{Wallet, lock, unix_now};
 
 /// Why no network could be settled on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,20 +177,18 @@ fn reason_of(e: &GatewayError) -> String {
     }
 }
 
-impl Wallet {
-    /// Asks the wallet's gateway for `/v1/info` now. When it fails,
-    /// `since` is when the wallet's sync first found the gateway
-    /// unreachable ([`sync_status`](Self::sync_status)), or now if the
-    /// sync has not noticed (yet, or because the gateway answers, but
-    /// with nonsense). Changes nothing in the wallet: the sync alone
-    /// records reachability, sends its events and notifications.
-    pub async fn check_gateway(&self) -> GatewayReachability {
-        let gateway = &self.inner.gateway;
-        let answer = gateway.info().await;
-        GatewayReachability::from_answer(gateway.url(), &answer, || {
-            self.inner.unreachable_since().unwrap_or_else(unix_now)
-        })
-    }
+/// Asks the wallet's gateway for `/v1/info` now. When it fails,
+/// `since` is when the wallet's sync first found the gateway
+/// unreachable ([`sync_status`](crate::Wallet::sync_status)), or now if the
+/// sync has not noticed (yet, or because the gateway answers, but
+/// with nonsense). Changes nothing in the wallet: the sync alone
+/// records reachability, sends its events and notifications.
+pub(crate) async fn check_gateway(inner: &Inner) -> GatewayReachability {
+    let gateway = &inner.gateway;
+    let answer = gateway.info().await;
+    GatewayReachability::from_answer(gateway.url(), &answer, || {
+        inner.unreachable_since().unwrap_or_else(unix_now)
+    })
 }
 
 /// Asks a gateway whether it is there before a wallet exists (onboarding),
@@ -235,6 +233,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::Wallet;
 
     fn reachable(network: &str) -> GatewayReachability {
         GatewayReachability::Reachable {

@@ -1,6 +1,6 @@
 //! Sync: follows the gateway's mirror and believes only what it verified.
 //!
-//! One pass ([`Wallet::sync`]):
+//! One pass ([`Wallet::sync`](crate::Wallet::sync)):
 //! 1. `/v1/info`: the network must be the wallet's; the authority key and
 //!    the ledger's metadata (assets, fee rule, finality) are pinned on first
 //!    contact or given by a network file ([`crate::trust`]); a later change
@@ -38,6 +38,10 @@ use notch_protocol::api::{BlocksRequest, HeadersRequest, LedgerInfo, StreamMessa
 use notch_protocol::{Block, Network, Transaction, locator_heights, verify_block, verify_header};
 
 use crate::chain::{Anchors, Link, bad, check_reorg, decode_headers, verify_headers, verify_next};
+use crate::context::{
+    Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, PINNED_SETTING, RESTORING_SETTING,
+    authority_setting, ensure_lookahead, unix_now,
+};
 use crate::events::{AssetAmount, WalletEvent};
 use crate::gateway::GatewayError;
 use crate::keys::{AddressChain, WalletKeys};
@@ -47,10 +51,6 @@ use crate::store::{
     StoreError, StoreTx, TxState,
 };
 use crate::trust::{self, Pinned};
-use crate::wallet::{
-    Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, PINNED_SETTING, RESTORING_SETTING,
-    Wallet, authority_setting, ensure_lookahead, unix_now,
-};
 
 /// Why a sync pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,15 +147,13 @@ const MAX_RESCANS: usize = 8;
 /// notifications are quiet and summed up once.
 const CATCH_UP_BLOCKS: usize = 6;
 
-impl Wallet {
-    /// One sync pass; see the [module docs](crate::sync).
-    pub async fn sync(&self) -> Result<SyncReport, SyncError> {
-        let inner = &self.inner;
-        let _one_at_a_time = inner.sync_lock.lock().await;
-        let result = sync_pass(inner).await;
-        report_outcome(inner, &result).await;
-        result
-    }
+/// One sync pass ([`Wallet::sync`](crate::Wallet::sync)); see the
+/// [module docs](crate::sync).
+pub(crate) async fn sync(inner: &Inner) -> Result<SyncReport, SyncError> {
+    let _one_at_a_time = inner.sync_lock.lock().await;
+    let result = sync_pass(inner).await;
+    report_outcome(inner, &result).await;
+    result
 }
 
 async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
@@ -1550,13 +1548,12 @@ fn bounded(text: &str, max: usize) -> String {
 /// [`Wallet::watch`]: syncs on every pushed tip and on a poll; every
 /// failure is retried with a growing wait (reported once through events and
 /// the inbox), so the shells need no restart loop of their own.
-pub(crate) async fn watch(wallet: &Wallet, poll: Duration) {
-    let inner = &wallet.inner;
+pub(crate) async fn watch(inner: &Inner, poll: Duration) {
     let mut backoff = Duration::from_secs(1);
     let mut stream: Option<crate::gateway::GatewayStream> = None;
     let mut store_trouble = false;
     loop {
-        match wallet.sync().await {
+        match sync(inner).await {
             Ok(_) => {
                 backoff = Duration::from_secs(1);
                 store_trouble = false;

@@ -121,7 +121,7 @@ pub fn url_allowed(url: &reqwest::Url, allow_insecure_http: bool) -> Result<(), 
                 Err(
                     "plain http:// is allowed only to this machine (127.0.0.1, [::1], localhost): \
                      anyone on the way could answer for the gateway. Use https://, or, if you \
-                     really mean it, the option that allows insecure plain HTTP"
+                     really mean it, allow plain HTTP on purpose (notch --danger-allow-plain-http)"
                         .into(),
                 )
             }

@@ -17,11 +17,11 @@ use notch_protocol::{
 use serde::Serialize;
 
 use crate::amount::{AmountError, format_amount, parse_amount};
+use crate::context::{Inner, Ledger, derive_address, ensure_lookahead};
 use crate::events::WalletEvent;
 use crate::gateway::GatewayError;
 use crate::keys::{AddressChain, KeyError};
 use crate::store::{Hash32, NewOutput, NewTransaction, OutPoint, StoreError, TxState};
-use crate::wallet::{Ledger, Wallet, derive_address, ensure_lookahead};
 
 /// A payment to make: an address, an amount as a decimal string in the
 /// asset's units ("12.50"), and the asset (symbol or id; the native asset
@@ -397,426 +397,427 @@ fn random_nonce() -> Result<u64, KeyError> {
     Ok(u64::from_le_bytes(b))
 }
 
-impl Wallet {
-    /// Builds a payment to `recipients` (all in one transaction) for review:
-    /// fee, totals per asset, change. Refuses bad addresses, amounts, assets
-    /// and insufficient funds here, before anything is signed.
-    pub async fn prepare_send(&self, recipients: &[Recipient]) -> Result<SendProposal, SendError> {
-        let inner = &self.inner;
-        let ledger = inner.ledger().ok_or(SendError::NotSynced)?;
-        let network = inner.network;
-        if recipients.is_empty() {
-            return Err(SendError::NoRecipients);
-        }
-        let known = ledger
-            .info
-            .assets
-            .iter()
-            .map(|a| a.symbol.clone())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut outputs = Vec::new();
-        let mut shown = Vec::new();
-        let mut payments: Vec<(Hash32, u64)> = Vec::new();
-        for r in recipients {
-            let address = Address::parse(&r.address, network).map_err(|e| match e {
-                notch_protocol::AddressError::WrongNetwork { expected, found } => {
-                    SendError::WrongNetwork {
-                        address: r.address.clone(),
-                        found: found.name().into(),
-                        expected: expected.name().into(),
-                    }
-                }
-                other => SendError::BadAddress {
+/// Builds a payment to `recipients` (all in one transaction) for review:
+/// fee, totals per asset, change. Refuses bad addresses, amounts, assets
+/// and insufficient funds here, before anything is signed.
+pub(crate) async fn prepare_send(
+    inner: &Inner,
+    recipients: &[Recipient],
+) -> Result<SendProposal, SendError> {
+    let ledger = inner.ledger().ok_or(SendError::NotSynced)?;
+    let network = inner.network;
+    if recipients.is_empty() {
+        return Err(SendError::NoRecipients);
+    }
+    let known = ledger
+        .info
+        .assets
+        .iter()
+        .map(|a| a.symbol.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut outputs = Vec::new();
+    let mut shown = Vec::new();
+    let mut payments: Vec<(Hash32, u64)> = Vec::new();
+    for r in recipients {
+        let address = Address::parse(&r.address, network).map_err(|e| match e {
+            notch_protocol::AddressError::WrongNetwork { expected, found } => {
+                SendError::WrongNetwork {
                     address: r.address.clone(),
-                    reason: other.to_string(),
-                },
-            })?;
-            let asset = match &r.asset {
-                Some(name) => ledger
-                    .find_asset(name)
-                    .ok_or_else(|| SendError::UnknownAsset(name.clone(), known.clone()))?,
-                None => ledger
-                    .asset(&ledger.native.0)
-                    .ok_or_else(|| SendError::UnknownAsset("native".into(), known.clone()))?,
-            };
-            let id = AssetId::from_hex(&asset.id)
-                .map_err(|_| SendError::UnknownAsset(asset.id.clone(), known.clone()))?;
-            let amount =
-                parse_amount(&r.amount, asset.decimals, &asset.symbol).map_err(|error| {
-                    SendError::BadAmount {
-                        address: r.address.clone(),
-                        error,
-                    }
-                })?;
-            match payments.iter_mut().find(|(a, _)| *a == id.0) {
-                Some(e) => {
-                    e.1 =
-                        e.1.checked_add(amount)
-                            .ok_or_else(|| SendError::BadAmount {
-                                address: r.address.clone(),
-                                error: AmountError::TooLarge {
-                                    input: r.amount.clone(),
-                                },
-                            })?
+                    found: found.name().into(),
+                    expected: expected.name().into(),
                 }
-                None => payments.push((id.0, amount)),
             }
-            outputs.push(Output {
-                asset: id,
-                amount,
-                owner: address.key,
-            });
-            shown.push(ProposalOutput {
-                address: address.encode(),
-                asset: asset.id.clone(),
-                symbol: asset.symbol.clone(),
-                decimals: asset.decimals,
-                amount,
-            });
+            other => SendError::BadAddress {
+                address: r.address.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        let asset = match &r.asset {
+            Some(name) => ledger
+                .find_asset(name)
+                .ok_or_else(|| SendError::UnknownAsset(name.clone(), known.clone()))?,
+            None => ledger
+                .asset(&ledger.native.0)
+                .ok_or_else(|| SendError::UnknownAsset("native".into(), known.clone()))?,
+        };
+        let id = AssetId::from_hex(&asset.id)
+            .map_err(|_| SendError::UnknownAsset(asset.id.clone(), known.clone()))?;
+        let amount = parse_amount(&r.amount, asset.decimals, &asset.symbol).map_err(|error| {
+            SendError::BadAmount {
+                address: r.address.clone(),
+                error,
+            }
+        })?;
+        match payments.iter_mut().find(|(a, _)| *a == id.0) {
+            Some(e) => {
+                e.1 =
+                    e.1.checked_add(amount)
+                        .ok_or_else(|| SendError::BadAmount {
+                            address: r.address.clone(),
+                            error: AmountError::TooLarge {
+                                input: r.amount.clone(),
+                            },
+                        })?
+            }
+            None => payments.push((id.0, amount)),
         }
-        // At most one change output per asset (payments' assets + native).
-        let max_change = payments.len() + 1;
-        if outputs.len() + max_change > MAX_TX_OUTPUTS {
-            return Err(SendError::TooManyOutputs {
-                found: outputs.len(),
-                max: MAX_TX_OUTPUTS - max_change,
-            });
-        }
-        let keys = inner.keys.clone();
-        let (coins, change_address) = inner
-            .db(move |store| {
-                let mut coins: HashMap<Hash32, Vec<Coin>> = HashMap::new();
-                let mut own_cache: HashMap<Hash32, bool> = HashMap::new();
-                for o in store.unspent_outputs(None)? {
-                    if !o.spendable() {
-                        continue;
-                    }
-                    let creator_ok = match own_cache.get(&o.outpoint.txid) {
-                        Some(v) => *v,
-                        None => {
-                            let v = store.transaction(&o.outpoint.txid)?.is_some_and(|t| {
-                                t.state.is_in_block() || (t.own && !t.state.is_failed())
-                            });
-                            own_cache.insert(o.outpoint.txid, v);
-                            v
-                        }
-                    };
-                    if !creator_ok {
-                        continue;
-                    }
-                    coins.entry(o.asset).or_default().push(Coin {
-                        outpoint: o.outpoint,
-                        amount: o.amount,
-                    });
+        outputs.push(Output {
+            asset: id,
+            amount,
+            owner: address.key,
+        });
+        shown.push(ProposalOutput {
+            address: address.encode(),
+            asset: asset.id.clone(),
+            symbol: asset.symbol.clone(),
+            decimals: asset.decimals,
+            amount,
+        });
+    }
+    // At most one change output per asset (payments' assets + native).
+    let max_change = payments.len() + 1;
+    if outputs.len() + max_change > MAX_TX_OUTPUTS {
+        return Err(SendError::TooManyOutputs {
+            found: outputs.len(),
+            max: MAX_TX_OUTPUTS - max_change,
+        });
+    }
+    let keys = inner.keys.clone();
+    let (coins, change_address) = inner
+        .db(move |store| {
+            let mut coins: HashMap<Hash32, Vec<Coin>> = HashMap::new();
+            let mut own_cache: HashMap<Hash32, bool> = HashMap::new();
+            for o in store.unspent_outputs(None)? {
+                if !o.spendable() {
+                    continue;
                 }
-                let meta = store.wallet()?.ok_or(StoreError::NoWallet)?;
-                let index = meta.next_change_index;
-                let change = derive_address(&keys, network, AddressChain::Change, index)?;
-                Ok::<_, SendError>((coins, (index, change)))
-            })
-            .await?;
-        let params = chain_params(&ledger, network);
-        let selection = select_coins(&params, ledger.native.0, &payments, outputs.len(), &coins)
-            .map_err(|s| {
-                let (symbol, decimals) = ledger.symbol(&s.asset);
-                let need = u64::try_from(s.need).unwrap_or(u64::MAX);
-                let need_text = if s.fee > 0 {
-                    format!(
-                        "{} ({} plus a fee of {})",
-                        format_amount(need, decimals),
-                        format_amount(need.saturating_sub(s.fee), decimals),
-                        format_amount(s.fee, decimals)
-                    )
-                } else {
-                    format_amount(need, decimals)
+                let creator_ok = match own_cache.get(&o.outpoint.txid) {
+                    Some(v) => *v,
+                    None => {
+                        let v = store.transaction(&o.outpoint.txid)?.is_some_and(|t| {
+                            t.state.is_in_block() || (t.own && !t.state.is_failed())
+                        });
+                        own_cache.insert(o.outpoint.txid, v);
+                        v
+                    }
                 };
-                SendError::InsufficientFunds {
-                    symbol,
-                    have: format_amount(s.have, decimals),
-                    need: need_text,
+                if !creator_ok {
+                    continue;
                 }
-            })?;
-        let (change_index, change_address) = change_address;
-        let mut tx = Transaction::new(network);
-        for (_, coins) in &selection.inputs {
-            for c in coins {
-                tx.inputs.push(ProtoOutPoint {
-                    txid: TxId(c.outpoint.txid),
-                    index: c.outpoint.vout,
+                coins.entry(o.asset).or_default().push(Coin {
+                    outpoint: o.outpoint,
+                    amount: o.amount,
                 });
             }
-        }
-        if tx.inputs.len() > notch_protocol::tx::MAX_TX_INPUTS {
-            return Err(SendError::TooLarge {
-                inputs: tx.inputs.len(),
-            });
-        }
-        tx.outputs = outputs;
-        let mut change_shown = Vec::new();
-        for (asset, amount) in &selection.change {
-            tx.outputs.push(Output {
-                asset: AssetId(*asset),
-                amount: *amount,
-                owner: PublicKey(change_address.public_key),
-            });
-            let (symbol, decimals) = ledger.symbol(asset);
-            change_shown.push(ProposalOutput {
-                address: change_address.address.clone(),
-                asset: hex::encode(asset),
-                symbol,
-                decimals,
-                amount: *amount,
-            });
-        }
-        tx.fee = selection.fee;
-        tx.nonce = random_nonce()?;
-        let size = tx.encoded_len();
-        if size > MAX_TX_BYTES {
-            return Err(SendError::TooLarge {
-                inputs: tx.inputs.len(),
-            });
-        }
-        let mut totals: Vec<AssetTotal> = Vec::new();
-        let mut assets: Vec<Hash32> = payments.iter().map(|p| p.0).collect();
-        if !assets.contains(&ledger.native.0) {
-            assets.push(ledger.native.0);
-        }
-        for asset in assets {
-            let (symbol, decimals) = ledger.symbol(&asset);
-            let amount = payments.iter().filter(|p| p.0 == asset).map(|p| p.1).sum();
-            let inputs = selection
-                .inputs
-                .iter()
-                .filter(|(a, _)| *a == asset)
-                .flat_map(|(_, c)| c.iter().map(|c| c.amount))
-                .sum();
-            let change = selection
-                .change
-                .iter()
-                .filter(|(a, _)| *a == asset)
-                .map(|(_, v)| *v)
-                .sum();
-            totals.push(AssetTotal {
-                asset: hex::encode(asset),
-                symbol,
-                decimals,
-                amount,
-                fee: if asset == ledger.native.0 {
-                    selection.fee
-                } else {
-                    0
-                },
-                inputs,
-                change,
-            });
-        }
-        let (fee_symbol, fee_decimals) = ledger.symbol(&ledger.native.0);
-        Ok(SendProposal {
-            txid: tx.txid().to_hex(),
-            recipients: shown,
-            change_index: (!selection.change.is_empty()).then_some(change_index),
-            change: change_shown,
-            fee: selection.fee,
-            fee_symbol,
-            fee_decimals,
-            totals,
-            size,
-            tx,
+            let meta = store.wallet()?.ok_or(StoreError::NoWallet)?;
+            let index = meta.next_change_index;
+            let change = derive_address(&keys, network, AddressChain::Change, index)?;
+            Ok::<_, SendError>((coins, (index, change)))
         })
-    }
-
-    /// Signs and submits a reviewed payment; returns its txid. The coins it
-    /// spends are locked until it resolves. If the gateway cannot be
-    /// reached, the payment stays queued and the next sync submits it
-    /// (submission is idempotent). Confirming the same proposal twice
-    /// submits one transaction.
-    pub async fn confirm_send(&self, proposal: &SendProposal) -> Result<String, SendError> {
-        let inner = &self.inner;
-        let _one = inner.send_lock.lock().await;
-        let ledger = inner.ledger().ok_or(SendError::NotSynced)?;
-        let params = chain_params(&ledger, inner.network);
-        let keys = inner.keys.clone();
-        let network = inner.network;
-        let gap = inner.config.gap_limit;
-        let mut tx = proposal.tx.clone();
-        let change_index = proposal.change_index;
-        let (raw, txid, fresh) = inner
-            .db(move |store| {
-                let txid = tx.txid().0;
-                if let Some(existing) = store.transaction(&txid)? {
-                    return Ok::<_, SendError>((existing.raw.unwrap_or_default(), txid, false));
-                }
-                // Sign with the key of each coin's address.
-                let mut signers = Vec::with_capacity(tx.inputs.len());
-                let mut spent = Vec::new();
-                let mut resolved = HashMap::new();
-                for input in &tx.inputs {
-                    let op = OutPoint {
-                        txid: input.txid.0,
-                        vout: input.index,
-                    };
-                    let coin = store.output(&op)?.ok_or_else(|| {
-                        SendError::StaleProposal("a coin it spends is gone".into())
-                    })?;
-                    if !coin.spendable() {
-                        return Err(SendError::StaleProposal(
-                            "a coin it spends was spent meanwhile".into(),
-                        ));
-                    }
-                    let address = store.find_address(&coin.address)?.ok_or_else(|| {
-                        SendError::StaleProposal("a coin's address is unknown".into())
-                    })?;
-                    signers.push(keys.token_key(address.chain, address.index)?);
-                    resolved.insert(
-                        *input,
-                        Output {
-                            asset: AssetId(coin.asset),
-                            amount: coin.amount,
-                            owner: PublicKey(address.public_key),
-                        },
-                    );
-                    spent.push(op);
-                }
-                let refs: Vec<&ed25519_dalek::SigningKey> =
-                    signers.iter().map(|k| k.signing_key()).collect();
-                tx.sign(&refs)
-                    .map_err(|e| SendError::Invalid(e.to_string()))?;
-                tx.validate(&params, |op| resolved.get(op).copied())
-                    .map_err(|e| SendError::Invalid(e.to_string()))?;
-                let raw = tx.encode();
-                let change_outputs: Vec<(u32, &Output)> = tx
-                    .outputs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| {
-                        change_index.is_some_and(|i| {
-                            derive_address(&keys, network, AddressChain::Change, i)
-                                .is_ok_and(|a| a.public_key == o.owner.0)
-                        })
-                    })
-                    .map(|(i, o)| (i as u32, o))
-                    .collect();
-                store
-                    .write(|w| {
-                        if let Some(index) = change_index {
-                            let record = w.hand_out_address(AddressChain::Change, |i| {
-                                derive_address(&keys, network, AddressChain::Change, i)
-                            })?;
-                            if record.index != index {
-                                return Err(StoreError::Conflict(
-                                    "its change address was given to another payment".into(),
-                                ));
-                            }
-                        }
-                        w.insert_transaction(&NewTransaction {
-                            txid,
-                            state: TxState::Queued,
-                            own: true,
-                            raw: Some(raw.clone()),
-                            block: None,
-                        })?;
-                        w.lock_outputs(&txid, &spent)?;
-                        for (vout, o) in &change_outputs {
-                            let address = Address::new(network, o.owner).encode();
-                            w.insert_output(&NewOutput {
-                                outpoint: OutPoint { txid, vout: *vout },
-                                asset: o.asset.0,
-                                amount: o.amount,
-                                address: address.clone(),
-                                height: None,
-                            })?;
-                            w.mark_address_used(&address)?;
-                        }
-                        ensure_lookahead(w, &keys, network, gap)?;
-                        Ok(())
-                    })
-                    .map_err(|e| match e {
-                        StoreError::Conflict(what) => SendError::StaleProposal(what),
-                        other => SendError::Store(other),
-                    })?;
-                Ok((raw, txid, true))
-            })
-            .await?;
-        let txid_hex = hex::encode(txid);
-        if fresh {
-            inner.events.emit(WalletEvent::state_changed(
-                &txid,
-                None,
-                TxState::Queued,
-                None,
-            ));
-        }
-        // Earlier sends still queued (e.g. an interrupted run) go first: this
-        // one may spend their change.
-        let earlier = inner
-            .db(move |store| {
-                Ok::<_, SendError>(
-                    store
-                        .transactions_in(&[TxState::Queued])?
-                        .into_iter()
-                        .filter(|t| t.own && t.txid != txid)
-                        .collect::<Vec<_>>(),
+        .await?;
+    let params = chain_params(&ledger, network);
+    let selection = select_coins(&params, ledger.native.0, &payments, outputs.len(), &coins)
+        .map_err(|s| {
+            let (symbol, decimals) = ledger.symbol(&s.asset);
+            let need = u64::try_from(s.need).unwrap_or(u64::MAX);
+            let need_text = if s.fee > 0 {
+                format!(
+                    "{} ({} plus a fee of {})",
+                    format_amount(need, decimals),
+                    format_amount(need.saturating_sub(s.fee), decimals),
+                    format_amount(s.fee, decimals)
                 )
-            })
-            .await?;
-        for queued in earlier {
-            let Some(raw) = queued.raw else { continue };
-            match inner.gateway.submit(&raw).await {
-                Ok(response) => {
-                    crate::sync::apply_status(inner, &ledger, queued.txid, response.status)
-                        .await
-                        .map_err(|e| SendError::Invalid(e.to_string()))?;
-                }
-                Err(GatewayError::Refused(e)) => {
-                    let status = TxStatus::Rejected {
-                        code: e.code,
-                        message: e.message,
-                    };
-                    crate::sync::apply_status(inner, &ledger, queued.txid, status)
-                        .await
-                        .map_err(|e| SendError::Invalid(e.to_string()))?;
-                }
-                Err(e) if e.is_transient() => {
-                    tracing::info!("the payment stays queued behind an earlier one: {e}");
-                    return Ok(txid_hex);
-                }
-                Err(e) => return Err(e.into()),
+            } else {
+                format_amount(need, decimals)
+            };
+            SendError::InsufficientFunds {
+                symbol,
+                have: format_amount(s.have, decimals),
+                need: need_text,
             }
+        })?;
+    let (change_index, change_address) = change_address;
+    let mut tx = Transaction::new(network);
+    for (_, coins) in &selection.inputs {
+        for c in coins {
+            tx.inputs.push(ProtoOutPoint {
+                txid: TxId(c.outpoint.txid),
+                index: c.outpoint.vout,
+            });
         }
-        // Submit (again, if it was confirmed before: idempotent by txid).
+    }
+    if tx.inputs.len() > notch_protocol::tx::MAX_TX_INPUTS {
+        return Err(SendError::TooLarge {
+            inputs: tx.inputs.len(),
+        });
+    }
+    tx.outputs = outputs;
+    let mut change_shown = Vec::new();
+    for (asset, amount) in &selection.change {
+        tx.outputs.push(Output {
+            asset: AssetId(*asset),
+            amount: *amount,
+            owner: PublicKey(change_address.public_key),
+        });
+        let (symbol, decimals) = ledger.symbol(asset);
+        change_shown.push(ProposalOutput {
+            address: change_address.address.clone(),
+            asset: hex::encode(asset),
+            symbol,
+            decimals,
+            amount: *amount,
+        });
+    }
+    tx.fee = selection.fee;
+    tx.nonce = random_nonce()?;
+    let size = tx.encoded_len();
+    if size > MAX_TX_BYTES {
+        return Err(SendError::TooLarge {
+            inputs: tx.inputs.len(),
+        });
+    }
+    let mut totals: Vec<AssetTotal> = Vec::new();
+    let mut assets: Vec<Hash32> = payments.iter().map(|p| p.0).collect();
+    if !assets.contains(&ledger.native.0) {
+        assets.push(ledger.native.0);
+    }
+    for asset in assets {
+        let (symbol, decimals) = ledger.symbol(&asset);
+        let amount = payments.iter().filter(|p| p.0 == asset).map(|p| p.1).sum();
+        let inputs = selection
+            .inputs
+            .iter()
+            .filter(|(a, _)| *a == asset)
+            .flat_map(|(_, c)| c.iter().map(|c| c.amount))
+            .sum();
+        let change = selection
+            .change
+            .iter()
+            .filter(|(a, _)| *a == asset)
+            .map(|(_, v)| *v)
+            .sum();
+        totals.push(AssetTotal {
+            asset: hex::encode(asset),
+            symbol,
+            decimals,
+            amount,
+            fee: if asset == ledger.native.0 {
+                selection.fee
+            } else {
+                0
+            },
+            inputs,
+            change,
+        });
+    }
+    let (fee_symbol, fee_decimals) = ledger.symbol(&ledger.native.0);
+    Ok(SendProposal {
+        txid: tx.txid().to_hex(),
+        recipients: shown,
+        change_index: (!selection.change.is_empty()).then_some(change_index),
+        change: change_shown,
+        fee: selection.fee,
+        fee_symbol,
+        fee_decimals,
+        totals,
+        size,
+        tx,
+    })
+}
+
+/// Signs and submits a reviewed payment; returns its txid. The coins it
+/// spends are locked until it resolves. If the gateway cannot be
+/// reached, the payment stays queued and the next sync submits it
+/// (submission is idempotent). Confirming the same proposal twice
+/// submits one transaction.
+pub(crate) async fn confirm_send(
+    inner: &Inner,
+    proposal: &SendProposal,
+) -> Result<String, SendError> {
+    let _one = inner.send_lock.lock().await;
+    let ledger = inner.ledger().ok_or(SendError::NotSynced)?;
+    let params = chain_params(&ledger, inner.network);
+    let keys = inner.keys.clone();
+    let network = inner.network;
+    let gap = inner.config.gap_limit;
+    let mut tx = proposal.tx.clone();
+    let change_index = proposal.change_index;
+    let (raw, txid, fresh) = inner
+        .db(move |store| {
+            let txid = tx.txid().0;
+            if let Some(existing) = store.transaction(&txid)? {
+                return Ok::<_, SendError>((existing.raw.unwrap_or_default(), txid, false));
+            }
+            // Sign with the key of each coin's address.
+            let mut signers = Vec::with_capacity(tx.inputs.len());
+            let mut spent = Vec::new();
+            let mut resolved = HashMap::new();
+            for input in &tx.inputs {
+                let op = OutPoint {
+                    txid: input.txid.0,
+                    vout: input.index,
+                };
+                let coin = store
+                    .output(&op)?
+                    .ok_or_else(|| SendError::StaleProposal("a coin it spends is gone".into()))?;
+                if !coin.spendable() {
+                    return Err(SendError::StaleProposal(
+                        "a coin it spends was spent meanwhile".into(),
+                    ));
+                }
+                let address = store.find_address(&coin.address)?.ok_or_else(|| {
+                    SendError::StaleProposal("a coin's address is unknown".into())
+                })?;
+                signers.push(keys.token_key(address.chain, address.index)?);
+                resolved.insert(
+                    *input,
+                    Output {
+                        asset: AssetId(coin.asset),
+                        amount: coin.amount,
+                        owner: PublicKey(address.public_key),
+                    },
+                );
+                spent.push(op);
+            }
+            let refs: Vec<&ed25519_dalek::SigningKey> =
+                signers.iter().map(|k| k.signing_key()).collect();
+            tx.sign(&refs)
+                .map_err(|e| SendError::Invalid(e.to_string()))?;
+            tx.validate(&params, |op| resolved.get(op).copied())
+                .map_err(|e| SendError::Invalid(e.to_string()))?;
+            let raw = tx.encode();
+            let change_outputs: Vec<(u32, &Output)> = tx
+                .outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| {
+                    change_index.is_some_and(|i| {
+                        derive_address(&keys, network, AddressChain::Change, i)
+                            .is_ok_and(|a| a.public_key == o.owner.0)
+                    })
+                })
+                .map(|(i, o)| (i as u32, o))
+                .collect();
+            store
+                .write(|w| {
+                    if let Some(index) = change_index {
+                        let record = w.hand_out_address(AddressChain::Change, |i| {
+                            derive_address(&keys, network, AddressChain::Change, i)
+                        })?;
+                        if record.index != index {
+                            return Err(StoreError::Conflict(
+                                "its change address was given to another payment".into(),
+                            ));
+                        }
+                    }
+                    w.insert_transaction(&NewTransaction {
+                        txid,
+                        state: TxState::Queued,
+                        own: true,
+                        raw: Some(raw.clone()),
+                        block: None,
+                    })?;
+                    w.lock_outputs(&txid, &spent)?;
+                    for (vout, o) in &change_outputs {
+                        let address = Address::new(network, o.owner).encode();
+                        w.insert_output(&NewOutput {
+                            outpoint: OutPoint { txid, vout: *vout },
+                            asset: o.asset.0,
+                            amount: o.amount,
+                            address: address.clone(),
+                            height: None,
+                        })?;
+                        w.mark_address_used(&address)?;
+                    }
+                    ensure_lookahead(w, &keys, network, gap)?;
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    StoreError::Conflict(what) => SendError::StaleProposal(what),
+                    other => SendError::Store(other),
+                })?;
+            Ok((raw, txid, true))
+        })
+        .await?;
+    let txid_hex = hex::encode(txid);
+    if fresh {
+        inner.events.emit(WalletEvent::state_changed(
+            &txid,
+            None,
+            TxState::Queued,
+            None,
+        ));
+    }
+    // Earlier sends still queued (e.g. an interrupted run) go first: this
+    // one may spend their change.
+    let earlier = inner
+        .db(move |store| {
+            Ok::<_, SendError>(
+                store
+                    .transactions_in(&[TxState::Queued])?
+                    .into_iter()
+                    .filter(|t| t.own && t.txid != txid)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    for queued in earlier {
+        let Some(raw) = queued.raw else { continue };
         match inner.gateway.submit(&raw).await {
             Ok(response) => {
-                crate::sync::apply_status(inner, &ledger, txid, response.status.clone())
+                crate::sync::apply_status(inner, &ledger, queued.txid, response.status)
                     .await
-                    .map_err(|e| match e {
-                        crate::sync::SyncError::Store(s) => SendError::Store(s),
-                        other => SendError::Invalid(other.to_string()),
-                    })?;
-                if let TxStatus::Rejected { code, message } = response.status {
-                    return Err(SendError::Rejected { code, message });
-                }
-                Ok(txid_hex)
+                    .map_err(|e| SendError::Invalid(e.to_string()))?;
             }
             Err(GatewayError::Refused(e)) => {
                 let status = TxStatus::Rejected {
-                    code: e.code.clone(),
-                    message: e.message.clone(),
-                };
-                crate::sync::apply_status(inner, &ledger, txid, status)
-                    .await
-                    .map_err(|e| SendError::Invalid(e.to_string()))?;
-                Err(SendError::Rejected {
                     code: e.code,
                     message: e.message,
-                })
+                };
+                crate::sync::apply_status(inner, &ledger, queued.txid, status)
+                    .await
+                    .map_err(|e| SendError::Invalid(e.to_string()))?;
             }
             Err(e) if e.is_transient() => {
-                tracing::info!("the payment stays queued: {e}");
-                Ok(txid_hex)
+                tracing::info!("the payment stays queued behind an earlier one: {e}");
+                return Ok(txid_hex);
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+    }
+    // Submit (again, if it was confirmed before: idempotent by txid).
+    match inner.gateway.submit(&raw).await {
+        Ok(response) => {
+            crate::sync::apply_status(inner, &ledger, txid, response.status.clone())
+                .await
+                .map_err(|e| match e {
+                    crate::sync::SyncError::Store(s) => SendError::Store(s),
+                    other => SendError::Invalid(other.to_string()),
+                })?;
+            if let TxStatus::Rejected { code, message } = response.status {
+                return Err(SendError::Rejected { code, message });
+            }
+            Ok(txid_hex)
+        }
+        Err(GatewayError::Refused(e)) => {
+            let status = TxStatus::Rejected {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            };
+            crate::sync::apply_status(inner, &ledger, txid, status)
+                .await
+                .map_err(|e| SendError::Invalid(e.to_string()))?;
+            Err(SendError::Rejected {
+                code: e.code,
+                message: e.message,
+            })
+        }
+        Err(e) if e.is_transient() => {
+            tracing::info!("the payment stays queued: {e}");
+            Ok(txid_hex)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

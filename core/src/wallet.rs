@@ -13,16 +13,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notch_protocol::api::LedgerInfo;
-use notch_protocol::{Address, AssetId, Network, PublicKey, Transaction};
+use notch_protocol::{Address, AssetId, Network, Transaction};
 use serde::Serialize;
 
+use crate::context::{
+    Inner, LEDGER_INFO_SETTING, Ledger, RESTORING_SETTING, authority_setting, blocking,
+    derive_address, ensure_lookahead,
+};
 use crate::events::{EventBus, WalletEvent};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::keys::{AddressChain, KeyError, RecoveryPhrase, WalletKeys, WalletSecret, WordCount};
 use crate::secrets::{SecretStore, SecretStoreError};
-use crate::store::{
-    Hash32, NewAddress, NewWallet, Notification, Store, StoreError, StoreTx, TxRecord, TxState,
-};
+use crate::store::{Hash32, NewWallet, Notification, Store, StoreError, TxRecord, TxState};
 
 /// How many unused addresses past the last used one the wallet watches on
 /// each chain (and scans on restore).
@@ -237,64 +239,6 @@ pub struct SyncStatus {
     pub unreachable_since: Option<u64>,
 }
 
-/// The ledger facts the wallet keeps from the gateway's `/v1/info`.
-#[derive(Debug, Clone)]
-pub(crate) struct Ledger {
-    pub info: LedgerInfo,
-    pub authority: PublicKey,
-    pub native: AssetId,
-}
-
-impl Ledger {
-    pub(crate) fn from_info(info: LedgerInfo) -> Option<Self> {
-        let authority = PublicKey::from_hex(&info.authority_key).ok()?;
-        let native = info
-            .assets
-            .iter()
-            .find(|a| a.native)
-            .and_then(|a| AssetId::from_hex(&a.id).ok())?;
-        Some(Self {
-            info,
-            authority,
-            native,
-        })
-    }
-
-    pub(crate) fn asset(&self, id: &[u8; 32]) -> Option<&notch_protocol::api::AssetInfo> {
-        let hex = hex::encode(id);
-        self.info.assets.iter().find(|a| a.id == hex)
-    }
-
-    /// An asset by symbol (any case) or id hex.
-    pub(crate) fn find_asset(&self, name: &str) -> Option<&notch_protocol::api::AssetInfo> {
-        let lower = name.trim().to_ascii_lowercase();
-        self.info
-            .assets
-            .iter()
-            .find(|a| a.symbol.eq_ignore_ascii_case(name.trim()) || a.id == lower)
-    }
-
-    pub(crate) fn symbol(&self, id: &[u8; 32]) -> (String, u8) {
-        match self.asset(id) {
-            Some(a) => (a.symbol.clone(), a.decimals),
-            None => (hex::encode(&id[..4]), 0),
-        }
-    }
-}
-
-/// The settings key of the pinned authority key of `network`.
-pub(crate) fn authority_setting(network: Network) -> String {
-    format!("authority_key:{}", network.name())
-}
-
-/// The pinned ledger metadata ([`crate::trust::Pinned`], JSON).
-pub(crate) const PINNED_SETTING: &str = "pinned_ledger";
-/// Set by a restore until a sync pass has scanned to the tip with every
-/// address found.
-pub(crate) const RESTORING_SETTING: &str = "restoring";
-pub(crate) const LEDGER_INFO_SETTING: &str = "ledger_info";
-pub(crate) const MEMPOOL_SEQ_SETTING: &str = "mempool_seq";
-
 /// A wallet. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Wallet {
@@ -308,125 +252,6 @@ impl std::fmt::Debug for Wallet {
             .field("network", &self.inner.network)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) struct Inner {
-    pub wallet_id: String,
-    pub config: WalletConfig,
-    pub network: Network,
-    pub store: Arc<Mutex<Store>>,
-    pub keys: WalletKeys,
-    pub gateway: GatewayClient,
-    /// Kept to read the recovery phrase again (after re-authentication).
-    pub secret_store: Arc<dyn SecretStore>,
-    /// Recent wrong lock passphrases, to slow down guessing.
-    pub lock_failures: Mutex<crate::lock::Failures>,
-    pub events: EventBus,
-    pub ledger: Mutex<Option<Ledger>>,
-    /// One sync pass at a time.
-    pub sync_lock: tokio::sync::Mutex<()>,
-    /// One send confirmation at a time.
-    pub send_lock: tokio::sync::Mutex<()>,
-    pub unreachable_since: Mutex<Option<u64>>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic inside a store write rolls its transaction back, so the data
-    // behind a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Inner {
-    /// Runs `f` on the store in a blocking task.
-    pub(crate) async fn db<T, E>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(&mut lock(&store))).await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::Corrupt(format!("a database task failed: {e}")).into()),
-        }
-    }
-
-    pub(crate) fn ledger(&self) -> Option<Ledger> {
-        lock(&self.ledger).clone()
-    }
-
-    pub(crate) fn set_ledger(&self, ledger: Ledger) {
-        *lock(&self.ledger) = Some(ledger);
-    }
-
-    pub(crate) fn unreachable_since(&self) -> Option<u64> {
-        *lock(&self.unreachable_since)
-    }
-
-    pub(crate) fn set_unreachable_since(&self, since: Option<u64>) -> Option<u64> {
-        std::mem::replace(&mut *lock(&self.unreachable_since), since)
-    }
-}
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Derives the address of `chain`/`index`.
-pub(crate) fn derive_address(
-    keys: &WalletKeys,
-    network: Network,
-    chain: AddressChain,
-    index: u32,
-) -> Result<NewAddress, KeyError> {
-    let key = keys.token_key(chain, index)?;
-    let public_key = key.public_key().to_bytes();
-    Ok(NewAddress {
-        chain,
-        index,
-        address: Address::new(network, PublicKey(public_key)).encode(),
-        public_key,
-    })
-}
-
-/// Makes sure `gap` unused addresses past the highest used (or handed out)
-/// one are derived and recorded on both chains; returns the new ones.
-pub(crate) fn ensure_lookahead(
-    tx: &StoreTx<'_>,
-    keys: &WalletKeys,
-    network: Network,
-    gap: u32,
-) -> Result<Vec<NewAddress>, StoreError> {
-    let meta = tx.wallet()?.ok_or(StoreError::NoWallet)?;
-    let mut added = Vec::new();
-    for chain in [AddressChain::Receive, AddressChain::Change] {
-        let existing = tx.addresses(chain)?;
-        let used_end = existing
-            .iter()
-            .filter(|a| a.used)
-            .map(|a| a.index + 1)
-            .max()
-            .unwrap_or(0);
-        let target = used_end
-            .max(meta.next_index(chain))
-            .saturating_add(gap)
-            .min(crate::keys::HARDENED);
-        let have = existing.len() as u32;
-        if have >= target {
-            continue;
-        }
-        let new: Vec<NewAddress> = (have..target)
-            .map(|i| derive_address(keys, network, chain, i))
-            .collect::<Result<_, _>>()?;
-        tx.insert_addresses(&new)?;
-        added.extend(new);
-    }
-    Ok(added)
 }
 
 fn random_hex(bytes: usize) -> Result<String, KeyError> {
@@ -917,6 +742,86 @@ impl Wallet {
             .await
     }
 
+    /// One sync pass; see [`crate::sync`].
+    pub async fn sync(&self) -> Result<crate::sync::SyncReport, crate::sync::SyncError> {
+        crate::sync::sync(&self.inner).await
+    }
+
+    /// Builds a payment to `recipients` (all in one transaction) for review:
+    /// fee, totals per asset, change. Refuses bad addresses, amounts, assets
+    /// and insufficient funds here, before anything is signed.
+    pub async fn prepare_send(
+        &self,
+        recipients: &[crate::tx::Recipient],
+    ) -> Result<crate::tx::SendProposal, crate::tx::SendError> {
+        crate::tx::prepare_send(&self.inner, recipients).await
+    }
+
+    /// Signs and submits a reviewed payment; returns its txid. The coins it
+    /// spends are locked until it confirms, is proven unable to confirm, or
+    /// is abandoned ([`abandon_send`](Self::abandon_send)). If the gateway
+    /// cannot be reached, the payment stays queued and the next sync submits
+    /// it (submission is idempotent). Confirming the same proposal twice
+    /// submits one transaction.
+    pub async fn confirm_send(
+        &self,
+        proposal: &crate::tx::SendProposal,
+    ) -> Result<String, crate::tx::SendError> {
+        crate::tx::confirm_send(&self.inner, proposal).await
+    }
+
+    /// Whether a lock passphrase is set, and the idle time
+    /// ([ADR 4](../../docs/adr/0004-the-lock-passphrase-guards-the-screen.md)).
+    pub async fn lock_settings(&self) -> Result<crate::lock::LockSettings, crate::lock::LockError> {
+        crate::lock::lock_settings(&self.inner).await
+    }
+
+    /// Sets or changes the lock passphrase. Changing needs the current one.
+    pub async fn set_lock_passphrase(
+        &self,
+        current: Option<&str>,
+        new: &str,
+    ) -> Result<(), crate::lock::LockError> {
+        crate::lock::set_lock_passphrase(&self.inner, current, new).await
+    }
+
+    /// Removes the lock passphrase (the shell then never locks).
+    pub async fn remove_lock_passphrase(
+        &self,
+        current: &str,
+    ) -> Result<(), crate::lock::LockError> {
+        crate::lock::remove_lock_passphrase(&self.inner, current).await
+    }
+
+    /// Sets the idle time after which a shell locks (0: never).
+    pub async fn set_idle_lock_minutes(&self, minutes: u32) -> Result<(), crate::lock::LockError> {
+        crate::lock::set_idle_lock_minutes(&self.inner, minutes).await
+    }
+
+    /// Checks the lock passphrase. After a few misses each further try has
+    /// to wait, longer each time, until one succeeds.
+    pub async fn check_lock_passphrase(
+        &self,
+        passphrase: &str,
+    ) -> Result<(), crate::lock::LockError> {
+        crate::lock::check_lock_passphrase(&self.inner, passphrase).await
+    }
+
+    /// The recovery phrase, read again from the secret store, after the
+    /// lock passphrase proves it is the owner asking.
+    pub async fn recovery_phrase(
+        &self,
+        passphrase: &str,
+    ) -> Result<RecoveryPhrase, crate::lock::LockError> {
+        crate::lock::recovery_phrase(&self.inner, passphrase).await
+    }
+
+    /// Asks the wallet's gateway for `/v1/info` now; see
+    /// [`crate::reach`]. Changes nothing in the wallet.
+    pub async fn check_gateway(&self) -> crate::reach::GatewayReachability {
+        crate::reach::check_gateway(&self.inner).await
+    }
+
     /// Gives up one of the wallet's sends that did not go through (the
     /// gateway called it rejected or dropped, or it is still queued): its
     /// coins become spendable again. **The signed transaction may still
@@ -1000,7 +905,7 @@ impl Wallet {
     /// with events and the inbox). It never returns: shells need no
     /// restart loop of their own.
     pub async fn watch(&self, poll: Duration) {
-        crate::sync::watch(self, poll).await
+        crate::sync::watch(&self.inner, poll).await
     }
 }
 
@@ -1135,16 +1040,6 @@ fn history_entries(
         });
     }
     Ok(out)
-}
-
-/// Runs blocking work (secret store, database) off the async threads.
-pub(crate) async fn blocking<T: Send + 'static, E: Send + 'static + From<StoreError>>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) => Err(StoreError::Corrupt(format!("a worker task failed: {e}")).into()),
-    }
 }
 
 #[cfg(test)]
