@@ -102,6 +102,17 @@ pub async fn sync_now(state: State<'_, AppState>) -> Res<SyncView> {
 pub async fn receive_address(state: State<'_, AppState>) -> Res<ReceiveView> {
     let wallet = state.wallet()?;
     let address = wallet.receive_address().await.map_err(errors::wallet)?;
+    receive_view(address)
+}
+
+#[tauri::command]
+pub async fn unused_address(state: State<'_, AppState>) -> Res<ReceiveView> {
+    let wallet = state.wallet()?;
+    let address = wallet.unused_address().await.map_err(errors::wallet)?;
+    receive_view(address)
+}
+
+fn receive_view(address: String) -> Res<ReceiveView> {
     let qr_svg = qr_svg(&address)?;
     Ok(ReceiveView { address, qr_svg })
 }

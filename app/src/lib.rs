@@ -49,6 +49,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::sync_state,
         commands::sync_now,
         commands::receive_address,
+        commands::unused_address,
         commands::assets,
         commands::validate_address,
         commands::validate_amount,

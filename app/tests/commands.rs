@@ -154,6 +154,7 @@ fn commands_need_a_wallet_and_say_so() {
     for cmd in [
         command::BALANCES,
         command::RECEIVE_ADDRESS,
+        command::UNUSED_ADDRESS,
         command::NOTIFICATIONS,
     ] {
         assert_eq!(
@@ -214,6 +215,22 @@ fn a_created_wallet_validates_addresses_and_amounts() {
     )
     .unwrap();
     assert!(receive.qr_svg.contains("<svg"), "an SVG QR code");
+    // Opening Receive again shows the same unpaid address; only "New
+    // address" makes another.
+    let shown = |cmd: &str| -> String {
+        serde_json::from_value::<ReceiveView>(h.call(cmd, serde_json::json!({})).unwrap())
+            .unwrap()
+            .address
+    };
+    let first = shown(command::UNUSED_ADDRESS);
+    assert_eq!(first, shown(command::UNUSED_ADDRESS));
+    let fresh = shown(command::RECEIVE_ADDRESS);
+    assert_ne!(fresh, first);
+    assert_eq!(
+        shown(command::UNUSED_ADDRESS),
+        first,
+        "the oldest unpaid one"
+    );
     h.call(
         command::VALIDATE_ADDRESS,
         serde_json::json!({ "args": { "address": receive.address } }),

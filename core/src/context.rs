@@ -159,6 +159,16 @@ pub(crate) fn derive_address(
     })
 }
 
+/// One past the highest used address of a chain (0 if none is used).
+pub(crate) fn used_end(addresses: &[crate::store::AddressRecord]) -> u32 {
+    addresses
+        .iter()
+        .filter(|a| a.used)
+        .map(|a| a.index + 1)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Makes sure `gap` unused addresses past the highest used (or handed out)
 /// one are derived and recorded on both chains; returns the new ones.
 pub(crate) fn ensure_lookahead(
@@ -171,13 +181,7 @@ pub(crate) fn ensure_lookahead(
     let mut added = Vec::new();
     for chain in [AddressChain::Receive, AddressChain::Change] {
         let existing = tx.addresses(chain)?;
-        let used_end = existing
-            .iter()
-            .filter(|a| a.used)
-            .map(|a| a.index + 1)
-            .max()
-            .unwrap_or(0);
-        let target = used_end
+        let target = used_end(&existing)
             .max(meta.next_index(chain))
             .saturating_add(gap)
             .min(crate::keys::HARDENED);

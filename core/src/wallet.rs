@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::context::{
     Inner, LEDGER_INFO_SETTING, Ledger, RESTORING_SETTING, authority_setting, blocking,
-    derive_address, ensure_lookahead,
+    derive_address, ensure_lookahead, used_end,
 };
 use crate::events::{EventBus, WalletEvent};
 use crate::gateway::{GatewayClient, GatewayError};
@@ -252,6 +252,15 @@ impl std::fmt::Debug for Wallet {
             .field("network", &self.inner.network)
             .finish_non_exhaustive()
     }
+}
+
+/// Which receive address [`Wallet::address_for`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reveal {
+    /// A fresh one, unless the gap limit of unused ones is out already.
+    Next,
+    /// The oldest unused one, or a fresh one if there is none.
+    Unused,
 }
 
 fn random_hex(bytes: usize) -> Result<String, KeyError> {
@@ -489,6 +498,18 @@ impl Wallet {
     /// `next_unused_address` and Electrum do), so a restore, which watches
     /// `gap_limit` addresses past the last used one, finds every payment.
     pub async fn receive_address(&self) -> Result<String, WalletError> {
+        self.address_for(Reveal::Next).await
+    }
+
+    /// The address a Receive screen shows when it opens: the oldest handed
+    /// out receive address nobody has paid yet, or a fresh one if all of
+    /// them were paid (BDK's `next_unused_address`). Opening the screen
+    /// again shows the same address until it is paid.
+    pub async fn unused_address(&self) -> Result<String, WalletError> {
+        self.address_for(Reveal::Unused).await
+    }
+
+    async fn address_for(&self, reveal: Reveal) -> Result<String, WalletError> {
         let keys = self.inner.keys.clone();
         let network = self.inner.network;
         let gap = self.inner.config.gap_limit;
@@ -499,15 +520,10 @@ impl Wallet {
                         let meta = tx.wallet()?.ok_or(StoreError::NoWallet)?;
                         let handed = meta.next_index(AddressChain::Receive);
                         let existing = tx.addresses(AddressChain::Receive)?;
-                        let used_end = existing
-                            .iter()
-                            .filter(|a| a.used)
-                            .map(|a| a.index + 1)
-                            .max()
-                            .unwrap_or(0);
-                        if handed >= used_end.saturating_add(gap.max(1))
-                            && let Some(oldest) =
-                                existing.iter().find(|a| !a.used && a.index < handed)
+                        let oldest_unused = existing.iter().find(|a| !a.used && a.index < handed);
+                        let at_gap = handed >= used_end(&existing).saturating_add(gap.max(1));
+                        if let Some(oldest) = oldest_unused
+                            && (reveal == Reveal::Unused || at_gap)
                         {
                             return Ok(oldest.address.clone());
                         }

@@ -25,8 +25,11 @@ pub mod command {
     pub const SYNC_STATE: &str = "sync_state";
     /// () -> [`crate::SyncView`]: one sync pass now (the retry button).
     pub const SYNC_NOW: &str = "sync_now";
-    /// () -> [`crate::ReceiveView`]
+    /// () -> [`crate::ReceiveView`]: a fresh address (the "New address" button).
     pub const RECEIVE_ADDRESS: &str = "receive_address";
+    /// () -> [`crate::ReceiveView`]: the oldest unpaid address (what Receive
+    /// shows when it opens, so opening it does not use up addresses).
+    pub const UNUSED_ADDRESS: &str = "unused_address";
     /// () -> `Vec<`[`crate::AssetView`]`>`
     pub const ASSETS: &str = "assets";
     /// [`crate::AddressArgs`] -> `()`

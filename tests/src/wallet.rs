@@ -65,6 +65,20 @@ impl Gw {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The id (hex) of the asset with this symbol.
+    pub async fn asset_id(&self, symbol: &str) -> String {
+        let info = self.get("/v1/info").await;
+        info["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["symbol"] == symbol)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Mints `amount` base units of `asset` (symbol) to `address`; returns the txid.
     pub async fn faucet(&self, address: &str, asset: &str, amount: u64) -> String {
         let v = self

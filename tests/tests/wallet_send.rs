@@ -15,26 +15,13 @@ fn sandbox(dir: &std::path::Path) -> Sandbox {
     tokio::task::block_in_place(|| Sandbox::start(dir.join("gw"), "127.0.0.1:0"))
 }
 
-async fn asset_id(gw: &Gw, symbol: &str) -> String {
-    let info = gw.get("/v1/info").await;
-    info["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["symbol"] == symbol)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faucet_sync_batched_send_confirm_and_restore() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = sandbox(dir.path());
     let gw = Gw::new(&sandbox.url);
-    let note = asset_id(&gw, "NOTE").await;
-    let eurt = asset_id(&gw, "EURT").await;
+    let note = gw.asset_id("NOTE").await;
+    let eurt = gw.asset_id("EURT").await;
 
     let (alice, alice_phrase) = new_wallet(&dir.path().join("alice"), &gw.url).await;
     let (bob, _) = new_wallet(&dir.path().join("bob"), &gw.url).await;

@@ -167,19 +167,6 @@ fn pay(address: &str, amount: &str, asset: &str) -> Vec<Recipient> {
     }]
 }
 
-async fn asset_id(gw: &Gw, symbol: &str) -> String {
-    let info = gw.get("/v1/info").await;
-    info["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["symbol"] == symbol)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn balance_of<'a>(balances: &'a [Balance], symbol: &str) -> &'a Balance {
     balances.iter().find(|b| b.symbol == symbol).unwrap()
 }
@@ -382,7 +369,7 @@ async fn ledger_change_refused(mode: Tamper) {
     assert_eq!((p.fee, p.size), (honest.fee, honest.size), "{mode:?}");
     let eurt = w.prepare_send(&pay(&to, "1", "EURT")).await.unwrap();
     assert_eq!(u128::from(eurt.recipients[0].amount), 100, "{mode:?}");
-    assert_eq!(eurt.recipients[0].asset, asset_id(&e.gw, "EURT").await);
+    assert_eq!(eurt.recipients[0].asset, e.gw.asset_id("EURT").await);
 
     // Refused as long as the lie lasts; the honest gateway is fine.
     assert!(
@@ -446,7 +433,7 @@ async fn asset_id_not_derived_from_issuer_is_refused_at_first_contact() {
     e.proxy.disarm();
     w.sync().await.unwrap();
     let eurt = w.assets().into_iter().find(|a| a.symbol == "EURT").unwrap();
-    assert_eq!(eurt.id, asset_id(&e.gw, "EURT").await);
+    assert_eq!(eurt.id, e.gw.asset_id("EURT").await);
     assert_eq!(confirmed(w).await, gateway_view(&e.gw, w).await);
 }
 
@@ -472,8 +459,8 @@ async fn huge_amount_syncs_exactly() {
             .await;
     e.gw.mine(1).await;
     w.sync().await.unwrap();
-    let eurt = asset_id(&e.gw, "EURT").await;
-    let note = asset_id(&e.gw, "NOTE").await;
+    let eurt = e.gw.asset_id("EURT").await;
+    let note = e.gw.asset_id("NOTE").await;
     let c = confirmed(w).await;
     assert_eq!(c.get(&eurt).copied(), Some(9_223_372_036_854_775_813));
     assert_eq!(c.get(&note).copied(), Some(u128::from(NOTE)));
@@ -530,7 +517,7 @@ async fn restore_finds_later_address_in_earlier_block() {
     gw.faucet(&addresses[10], "NOTE", 5_000).await;
     gw.mine(1).await;
     a.sync().await.unwrap();
-    let note = asset_id(&gw, "NOTE").await;
+    let note = gw.asset_id("NOTE").await;
     assert_eq!(confirmed(&a).await.get(&note).copied(), Some(12_000));
 
     let phrase = phrase.phrase().to_string();
@@ -644,7 +631,7 @@ async fn send_said_refused_keeps_coins(mode: Tamper) {
     e.gw.mine(1).await;
     w.sync().await.unwrap();
     assert_eq!(w.tx_status(&txid).await.unwrap().state, TxState::Confirmed);
-    let note_id = asset_id(&e.gw, "NOTE").await;
+    let note_id = e.gw.asset_id("NOTE").await;
     let paid = e.gw.balances_of(std::slice::from_ref(&bob)).await;
     assert_eq!(paid.get(&note_id).copied(), Some(u128::from(NOTE)));
     assert_eq!(paid.len(), 1);
@@ -712,7 +699,7 @@ async fn abandon_send_releases_the_coins_of_a_truly_rejected_send() {
     w.sync().await.unwrap();
     assert_eq!(w.tx_status(&txid2).await.unwrap().state, TxState::Confirmed);
     assert_eq!(w.tx_status(&txid).await.unwrap().state, ABANDONED);
-    let note_id = asset_id(&e.gw, "NOTE").await;
+    let note_id = e.gw.asset_id("NOTE").await;
     let paid = e.gw.balances_of(std::slice::from_ref(&bob)).await;
     assert_eq!(paid.get(&note_id).copied(), Some(u128::from(NOTE)));
     assert_eq!(confirmed(w).await, gateway_view(&e.gw, w).await);
@@ -897,7 +884,7 @@ async fn spend_of_our_coins_not_signed_by_us_is_ignored() {
     let before = snapshot(w).await;
 
     // The wallet's coin, "spent" to an attacker with a garbage signature.
-    let native = AssetId::from_hex(&asset_id(&e.gw, "NOTE").await).unwrap();
+    let native = AssetId::from_hex(&e.gw.asset_id("NOTE").await).unwrap();
     let mut forged = Transaction::new(Network::Sandbox);
     forged.inputs.push(OutPoint {
         txid: TxId::from_hex(&funding).unwrap(),

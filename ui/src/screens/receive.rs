@@ -1,4 +1,4 @@
-//! Receive: a fresh address, its QR code, a copy button.
+//! Receive: the oldest unpaid address (or a fresh one), its QR code, a copy button.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -10,20 +10,23 @@ use crate::ipc;
 pub fn Receive() -> impl IntoView {
     let address = RwSignal::new(None::<Result<ReceiveView, CommandError>>);
     let copied = RwSignal::new(None::<bool>);
-    let fresh = move || {
+    // Opening shows the oldest unpaid address (opening again does not use
+    // up addresses); "New address" asks for a fresh one.
+    let load = move |which: &'static str| {
         copied.set(None);
         address.set(None);
         spawn_local(async move {
-            address.set(Some(ipc::call0(command::RECEIVE_ADDRESS).await));
+            address.set(Some(ipc::call0(which).await));
         });
     };
-    fresh();
+    load(command::UNUSED_ADDRESS);
+    let fresh = move || load(command::RECEIVE_ADDRESS);
 
     view! {
         <h2>"Receive"</h2>
         <section class="card receive">
             {move || match address.get() {
-                None => view! { <p>"Making a fresh address…"</p> }.into_any(),
+                None => view! { <p>"Getting an address…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" data-testid="receive-error">{e.message}</p> }.into_any(),
                 Some(Ok(v)) => {
                     let text = v.address.clone();
