@@ -21,6 +21,7 @@
 //! - [`wallet`]: the [`Wallet`] object.
 
 pub mod amount;
+mod apply;
 pub mod backup;
 pub mod chain;
 mod context;

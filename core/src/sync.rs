@@ -37,19 +37,17 @@ use std::time::Duration;
 use notch_protocol::api::{BlocksRequest, HeadersRequest, LedgerInfo, StreamMessage, TxStatus};
 use notch_protocol::{Block, Network, Transaction, locator_heights, verify_block, verify_header};
 
+use crate::apply::{self, ApplyCtx, ChangeSet, Pin};
 use crate::chain::{Anchors, Link, bad, check_reorg, decode_headers, verify_headers, verify_next};
 use crate::context::{
     Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, PINNED_SETTING, RESTORING_SETTING,
-    authority_setting, ensure_lookahead, unix_now,
+    authority_setting, unix_now,
 };
-use crate::events::{AssetAmount, WalletEvent};
+use crate::events::WalletEvent;
 use crate::gateway::GatewayError;
-use crate::keys::{AddressChain, WalletKeys};
-use crate::lifecycle::{self, Changed, TxEvent};
-use crate::store::{
-    Hash32, Header, NewNotification, NewOutput, NewTransaction, NotificationKind, OutPoint, Store,
-    StoreError, StoreTx, TxState,
-};
+use crate::keys::AddressChain;
+use crate::lifecycle::TxEvent;
+use crate::store::{Hash32, Header, NewNotification, NotificationKind, Store, StoreError, TxState};
 use crate::trust::{self, Pinned};
 
 /// Why a sync pass failed.
@@ -222,13 +220,32 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
         Err(_) => None,
     };
     if let Some(new) = new {
-        let written = inner
-            .db(move |store| store.write(|tx| tx.add_notification(&new)))
-            .await;
-        if let Ok(n) = written {
-            inner.events.emit(notification_event(&n, false));
-        }
+        notify(inner, new).await;
     }
+}
+
+/// Adds a notification about the pass itself ([`ChangeSet::Notify`]) and
+/// sends its event; a failure to write it is only logged (the pass already
+/// failed, and says why).
+async fn notify(inner: &Inner, new: NewNotification) {
+    let mut ctx = ApplyCtx::bare(inner);
+    match inner
+        .db(move |store| apply::apply(store, &mut ctx, ChangeSet::Notify(new)))
+        .await
+    {
+        Ok(applied) => inner.events.emit_all(applied.events),
+        Err(e) => tracing::warn!("cannot add a notification: {e}"),
+    }
+}
+
+/// Writes a change set that needs no ledger context (pin, restore done).
+async fn apply_plain(inner: &Inner, change: ChangeSet) -> Result<(), SyncError> {
+    let mut ctx = ApplyCtx::bare(inner);
+    let applied = inner
+        .db(move |store| apply::apply(store, &mut ctx, change))
+        .await?;
+    inner.events.emit_all(applied.events);
+    Ok(())
 }
 
 pub(crate) fn notification_event(n: &crate::store::Notification, quiet: bool) -> WalletEvent {
@@ -256,6 +273,16 @@ struct PassState {
     payments_received: u64,
 }
 
+impl PassState {
+    /// Takes in what applying a change set learned about the pass.
+    fn absorb(&mut self, ctx: &mut ApplyCtx) {
+        self.owners = ctx.owners.take().unwrap_or_default();
+        self.grown.append(&mut ctx.grown);
+        self.quiet_notifications += ctx.quiet_count;
+        self.payments_received += ctx.payments;
+    }
+}
+
 async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
     let (ledger, pending_pin) = check_info(inner).await?;
     let mut pass = PassState::default();
@@ -271,10 +298,7 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
         }
     }
     if let Some(pin) = pending_pin {
-        let key = authority_setting(inner.network);
-        inner
-            .db(move |s| Ok::<_, SyncError>(s.write(|tx| write_pin(tx, &key, &pin))?))
-            .await?;
+        apply_plain(inner, ChangeSet::Pin(pin)).await?;
         inner.set_ledger(ledger.clone());
     }
     rescan(inner, &ledger, &mut pass).await?;
@@ -296,17 +320,11 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
     Ok(pass.report)
 }
 
-/// What first contact would pin, written only after the pass verified the
-/// chain (the genesis, and the network file's checkpoint): a gateway that
-/// fails those checks pins nothing.
-struct PendingPin {
-    authority_key: String,
-    pinned_json: String,
-    ledger_json: String,
-}
-
 /// `/v1/info`: network check, authority and metadata pinning.
-async fn check_info(inner: &Inner) -> Result<(Ledger, Option<PendingPin>), SyncError> {
+/// What first contact would pin is returned, to be written only after the
+/// pass verified the chain (the genesis, and the network file's
+/// checkpoint): a gateway that fails those checks pins nothing.
+async fn check_info(inner: &Inner) -> Result<(Ledger, Option<Pin>), SyncError> {
     let info = inner.gateway.info().await?;
     if info.network != inner.network.name() {
         return Err(SyncError::WrongNetwork {
@@ -349,17 +367,13 @@ async fn check_info(inner: &Inner) -> Result<(Ledger, Option<PendingPin>), SyncE
                 return Ok((new, None));
             }
             let json = |v: &dyn erased::Json| v.json();
-            let pending = PendingPin {
+            let pending = Pin {
+                key: key.clone(),
                 authority_key: served_key,
                 pinned_json: json(&new)?,
                 ledger_json: json(&new.as_info(&info_for_db))?,
             };
-            if stored.is_some() {
-                // A new asset joins an existing pin: nothing to wait for.
-                store.write(|tx| write_pin(tx, &key, &pending))?;
-                return Ok((new, None));
-            }
-            Ok((new, Some(pending)))
+            Ok((new, Some((pending, stored.is_some()))))
         })
         .await?;
     let ledger = Ledger::from_info(pinned.as_info(&info)).ok_or_else(|| {
@@ -367,16 +381,19 @@ async fn check_info(inner: &Inner) -> Result<(Ledger, Option<PendingPin>), SyncE
             "the ledger info has no valid authority key or native asset".into(),
         ))
     })?;
+    let pending = match pending {
+        // A new asset joins an existing pin: nothing to wait for.
+        Some((pin, true)) => {
+            apply_plain(inner, ChangeSet::Pin(pin)).await?;
+            None
+        }
+        Some((pin, false)) => Some(pin),
+        None => None,
+    };
     if pending.is_none() {
         inner.set_ledger(ledger.clone());
     }
     Ok((ledger, pending))
-}
-
-fn write_pin(tx: &StoreTx<'_>, key: &str, pin: &PendingPin) -> Result<(), StoreError> {
-    tx.set_setting(key, &pin.authority_key)?;
-    tx.set_setting(PINNED_SETTING, &pin.pinned_json)?;
-    tx.set_setting(LEDGER_INFO_SETTING, &pin.ledger_json)
 }
 
 /// Serializing what the wallet itself built cannot fail; if it did, it is
@@ -629,37 +646,15 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
             // A roll-back the headers did not prove: start over.
             return Err(SyncError::ChainUnstable);
         }
-        // Verify the whole batch before storing any of it.
-        let mut blocks = Vec::with_capacity(response.blocks.len());
-        let mut prev = anchor;
-        for entry in &response.blocks {
-            let bytes =
-                hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
-            let block =
-                Block::decode(&bytes).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
-            let id = block.id();
-            if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id) {
-                return Err(bad(format!(
-                    "block {} does not match its stated height or id",
-                    entry.height
-                )));
-            }
-            match plan.ids.get(&block.header.height) {
-                Some(expected) if *expected == id.0 => {}
-                Some(_) => {
-                    // Either the chain moved since the headers (restart) or
-                    // the block's header was altered: the signature decides.
-                    verify_header(&block.header, &authority).map_err(|e| bad(e.to_string()))?;
-                    return Err(SyncError::ChainUnstable);
-                }
-                // Past the plan (the chain grew): the next pass takes it.
-                None => break,
-            }
-            let link = verify_next(prev.as_ref(), &block.header, &authority, network, &anchors)?;
-            verify_block(&block).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
-            prev = Some(link);
-            blocks.push(block);
-        }
+        // Verify the whole batch before storing any of it (pure).
+        let mut blocks = verify_batch(
+            &response.blocks,
+            anchor,
+            &plan.ids,
+            &authority,
+            network,
+            &anchors,
+        )?;
         if blocks.is_empty() {
             if reorg_from.is_some() {
                 return Err(bad(
@@ -702,98 +697,54 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
     Ok(())
 }
 
-/// Everything applying blocks needs, owned (it runs in a blocking task).
-pub(crate) struct ApplyCtx {
-    pub keys: WalletKeys,
-    pub network: Network,
-    pub gap: u32,
-    pub ledger: Ledger,
-    /// Public key -> (address, chain).
-    pub addresses: HashMap<[u8; 32], (String, AddressChain)>,
-    pub events: Vec<WalletEvent>,
-    /// Notifications are quiet (a catch-up).
-    pub quiet: bool,
-    pub quiet_count: u64,
-    pub payments: u64,
-    /// Addresses derived while applying.
-    pub grown: Vec<[u8; 32]>,
-    /// First height per owner prefix (blocks only).
-    pub owners: Option<HashMap<[u8; 8], u64>>,
-}
-
-impl ApplyCtx {
-    pub(crate) fn new(inner: &Inner, ledger: &Ledger) -> Self {
-        Self {
-            keys: inner.keys.clone(),
-            network: inner.network,
-            gap: inner.config.gap_limit,
-            ledger: ledger.clone(),
-            addresses: HashMap::new(),
-            events: Vec::new(),
-            quiet: false,
-            quiet_count: 0,
-            payments: 0,
-            grown: Vec::new(),
-            owners: None,
+/// The pure step from what the gateway served to what the wallet may
+/// apply: decodes a `/v1/blocks` answer and checks each block against the
+/// verified header plan, its link to the one before (`anchor` first), the
+/// authority's signature, the network file's anchors and `verify_block`
+/// (merkle root, stateless rules). Stops at the first block past the plan
+/// (the chain grew; the next pass takes it). A block that differs from its
+/// planned header is either a chain that moved (restart) or a forgery (the
+/// signature decides).
+fn verify_batch(
+    entries: &[notch_protocol::api::BlockEntry],
+    anchor: Option<Link>,
+    plan: &BTreeMap<u64, Hash32>,
+    authority: &notch_protocol::PublicKey,
+    network: Network,
+    anchors: &Anchors,
+) -> Result<Vec<Block>, SyncError> {
+    let mut blocks = Vec::with_capacity(entries.len());
+    let mut prev = anchor;
+    for entry in entries {
+        let bytes = hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
+        let block =
+            Block::decode(&bytes).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
+        let id = block.id();
+        if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id) {
+            return Err(bad(format!(
+                "block {} does not match its stated height or id",
+                entry.height
+            )));
         }
-    }
-
-    pub(crate) fn load_addresses(&mut self, store: &Store) -> Result<(), StoreError> {
-        self.addresses.clear();
-        for chain in [AddressChain::Receive, AddressChain::Change] {
-            for a in store.addresses(chain)? {
-                self.addresses.insert(a.public_key, (a.address, chain));
+        match plan.get(&block.header.height) {
+            Some(expected) if *expected == id.0 => {}
+            Some(_) => {
+                verify_header(&block.header, authority).map_err(|e| bad(e.to_string()))?;
+                return Err(SyncError::ChainUnstable);
             }
+            None => break,
         }
-        Ok(())
+        let link = verify_next(prev.as_ref(), &block.header, authority, network, anchors)?;
+        verify_block(&block).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
+        prev = Some(link);
+        blocks.push(block);
     }
-
-    fn notify(&mut self, tx: &StoreTx<'_>, new: NewNotification) -> Result<(), StoreError> {
-        let n = tx.add_notification(&new)?;
-        if self.quiet {
-            self.quiet_count += 1;
-        }
-        self.events.push(notification_event(&n, self.quiet));
-        Ok(())
-    }
-
-    fn changed(&mut self, tx: &StoreTx<'_>, c: Changed, reason: &str) -> Result<(), StoreError> {
-        let confirmations = c.to.is_in_block().then_some(1);
-        self.events.push(WalletEvent::state_changed(
-            &c.txid,
-            Some(c.from),
-            c.to,
-            confirmations,
-        ));
-        if matches!(c.to, TxState::Dropped | TxState::Rejected) {
-            let own = tx.transaction(&c.txid)?.is_some_and(|r| r.own);
-            let title = match (own, c.to) {
-                (true, TxState::Rejected) => "The gateway says it refused a payment you sent",
-                (true, _) => "A payment you sent was dropped",
-                (false, _) => "An incoming payment vanished",
-            };
-            self.notify(
-                tx,
-                NewNotification {
-                    kind: if c.to == TxState::Rejected {
-                        NotificationKind::TxRejected
-                    } else {
-                        NotificationKind::TxDropped
-                    },
-                    title: title.into(),
-                    body: format!("Transaction {}: {reason}.", hex::encode(c.txid)),
-                    txid: Some(c.txid),
-                },
-            )?;
-        }
-        Ok(())
-    }
+    Ok(blocks)
 }
 
-/// Applies a batch of verified blocks in one store transaction (so a block
-/// is never half applied, and a crash leaves the wallet at the previous
-/// batch); the transaction first rolls back to `rollback` if set (proven by
-/// the caller). Events are sent after the commit.
+/// Applies a batch of verified blocks ([`ChangeSet::Blocks`]) in one store
+/// transaction (a block is never half applied; a crash leaves the wallet at
+/// the previous batch). Events are sent after the commit.
 async fn apply_blocks(
     inner: &Inner,
     ledger: &Ledger,
@@ -804,116 +755,22 @@ async fn apply_blocks(
     let mut ctx = ApplyCtx::new(inner, ledger);
     ctx.quiet = pass.catch_up;
     ctx.owners = Some(std::mem::take(&mut pass.owners));
-    let depth = ledger.info.params.finality_depth;
-    let (ctx, applied, rolled_back, mut events) = inner
+    let change = ChangeSet::Blocks {
+        rollback,
+        blocks,
+        finality_depth: ledger.info.params.finality_depth,
+    };
+    let (mut ctx, applied) = inner
         .db(move |store| {
-            ctx.load_addresses(store)?;
-            let old_tip = store.tip()?.map(|t| t.height).unwrap_or(0);
-            let mut rolled_back = 0u64;
-            let mut events = Vec::new();
-            store
-                .write(|tx| {
-                    if let Some(fork) = rollback {
-                        // Checked again against what is stored (defence in depth).
-                        if old_tip > fork && old_tip - fork >= depth.max(1) {
-                            return Err(StoreError::Conflict(format!(
-                                "a roll-back to {fork} from {old_tip} would undo final blocks"
-                            )));
-                        }
-                        for c in lifecycle::roll_back(tx, fork)? {
-                            events.push(WalletEvent::state_changed(
-                                &c.txid,
-                                Some(c.from),
-                                c.to,
-                                None,
-                            ));
-                        }
-                        rolled_back = old_tip.saturating_sub(fork);
-                        events.push(WalletEvent::Reorg {
-                            fork_height: fork,
-                            old_tip,
-                            new_tip: blocks.last().map(|b| b.header.height).unwrap_or(fork),
-                        });
-                        let n = tx.add_notification(&NewNotification {
-                            kind: NotificationKind::Reorg,
-                            title: "The ledger replaced recent blocks".into(),
-                            body: format!(
-                                "Blocks above {fork} were replaced by a longer signed chain; \
-                             payments in them are checked again."
-                            ),
-                            txid: None,
-                        })?;
-                        events.push(notification_event(&n, false));
-                    }
-                    for block in &blocks {
-                        let header = Header {
-                            height: block.header.height,
-                            hash: block.id().0,
-                            prev_hash: block.header.prev.0,
-                            time: block.header.time,
-                            verified: true,
-                        };
-                        tx.append_header(&header)?;
-                        apply_block_txs(
-                            tx,
-                            &mut ctx,
-                            &block.txs,
-                            Some((header.height, header.hash)),
-                        )?;
-                        finalize(tx, &mut ctx, header.height, depth)?;
-                    }
-                    Ok(())
-                })
-                .map_err(|e| match e {
-                    StoreError::Conflict(what) if what.starts_with("a spend of") => bad(what),
-                    other => SyncError::Store(other),
-                })?;
-            Ok::<_, SyncError>((ctx, blocks.len() as u64, rolled_back, events))
+            let applied = apply::apply(store, &mut ctx, change)?;
+            Ok::<_, SyncError>((ctx, applied))
         })
         .await?;
-    let mut ctx = ctx;
-    events.append(&mut ctx.events);
-    inner.events.emit_all(events);
-    pass.owners = ctx.owners.take().unwrap_or_default();
-    pass.grown.extend(ctx.grown);
-    pass.quiet_notifications += ctx.quiet_count;
-    pass.payments_received += ctx.payments;
-    pass.report.blocks += applied;
-    pass.report.rolled_back += rolled_back;
-    Ok(applied)
-}
-
-fn finalize(
-    tx: &StoreTx<'_>,
-    ctx: &mut ApplyCtx,
-    height: u64,
-    depth: u64,
-) -> Result<(), StoreError> {
-    for c in lifecycle::finalize(tx, height, depth)? {
-        ctx.events.push(WalletEvent::state_changed(
-            &c.txid,
-            Some(c.from),
-            c.to,
-            Some(depth),
-        ));
-        // A send is done only when final: say so once.
-        let own = tx.transaction(&c.txid)?.is_some_and(|r| r.own);
-        if own && !tx.has_notification(NotificationKind::TxFinal, &c.txid)? {
-            ctx.notify(
-                tx,
-                NewNotification {
-                    kind: NotificationKind::TxFinal,
-                    title: "Your payment is final".into(),
-                    body: format!(
-                        "Transaction {} is {depth} blocks deep and can no longer be undone.",
-                        hex::encode(c.txid)
-                    ),
-                    txid: Some(c.txid),
-                },
-            )?;
-        }
-    }
-    Ok(())
+    inner.events.emit_all(applied.events);
+    pass.absorb(&mut ctx);
+    pass.report.blocks += applied.blocks;
+    pass.report.rolled_back += applied.rolled_back;
+    Ok(applied.blocks)
 }
 
 /// The blocks already passed in this pass that paid addresses the
@@ -1019,31 +876,19 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
             ctx.quiet = true;
             ctx.owners = Some(std::mem::take(&mut pass.owners));
             let count = blocks.len() as u64;
-            let mut ctx = inner
+            let change = ChangeSet::Rescan {
+                blocks,
+                tip,
+                finality_depth: ledger.info.params.finality_depth,
+            };
+            let (mut ctx, applied) = inner
                 .db(move |store| {
-                    ctx.load_addresses(store)?;
-                    store
-                        .write(|tx| {
-                            for block in &blocks {
-                                let at = Some((block.header.height, block.id().0));
-                                apply_block_txs(tx, &mut ctx, &block.txs, at)?;
-                            }
-                            Ok(())
-                        })
-                        .map_err(|e| match e {
-                            StoreError::Conflict(what) if what.starts_with("a spend of") => {
-                                bad(what)
-                            }
-                            other => SyncError::Store(other),
-                        })?;
-                    Ok::<_, SyncError>(ctx)
+                    let applied = apply::apply(store, &mut ctx, change)?;
+                    Ok::<_, SyncError>((ctx, applied))
                 })
                 .await?;
-            inner.events.emit_all(std::mem::take(&mut ctx.events));
-            pass.owners = ctx.owners.take().unwrap_or_default();
-            pass.grown.extend(ctx.grown);
-            pass.quiet_notifications += ctx.quiet_count;
-            pass.payments_received += ctx.payments;
+            inner.events.emit_all(applied.events);
+            pass.absorb(&mut ctx);
             pass.catch_up = true;
             pass.report.rescanned += count;
             next = last + 1;
@@ -1051,278 +896,11 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
         }
     }
     // The pass reached the tip with every address found: a restore is done.
-    inner
-        .db(|s| {
-            if s.setting(RESTORING_SETTING)?.is_some() {
-                s.write(|tx| tx.delete_setting(RESTORING_SETTING))?;
-            }
-            Ok::<_, SyncError>(())
-        })
+    let restoring = inner
+        .db(|s| Ok::<_, SyncError>(s.setting(RESTORING_SETTING)?.is_some()))
         .await?;
-    Ok(())
-}
-
-/// Applies transactions seen in a block (`block = Some`) or in the pool.
-/// Idempotent. Derives more look-ahead addresses when one near the end is
-/// used, and then looks at the transactions again.
-pub(crate) fn apply_block_txs(
-    tx: &StoreTx<'_>,
-    ctx: &mut ApplyCtx,
-    txs: &[Transaction],
-    block: Option<(u64, Hash32)>,
-) -> Result<(), StoreError> {
-    if let (Some(owners), Some((height, _))) = (ctx.owners.as_mut(), block) {
-        for t in txs {
-            for o in &t.outputs {
-                let mut prefix = [0u8; 8];
-                prefix.copy_from_slice(&o.owner.0[..8]);
-                owners.entry(prefix).or_insert(height);
-            }
-        }
-    }
-    for _ in 0..64 {
-        let before = ctx.addresses.len();
-        for t in txs {
-            apply_tx(tx, ctx, t, block)?;
-        }
-        if ctx.addresses.len() == before {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// The wallet's coins that `t` spends, after checking each such input's
-/// signature by the coin's owner key (a key of this wallet). `Err` names
-/// the first input whose signature is not the wallet's.
-fn own_inputs(
-    tx: &StoreTx<'_>,
-    ctx: &ApplyCtx,
-    t: &Transaction,
-) -> Result<Result<Vec<OutPoint>, String>, StoreError> {
-    let txid = t.txid();
-    let mut ours = Vec::new();
-    for (index, input) in t.inputs.iter().enumerate() {
-        let op = OutPoint {
-            txid: input.txid.0,
-            vout: input.index,
-        };
-        let Some(coin) = tx.output(&op)? else {
-            continue;
-        };
-        let owner = tx
-            .find_address(&coin.address)?
-            .map(|a| notch_protocol::PublicKey(a.public_key));
-        let signed = match (owner, t.signatures.get(index)) {
-            (Some(owner), Some(sig)) => {
-                notch_protocol::tx::verify_id_signature(&owner, &txid.0, sig)
-            }
-            _ => false,
-        };
-        if !signed {
-            return Ok(Err(format!(
-                "a spend of the wallet's coin {}:{} in transaction {} is not signed by the wallet's key",
-                hex::encode(op.txid),
-                op.vout,
-                txid.to_hex()
-            )));
-        }
-        ours.push(op);
-    }
-    let _ = ctx;
-    Ok(Ok(ours))
-}
-
-fn apply_tx(
-    tx: &StoreTx<'_>,
-    ctx: &mut ApplyCtx,
-    t: &Transaction,
-    block: Option<(u64, Hash32)>,
-) -> Result<(), StoreError> {
-    let txid = t.txid().0;
-    let ours_out: Vec<(u32, String)> = t
-        .outputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| {
-            ctx.addresses
-                .get(&o.owner.0)
-                .map(|(a, _)| (i as u32, a.clone()))
-        })
-        .collect();
-    let ours_in = match own_inputs(tx, ctx, t)? {
-        Ok(ours) => ours,
-        Err(what) if block.is_some() => {
-            // An authority-signed block holding a spend the wallet never
-            // signed: the whole batch is refused (the caller maps this).
-            return Err(StoreError::Conflict(what));
-        }
-        Err(what) => {
-            tracing::warn!("ignoring a pool transaction: {what}");
-            return Ok(());
-        }
-    };
-    let existing = tx.transaction(&txid)?;
-    if ours_out.is_empty() && ours_in.is_empty() && existing.is_none() {
-        return Ok(());
-    }
-    let in_block = block.is_some();
-    let event = if in_block {
-        TxEvent::InVerifiedBlock
-    } else {
-        TxEvent::SeenInPool
-    };
-    // Spends of the wallet's coins that conflict with another transaction
-    // the wallet knows: in the pool, wait for the block; in a verified
-    // block, the other can never confirm.
-    for op in &ours_in {
-        let Some(coin) = tx.output(op)? else { continue };
-        for other in [coin.spent_by, coin.locked_by].into_iter().flatten() {
-            if other == txid {
-                continue;
-            }
-            if !in_block {
-                return Ok(());
-            }
-            let reason = format!(
-                "a conflicting transaction {} spent the same coins in a verified block",
-                hex::encode(txid)
-            );
-            for c in
-                lifecycle::apply_with_descendants(tx, &other, TxEvent::ConflictConfirmed, &reason)?
-            {
-                ctx.changed(tx, c, &reason)?;
-            }
-        }
-    }
-    match &existing {
-        None => {
-            let state = if in_block {
-                TxState::Confirmed
-            } else {
-                TxState::InPool
-            };
-            tx.insert_transaction(&NewTransaction {
-                txid,
-                state,
-                own: !ours_in.is_empty(),
-                raw: Some(t.encode()),
-                block,
-            })?;
-            ctx.events.push(WalletEvent::state_changed(
-                &txid,
-                None,
-                state,
-                block.map(|_| 1),
-            ));
-        }
-        Some(_) => {
-            if let Some(c) = lifecycle::apply(tx, &txid, event, block, None)? {
-                ctx.changed(tx, c, "")?;
-            }
-        }
-    }
-    for op in &ours_in {
-        let Some(coin) = tx.output(op)? else { continue };
-        if coin.spent_by.is_none_or(|s| s == txid) {
-            tx.mark_spent(op, &txid)?;
-        }
-    }
-    // Payments to the wallet's addresses.
-    let mut received: Vec<(Hash32, u128)> = Vec::new();
-    let mut to_receive_chain = false;
-    let mut used_any = false;
-    for (vout, address) in &ours_out {
-        let output = &t.outputs[*vout as usize];
-        tx.insert_output(&NewOutput {
-            outpoint: OutPoint { txid, vout: *vout },
-            asset: output.asset.0,
-            amount: output.amount,
-            address: address.clone(),
-            height: block.map(|b| b.0),
-        })?;
-        if let Some(record) = tx.find_address(address)? {
-            if record.chain == AddressChain::Receive {
-                to_receive_chain = true;
-            }
-            if !record.used {
-                tx.mark_address_used(address)?;
-                used_any = true;
-            }
-        }
-        match received.iter_mut().find(|(a, _)| *a == output.asset.0) {
-            Some(e) => e.1 += u128::from(output.amount),
-            None => received.push((output.asset.0, u128::from(output.amount))),
-        }
-    }
-    if used_any {
-        for new in ensure_lookahead(tx, &ctx.keys, ctx.network, ctx.gap)? {
-            ctx.grown.push(new.public_key);
-            ctx.addresses
-                .insert(new.public_key, (new.address.clone(), new.chain));
-        }
-    }
-    // Notifications: a payment in (first sighting), an own send confirmed.
-    let incoming = ours_in.is_empty() && !received.is_empty() && to_receive_chain;
-    if incoming && !tx.has_notification(NotificationKind::PaymentReceived, &txid)? {
-        let amounts: Vec<AssetAmount> = received
-            .iter()
-            .map(|(asset, amount)| {
-                let (symbol, decimals) = ctx.ledger.symbol(asset);
-                AssetAmount {
-                    asset: hex::encode(asset),
-                    symbol,
-                    decimals,
-                    amount: *amount,
-                }
-            })
-            .collect();
-        let text = amounts
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {}",
-                    crate::amount::format_amount(a.amount, a.decimals),
-                    a.symbol
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctx.events.push(WalletEvent::PaymentReceived {
-            txid: hex::encode(txid),
-            amounts,
-            confirmed: in_block,
-        });
-        ctx.payments += 1;
-        ctx.notify(
-            tx,
-            NewNotification {
-                kind: NotificationKind::PaymentReceived,
-                title: format!("You received {text}"),
-                body: format!(
-                    "Transaction {} ({}).",
-                    hex::encode(txid),
-                    if in_block { "confirmed" } else { "pending" }
-                ),
-                txid: Some(txid),
-            },
-        )?;
-    }
-    let own = !ours_in.is_empty() || existing.as_ref().is_some_and(|r| r.own);
-    if own && in_block && !tx.has_notification(NotificationKind::TxConfirmed, &txid)? {
-        ctx.notify(
-            tx,
-            NewNotification {
-                kind: NotificationKind::TxConfirmed,
-                title: "Your payment is confirmed".into(),
-                body: format!(
-                    "Transaction {} is in block {}.",
-                    hex::encode(txid),
-                    block.map(|b| b.0).unwrap_or(0)
-                ),
-                txid: Some(txid),
-            },
-        )?;
+    if restoring {
+        apply_plain(inner, ChangeSet::RestoreDone).await?;
     }
     Ok(())
 }
@@ -1388,21 +966,15 @@ async fn sync_mempool(inner: &Inner, ledger: &Ledger) -> Result<u64, SyncError> 
         }
     }
     let mut ctx = ApplyCtx::new(inner, ledger);
-    let (events, count) = inner
-        .db(move |store| {
-            ctx.load_addresses(store)?;
-            store.write(|tx| {
-                apply_block_txs(tx, &mut ctx, &txs, None)?;
-                tx.set_setting(MEMPOOL_SEQ_SETTING, &seq.to_string())
-            })?;
-            let count = ctx
-                .events
-                .iter()
-                .filter(|e| matches!(e, WalletEvent::TxStateChanged { .. }))
-                .count();
-            Ok::<_, SyncError>((ctx.events, count as u64))
-        })
+    let applied = inner
+        .db(move |store| apply::apply(store, &mut ctx, ChangeSet::Pool { txs, seq }))
         .await?;
+    let count = applied
+        .events
+        .iter()
+        .filter(|e| matches!(e, WalletEvent::TxStateChanged { .. }))
+        .count() as u64;
+    let events = applied.events;
     inner.events.emit_all(events);
     Ok(count)
 }
@@ -1466,7 +1038,7 @@ pub(crate) async fn resolve_pending(inner: &Inner, ledger: &Ledger) -> Result<()
 /// from verified blocks only.
 pub(crate) async fn apply_status(
     inner: &Inner,
-    _ledger: &Ledger,
+    ledger: &Ledger,
     txid: Hash32,
     status: TxStatus,
 ) -> Result<(), SyncError> {
@@ -1493,39 +1065,14 @@ pub(crate) async fn apply_status(
             ),
         ),
     };
-    let mut ctx = ApplyCtx::new(inner, _ledger);
+    let mut ctx = ApplyCtx::new(inner, ledger);
+    let change = ChangeSet::Status {
+        txid,
+        event,
+        reason,
+    };
     let events = inner
-        .db(move |store| {
-            store.write(|tx| {
-                let Some(record) = tx.transaction(&txid)? else {
-                    return Ok(());
-                };
-                if record.state.is_in_block() {
-                    return Ok(());
-                }
-                let changes = match event {
-                    TxEvent::GatewayDropped => {
-                        lifecycle::apply_with_descendants(tx, &txid, event, &reason)?
-                    }
-                    _ => lifecycle::apply(tx, &txid, event, None, Some(&reason))?
-                        .into_iter()
-                        .collect(),
-                };
-                for c in changes {
-                    ctx.changed(tx, c, &reason)?;
-                }
-                if matches!(event, TxEvent::GatewayAccepted | TxEvent::SeenInPool) {
-                    // Accepted by the gateway: its coins are spent now.
-                    for coin in tx.outputs_used_by(&txid)? {
-                        if coin.spent_by.is_none_or(|s| s == txid) {
-                            tx.mark_spent(&coin.outpoint, &txid)?;
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-            Ok::<_, SyncError>(ctx.events)
-        })
+        .db(move |store| Ok::<_, SyncError>(apply::apply(store, &mut ctx, change)?.events))
         .await?;
     inner.events.emit_all(events);
     Ok(())
@@ -1577,22 +1124,16 @@ pub(crate) async fn watch(inner: &Inner, poll: Duration) {
                 tracing::warn!("sync failed: {e}; retrying in {backoff:?}");
                 if !store_trouble {
                     store_trouble = true;
-                    let body = format!("{e}. Notch keeps trying.");
-                    let n = inner
-                        .db(move |s| {
-                            s.write(|tx| {
-                                tx.add_notification(&NewNotification {
-                                    kind: NotificationKind::StoreTrouble,
-                                    title: "Sync could not save what it found".into(),
-                                    body,
-                                    txid: None,
-                                })
-                            })
-                        })
-                        .await;
-                    if let Ok(n) = n {
-                        inner.events.emit(notification_event(&n, false));
-                    }
+                    notify(
+                        inner,
+                        NewNotification {
+                            kind: NotificationKind::StoreTrouble,
+                            title: "Sync could not save what it found".into(),
+                            body: format!("{e}. Notch keeps trying."),
+                            txid: None,
+                        },
+                    )
+                    .await;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(300));
