@@ -6,7 +6,10 @@
 //! - [`secrets`]: where the wallet's one secret is kept (the OS keystore);
 //! - [`store`]: the wallet's SQLite database (no secrets in it);
 //! - [`gateway`]: the HTTP/WebSocket client of a gateway's mirror API;
-//! - [`sync`]: verified header/block sync, mempool, reorgs, watch;
+//! - [`sync`]: fetch and verify (headers, blocks, mempool, reorgs), watch;
+//! - `apply` (private): the one place that writes what sync proved, one
+//!   change set per store transaction;
+//! - `context` (private): what the parts share; the facade owns it;
 //! - [`tx`]: coin selection, fee, building, signing, submitting;
 //! - [`events`]: the typed event stream (and the inbox in [`store`]);
 //! - [`lock`]: the lock passphrase (re-authentication, idle lock);
