@@ -35,6 +35,8 @@ pub(crate) enum ChangeSet {
         rollback: Option<u64>,
         blocks: Vec<Block>,
         finality_depth: u64,
+        /// First contact's pin, written with the first verified blocks.
+        pin: Option<Pin>,
     },
     /// Verified blocks already on the stored chain, applied again (a rescan
     /// for addresses the look-ahead found late); `tip` is the stored tip.
@@ -97,7 +99,11 @@ pub(crate) fn apply(
                 rollback,
                 blocks,
                 finality_depth,
+                pin,
             } => {
+                if let Some(pin) = pin {
+                    write_pin(tx, pin)?;
+                }
                 if let Some(fork) = *rollback {
                     roll_back(tx, fork, old_tip, blocks, *finality_depth, &mut applied)?;
                 }
@@ -136,11 +142,7 @@ pub(crate) fn apply(
                 event,
                 reason,
             } => apply_status(tx, ctx, txid, *event, reason),
-            ChangeSet::Pin(pin) => {
-                tx.set_setting(&pin.key, &pin.authority_key)?;
-                tx.set_setting(PINNED_SETTING, &pin.pinned_json)?;
-                tx.set_setting(LEDGER_INFO_SETTING, &pin.ledger_json)
-            }
+            ChangeSet::Pin(pin) => write_pin(tx, pin),
             ChangeSet::Notify(new) => {
                 let n = tx.add_notification(new)?;
                 ctx.events.push(notification_event(&n, false));
@@ -154,6 +156,12 @@ pub(crate) fn apply(
         })?;
     applied.events.append(&mut ctx.events);
     Ok(applied)
+}
+
+fn write_pin(tx: &StoreTx<'_>, pin: &Pin) -> Result<(), StoreError> {
+    tx.set_setting(&pin.key, &pin.authority_key)?;
+    tx.set_setting(PINNED_SETTING, &pin.pinned_json)?;
+    tx.set_setting(LEDGER_INFO_SETTING, &pin.ledger_json)
 }
 
 /// A proven reorg to `fork`: checked again against what is stored (defence

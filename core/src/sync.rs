@@ -261,6 +261,8 @@ pub(crate) fn notification_event(n: &crate::store::Notification, quiet: bool) ->
 #[derive(Default)]
 struct PassState {
     report: SyncReport,
+    /// First contact's pin, written with the first verified blocks.
+    pin: Option<Pin>,
     /// The first height (in this pass) at which each output owner was paid,
     /// by the first 8 bytes of its key: tells a rescan where to start.
     owners: HashMap<[u8; 8], u64>,
@@ -285,7 +287,10 @@ impl PassState {
 
 async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
     let (ledger, pending_pin) = check_info(inner).await?;
-    let mut pass = PassState::default();
+    let mut pass = PassState {
+        pin: pending_pin,
+        ..PassState::default()
+    };
     let mut restarts = 0;
     loop {
         match sync_chain(inner, &ledger, &mut pass).await {
@@ -297,9 +302,12 @@ async fn sync_pass(inner: &Inner) -> Result<SyncReport, SyncError> {
             Err(e) => return Err(e),
         }
     }
-    if let Some(pin) = pending_pin {
-        apply_plain(inner, ChangeSet::Pin(pin)).await?;
-        inner.set_ledger(ledger.clone());
+    if pass.pin.is_some() {
+        // No block was applied, so nothing about this gateway was verified:
+        // it pins nothing (the next pass tries again).
+        return Err(bad(
+            "the gateway served no chain to verify its identity against",
+        ));
     }
     rescan(inner, &ledger, &mut pass).await?;
     pass.report.pool_txs = sync_mempool(inner, &ledger).await?;
@@ -373,7 +381,11 @@ async fn check_info(inner: &Inner) -> Result<(Ledger, Option<Pin>), SyncError> {
                 pinned_json: json(&new)?,
                 ledger_json: json(&new.as_info(&info_for_db))?,
             };
-            Ok((new, Some((pending, stored.is_some()))))
+            // First contact: the pin waits for the first verified blocks.
+            // A wallet that has a verified chain already (or a pin) writes
+            // it now.
+            let first_contact = stored.is_none() && store.tip()?.is_none();
+            Ok((new, Some((pending, !first_contact))))
         })
         .await?;
     let ledger = Ledger::from_info(pinned.as_info(&info)).ok_or_else(|| {
@@ -755,10 +767,13 @@ async fn apply_blocks(
     let mut ctx = ApplyCtx::new(inner, ledger);
     ctx.quiet = pass.catch_up;
     ctx.owners = Some(std::mem::take(&mut pass.owners));
+    let pin = pass.pin.take();
+    let pinned_now = pin.is_some();
     let change = ChangeSet::Blocks {
         rollback,
         blocks,
         finality_depth: ledger.info.params.finality_depth,
+        pin,
     };
     let (mut ctx, applied) = inner
         .db(move |store| {
@@ -766,6 +781,9 @@ async fn apply_blocks(
             Ok::<_, SyncError>((ctx, applied))
         })
         .await?;
+    if pinned_now {
+        inner.set_ledger(ledger.clone());
+    }
     inner.events.emit_all(applied.events);
     pass.absorb(&mut ctx);
     pass.report.blocks += applied.blocks;

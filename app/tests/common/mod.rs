@@ -34,31 +34,34 @@ pub fn responder(status: &'static str, body: String) -> String {
 }
 
 /// A sandbox ledger with two assets whose ids are what the wallet checks
-/// (H(issuer, symbol)), so a sync pass pins them.
+/// (H(issuer, symbol)) and a genesis signed by its authority, so a sync pass
+/// verifies the chain and pins them. The responder serves this one body on
+/// every path, so it is also the `/v1/headers`, `/v1/blocks` and
+/// `/v1/mempool` answer (each reads its own fields).
 pub fn ledger_info() -> serde_json::Value {
-    use notch_core::protocol::{AssetId, PublicKey};
-    let issuer = PublicKey(
-        notch_core::protocol::ed25519_dalek::SigningKey::from_bytes(&[9; 32])
-            .verifying_key()
-            .to_bytes(),
-    );
-    let issuer_hex: String = issuer.0.iter().map(|b| format!("{b:02x}")).collect();
+    use notch_core::protocol::ed25519_dalek::SigningKey;
+    use notch_core::protocol::{AssetId, Block, Network, PublicKey};
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let issuer = PublicKey(SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes());
+    let authority = SigningKey::from_bytes(&[3; 32]);
+    let mut genesis = Block::build(Network::Sandbox, None, 1_700_000_000, 0, vec![]);
+    genesis.header.sign(&authority);
+    let id = genesis.id().to_hex();
+    let issuer_hex = hex(&issuer.0);
     serde_json::json!({
         "network": "sandbox",
-        "authority_key": "00".repeat(32),
+        "authority_key": hex(&authority.verifying_key().to_bytes()),
         "assets": [
             { "id": AssetId::derive(&issuer, "NOTE").to_hex(), "issuer": issuer_hex,
               "symbol": "NOTE", "name": "Note", "decimals": 8, "native": true },
             { "id": AssetId::derive(&issuer, "EURT").to_hex(), "issuer": issuer_hex,
               "symbol": "EURT", "name": "Euro token", "decimals": 2, "native": false }
         ],
-        "tip": { "height": 0, "hash": "22".repeat(32), "time": 1_700_000_000 },
+        "tip": { "height": 0, "hash": id, "time": 1_700_000_000 },
         "sandbox": true,
-        // The responder serves this one body on every path: these fields
-        // also make it an empty /v1/headers and /v1/mempool answer, so a
-        // sync pass completes (and pins the metadata).
         "fork_point": null,
-        "headers": [],
+        "headers": [{ "height": 0, "id": id, "hex": hex(&genesis.header.encode()) }],
+        "blocks": [{ "height": 0, "id": id, "hex": hex(&genesis.encode()) }],
         "more": false,
         "reset": false,
         "changes": [],
