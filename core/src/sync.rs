@@ -161,6 +161,15 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
         body,
         txid: None,
     };
+    if let Err(e) = result
+        && let Some((kind, title, what, after)) = refusal(e)
+    {
+        inner
+            .events
+            .emit(WalletEvent::VerificationFailed { what: what.clone() });
+        notify(inner, note(kind, title, format!("{what}. {after}"))).await;
+        return;
+    }
     let new = match result {
         Ok(_) => {
             if let Some(since) = inner.set_unreachable_since(None) {
@@ -169,36 +178,6 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
                 });
             }
             None
-        }
-        Err(e @ SyncError::ReorgTooDeep { .. }) => {
-            inner.events.emit(WalletEvent::VerificationFailed {
-                what: e.to_string(),
-            });
-            Some(note(
-                NotificationKind::ReorgRefused,
-                "The gateway tried to undo final payments",
-                format!("{e}."),
-            ))
-        }
-        Err(SyncError::LedgerChanged { what }) => {
-            inner
-                .events
-                .emit(WalletEvent::VerificationFailed { what: what.clone() });
-            Some(note(
-                NotificationKind::LedgerChanged,
-                "The gateway changed the ledger's rules",
-                format!("{what}. The wallet keeps the rules it first trusted."),
-            ))
-        }
-        Err(SyncError::Verification { what }) => {
-            inner
-                .events
-                .emit(WalletEvent::VerificationFailed { what: what.clone() });
-            Some(note(
-                NotificationKind::VerificationFailed,
-                "The gateway served data that failed verification",
-                format!("{what}. Nothing of it was stored."),
-            ))
         }
         Err(SyncError::Gateway(e)) if e.is_transient() => {
             let now = unix_now();
@@ -221,6 +200,32 @@ async fn report_outcome(inner: &Inner, result: &Result<SyncReport, SyncError>) {
     };
     if let Some(new) = new {
         notify(inner, new).await;
+    }
+}
+
+/// How a refusal of what the gateway served is told: the notification's
+/// kind and title, what was refused, and what the wallet did about it.
+fn refusal(e: &SyncError) -> Option<(NotificationKind, &'static str, String, &'static str)> {
+    match e {
+        SyncError::ReorgTooDeep { .. } => Some((
+            NotificationKind::ReorgRefused,
+            "The gateway tried to undo final payments",
+            e.to_string(),
+            "Nothing was rolled back.",
+        )),
+        SyncError::LedgerChanged { what } => Some((
+            NotificationKind::LedgerChanged,
+            "The gateway changed the ledger's rules",
+            what.clone(),
+            "The wallet keeps the rules it first trusted.",
+        )),
+        SyncError::Verification { what } => Some((
+            NotificationKind::VerificationFailed,
+            "The gateway served data that failed verification",
+            what.clone(),
+            "Nothing of it was stored.",
+        )),
+        _ => None,
     }
 }
 
