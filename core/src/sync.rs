@@ -612,36 +612,9 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
         {
             break;
         }
-        let response = match inner
-            .gateway
-            .blocks(&BlocksRequest {
-                locator,
-                limit: Some(batch),
-            })
-            .await
-        {
-            Ok(r) => {
-                failures = 0;
-                r
-            }
-            Err(e)
-                if failures < MAX_FAILED_BATCHES
-                    && (e.is_transient() || matches!(e, GatewayError::BadResponse(_))) =>
-            {
-                failures += 1;
-                batch = (batch / 2).max(1);
-                tracing::info!(batch, "block batch failed ({e}); retrying smaller");
-                tokio::time::sleep(Duration::from_millis(100 * failures as u64)).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let Some(response) = fetch_blocks(inner, locator, &mut batch, &mut failures).await? else {
+            continue;
         };
-        if response.blocks.len() > batch as usize {
-            return Err(bad(format!(
-                "the gateway sent {} blocks for a limit of {batch}",
-                response.blocks.len()
-            )));
-        }
         // The fork point of the answer must be where we asked from.
         let anchor: Option<Link> = match (reorg_from, pending_reorg.last()) {
             (Some(_), Some(last)) => Some(Link::from(&last.header)),
@@ -712,6 +685,46 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
         }
     }
     Ok(())
+}
+
+/// One `/v1/blocks` request after `locator`, at most `batch` blocks. A
+/// failure worth retrying (network trouble, a busy gateway, an answer too
+/// large to read) halves the batch, waits a little and gives `None`, up to
+/// [`MAX_FAILED_BATCHES`] in a row; an answer with more blocks than asked
+/// for is refused.
+async fn fetch_blocks(
+    inner: &Inner,
+    locator: Vec<String>,
+    batch: &mut u32,
+    failures: &mut usize,
+) -> Result<Option<notch_protocol::api::BlocksResponse>, SyncError> {
+    let request = BlocksRequest {
+        locator,
+        limit: Some(*batch),
+    };
+    match inner.gateway.blocks(&request).await {
+        Ok(r) => {
+            *failures = 0;
+            if r.blocks.len() > *batch as usize {
+                return Err(bad(format!(
+                    "the gateway sent {} blocks for a limit of {batch}",
+                    r.blocks.len()
+                )));
+            }
+            Ok(Some(r))
+        }
+        Err(e)
+            if *failures < MAX_FAILED_BATCHES
+                && (e.is_transient() || matches!(e, GatewayError::BadResponse(_))) =>
+        {
+            *failures += 1;
+            *batch = (*batch / 2).max(1);
+            tracing::info!(batch = *batch, "block batch failed ({e}); retrying smaller");
+            tokio::time::sleep(Duration::from_millis(100 * *failures as u64)).await;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The pure step from what the gateway served to what the wallet may
@@ -832,6 +845,7 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
         tracing::info!(from, tip, "rescanning blocks for addresses found late");
         let mut next = from;
         let mut batch = MAX_BATCH;
+        let mut failures = 0;
         let mut rounds = 0usize;
         while next <= tip {
             rounds += 1;
@@ -849,25 +863,10 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
                     })?;
                 vec![hex::encode(h.hash)]
             };
-            let response = match inner
-                .gateway
-                .blocks(&BlocksRequest {
-                    locator,
-                    limit: Some(batch),
-                })
-                .await
-            {
-                Ok(r) => r,
-                Err(e) if e.is_transient() || matches!(e, GatewayError::BadResponse(_)) => {
-                    batch = (batch / 2).max(1);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            let Some(response) = fetch_blocks(inner, locator, &mut batch, &mut failures).await?
+            else {
+                continue;
             };
-            if response.blocks.len() > batch as usize {
-                return Err(bad("the gateway sent more blocks than asked for"));
-            }
             let mut blocks = Vec::new();
             for entry in &response.blocks {
                 if entry.height > tip {

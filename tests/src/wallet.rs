@@ -38,16 +38,8 @@ impl Gw {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {v}");
+        let (status, v) = self.try_post(path, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {v}");
         v
     }
 
