@@ -21,6 +21,9 @@
 //! - [`chain`]: the header chain's rules (links, signatures, when a reorg is allowed);
 //! - [`lifecycle`]: the transaction state machine (the one way states change);
 //! - [`trust`]: what is pinned about a ledger (authority, metadata, network file, URL policy);
+//! - [`tally`]: MyCHIPs tallies and chits (records, canonical JSON, signatures);
+//! - [`ticket`]: tally tickets (MyCHIPs invite links, `notch:` links);
+//! - [`peer`]: Noise between agents, MyCHIPs framing;
 //! - [`wallet`]: the [`Wallet`] object.
 
 pub mod amount;
@@ -38,8 +41,11 @@ pub mod payment;
 pub mod qr;
 pub mod reach;
 pub mod secrets;
+pub mod peer;
 pub mod store;
 pub mod sync;
+pub mod tally;
+pub mod ticket;
 pub mod trust;
 pub mod tx;
 pub mod wallet;

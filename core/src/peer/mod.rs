@@ -1,0 +1,1 @@
+//! Agent-to-agent transport: Noise over TCP with MyCHIPs framing.

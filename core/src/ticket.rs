@@ -1,0 +1,1 @@
+//! Tally tickets: the MyCHIPs invite link and the `notch:` deep link.
