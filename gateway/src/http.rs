@@ -354,7 +354,7 @@ async fn submit(
     ApiJson(req): ApiJson<SubmitTxRequest>,
 ) -> Result<Json<SubmitTxResponse>, Failure> {
     let bytes = decode_tx_hex(&req.tx)?;
-    let resp = s.engine.submit(bytes).await?;
+    let resp = s.engine.submit(bytes, None).await?;
     Ok(Json(resp))
 }
 
@@ -481,7 +481,7 @@ async fn faucet(
             )
         })?;
     let tx = s.engine.faucet_tx(&asset, a.key, req.amount)?;
-    let resp = s.engine.submit(tx.encode()).await?;
+    let resp = s.engine.submit(tx.encode(), None).await?;
     Ok(Json(FaucetResponse {
         txid: resp.txid,
         status: resp.status,

@@ -6,6 +6,7 @@
 //! submitter only after that transaction committed.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -198,8 +199,28 @@ impl Engine {
             .map_err(|e| Failure::unavailable(format!("worker failed: {e}")))?
     }
 
-    /// Validates and submits a transaction; idempotent by txid.
-    pub async fn submit(self: &Arc<Self>, bytes: Vec<u8>) -> Result<SubmitTxResponse, Failure> {
+    /// Validates and submits many transactions (`POST /v1/txs`); one result per transaction,
+    /// in order, each as [`Engine::submit`] would answer it.
+    pub async fn submit_batch(
+        self: &Arc<Self>,
+        txs: Vec<Vec<u8>>,
+        client: Option<IpAddr>,
+    ) -> Vec<Result<SubmitTxResponse, Failure>> {
+        let mut out = Vec::with_capacity(txs.len());
+        for bytes in txs {
+            out.push(self.submit(bytes, client).await);
+        }
+        out
+    }
+
+    /// Validates and submits a transaction; idempotent by txid. `client` is who sent it (its
+    /// IP address), for the per-client share of the pool; `None` for the gateway itself.
+    pub async fn submit(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        client: Option<IpAddr>,
+    ) -> Result<SubmitTxResponse, Failure> {
+        let _ = client;
         let this = self.clone();
         let pre = Self::blocking(move || this.prevalidate(&bytes)).await?;
         let (tx, txid, check) = match pre {

@@ -124,6 +124,13 @@ pub mod codes {
     pub const POOL_FULL: &str = "pool_full";
     /// Storage failed or the gateway is shutting down (HTTP 503).
     pub const UNAVAILABLE: &str = "unavailable";
+    /// This client sent too many requests or holds too much of the mempool (HTTP 429);
+    /// retry later.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The request took longer than the gateway allows (HTTP 408 or 503).
+    pub const TIMEOUT: &str = "timeout";
+    /// An issuance of an asset this ledger does not list (HTTP 422).
+    pub const UNLISTED_ISSUANCE: &str = "unlisted_issuance";
 }
 
 /// `GET /v1/health`.
@@ -215,6 +222,36 @@ pub struct BlocksResponse {
 pub struct SubmitTxRequest {
     /// Full signed transaction encoding (hex).
     pub tx: String,
+}
+
+/// Most transactions in one `POST /v1/txs`.
+pub const MAX_BATCH_TXS: usize = 1000;
+
+/// `POST /v1/txs`: many signed transactions in one request (payouts, relays). Each gets its
+/// own result, in order; like `POST /v1/tx`, each is idempotent by txid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// Full signed transaction encodings (hex), at most [`MAX_BATCH_TXS`].
+    pub txs: Vec<String>,
+}
+
+/// Answer (200) to `POST /v1/txs`: one entry per submitted transaction, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBatchResponse {
+    pub results: Vec<SubmitBatchResult>,
+}
+
+/// The fate of one transaction of a batch: accepted (or already known), or refused with the
+/// error `POST /v1/tx` would have answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SubmitBatchResult {
+    Ok(SubmitTxResponse),
+    Err {
+        /// The txid, when the bytes decoded far enough to have one.
+        txid: Option<String>,
+        error: ApiError,
+    },
 }
 
 /// Answer (200) to `POST /v1/tx`. Submitting a transaction that the gateway already holds
