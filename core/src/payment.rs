@@ -138,6 +138,10 @@ pub enum UriError {
     Duplicate { name: String },
     #[error("the link requires {name:?}, which this version of Notch does not understand")]
     Unsupported { name: String },
+    #[error(
+        "this is a tally ticket (an invitation to open a tally), not a payment; open it from Tallies"
+    )]
+    TallyTicket,
 }
 
 impl UriError {
@@ -177,6 +181,12 @@ impl PaymentUri {
                 len,
                 max: MAX_URI_LEN,
             });
+        }
+        // A tally ticket (`notch:ticket?…`, a MyCHIPs invitation) is not a
+        // payment, whatever else is wrong with it: say so rather than "bad
+        // address".
+        if crate::ticket::looks_like_ticket(text) {
+            return Err(UriError::TallyTicket);
         }
         let (address, query) = match text.split_once(':') {
             None => (text, None),
@@ -632,6 +642,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_tally_ticket_is_not_a_payment() {
+        let agent = "6j9z7de95UMTnZzWobwtob6Mc3MDGDntdhSNR80pGXE";
+        let chad = format!(
+            "%7B%22cuid%22:%22suzie%22,%22agent%22:%22{agent}%22,%22host%22:%22mychips.net%22,%22port%22:57423%7D"
+        );
+        for text in [
+            format!("notch:ticket?token=abc&chad={chad}"),
+            format!("NOTCH://ticket?token=abc&chad={chad}"),
+            format!("https://mychips.org/invite?token=abc&chad={chad}"),
+            // A broken ticket is still a ticket, not a bad address.
+            "notch:ticket".to_owned(),
+            "notch:ticket?token=abc".to_owned(),
+        ] {
+            let e = PaymentUri::parse(&text, Network::Sandbox).unwrap_err();
+            assert_eq!(e, UriError::TallyTicket, "{text}");
+            assert!(e.to_string().contains("tally ticket"), "{e}");
+        }
+        // And the payment link is not mistaken for a ticket: it still parses.
+        let a = address(Network::Sandbox);
+        assert!(PaymentUri::parse(&format!("notch:{a}?amount=1"), Network::Sandbox).is_ok());
+        let e = PaymentUri::from_scanned(&["notch:ticket?token=abc"], Network::Sandbox)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.error, UriError::TallyTicket);
     }
 
     #[test]

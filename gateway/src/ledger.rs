@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub finality_depth: u64,
     pub max_block_txs: usize,
     pub max_pool_txs: usize,
+    /// Most pool transactions one client may hold.
+    pub max_pool_per_client: usize,
     pub block_interval_secs: u64,
     pub sandbox: bool,
 }

@@ -69,6 +69,10 @@ pub struct Config {
     pub max_block_txs: usize,
     #[arg(long, env = "NOTCH_GATEWAY_MAX_POOL_TXS", default_value_t = 200_000)]
     pub max_pool_txs: usize,
+    /// Most pool transactions one client (IP address) may hold, so one sender cannot fill
+    /// the pool for everyone; default a tenth of `--max-pool-txs`.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_POOL_PER_CLIENT")]
+    pub max_pool_per_client: Option<usize>,
     /// Outside sandbox mode: which network this ledger is.
     #[arg(long, env = "NOTCH_GATEWAY_NETWORK", value_enum)]
     pub network: Option<NetworkArg>,
@@ -226,6 +230,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .max_block_txs
             .clamp(1, notch_protocol::block::MAX_BLOCK_TXS),
         max_pool_txs: config.max_pool_txs.max(1),
+        max_pool_per_client: config
+            .max_pool_per_client
+            .unwrap_or(config.max_pool_txs / 10)
+            .max(1),
         block_interval_secs: interval,
         sandbox: config.sandbox,
     };

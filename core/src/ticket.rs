@@ -1,1 +1,0 @@
-//! Tally tickets: the MyCHIPs invite link and the `notch:` deep link.
