@@ -119,11 +119,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<String>, QrError> {
             ((f64::from(luma.height()) * scale) as u32).max(1),
             image::imageops::FilterType::Triangle,
         );
-        if let Ok(texts) = search(small.width(), small.height(), small.as_raw(), true) {
+        if let Ok(texts) = search(small.width(), small.height(), small.as_raw(), Effort::File) {
             return Ok(texts);
         }
     }
-    search(luma.width(), luma.height(), luma.as_raw(), true)
+    search(luma.width(), luma.height(), luma.as_raw(), Effort::File)
 }
 
 /// Reads every QR code in a grayscale camera frame: `luma` holds
@@ -139,9 +139,9 @@ pub fn decode_luma(width: u32, height: u32, luma: &[u8]) -> Result<Vec<String>, 
         });
     }
     check_pixels(width, height)?;
-    // Frames come several times a second and most hold no code: skip the
-    // inverted second pass that files get.
-    search(width, height, luma, false)
+    // Frames come several times a second and most hold no code: fewer
+    // passes than a file gets (see `Effort::Frame`).
+    search(width, height, luma, Effort::Frame)
 }
 
 /// `text` as a QR code in a PNG: `module_px` pixels per module, black on
@@ -222,31 +222,99 @@ fn image_error(e: ImageError) -> QrError {
     }
 }
 
+/// How hard [`search`] looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effort {
+    /// A file a person picked: every pass below, texts of all of them.
+    File,
+    /// A camera frame: several come a second and most hold no code, and the
+    /// next one sees the code again from a slightly different place; so one
+    /// pass, and one stretched pass only when nothing was found.
+    Frame,
+}
+
+/// The stretches of the extra passes (width factor, height factor).
+///
+/// rqrr's detector (a port of quirc) finds a code or misses it depending on
+/// the exact pixels: its finder-pattern grouping and timing-pattern count
+/// work from each finder's own small perspective, so a code seen at an
+/// angle, turned, or blurred by a camera is sometimes missed, and the same
+/// picture 15% narrower or shorter is read. Searching such copies too is
+/// what makes photos of screens read reliably (see
+/// core/tests/ticket_scan.rs); it costs a pass per stretch.
+const STRETCHES: [(f64, f64); 2] = [(0.85, 1.0), (1.0, 0.85)];
+
 /// Finds and decodes the codes in a grayscale picture whose size was
-/// checked. With `also_inverted`, a picture with no code is searched again
-/// with light and dark swapped (light-on-dark codes, e.g. dark-mode screens).
-fn search(
+/// checked: the picture as it is and slightly stretched copies (see
+/// [`STRETCHES`]), the texts of every pass together; then, if no code was
+/// read, light and dark swapped (light-on-dark codes, e.g. dark-mode
+/// screens). Mirrored codes (a selfie camera's frame) need no pass of their
+/// own: rqrr reads them as they are.
+fn search(width: u32, height: u32, luma: &[u8], effort: Effort) -> Result<Vec<String>, QrError> {
+    let mut found = Found::default();
+    found.add(search_once(width, height, luma, false)?);
+    for (i, (sx, sy)) in STRETCHES.into_iter().enumerate() {
+        if effort == Effort::Frame && (i > 0 || !found.texts.is_empty()) {
+            break;
+        }
+        let stretched = stretch(width, height, luma, sx, sy)?;
+        let (w, h) = stretched.dimensions();
+        found.add(search_once(w, h, stretched.as_raw(), false)?);
+    }
+    // The light-on-dark pass is for when the normal ones read nothing.
+    if effort == Effort::File && found.texts.is_empty() {
+        found.add(search_once(width, height, luma, true)?);
+    }
+    match (found.texts.is_empty(), found.failure) {
+        (false, _) => Ok(found.texts),
+        (true, Some(reason)) => Err(QrError::Unreadable(reason)),
+        (true, None) => Err(QrError::NotFound),
+    }
+}
+
+/// What the passes of one search read, together.
+#[derive(Default)]
+struct Found {
+    /// In the order found, without duplicates.
+    texts: Vec<String>,
+    /// Why the last code-shaped thing that was not read was not.
+    failure: Option<String>,
+}
+
+impl Found {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Found(texts) => {
+                for text in texts {
+                    if !self.texts.contains(&text) {
+                        self.texts.push(text);
+                    }
+                }
+            }
+            Outcome::Unreadable(reason) => self.failure = Some(reason),
+            Outcome::Nothing => {}
+        }
+    }
+}
+
+/// A copy of a grey picture scaled by `sx` across and `sy` down.
+fn stretch(
     width: u32,
     height: u32,
     luma: &[u8],
-    also_inverted: bool,
-) -> Result<Vec<String>, QrError> {
-    let first = search_once(width, height, luma, false)?;
-    let outcome = match first {
-        Outcome::Nothing | Outcome::Unreadable(_) if also_inverted => {
-            match search_once(width, height, luma, true)? {
-                Outcome::Nothing => first,
-                // Found, or at least something code-shaped: more telling.
-                second => second,
-            }
-        }
-        _ => first,
-    };
-    match outcome {
-        Outcome::Found(texts) => Ok(texts),
-        Outcome::Unreadable(reason) => Err(QrError::Unreadable(reason)),
-        Outcome::Nothing => Err(QrError::NotFound),
-    }
+    sx: f64,
+    sy: f64,
+) -> Result<image::GrayImage, QrError> {
+    let view: image::ImageBuffer<image::Luma<u8>, &[u8]> =
+        image::ImageBuffer::from_raw(width, height, luma).ok_or(QrError::Decoder)?;
+    let w = ((f64::from(width) * sx) as u32).max(1);
+    let h = ((f64::from(height) * sy) as u32).max(1);
+    Ok(image::imageops::resize(
+        &view,
+        w,
+        h,
+        image::imageops::FilterType::Triangle,
+    ))
 }
 
 enum Outcome {
@@ -432,6 +500,15 @@ mod tests {
     fn a_light_on_dark_code_is_read() {
         let mut code = qr_gray(ADDRESS, 5);
         image::imageops::invert(&mut code);
+        let png = encoded(&code.into(), ImageFormat::Png);
+        assert_eq!(decode_image(&png).unwrap(), vec![ADDRESS.to_owned()]);
+    }
+
+    #[test]
+    fn a_mirrored_code_is_read() {
+        // As a selfie camera shows it: rqrr reads it without a pass of its
+        // own.
+        let code = image::imageops::flip_horizontal(&qr_gray(ADDRESS, 5));
         let png = encoded(&code.into(), ImageFormat::Png);
         assert_eq!(decode_image(&png).unwrap(), vec![ADDRESS.to_owned()]);
     }
