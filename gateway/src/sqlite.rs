@@ -19,7 +19,6 @@ const STATE_DROPPED: i64 = 3;
 const STATE_ORPHANED: i64 = 4;
 /// Pool log entries kept after pruning (see `mempool_changes`).
 const POOL_LOG_KEEP: i64 = 100_000;
-const REJECTIONS_KEEP: i64 = 100_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,11 +54,9 @@ CREATE TABLE IF NOT EXISTS pool_log (
     txid BLOB NOT NULL,
     added INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS rejections (
-    txid BLOB PRIMARY KEY,
-    code TEXT NOT NULL,
-    message TEXT NOT NULL
-);
+-- Rejections are kept in memory (ledger::RejectionCache): writing them cost every invalid
+-- submission a commit. Databases from before that keep an unused table; drop it.
+DROP TABLE IF EXISTS rejections;
 ";
 
 /// How hard SQLite syncs a commit to disk.
@@ -336,7 +333,7 @@ fn apply_block_in(tx: &rusqlite::Transaction<'_>, block: &Block) -> StoreResult<
         .prepare_cached("INSERT OR REPLACE INTO utxos (txid, vout, asset, amount, owner, height) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .map_err(be)?;
     let mut state = tx
-        .prepare_cached("SELECT pool_seq FROM txs WHERE txid = ?1")
+        .prepare_cached("SELECT state, pool_seq FROM txs WHERE txid = ?1")
         .map_err(be)?;
     let mut upsert = tx
         .prepare_cached(
@@ -346,12 +343,22 @@ fn apply_block_in(tx: &rusqlite::Transaction<'_>, block: &Block) -> StoreResult<
         .map_err(be)?;
     for t in &block.txs {
         let txid = t.txid();
-        let was_pooled: Option<Option<i64>> = state
-            .query_row([&txid.0[..]], |r| r.get(0))
+        let before: Option<(i64, Option<i64>)> = state
+            .query_row([&txid.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(be)?;
-        if matches!(was_pooled, Some(Some(_))) {
-            log_pool(tx, &txid, false)?;
+        match before {
+            // The same transaction twice on one chain would count its outputs twice (and
+            // bring back outputs already spent): never, whoever built the block.
+            Some((STATE_CONFIRMED, _)) => {
+                return Err(corrupt(format!(
+                    "block {height} holds transaction {txid}, which the chain already has"
+                )));
+            }
+            Some((_, Some(_))) => {
+                log_pool(tx, &txid, false)?;
+            }
+            _ => {}
         }
         upsert
             .execute(params![&txid.0[..], t.encode(), STATE_CONFIRMED, h(height)])
@@ -379,14 +386,6 @@ fn apply_block_in(tx: &rusqlite::Transaction<'_>, block: &Block) -> StoreResult<
             .map_err(be)?;
         }
     }
-    tx.prepare_cached("DELETE FROM rejections WHERE txid = ?1")
-        .map_err(be)
-        .and_then(|mut s| {
-            for t in &block.txs {
-                s.execute([&t.txid().0[..]]).map_err(be)?;
-            }
-            Ok(())
-        })?;
     prune_pool_log(tx)?;
     Ok(())
 }
@@ -676,17 +675,7 @@ impl MirrorStore for SqliteStore {
                     state,
                 }));
             }
-            let rej: Option<(String, String)> = tx
-                .prepare_cached("SELECT code, message FROM rejections WHERE txid = ?1")
-                .map_err(be)?
-                .query_row([&txid.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-                .map_err(be)?;
-            Ok(rej.map(|(code, message)| TxRecord {
-                txid: *txid,
-                bytes: None,
-                state: TxState::Rejected { code, message },
-            }))
+            Ok(None)
         })
     }
 
@@ -809,36 +798,30 @@ impl MirrorStore for SqliteStore {
         })
     }
 
-    fn add_to_pool(&self, adds: &[PoolAdd], rejections: &[Rejection]) -> StoreResult<Vec<u64>> {
+    fn add_to_pool(&self, adds: &[PoolAdd], evicted: &[(TxId, String)]) -> StoreResult<Vec<u64>> {
         self.write(|tx| {
             let mut seqs = Vec::with_capacity(adds.len());
-            {
-                let mut up = tx
-                    .prepare_cached(
-                        "INSERT INTO txs (txid, bytes, state, height, pool_seq, reason) VALUES (?1, ?2, ?3, NULL, ?4, NULL)
-                         ON CONFLICT(txid) DO UPDATE SET state = ?3, height = NULL, pool_seq = ?4, reason = NULL",
-                    )
-                    .map_err(be)?;
-                let mut unreject = tx.prepare_cached("DELETE FROM rejections WHERE txid = ?1").map_err(be)?;
-                for a in adds {
-                    let seq = log_pool(tx, &a.txid, true)?;
-                    up.execute(params![&a.txid.0[..], &a.bytes, STATE_POOL, seq as i64]).map_err(be)?;
-                    unreject.execute([&a.txid.0[..]]).map_err(be)?;
-                    seqs.push(seq);
-                }
-                let mut rej = tx
-                    .prepare_cached("INSERT OR REPLACE INTO rejections (txid, code, message) VALUES (?1, ?2, ?3)")
-                    .map_err(be)?;
-                for r in rejections {
-                    rej.execute(params![&r.txid.0[..], r.code, r.message]).map_err(be)?;
-                }
-            }
-            if !rejections.is_empty() {
-                tx.execute(
-                    "DELETE FROM rejections WHERE rowid <= (SELECT MAX(rowid) FROM rejections) - ?1",
-                    [REJECTIONS_KEEP],
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO txs (txid, bytes, state, height, pool_seq, reason) VALUES (?1, ?2, ?3, NULL, ?4, NULL)
+                     ON CONFLICT(txid) DO UPDATE SET state = ?3, height = NULL, pool_seq = ?4, reason = NULL",
                 )
                 .map_err(be)?;
+            for a in adds {
+                let seq = log_pool(tx, &a.txid, true)?;
+                up.execute(params![&a.txid.0[..], &a.bytes, STATE_POOL, seq as i64]).map_err(be)?;
+                seqs.push(seq);
+            }
+            let mut drop = tx
+                .prepare_cached(
+                    "UPDATE txs SET state = ?2, height = NULL, pool_seq = NULL, reason = ?3 WHERE txid = ?1 AND state = ?4",
+                )
+                .map_err(be)?;
+            for (txid, reason) in evicted {
+                if drop.execute(params![&txid.0[..], STATE_DROPPED, reason, STATE_POOL]).map_err(be)? != 1 {
+                    return Err(corrupt(format!("evicted transaction {txid} is not in the pool")));
+                }
+                log_pool(tx, txid, false)?;
             }
             Ok(seqs)
         })

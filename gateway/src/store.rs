@@ -80,10 +80,21 @@ pub struct ChainSlice<T> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxState {
-    InPool { seq: u64 },
-    Confirmed { height: u64, block_id: BlockId },
-    Dropped { reason: String },
-    Rejected { code: String, message: String },
+    InPool {
+        seq: u64,
+    },
+    Confirmed {
+        height: u64,
+        block_id: BlockId,
+    },
+    Dropped {
+        reason: String,
+    },
+    /// Known only to the engine's in-memory cache, never stored.
+    Rejected {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -105,13 +116,6 @@ pub struct PoolEntry {
 pub struct PoolAdd {
     pub txid: TxId,
     pub bytes: Vec<u8>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Rejection {
-    pub txid: TxId,
-    pub code: String,
-    pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,9 +194,9 @@ pub trait MirrorStore: Send + Sync {
     fn mempool(&self) -> StoreResult<Vec<PoolEntry>>;
     fn mempool_changes(&self, since: u64, limit: usize) -> StoreResult<PoolChanges>;
 
-    /// Puts transactions into the pool (returns their sequence numbers in order) and records
-    /// rejections, in one atomic write.
-    fn add_to_pool(&self, adds: &[PoolAdd], rejections: &[Rejection]) -> StoreResult<Vec<u64>>;
+    /// Puts transactions into the pool (returns their sequence numbers in order) and drops
+    /// the `evicted` pool transactions (with their reason), in one atomic write.
+    fn add_to_pool(&self, adds: &[PoolAdd], evicted: &[(TxId, String)]) -> StoreResult<Vec<u64>>;
     /// Appends a block to the best chain: its transactions become confirmed (leaving the pool
     /// if they were in it) and the unspent set is updated.
     fn apply_block(&self, block: &Block) -> StoreResult<()>;

@@ -10,6 +10,7 @@
 //! - [`tx`]: transactions, signatures, validation rules.
 //! - [`block`]: headers, blocks, merkle root, header-chain and block checks, locators.
 //! - [`api`]: JSON shapes of the gateway's `/v1` API.
+//! - [`wire`]: the binary form of a blocks answer (`Accept: application/octet-stream`).
 
 pub mod address;
 pub mod api;
@@ -17,6 +18,7 @@ pub mod block;
 pub mod encoding;
 pub mod hash;
 pub mod tx;
+pub mod wire;
 
 /// The Ed25519 implementation the protocol uses, re-exported so callers use the same version.
 pub use ed25519_dalek;
@@ -30,5 +32,5 @@ pub use encoding::DecodeError;
 pub use hash::{AssetId, BlockId, Hash32, HexError, PublicKey, Signature, TxId, tagged_hash};
 pub use tx::{
     ChainParams, Issuance, OutPoint, Output, Transaction, TxCheck, TxError, public_key, sign_id,
-    verify_id_signature,
+    verify_id_signature, verify_id_signatures,
 };

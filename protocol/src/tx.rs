@@ -164,14 +164,34 @@ pub fn sign_id(key: &SigningKey, id: &[u8; 32]) -> Signature {
     Signature(key.sign(id).to_bytes())
 }
 
-/// Verifies a signature over a 32-byte id with strict (non-malleable) Ed25519 rules.
+/// Verifies a signature over a 32-byte id by the ZIP 215 rules (cofactored equation,
+/// canonical `s`; see PROTOCOL.md). Those rules are the only ones under which verifying
+/// signatures one by one and in a batch ([`verify_id_signatures`]) always agree, so a gateway
+/// that batches and a wallet that checks one signature can never disagree on a spend.
 pub fn verify_id_signature(key: &PublicKey, id: &[u8; 32], sig: &Signature) -> bool {
-    match VerifyingKey::from_bytes(&key.0) {
+    match ed25519_consensus::VerificationKey::try_from(key.0) {
         Ok(vk) => vk
-            .verify_strict(id, &ed25519_dalek::Signature::from_bytes(&sig.0))
+            .verify(&ed25519_consensus::Signature::from(sig.0), id)
             .is_ok(),
         Err(_) => false,
     }
+}
+
+/// Verifies many `(key, id, signature)` triples at once (about 2-3x faster per signature
+/// than one by one for large batches): `true` only if every one is valid by the rules of
+/// [`verify_id_signature`]. A `false` says nothing about which one failed.
+pub fn verify_id_signatures<'a>(
+    items: impl IntoIterator<Item = (&'a PublicKey, &'a [u8; 32], &'a Signature)>,
+) -> bool {
+    let mut batch = ed25519_consensus::batch::Verifier::new();
+    for (key, id, sig) in items {
+        batch.queue((
+            ed25519_consensus::VerificationKeyBytes::from(key.0),
+            ed25519_consensus::Signature::from(sig.0),
+            &id[..],
+        ));
+    }
+    batch.verify(rand_core::OsRng).is_ok()
 }
 
 /// The public key of a signing key, in protocol form.
@@ -510,6 +530,47 @@ impl Transaction {
     pub fn validate(
         &self,
         params: &ChainParams,
+        resolve: impl FnMut(&OutPoint) -> Option<Output>,
+    ) -> Result<TxCheck, TxError> {
+        let check = self.validate_deferred(params, resolve)?;
+        self.verify_input_signatures(&check)?;
+        Ok(check)
+    }
+
+    /// The input signatures of a transaction that passed [`Transaction::validate_deferred`],
+    /// one by one.
+    pub fn verify_input_signatures(&self, check: &TxCheck) -> Result<(), TxError> {
+        for (index, (key, sig)) in self.input_signatures(check).enumerate() {
+            if !verify_id_signature(key, &check.txid.0, sig) {
+                return Err(TxError::BadSignature {
+                    what: "input",
+                    index,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `(owner key, signature)` of each input, in input order, for batch verification
+    /// ([`verify_id_signatures`] over `check.txid`).
+    pub fn input_signatures<'a>(
+        &'a self,
+        check: &'a TxCheck,
+    ) -> impl Iterator<Item = (&'a PublicKey, &'a Signature)> + 'a {
+        check
+            .spent
+            .iter()
+            .map(|o| &o.owner)
+            .zip(self.signatures.iter())
+    }
+
+    /// Everything [`Transaction::validate`] checks except the input signatures, which the
+    /// caller must then verify (one by one with [`Transaction::verify_input_signatures`], or
+    /// many transactions' at once with [`verify_id_signatures`]). Cheap checks come first, so
+    /// an invalid transaction costs no signature verification when it can be refused without.
+    pub fn validate_deferred(
+        &self,
+        params: &ChainParams,
         mut resolve: impl FnMut(&OutPoint) -> Option<Output>,
     ) -> Result<TxCheck, TxError> {
         let txid = self.check_stateless(params.network)?;
@@ -521,14 +582,6 @@ impl Transaction {
                 vout: i.index,
             })?;
             spent.push(out);
-        }
-        for (index, out) in spent.iter().enumerate() {
-            if !verify_id_signature(&out.owner, &txid.0, &self.signatures[index]) {
-                return Err(TxError::BadSignature {
-                    what: "input",
-                    index,
-                });
-            }
         }
         // (sources, uses) per asset, in u128 so no sum of u64s can overflow.
         let mut sums: BTreeMap<AssetId, (u128, u128)> = BTreeMap::new();
@@ -577,6 +630,41 @@ mod tests {
 
     fn key(b: u8) -> SigningKey {
         SigningKey::from_bytes(&[b; 32])
+    }
+
+    #[test]
+    fn batch_and_single_verification_agree() {
+        let keys: Vec<SigningKey> = (1..=20).map(key).collect();
+        let ids: Vec<[u8; 32]> = (0..20u8).map(|n| [n; 32]).collect();
+        let pubs: Vec<PublicKey> = keys.iter().map(public_key).collect();
+        let mut sigs: Vec<Signature> = keys
+            .iter()
+            .zip(&ids)
+            .map(|(k, id)| sign_id(k, id))
+            .collect();
+        let all = |sigs: &[Signature]| {
+            verify_id_signatures(
+                pubs.iter()
+                    .zip(ids.iter())
+                    .zip(sigs.iter())
+                    .map(|((k, i), s)| (k, i, s)),
+            )
+        };
+        assert!(all(&sigs));
+        assert!(
+            pubs.iter()
+                .zip(&ids)
+                .zip(&sigs)
+                .all(|((k, i), s)| verify_id_signature(k, i, s))
+        );
+        // One wrong bit anywhere fails the batch and that signature alone.
+        sigs[13].0[5] ^= 1;
+        assert!(!all(&sigs));
+        assert!(!verify_id_signature(&pubs[13], &ids[13], &sigs[13]));
+        // A signature over another id fails too.
+        sigs[13] = sign_id(&keys[13], &[99; 32]);
+        assert!(!all(&sigs));
+        assert!(verify_id_signatures(std::iter::empty()));
     }
 
     struct Fixture {

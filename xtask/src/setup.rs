@@ -65,7 +65,7 @@ pub fn run(timer: &mut Timer) -> Result {
 }
 
 fn apt_packages() -> Result {
-    let missing: Vec<&str> = APT_PACKAGES
+    let mut missing: Vec<&str> = APT_PACKAGES
         .iter()
         .map(|(name, _)| *name)
         .filter(|name| {
@@ -73,12 +73,22 @@ fn apt_packages() -> Result {
             status.as_deref() != Some("install ok installed")
         })
         .collect();
+    // Node.js runs MyCHIPs's own npm packages in the interop tests. A Node that is already
+    // there (Debian's or another packaging that bundles npm) is used as it is: Debian's npm
+    // package would conflict with the latter.
+    if !sh::have("node") || !sh::have("npm") {
+        missing.extend(["nodejs", "npm"]);
+    }
     if missing.is_empty() {
         println!("all {} Debian packages are installed", APT_PACKAGES.len());
         return Ok(());
     }
     println!("missing Debian packages:");
-    for (name, why) in APT_PACKAGES.iter().filter(|(n, _)| missing.contains(n)) {
+    for (name, why) in APT_PACKAGES
+        .iter()
+        .chain(&[("nodejs", "MyCHIPs interop tests (Node)"), ("npm", "MyCHIPs interop tests (npm packages)")])
+        .filter(|(n, _)| missing.contains(n))
+    {
         println!("  {name:32} {why}");
     }
     if !sh::have("apt-get") {
