@@ -35,6 +35,6 @@ pub use frame::FrameError;
 pub use handshake::{AcceptError, ConnectError, HandshakeKind, vector};
 pub use identity::{AgentId, AgentIdError, LocalKey};
 pub use session::{
-    Incoming, MAX_MESSAGE, PeerConfig, RecvError, SendError, Session, SessionInfo,
-    SessionReceiver, SessionSender, accept, connect, connect_over, respond,
+    Incoming, MAX_MESSAGE, PeerConfig, RecvError, SendError, Session, SessionInfo, SessionReceiver,
+    SessionSender, accept, connect, connect_over, respond,
 };
