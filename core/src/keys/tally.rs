@@ -31,10 +31,10 @@
 //! - on Apple targets they use the pure-Rust `p521` crate.
 //!
 //! Both take and give the same bytes: a 66-byte big-endian scalar, a
-//! 133-byte uncompressed point, a 132-byte `r||s`. The only visible
-//! difference is the nonce: `p521` signs deterministically (RFC 6979),
-//! aws-lc-rs with a random nonce; both are valid ECDSA and verify
-//! everywhere (a unit test signs with each and verifies with the other).
+//! 133-byte uncompressed point, a 132-byte `r||s`, and both draw a fresh
+//! random nonce per signature (as WebCrypto does), so signatures are valid
+//! ECDSA that verify everywhere but are not reproducible (a unit test signs
+//! with each backend and verifies with the other).
 //! Key and signature parsing (range and on-curve checks) always goes
 //! through `p521`, so both backends refuse exactly the same inputs.
 
@@ -124,7 +124,7 @@ impl TallyKey {
     pub fn from_private_jwk(jwk: &serde_json::Value) -> Result<Self, KeyError> {
         check_ec_p521(jwk)?;
         let d = jwk_member_bytes(jwk, "d")?;
-        let key = Self::from_scalar_bytes(&d)?;
+        let key = Self::from_scalar_bytes(&d[..])?;
         let has_x = jwk.get("x").is_some();
         let has_y = jwk.get("y").is_some();
         if has_x || has_y {
@@ -148,11 +148,6 @@ impl TallyKey {
             "{{\"crv\":\"P-521\",\"d\":\"{}\",\"ext\":true,\"key_ops\":[\"sign\"],\"kty\":\"EC\",\"x\":\"{x}\",\"y\":\"{y}\"}}",
             d.as_str()
         ))
-    }
-
-    /// The secret scalar, 66 bytes big-endian (for the sign key export).
-    pub(crate) fn scalar_bytes(&self) -> Zeroizing<[u8; FIELD_LEN]> {
-        self.scalar.clone()
     }
 
     pub fn public_key(&self) -> TallyPublicKey {
@@ -251,8 +246,8 @@ impl TallyPublicKey {
         let y = jwk_member_bytes(jwk, "y")?;
         let mut point = [0u8; POINT_LEN];
         point[0] = 0x04;
-        point[1..1 + FIELD_LEN].copy_from_slice(&x);
-        point[1 + FIELD_LEN..].copy_from_slice(&y);
+        point[1..1 + FIELD_LEN].copy_from_slice(&x[..]);
+        point[1 + FIELD_LEN..].copy_from_slice(&y[..]);
         Self::from_point(point)
             .map_err(|_| KeyError::BadJwk("the point is not on the P-521 curve".into()))
     }
@@ -580,7 +575,7 @@ mod tests {
         assert_eq!(jwk["key_ops"], serde_json::json!(["verify"]));
         let text = format!("{key:?}");
         assert!(text.contains("TallyPublicKey"), "{text}");
-        assert!(!text.contains(&URL_SAFE_NO_PAD.encode(&key.scalar_bytes()[..])));
+        assert!(!text.contains(&URL_SAFE_NO_PAD.encode(&key.scalar[..])));
     }
 
     #[test]
@@ -721,8 +716,14 @@ mod tests {
         for message in [&b""[..], b"chit", &[0u8; 1000]] {
             let by_pure = pure_signer.sign(message).expect("p521 signs");
             let by_fast = fast_signer.sign(message).expect("backend signs");
-            assert!(fast_verifier.verify(message, &by_pure), "backend accepts p521");
-            assert!(pure_verifier.verify(message, &by_fast), "p521 accepts backend");
+            assert!(
+                fast_verifier.verify(message, &by_pure),
+                "backend accepts p521"
+            );
+            assert!(
+                pure_verifier.verify(message, &by_fast),
+                "p521 accepts backend"
+            );
             assert!(pure_verifier.verify(message, &by_pure));
             assert!(fast_verifier.verify(message, &by_fast));
             let mut tampered = by_fast;
@@ -731,10 +732,14 @@ mod tests {
             assert!(!fast_verifier.verify(message, &tampered));
             assert!(!fast_verifier.verify(b"other", &by_pure));
         }
-        // RFC 6979 makes the pure-Rust signature reproducible.
-        assert_eq!(
+        // Both draw a fresh nonce: two signatures of one message differ.
+        assert_ne!(
             pure_signer.sign(b"chit").expect("signs"),
             pure_signer.sign(b"chit").expect("signs")
+        );
+        assert_ne!(
+            fast_signer.sign(b"chit").expect("signs"),
+            fast_signer.sign(b"chit").expect("signs")
         );
     }
 }

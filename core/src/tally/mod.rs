@@ -1,2 +1,45 @@
 //! Tallies and chits, in MyCHIPs's own formats (records, canonical JSON,
-//! ECDSA P-521 signatures).
+//! ECDSA P-521 signatures, the chit hash chain, the encrypted sign key).
+//!
+//! Notch must read what MyCHIPs writes and write what MyCHIPs reads, down
+//! to the byte, because every record is signed: a tally by both parties, a
+//! chit by its issuer. So this module follows MyCHIPs's sources rather than
+//! designing its own format:
+//!
+//! - [`canonical`]: the serializations MyCHIPs signs and hashes
+//!   (json-stable-stringify, and PL/Python's `json.dumps` for database
+//!   hashes), and the one strict parser for outside JSON;
+//! - [`record`]: the tally record ([`TallyRecord`]), its signatures and
+//!   hash, [`verify_tally_json`] (what `notch tally verify FILE` runs), and
+//!   what tallies and chits share ([`Side`], errors);
+//! - [`chit`]: the chit record ([`ChitRecord`]), its signature and hash,
+//!   and the pure functions of the chit chain ([`chain_hash`],
+//!   [`next_link`]) that the consensus state machine builds on;
+//! - [`signkey`]: export and import of the signing key in MyCHIPs's
+//!   passphrase-encrypted `signkey` format.
+//!
+//! The key itself (derivation from the recovery phrase, the two crypto
+//! backends) is [`crate::keys::TallyKey`].
+//!
+//! **Design rule.** Signatures and hashes are computed over the JSON as
+//! received, never over a re-serialized Rust struct: records keep their
+//! parsed JSON object, typed accessors only read it, and builders produce
+//! the same kind of object. Members Notch does not know survive untouched.
+//! Outside input never panics: every problem is a typed error that says
+//! which member, or which signature, is wrong.
+
+pub mod canonical;
+pub mod chit;
+pub mod record;
+pub mod signkey;
+
+pub use canonical::{JsonError, parse_json, stable_stringify};
+pub use chit::{
+    CHIT_SIGNED_FIELDS, ChainLink, ChitBuilder, ChitRecord, ChitSignError, ChitType,
+    ChitVerifyError, VerifiedChit, chain_genesis, chain_hash, next_link, verify_chit_json,
+};
+pub use record::{
+    Party, RecordError, RecordKind, Side, SignatureProblem, TallyBuilder, TallyRecord,
+    TallySignError, TallyVerifyError, VerifiedTally, format_date, verify_tally_json,
+};
+pub use signkey::{SignKeyExportError, SignKeyImportError, export_signkey, import_signkey};
