@@ -1,11 +1,11 @@
-//! `cargo xtask bench [gateway|wallet|app]`: every benchmark (or the one
+//! `cargo xtask bench [gateway|wallet|app|peer]`: every benchmark (or the one
 //! named), results in bench/results/.
 
 use crate::sh::{self, Result, Timer, cmd};
 use crate::{session, ui};
 
 /// The benchmarks, in the order they run; `cargo xtask bench NAME` runs one.
-const BENCHES: [&str; 3] = ["gateway", "wallet", "app"];
+const BENCHES: [&str; 4] = ["gateway", "wallet", "app", "peer"];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     let only = match args {
@@ -58,6 +58,23 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     // Desktop app: cold start to the first usable screen, memory of the app's process tree,
     // opening and scrolling a 100,000-transaction history (ledger populated once into
     // target/bench-ledger-app/, then reused). The app embeds ui/dist: the UI is built first.
+    // Tallies: chit signatures and Noise handshakes beside MyCHIPs's own npm code (Node),
+    // and a signed chit's round trip over a Noise session.
+    if wanted("peer") {
+        timer.step("peer benchmark", || {
+            sh::run(cmd("cargo").args([
+                "run",
+                "--release",
+                "-p",
+                "notch-tests",
+                "--bin",
+                "notch-peer-bench",
+                "--",
+                "--out",
+                "bench/results/peer.md",
+            ]))
+        })?;
+    }
     if wanted("app") {
         ui::build(timer, ui::Profile::Release)?;
         timer.step("app benchmark", app_benchmark)?;
