@@ -86,7 +86,10 @@ fn apt_packages() -> Result {
     println!("missing Debian packages:");
     for (name, why) in APT_PACKAGES
         .iter()
-        .chain(&[("nodejs", "MyCHIPs interop tests (Node)"), ("npm", "MyCHIPs interop tests (npm packages)")])
+        .chain(&[
+            ("nodejs", "MyCHIPs interop tests (Node)"),
+            ("npm", "MyCHIPs interop tests (npm packages)"),
+        ])
         .filter(|(n, _)| missing.contains(n))
     {
         println!("  {name:32} {why}");
