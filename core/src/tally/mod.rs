@@ -16,7 +16,10 @@
 //!   and the pure functions of the chit chain ([`chain_hash`],
 //!   [`next_link`]) that the consensus state machine builds on;
 //! - [`signkey`]: export and import of the signing key in MyCHIPs's
-//!   passphrase-encrypted `signkey` format.
+//!   passphrase-encrypted `signkey` format;
+//! - [`chain`]: chits between two parties: chit states, the hash chain the
+//!   foil orders and the consensus messages that make both ends converge,
+//!   balances and credit limits (pure; the agent persists and sends).
 //!
 //! The key itself (derivation from the recovery phrase, the two crypto
 //! backends) is [`crate::keys::TallyKey`].
@@ -29,11 +32,17 @@
 //! which member, or which signature, is wrong.
 
 pub mod canonical;
+pub mod chain;
 pub mod chit;
 pub mod record;
 pub mod signkey;
 
 pub use canonical::{JsonError, parse_json, stable_stringify};
+pub use chain::{
+    ApplyError, ApproveError, Balance, ChitAction, ChitChangeSet, ChitLedger, ChitMessage,
+    ChitOutcome, ChitRow, ChitState, ChitStatus, Consensus, CreditLimit, Direction, Ignored,
+    InvoiceError, IssueError, LedgerNotice, MessageError, RejectError, RestoreError, SentError,
+};
 pub use chit::{
     CHIT_SIGNED_FIELDS, ChainLink, ChitBuilder, ChitRecord, ChitSignError, ChitType,
     ChitVerifyError, VerifiedChit, chain_genesis, chain_hash, next_link, verify_chit_json,
