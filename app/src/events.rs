@@ -6,10 +6,12 @@ use notch_ipc::{AmountView, WalletEvent as Ipc};
 use tauri::{AppHandle, Manager, Runtime};
 
 /// Converts one core event. Exhaustive on purpose: a new core event must be
-/// given an IPC form before the app builds again.
-pub fn to_ipc(event: notch_core::WalletEvent) -> Ipc {
+/// given an IPC form before the app builds again. `None`: the UI has no use
+/// for it yet (tally state changes, until the tallies screen exists; their
+/// notifications still come through as `Notification`).
+pub fn to_ipc(event: notch_core::WalletEvent) -> Option<Ipc> {
     use notch_core::WalletEvent as C;
-    match event {
+    Some(match event {
         C::SyncProgress {
             done,
             total,
@@ -84,7 +86,8 @@ pub fn to_ipc(event: notch_core::WalletEvent) -> Ipc {
             payments_received,
             height,
         },
-    }
+        C::TallyChanged { .. } => return None,
+    })
 }
 
 /// Shows an inbox notification on the desktop (money in, send final or

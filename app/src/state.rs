@@ -368,7 +368,9 @@ impl AppState {
             loop {
                 match events.recv().await {
                     Ok(event) => {
-                        let ipc = crate::events::to_ipc(event);
+                        let Some(ipc) = crate::events::to_ipc(event) else {
+                            continue;
+                        };
                         if let Some(state) = handle.try_state::<AppState>() {
                             state.note(&ipc);
                         }

@@ -11,8 +11,10 @@ use notch_core::export::ExportError;
 use notch_core::gateway::GatewayError;
 use notch_core::keys::KeyError;
 use notch_core::secrets::SecretStoreError;
+use notch_core::tally::TallyVerifyError;
 use notch_core::{
-    NetworkError, OpenError, PaymentError, SendError, SyncError, UriError, WalletError,
+    AgentError, NetworkError, OpenError, PaymentError, SendError, SyncError, TallyActionError,
+    TallyError, TallyScanError, TallyTicketError, UriError, WalletError,
 };
 
 /// What kind of failure ended the command; its exit code is [`Class::code`].
@@ -48,14 +50,17 @@ Exit codes (with --json, an error is one line on stderr:
   0  ok
   1  internal             a bug or a local failure (stdout closed, no runtime)
   2  usage                the command line is wrong
-  3  bad_input            an address, amount, asset, txid, phrase or link is not valid
+  3  bad_input            an address, amount, asset, txid, phrase, link or ticket is
+                          not valid, or a tally cannot do that now
   4  insufficient_funds   not enough of an asset for the payment
   5  gateway_unreachable  the gateway does not answer or cannot serve now, or the
                           wallet has not synced yet: try again later
   6  untrusted            the gateway's data failed verification, its key or
-                          metadata changed, or it serves another network
+                          metadata changed, or it serves another network; a
+                          tally's signature does not verify
   7  wallet               no wallet, a wallet already there, its database, the keystore
-  8  refused              the gateway refused the request
+  8  refused              the gateway refused the request, or a ticket's issuer
+                          refused the ticket
   9  cancelled            you said no at the confirmation prompt";
 
 impl Class {
@@ -310,6 +315,79 @@ impl From<ExportError> for CliError {
             ExportError::Wallet(w) => w.into(),
             other => err(Class::Internal, other),
         }
+    }
+}
+
+impl From<TallyTicketError> for CliError {
+    fn from(e: TallyTicketError) -> Self {
+        let class = match &e {
+            TallyTicketError::NoAgentAddress => Class::Usage,
+            TallyTicketError::BadOptions(_) | TallyTicketError::Ticket(_) => Class::BadInput,
+            TallyTicketError::Key(k) => key_class(k),
+            TallyTicketError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+impl From<TallyScanError> for CliError {
+    fn from(e: TallyScanError) -> Self {
+        let class = match &e {
+            TallyScanError::Ticket(_) | TallyScanError::Image(_) | TallyScanError::OwnTicket => {
+                Class::BadInput
+            }
+            TallyScanError::Refused { .. } => Class::Refused,
+            TallyScanError::BadOffer(_) | TallyScanError::Handshake(_) => Class::Untrusted,
+            TallyScanError::Key(k) => key_class(k),
+            TallyScanError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+impl From<TallyError> for CliError {
+    fn from(e: TallyError) -> Self {
+        let class = match &e {
+            TallyError::UnknownTally(_) => Class::BadInput,
+            TallyError::Key(k) => key_class(k),
+            TallyError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+impl From<TallyActionError> for CliError {
+    fn from(e: TallyActionError) -> Self {
+        let class = match &e {
+            TallyActionError::UnknownTally(_) | TallyActionError::NotNow(_) => Class::BadInput,
+            TallyActionError::Key(k) => key_class(k),
+            TallyActionError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+impl From<AgentError> for CliError {
+    fn from(e: AgentError) -> Self {
+        let class = match &e {
+            AgentError::Bind { .. } => Class::Internal,
+            AgentError::NeedHost { .. } | AgentError::BadAddress { .. } => Class::Usage,
+            AgentError::Key(k) => key_class(k),
+            AgentError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+/// A tally file that is not a tally is bad input; one whose signatures do
+/// not verify is not to be trusted.
+impl From<TallyVerifyError> for CliError {
+    fn from(e: TallyVerifyError) -> Self {
+        let class = match &e {
+            TallyVerifyError::Record(_) => Class::BadInput,
+            TallyVerifyError::Signatures { .. } => Class::Untrusted,
+        };
+        err(class, e)
     }
 }
 

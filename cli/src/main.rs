@@ -38,6 +38,7 @@ use serde_json::json;
 use zeroize::{Zeroize, Zeroizing};
 
 mod exit;
+mod tally;
 
 use exit::{Class, CliError};
 
@@ -159,6 +160,22 @@ enum Command {
         /// Only unread ones.
         #[arg(long)]
         unread: bool,
+    },
+    /// Tallies (MyCHIPs): tickets, offers, acceptance, verification.
+    Tally {
+        #[command(subcommand)]
+        command: tally::TallyCommand,
+    },
+    /// Run the tally agent in the foreground (Ctrl-C stops it): partners
+    /// connect to it with your tickets, and it delivers what waits for them.
+    Agent {
+        /// Where to listen, HOST:PORT.
+        #[arg(long, default_value_t = tally::default_listen())]
+        listen: String,
+        /// The HOST[:PORT] partners should connect to, if not the listening
+        /// address (needed when listening on 0.0.0.0).
+        #[arg(long)]
+        advertise: Option<String>,
     },
 }
 
@@ -657,6 +674,10 @@ async fn run(cli: Cli) -> Res {
                     status.reason.map(|r| format!(": {r}")).unwrap_or_default()
                 );
             }
+        }
+        Command::Tally { command } => tally::run(&cli, command).await?,
+        Command::Agent { listen, advertise } => {
+            tally::agent(&cli, listen, advertise.as_deref()).await?
         }
         Command::Notifications { mark_read, unread } => {
             let wallet = open(&cli).await?;

@@ -249,3 +249,67 @@ fn an_unreachable_gateway_exits_5() {
         stderr(&out)
     );
 }
+
+/// `notch tally verify` needs no wallet: 0 when both signatures of a
+/// MyCHIPs tally verify, 6 (untrusted) when one does not, 3 when the file
+/// is no tally; the reason on stderr.
+#[test]
+fn tally_verify_exits_0_6_or_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/testdata/mychips-validtally.json"
+    );
+    let out = notch(dir.path(), &["--json", "tally", "verify", valid], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["hash"], "3NPx7F5mfAiqyvo2IWPNmqFI5il_cx-8DnYZFEAD4so");
+    let text = std::fs::read_to_string(valid).unwrap();
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, text.replace("\"deluxe\"", "\"deluxf\"")).unwrap();
+    let out = notch(
+        dir.path(),
+        &["tally", "verify", tampered.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the stock signature does not match"),
+        "{}",
+        stderr(&out)
+    );
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"uuid\": 1}").unwrap();
+    let out = notch(
+        dir.path(),
+        &["--json", "tally", "verify", junk.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["class"], "bad_input");
+    // The other tally commands need a wallet.
+    let out = notch(&dir.path().join("empty"), &["tally", "list"], "");
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let out = notch(dir.path(), &["tally", "scan"], "");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    // A ticket that is not one is refused before the keystore is asked
+    // (which has forgotten this wallet's secret by now).
+    let wallet = dir.path().join("w");
+    sandbox_wallet(&wallet);
+    for (text, says) in [
+        ("hello", "not a tally ticket"),
+        (
+            "https://mychips.org/invite?token=t&chad=%7B",
+            "CHIP address",
+        ),
+        (
+            "https://mychips.org/invite?token=t&chad=%7B%22cuid%22:%22a%22,%22agent%22:%226j9z7de95UMTnZzWobwtob6Mc3MDGDntdhSNR80pGXE%22,%22host%22:%22h.example%22,%22port%22:1%7D&expires=2020-01-01T00:00:00Z",
+            "expired",
+        ),
+    ] {
+        let out = notch(&wallet, &["tally", "scan", text], "");
+        assert_eq!(code(&out), 3, "{text}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
+    }
+}

@@ -93,6 +93,9 @@ pub(crate) struct Inner {
     /// One send confirmation at a time.
     pub send_lock: tokio::sync::Mutex<()>,
     pub unreachable_since: Mutex<Option<u64>>,
+    /// What the tally agent shares with the rest (its wake-up, the
+    /// deliveries under way, its settings).
+    pub agent: crate::agent::AgentShared,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::store::{NotificationKind, TxState};
+use crate::tally::lifecycle::TallyState;
 
 /// Something the wallet did or saw. Serialized as JSON with a `type` tag
 /// (the CLI's `watch --json` prints one per line).
@@ -63,6 +64,9 @@ pub enum WalletEvent {
         title: String,
         quiet: bool,
     },
+    /// A tally changed state (MyCHIPs's state names: `P.offer`, `open` …).
+    /// `tally` is the wallet's id of it.
+    TallyChanged { tally: String, state: TallyState },
     /// A catch-up (restore or a long absence) ended: how many notifications
     /// it added to the inbox, and how many payments in it found.
     CaughtUp {

@@ -21,11 +21,15 @@
 //! - [`chain`]: the header chain's rules (links, signatures, when a reorg is allowed);
 //! - [`lifecycle`]: the transaction state machine (the one way states change);
 //! - [`trust`]: what is pinned about a ledger (authority, metadata, network file, URL policy);
-//! - [`tally`]: MyCHIPs tallies and chits (records, canonical JSON, signatures);
+//! - [`tally`]: MyCHIPs tallies and chits (records, canonical JSON, signatures,
+//!   the tally state machine);
 //! - [`ticket`]: tally tickets (MyCHIPs invite links, `notch:` links);
 //! - [`peer`]: Noise between agents, MyCHIPs framing;
+//! - [`agent`]: the tally agent (listener, message routing, outbox) and
+//!   what the person does with tallies (tickets, scans, accept, refuse);
 //! - [`wallet`]: the [`Wallet`] object.
 
+pub mod agent;
 pub mod amount;
 mod apply;
 pub mod backup;
@@ -50,6 +54,11 @@ pub mod trust;
 pub mod tx;
 pub mod wallet;
 
+pub use agent::{
+    AgentConfig, AgentError, AgentHandle, DeliveryReport, RetryPolicy, TallyActionError,
+    TallyDetail, TallyError, TallyInfo, TallyProfile, TallyScanError, TallyTicketError,
+    TicketOptions,
+};
 pub use backup::{BackupCheck, BackupError};
 pub use events::{AssetAmount, WalletEvent};
 pub use export::ExportError;

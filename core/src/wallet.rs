@@ -475,6 +475,7 @@ impl Wallet {
                 sync_lock: tokio::sync::Mutex::new(()),
                 send_lock: tokio::sync::Mutex::new(()),
                 unreachable_since: Mutex::new(None),
+                agent: crate::agent::AgentShared::default(),
             }),
         }
     }
@@ -922,6 +923,140 @@ impl Wallet {
     /// restart loop of their own.
     pub async fn watch(&self, poll: Duration) {
         crate::sync::watch(&self.inner, poll).await
+    }
+
+    // Tallies (MyCHIPs): tickets, the agent, offers. See crate::agent.
+
+    /// Issues a ticket for a new draft tally with empty credit terms, good
+    /// for `expires_in`: show it as a QR code ([`crate::ticket::Ticket::to_qr_png`])
+    /// or a link. Whoever presents it to this wallet's agent gets the tally
+    /// offered, signed by this wallet (issuing the ticket is the consent to
+    /// its terms). Returns the ticket and the draft tally.
+    pub async fn tally_ticket(
+        &self,
+        expires_in: Duration,
+    ) -> Result<(crate::ticket::Ticket, crate::agent::TallyInfo), crate::agent::TallyTicketError>
+    {
+        self.tally_ticket_with(crate::agent::TicketOptions {
+            expires_in,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// [`tally_ticket`](Self::tally_ticket) with the draft's side, terms and
+    /// comment.
+    pub async fn tally_ticket_with(
+        &self,
+        options: crate::agent::TicketOptions,
+    ) -> Result<(crate::ticket::Ticket, crate::agent::TallyInfo), crate::agent::TallyTicketError>
+    {
+        crate::agent::ticket(&self.inner, options).await
+    }
+
+    /// Reads a ticket (a MyCHIPs invitation link, a `notch:ticket` link or
+    /// MyCHIPs's ticket JSON) and asks its issuer's agent for the tally. If
+    /// the issuer answers, the tally comes back offered (`P.offer`: show
+    /// its terms, then [`tally_accept`](Self::tally_accept) or
+    /// [`tally_refuse`](Self::tally_refuse)); if its agent cannot be reached
+    /// the ticket is kept (`ticket`) and the agent presents it again until
+    /// it is answered or expires. A refused ticket stores nothing.
+    pub async fn tally_scan(
+        &self,
+        text: &str,
+    ) -> Result<crate::agent::TallyInfo, crate::agent::TallyScanError> {
+        crate::agent::scan(&self.inner, crate::agent::ScanInput::Text(text)).await
+    }
+
+    /// [`tally_scan`](Self::tally_scan) of a picture (PNG or JPEG) holding
+    /// the ticket's QR code.
+    pub async fn tally_scan_image(
+        &self,
+        image: &[u8],
+    ) -> Result<crate::agent::TallyInfo, crate::agent::TallyScanError> {
+        crate::agent::scan(&self.inner, crate::agent::ScanInput::Image(image)).await
+    }
+
+    /// Every tally, newest first.
+    pub async fn tallies(&self) -> Result<Vec<crate::agent::TallyInfo>, crate::agent::TallyError> {
+        crate::agent::tallies(&self.inner).await
+    }
+
+    /// One tally with its record (exactly as signed).
+    pub async fn tally(
+        &self,
+        id: &str,
+    ) -> Result<crate::agent::TallyDetail, crate::agent::TallyError> {
+        crate::agent::show(&self.inner, id).await
+    }
+
+    /// Accepts an offered tally: signs it with the wallet's tally key and
+    /// sends the acceptance (now, or when the partner is back). The shell
+    /// shows the terms ([`tally`](Self::tally)) first: calling this is the
+    /// person's consent.
+    pub async fn tally_accept(
+        &self,
+        id: &str,
+    ) -> Result<crate::agent::TallyInfo, crate::agent::TallyActionError> {
+        crate::agent::accept_or_refuse(&self.inner, id, true).await
+    }
+
+    /// Refuses an offered tally (and tells the partner), withdraws a ticket
+    /// nobody used yet, or gives up a scanned ticket still waiting for its
+    /// offer.
+    pub async fn tally_refuse(
+        &self,
+        id: &str,
+    ) -> Result<crate::agent::TallyInfo, crate::agent::TallyActionError> {
+        crate::agent::accept_or_refuse(&self.inner, id, false).await
+    }
+
+    /// Checks both signatures of a MyCHIPs tally record (JSON text); the
+    /// error names each failing signature. Needs no wallet.
+    pub fn verify_tally_json(
+        text: &str,
+    ) -> Result<crate::tally::VerifiedTally, crate::tally::TallyVerifyError> {
+        crate::tally::verify_tally_json(text)
+    }
+
+    /// Who the wallet is in its tallies (CHIP user id, certificate name,
+    /// agent id and address).
+    pub async fn tally_profile(
+        &self,
+    ) -> Result<crate::agent::TallyProfile, crate::agent::TallyError> {
+        crate::agent::profile(&self.inner).await
+    }
+
+    /// Sets the CHIP user id and/or the name put in the certificate of new
+    /// tallies.
+    pub async fn set_tally_profile(
+        &self,
+        cuid: Option<String>,
+        name: Option<String>,
+    ) -> Result<crate::agent::TallyProfile, crate::agent::TallyTicketError> {
+        crate::agent::set_profile(&self.inner, cuid, name).await
+    }
+
+    /// Starts the tally agent: listens on `config.listen` for partners'
+    /// agents (first contacts with a ticket, reconnections from partners)
+    /// and delivers the outbox, retrying while a partner is offline. The
+    /// address partners should use is recorded for tickets. It runs until
+    /// the handle is stopped or dropped.
+    pub async fn start_agent(
+        &self,
+        config: crate::agent::AgentConfig,
+    ) -> Result<crate::agent::AgentHandle, crate::agent::AgentError> {
+        crate::agent::start(self.inner.clone(), config).await
+    }
+
+    /// One pass over the outbox now: every message whose retry time has
+    /// come is sent if its partner answers.
+    pub async fn deliver_outbox(
+        &self,
+    ) -> Result<crate::agent::DeliveryReport, crate::agent::AgentError> {
+        let me = crate::agent::identity(&self.inner).await?;
+        let config = self.inner.agent.config();
+        Ok(crate::agent::deliver_due(&self.inner, &me, &config).await?)
     }
 }
 

@@ -27,10 +27,16 @@ pub enum NotificationKind {
     LedgerChanged,
     /// Something the wallet could not store; it retries.
     StoreTrouble,
+    /// A tally was offered to this wallet: its terms wait for the person.
+    TallyOffered,
+    /// A tally is open (both parties signed).
+    TallyOpened,
+    /// A partner refused the wallet's tally offer or ticket.
+    TallyRefused,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 11] = [
+    pub const ALL: [NotificationKind; 14] = [
         NotificationKind::PaymentReceived,
         NotificationKind::TxConfirmed,
         NotificationKind::TxFinal,
@@ -42,6 +48,9 @@ impl NotificationKind {
         NotificationKind::ReorgRefused,
         NotificationKind::LedgerChanged,
         NotificationKind::StoreTrouble,
+        NotificationKind::TallyOffered,
+        NotificationKind::TallyOpened,
+        NotificationKind::TallyRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +66,9 @@ impl NotificationKind {
             NotificationKind::ReorgRefused => "reorg_refused",
             NotificationKind::LedgerChanged => "ledger_changed",
             NotificationKind::StoreTrouble => "store_trouble",
+            NotificationKind::TallyOffered => "tally_offered",
+            NotificationKind::TallyOpened => "tally_opened",
+            NotificationKind::TallyRefused => "tally_refused",
         }
     }
 
@@ -81,6 +93,8 @@ pub struct Notification {
     /// The transaction it is about, hex, if any.
     #[serde(serialize_with = "ser_opt_hex")]
     pub txid: Option<Hash32>,
+    /// The tally it is about (its wallet id), if any.
+    pub tally: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     pub read: bool,
@@ -110,7 +124,16 @@ pub(super) fn setting(conn: &Connection, key: &str) -> Result<Option<String>, St
         .optional()?)
 }
 
-type NotificationRow = (i64, String, String, String, Option<Hash32>, i64, bool);
+type NotificationRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<Hash32>,
+    i64,
+    bool,
+    Option<String>,
+);
 
 fn notification_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRow> {
     Ok((
@@ -121,6 +144,7 @@ fn notification_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRo
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
@@ -130,12 +154,12 @@ pub(super) fn notifications(
     limit: u32,
 ) -> Result<Vec<Notification>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, title, body, txid, created_at, read FROM notifications
+        "SELECT id, kind, title, body, txid, created_at, read, tally FROM notifications
          WHERE (?1 = 0 OR read = 0) ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![unread_only, limit], notification_from)?;
     rows.map(|row| {
-        let (id, kind, title, body, txid, created_at, read) = row?;
+        let (id, kind, title, body, txid, created_at, read, tally) = row?;
         let kind = NotificationKind::from_name(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown notification kind {kind:?}")))?;
         Ok(Notification {
@@ -144,6 +168,7 @@ pub(super) fn notifications(
             title,
             body,
             txid,
+            tally,
             created_at,
             read,
         })
@@ -233,10 +258,35 @@ impl StoreTx<'_> {
 
     /// Adds a notification to the inbox; returns it.
     pub fn add_notification(&self, new: &NewNotification) -> Result<Notification, StoreError> {
+        self.insert_notification(new, None)
+    }
+
+    /// Adds a notification about the tally `tally` (its wallet id).
+    pub fn add_tally_notification(
+        &self,
+        new: &NewNotification,
+        tally: &str,
+    ) -> Result<Notification, StoreError> {
+        self.insert_notification(new, Some(tally))
+    }
+
+    fn insert_notification(
+        &self,
+        new: &NewNotification,
+        tally: Option<&str>,
+    ) -> Result<Notification, StoreError> {
         let created_at = now();
         self.conn().execute(
-            "INSERT INTO notifications (kind, title, body, txid, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.kind.as_str(), new.title, new.body, new.txid, created_at],
+            "INSERT INTO notifications (kind, title, body, txid, created_at, tally)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                new.kind.as_str(),
+                new.title,
+                new.body,
+                new.txid,
+                created_at,
+                tally
+            ],
         )?;
         Ok(Notification {
             id: self.conn().last_insert_rowid(),
@@ -244,6 +294,7 @@ impl StoreTx<'_> {
             title: new.title.clone(),
             body: new.body.clone(),
             txid: new.txid,
+            tally: tally.map(str::to_owned),
             created_at,
             read: false,
         })

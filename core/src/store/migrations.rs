@@ -163,4 +163,77 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX outputs_by_locker ON outputs (locked_by);
     CREATE INDEX outputs_by_address ON outputs (address);
     "#,
+    // 4: tallies, their tickets, the outbox of messages to tally partners,
+    // and notifications about a tally.
+    r#"
+    -- One row per tally this wallet takes part in, or has asked for with a
+    -- scanned ticket. `id` is the wallet's own name for it (the record's
+    -- uuid when we drafted it; a fresh uuid for a scanned ticket, whose
+    -- record uuid is only known once the offer arrives). `state` is
+    -- MyCHIPs's name (core/src/tally/lifecycle.rs). `record` is the draft,
+    -- the record exactly as last signed or received (canonical JSON), or for
+    -- a scanned ticket the ticket itself.
+    CREATE TABLE tallies (
+        id             TEXT    PRIMARY KEY CHECK (length(id) > 0),
+        uuid           TEXT    CHECK (uuid IS NULL OR length(uuid) > 0),
+        state          TEXT    NOT NULL CHECK (state IN ('ticket', 'draft', 'draft.offer',
+                         'H.offer', 'P.offer', 'P.offer.void', 'B.offer.open', 'open', 'void')),
+        side           TEXT    CHECK (side IS NULL OR side IN ('stock', 'foil')),
+        partner_agent  BLOB    CHECK (partner_agent IS NULL OR length(partner_agent) = 32),
+        partner_cid    TEXT,
+        partner_host   TEXT,
+        partner_port   INTEGER CHECK (partner_port IS NULL OR partner_port BETWEEN 1 AND 65535),
+        record         TEXT    NOT NULL,
+        -- Why it is void, for people.
+        reason         TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        -- An open tally holds both signatures (checked before it gets here).
+        CHECK (state NOT IN ('open', 'B.offer.open', 'P.offer', 'H.offer', 'draft.offer')
+               OR (uuid IS NOT NULL AND side IS NOT NULL AND partner_agent IS NOT NULL))
+    );
+    CREATE UNIQUE INDEX tallies_by_uuid ON tallies (uuid) WHERE uuid IS NOT NULL;
+    CREATE INDEX tallies_by_partner ON tallies (partner_agent, state);
+
+    -- The one-time tokens of the tickets this wallet issued (MyCHIPs
+    -- mychips.tokens). Marked used in the same transaction that moves the
+    -- tally on. A token is an invitation shown in a QR code, not a secret
+    -- of the wallet.
+    CREATE TABLE tally_tickets (
+        token       TEXT    PRIMARY KEY CHECK (length(token) > 0),
+        tally       TEXT    NOT NULL REFERENCES tallies (id) ON DELETE CASCADE,
+        expires     INTEGER NOT NULL,
+        used_at     INTEGER,
+        used_by     BLOB    CHECK (used_by IS NULL OR length(used_by) = 32),
+        created_at  INTEGER NOT NULL,
+        CHECK ((used_at IS NULL) = (used_by IS NULL))
+    );
+    CREATE INDEX tally_tickets_by_tally ON tally_tickets (tally);
+
+    -- Messages for tally partners not delivered yet (the partner's agent
+    -- was offline, or we had no session with it). One per tally and action:
+    -- a newer message of the same kind replaces the older. A row is deleted
+    -- in the same transaction that records its delivery. Times in
+    -- milliseconds since the Unix epoch.
+    CREATE TABLE outbox (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        tally          TEXT    NOT NULL REFERENCES tallies (id) ON DELETE CASCADE,
+        action         TEXT    NOT NULL,
+        partner_agent  BLOB    NOT NULL CHECK (length(partner_agent) = 32),
+        host           TEXT,
+        port           INTEGER CHECK (port IS NULL OR port BETWEEN 1 AND 65535),
+        message        TEXT    NOT NULL,
+        attempts       INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt   INTEGER NOT NULL,
+        last_error     TEXT,
+        created_at     INTEGER NOT NULL,
+        UNIQUE (tally, action)
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt);
+    CREATE INDEX outbox_by_partner ON outbox (partner_agent, id);
+
+    -- Which tally a notification is about, if any.
+    ALTER TABLE notifications ADD COLUMN tally TEXT;
+    CREATE INDEX notifications_by_tally ON notifications (tally, kind);
+    "#,
 ];

@@ -14,6 +14,7 @@ mod chain;
 mod inbox;
 mod ledger;
 pub mod migrations;
+mod tallies;
 mod wallet;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 pub use chain::Header;
 pub use inbox::{NewNotification, Notification, NotificationKind};
 pub use ledger::{NewOutput, NewTransaction, OutPoint, OutputRecord, TxRecord, TxState};
+pub use tallies::{NewOutbox, OutboxRow, TallyRow, TokenRow};
 pub use wallet::{AddressRecord, NewAddress, NewWallet, WalletMeta};
 
 use crate::keys::KeyError;
@@ -343,11 +345,13 @@ macro_rules! read_methods {
 impl Store {
     read_methods!();
     inbox::inbox_read_methods!();
+    tallies::tally_read_methods!();
 }
 
 impl StoreTx<'_> {
     read_methods!();
     inbox::inbox_read_methods!();
+    tallies::tally_read_methods!();
 }
 
 /// Fixtures shared by the store's unit tests.

@@ -19,7 +19,9 @@
 //!   passphrase-encrypted `signkey` format;
 //! - [`chain`]: chits between two parties: chit states, the hash chain the
 //!   foil orders and the consensus messages that make both ends converge,
-//!   balances and credit limits (pure; the agent persists and sends).
+//!   balances and credit limits (pure; the agent persists and sends);
+//! - [`lifecycle`]: the tally state machine (ticket → offer → open, in
+//!   MyCHIPs's state names), pure; the agent (`crate::agent`) applies it.
 //!
 //! The key itself (derivation from the recovery phrase, the two crypto
 //! backends) is [`crate::keys::TallyKey`].
@@ -34,6 +36,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod chit;
+pub mod lifecycle;
 pub mod record;
 pub mod signkey;
 

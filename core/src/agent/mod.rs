@@ -1,0 +1,996 @@
+//! The wallet's tally agent: listens for partners' agents, talks the
+//! MyCHIPs tally protocol with them over [`crate::peer`] sessions, and
+//! delivers the outbox.
+//!
+//! - **Listening** ([`crate::Wallet::start_agent`]): every connection is
+//!   read up to its handshake ([`peer::respond`]). A first contact (Noise
+//!   IK) must present the one-time token of a ticket this wallet issued; it
+//!   is checked, and the tally moved on, in one store transaction before
+//!   the handshake is answered. A reconnection (N + KK) is answered only
+//!   for an agent the wallet shares a tally with (MyCHIPs `learn-noise.md`,
+//!   "Subsequent Connection"). Then messages are taken until the partner is
+//!   done, and whatever our outbox holds for that partner goes out on the
+//!   same session (MyCHIPs reuses a connection in either direction; a phone
+//!   that cannot be reached is answered when it calls).
+//! - **Routing**: a message becomes a [`crate::tally::lifecycle::Event`] for the tally it
+//!   names (by uuid; an offer may also answer our oldest scanned ticket of
+//!   that agent), applied by `apply::apply`: verify → change set → one
+//!   store transaction → events after the commit.
+//! - **Outbox**: a message for a partner is written to the `outbox` table
+//!   in the transaction that decided to send it, so nothing is lost if the
+//!   partner is offline or the wallet stops; it is deleted in the
+//!   transaction that records its delivery, and the receiving state machine
+//!   takes a repeat as a no-op, so nothing is applied twice. Failed attempts
+//!   are retried with a doubling wait ([`RetryPolicy`]); the store is read
+//!   again every [`AgentConfig::poll`], so a message queued by another
+//!   process (the CLI) goes out too.
+//!
+//! "Delivered" means written to an authenticated session, as MyCHIPs's
+//! `peerTransmit` success callback means it; MyCHIPs has no
+//! application-level acknowledgement to wait for.
+
+mod apply;
+mod ops;
+
+pub use ops::DEFAULT_TICKET_LIFETIME;
+pub use ops::{
+    DeliveryReport, TallyActionError, TallyDetail, TallyError, TallyInfo, TallyProfile,
+    TallyScanError, TallyTicketError, TicketOptions,
+};
+pub(crate) use ops::{
+    ScanInput, accept_or_refuse, profile, scan, set_profile, show, tallies, ticket,
+};
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::context::{Inner, lock, unix_now};
+use crate::events::WalletEvent;
+use crate::keys::KeyError;
+use crate::peer::{
+    self, AgentId, ConnectError, HandshakeKind, LocalKey, PeerConfig, RecvError, Session,
+};
+use crate::store::{OutboxRow, StoreError, TallyRow};
+use crate::tally::TallyRecord;
+use crate::tally::lifecycle::{Action, Event, Refusal, TallyState, TokenInfo};
+use crate::ticket::Ticket;
+use apply::{Identity, Target, after_ms, for_attempt, now_ms};
+
+/// How long to wait before trying a message again: `first`, doubled after
+/// each failure, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`-th failed attempt (1-based).
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let shift = attempts.saturating_sub(1).min(30);
+        self.first
+            .checked_mul(1u32 << shift)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+/// How the agent listens and talks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Where to listen, `HOST:PORT` (port 0: any free port).
+    pub listen: String,
+    /// The host and port partners should connect to, written into tickets
+    /// and certificates. `None`: the listening address (which must then be
+    /// a specific one, not 0.0.0.0). A port of 0 means the listening port.
+    pub advertise: Option<(String, u16)>,
+    /// Handshake, read and write limits of each session.
+    pub peer: PeerConfig,
+    pub retry: RetryPolicy,
+    /// How often the outbox is read again (for messages other processes
+    /// queued).
+    pub poll: Duration,
+    /// How long to wait for the issuer's answer to a ticket.
+    pub reply_timeout: Duration,
+    /// How long an initiator keeps a session open for more messages.
+    pub linger: Duration,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+}
+
+/// MyCHIPs's default agent port (`lib/peernoise.js`, `DefaultPort`).
+pub const DEFAULT_AGENT_PORT: u16 = 65430;
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            listen: format!("127.0.0.1:{DEFAULT_AGENT_PORT}"),
+            advertise: None,
+            peer: PeerConfig::default(),
+            retry: RetryPolicy::default(),
+            poll: Duration::from_secs(2),
+            reply_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(2),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error(
+        "the agent listens on every interface ({addr}); say which host name or address partners should connect to"
+    )]
+    NeedHost { addr: String },
+    #[error("partners could not connect to {host:?}: {reason}")]
+    BadAddress { host: String, reason: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A running agent. Dropping it (or [`AgentHandle::stop`]) stops it.
+#[derive(Debug)]
+pub struct AgentHandle {
+    addr: SocketAddr,
+    host: String,
+    port: u16,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl AgentHandle {
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The host and port it tells partners.
+    pub fn advertised(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+
+    /// Stops listening and delivering, and waits until it has.
+    pub async fn stop(mut self) {
+        for task in std::mem::take(&mut self.tasks) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the agent shares with the wallet's other parts (in [`Inner`]).
+#[derive(Debug, Default)]
+pub(crate) struct AgentShared {
+    /// Wakes the outbox loop when something is queued in this process.
+    wake: tokio::sync::Notify,
+    /// Partners a delivery is under way to (one at a time each).
+    delivering: Mutex<HashSet<[u8; 32]>>,
+    /// The running agent's settings, or the defaults: what a delivery
+    /// started by the person (accept, scan) uses.
+    config: Mutex<AgentConfig>,
+}
+
+impl AgentShared {
+    pub(crate) fn config(&self) -> AgentConfig {
+        lock(&self.config).clone()
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// One delivery at a time per partner: the guard removes the mark.
+struct Busy {
+    inner: Arc<Inner>,
+    agent: [u8; 32],
+}
+
+impl Busy {
+    fn try_new(inner: &Arc<Inner>, agent: [u8; 32]) -> Option<Busy> {
+        if !lock(&inner.agent.delivering).insert(agent) {
+            return None;
+        }
+        Some(Busy {
+            inner: inner.clone(),
+            agent,
+        })
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        lock(&self.inner.agent.delivering).remove(&self.agent);
+    }
+}
+
+/// The default CHIP user id: fixed by the seed (it follows from the agent
+/// key), so a restored wallet keeps it.
+pub(crate) fn default_cuid(agent: &AgentId) -> String {
+    let text = agent.to_string();
+    format!("notch_{}", text.get(..8).unwrap_or(&text))
+}
+
+/// Who we are, from the keys and the settings.
+pub(crate) async fn identity(inner: &Inner) -> Result<Arc<Identity>, StoreError> {
+    let keys = inner.keys.clone();
+    let agent_key = keys.agent_key()?;
+    let key = keys.tally_key()?;
+    let local = LocalKey::from_agent_key(&agent_key);
+    let agent = local.agent();
+    let (cuid, name, host, port) = inner
+        .db(|s| {
+            Ok::<_, StoreError>((
+                s.setting(apply::CUID_SETTING)?,
+                s.setting(apply::NAME_SETTING)?,
+                s.setting(apply::AGENT_HOST_SETTING)?,
+                s.setting(apply::AGENT_PORT_SETTING)?,
+            ))
+        })
+        .await?;
+    Ok(Arc::new(Identity {
+        agent,
+        local,
+        key,
+        cuid: cuid.unwrap_or_else(|| default_cuid(&agent)),
+        name,
+        host,
+        port: port.and_then(|p| p.parse().ok()),
+    }))
+}
+
+/// Binds, records the advertised address, and starts the listener and the
+/// outbox loop.
+pub(crate) async fn start(
+    inner: Arc<Inner>,
+    config: AgentConfig,
+) -> Result<AgentHandle, AgentError> {
+    let listener = TcpListener::bind(config.listen.as_str())
+        .await
+        .map_err(|e| AgentError::Bind {
+            addr: config.listen.clone(),
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| AgentError::Bind {
+        addr: config.listen.clone(),
+        reason: e.to_string(),
+    })?;
+    let (host, port) = match &config.advertise {
+        Some((host, port)) => (host.clone(), if *port == 0 { addr.port() } else { *port }),
+        None if addr.ip().is_unspecified() => {
+            return Err(AgentError::NeedHost {
+                addr: addr.to_string(),
+            });
+        }
+        None => (addr.ip().to_string(), addr.port()),
+    };
+    // The address must be one a ticket can carry.
+    let me = identity(&inner).await?;
+    crate::ticket::Chad::new(
+        &me.cuid,
+        crate::ticket::AgentId::from_bytes(*me.agent.as_bytes()),
+        &host,
+        port,
+    )
+    .map_err(|e| AgentError::BadAddress {
+        host: host.clone(),
+        reason: e.to_string(),
+    })?;
+    let (h, p) = (host.clone(), port.to_string());
+    inner
+        .db(move |s| {
+            s.write(|tx| {
+                tx.set_setting(apply::AGENT_HOST_SETTING, &h)?;
+                tx.set_setting(apply::AGENT_PORT_SETTING, &p)
+            })
+        })
+        .await?;
+    *lock(&inner.agent.config) = config.clone();
+    let me = identity(&inner).await?;
+    let listen = tokio::spawn(accept_loop(
+        inner.clone(),
+        me.clone(),
+        config.clone(),
+        listener,
+    ));
+    let outbox = tokio::spawn(outbox_loop(inner, me, config));
+    tracing::info!(%addr, %host, port, "tally agent listening");
+    Ok(AgentHandle {
+        addr,
+        host,
+        port,
+        tasks: vec![listen, outbox],
+    })
+}
+
+async fn accept_loop(
+    inner: Arc<Inner>,
+    me: Arc<Identity>,
+    config: AgentConfig,
+    listener: TcpListener,
+) {
+    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    // Dropped (and with it every connection task) when this task is.
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!("the tally agent cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%from, "too many tally connections; closing this one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (inner, me, config) = (inner.clone(), me.clone(), config.clone());
+        tasks.spawn(async move {
+            serve(&inner, &me, &config, stream).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn outbox_loop(inner: Arc<Inner>, me: Arc<Identity>, config: AgentConfig) {
+    loop {
+        if let Err(e) = deliver_due(&inner, &me, &config).await {
+            tracing::warn!("the tally outbox could not be read: {e}");
+        }
+        let next = inner.db(|s| s.next_outbox_attempt()).await.ok().flatten();
+        let wait = match next {
+            Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+                .clamp(Duration::from_millis(20), config.poll),
+            None => config.poll,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = inner.agent.wake.notified() => {}
+        }
+    }
+}
+
+/// Serves one connection a partner opened.
+async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, stream: TcpStream) {
+    let incoming = match peer::respond(stream, &me.local, &config.peer).await {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::debug!("a tally connection failed its handshake: {e}");
+            return;
+        }
+    };
+    let remote = incoming.remote_agent();
+    let mut session = match incoming.kind() {
+        HandshakeKind::FirstContact => {
+            let hello = incoming.hello().cloned().unwrap_or(Value::Null);
+            let answer = on_ticket(inner, me, remote, &hello).await;
+            if matches!(answer, TicketAnswer::Trouble) {
+                // Our store failed: say nothing, so the partner tries again.
+                incoming.reject();
+                return;
+            }
+            let Ok(mut session) = incoming.accept().await else {
+                return;
+            };
+            if let TicketAnswer::Refused { refusal, token } = answer {
+                tracing::info!(%remote, "refused a tally ticket: {refusal}");
+                let message = refusal_message(me, &hello, &refusal, token.as_deref());
+                let _ = session.send(&message).await;
+                session.close().await;
+                return;
+            }
+            session
+        }
+        HandshakeKind::Reconnect => {
+            let known = inner
+                .db(move |s| s.knows_agent(remote.as_bytes()))
+                .await
+                .unwrap_or(false);
+            if !known {
+                tracing::debug!(%remote, "a reconnection from an agent we share no tally with");
+                incoming.reject();
+                return;
+            }
+            let hello = incoming.hello().cloned();
+            let Ok(session) = incoming.accept().await else {
+                return;
+            };
+            if let Some(hello) = hello {
+                route(inner, me, remote, hello).await;
+            }
+            session
+        }
+    };
+    let idle = config.peer.read_timeout.unwrap_or(Duration::from_secs(60));
+    converse(inner, me, &mut session, remote, idle, idle).await;
+    session.close().await;
+}
+
+/// Talks with `remote` on an open session: sends what our outbox holds for
+/// it and takes its messages, until it is quiet for `idle` (`first` for the
+/// first message) or the session ends.
+async fn converse(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    session: &mut Session<TcpStream>,
+    remote: AgentId,
+    first: Duration,
+    idle: Duration,
+) {
+    let mut wait = first;
+    loop {
+        if !flush_over(inner, me, session, remote).await {
+            return;
+        }
+        match tokio::time::timeout(wait, session.recv()).await {
+            Err(_) => return,
+            Ok(Ok(message)) => route(inner, me, remote, message).await,
+            Ok(Err(RecvError::NotJson(_))) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, "tally session ended: {e}");
+                return;
+            }
+        }
+        wait = idle;
+    }
+}
+
+/// Sends the partner's queued messages (tickets excepted: they open their
+/// own first contact) on an open session. `false` if the session failed.
+async fn flush_over(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    session: &mut Session<TcpStream>,
+    remote: AgentId,
+) -> bool {
+    let rows = match inner.db(move |s| s.outbox_for(remote.as_bytes())).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("the tally outbox could not be read: {e}");
+            return true;
+        }
+    };
+    for row in rows.into_iter().filter(|r| r.action != Action::Ticket) {
+        let message = for_attempt(&row.message, row.attempts.saturating_add(1));
+        if let Err(e) = session.send(&message).await {
+            tracing::debug!(%remote, "could not send a tally message: {e}");
+            return false;
+        }
+        delivered(inner, me, row).await;
+    }
+    true
+}
+
+/// Records that a message went out: the tally moves on and the message
+/// leaves the outbox, in one transaction.
+async fn delivered(inner: &Arc<Inner>, me: &Arc<Identity>, row: OutboxRow) {
+    let me = me.clone();
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let mut events = Vec::new();
+                if let Some(tally) = tx.tally(&row.tally)?
+                    && let Ok(applied) = apply::apply(
+                        tx,
+                        &me,
+                        Target::Stored(tally),
+                        &Event::Delivered(row.action),
+                        None,
+                    )?
+                {
+                    events = applied.events;
+                }
+                tx.delete_outbox(row.id)?;
+                Ok(events)
+            })
+        })
+        .await;
+    match result {
+        Ok(events) => inner.events.emit_all(events),
+        Err(e) => tracing::warn!("a delivered tally message could not be recorded: {e}"),
+    }
+}
+
+async fn failed(inner: &Arc<Inner>, rows: Vec<OutboxRow>, retry: RetryPolicy, error: String) {
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                for row in &rows {
+                    let next = after_ms(retry.delay(row.attempts.saturating_add(1)));
+                    tx.outbox_failed(row.id, next, &error)?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("a failed tally delivery could not be recorded: {e}");
+    }
+}
+
+/// A message a partner sent, applied to the tally it is about.
+async fn route(inner: &Arc<Inner>, me: &Arc<Identity>, remote: AgentId, message: Value) {
+    let target = message.get("target").and_then(Value::as_str);
+    let action = message
+        .get("action")
+        .and_then(Value::as_str)
+        .and_then(Action::from_name);
+    let (Some("tally"), Some(action)) = (target, action) else {
+        // Chits, routes and lifts are not handled yet.
+        tracing::debug!(%remote, ?target, "a peer message this agent does not handle");
+        return;
+    };
+    if action == Action::Ticket {
+        // A ticket on an open session: the answer goes out with the outbox.
+        if let TicketAnswer::Refused { refusal, .. } = on_ticket(inner, me, remote, &message).await
+        {
+            tracing::info!(%remote, "refused a tally ticket: {refusal}");
+        }
+        return;
+    }
+    let me2 = me.clone();
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some((target, event)) = event_for(tx, remote, action, &message)? else {
+                    return Ok(Err(Refusal::NoTally));
+                };
+                apply::apply(tx, &me2, target, &event, None)
+            })
+        })
+        .await;
+    match result {
+        Ok(Ok(applied)) => inner.events.emit_all(applied.events),
+        Ok(Err(refusal)) => {
+            tracing::info!(%remote, action = action.as_str(), "refused a tally message: {refusal}")
+        }
+        Err(e) => tracing::warn!("a tally message could not be stored: {e}"),
+    }
+}
+
+/// The tally a message is about and the event it is.
+fn event_for(
+    tx: &crate::store::StoreTx<'_>,
+    remote: AgentId,
+    action: Action,
+    message: &Value,
+) -> Result<Option<(Target, Event)>, StoreError> {
+    let object = message.get("object").cloned().unwrap_or(Value::Null);
+    let uuid = object
+        .get("uuid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let by_uuid = |tx: &crate::store::StoreTx<'_>| -> Result<Option<TallyRow>, StoreError> {
+        match &uuid {
+            Some(u) => tx.tally_by_uuid(u),
+            None => Ok(None),
+        }
+    };
+    let stored = |row: Option<TallyRow>| row.map(Target::Stored).unwrap_or(Target::Absent);
+    Ok(Some(match action {
+        Action::Offer | Action::Open => {
+            let Ok(record) = TallyRecord::from_value(object) else {
+                return Ok(None);
+            };
+            let row = match by_uuid(tx)? {
+                Some(row) => Some(row),
+                None if action == Action::Offer => tx.waiting_ticket(remote.as_bytes())?,
+                None => None,
+            };
+            let event = if action == Action::Offer {
+                Event::Offer {
+                    from: remote,
+                    record,
+                }
+            } else {
+                Event::Open {
+                    from: remote,
+                    record,
+                }
+            };
+            (stored(row), event)
+        }
+        Action::Void => (stored(by_uuid(tx)?), Event::Void { from: remote }),
+        Action::Refuse => {
+            let token = message
+                .get("ticket")
+                .and_then(|t| t.get("token"))
+                .and_then(Value::as_str);
+            let row = tx.tallies()?.into_iter().find(|r| {
+                r.state == TallyState::Ticket
+                    && r.partner_agent == Some(*remote.as_bytes())
+                    && Ticket::from_json(&serde_json::from_str(&r.record).unwrap_or(Value::Null))
+                        .is_ok_and(|t| Some(t.token()) == token)
+            });
+            let reason = message
+                .get("reason")
+                .and_then(|r| r.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("the ticket's issuer refused it")
+                .chars()
+                .take(300)
+                .collect();
+            (
+                stored(row),
+                Event::TicketRefused {
+                    from: remote,
+                    reason,
+                },
+            )
+        }
+        Action::Ticket => return Ok(None),
+    }))
+}
+
+/// What the issuer's agent answers a ticket.
+#[derive(Debug)]
+enum TicketAnswer {
+    /// Taken (or a repeat): the offer is in the outbox.
+    Accepted,
+    Refused {
+        refusal: Refusal,
+        token: Option<String>,
+    },
+    /// Our own store failed; no answer.
+    Trouble,
+}
+
+async fn on_ticket(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    remote: AgentId,
+    hello: &Value,
+) -> TicketAnswer {
+    let ticket = hello.get("ticket");
+    let token = ticket
+        .and_then(|t| t.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && t.len() <= crate::ticket::MAX_TOKEN_LEN)
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return TicketAnswer::Refused {
+            refusal: Refusal::TicketUnknown,
+            token: None,
+        };
+    };
+    let cert = ticket
+        .and_then(|t| t.get("cert"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (me2, tok) = (me.clone(), token.clone());
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(stored) = tx.ticket_token(&tok)? else {
+                    return Ok(Err(Refusal::TicketUnknown));
+                };
+                let Some(row) = tx.tally(&stored.tally)? else {
+                    return Ok(Err(Refusal::TicketUnknown));
+                };
+                let event = Event::Ticket {
+                    from: remote,
+                    cert,
+                    token: TokenInfo {
+                        expires: stored.expires,
+                        used_by: stored.used_by.map(AgentId::from_bytes),
+                    },
+                    now: unix_now(),
+                };
+                apply::apply(tx, &me2, Target::Stored(row), &event, Some(&tok))
+            })
+        })
+        .await;
+    match result {
+        Ok(Ok(applied)) => {
+            inner.events.emit_all(applied.events);
+            TicketAnswer::Accepted
+        }
+        Ok(Err(refusal)) => TicketAnswer::Refused {
+            refusal,
+            token: Some(token),
+        },
+        Err(e) => {
+            tracing::warn!("a tally ticket could not be checked: {e}");
+            TicketAnswer::Trouble
+        }
+    }
+}
+
+/// Notch's answer to a ticket it does not take: MyCHIPs closes such a
+/// connection without a word, which leaves the scanner guessing; Notch
+/// completes the handshake and says why. A MyCHIPs agent ignores the
+/// unknown action.
+fn refusal_message(me: &Identity, hello: &Value, refusal: &Refusal, token: Option<&str>) -> Value {
+    json!({
+        "target": "tally",
+        "action": Action::Refuse.as_str(),
+        "to": hello.get("from").cloned().unwrap_or(Value::Null),
+        "from": me.chad(),
+        "ticket": {"token": token},
+        "reason": {"code": refusal.code(), "message": refusal.to_string()},
+    })
+}
+
+/// What one pass over the outbox did.
+pub(crate) async fn deliver_due(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &AgentConfig,
+) -> Result<DeliveryReport, StoreError> {
+    let rows = inner.db(|s| s.outbox_due(now_ms())).await?;
+    deliver_rows(inner, me, config, rows).await
+}
+
+/// Delivers every message for `partner` now, whatever their retry time:
+/// the person just asked for it.
+pub(crate) async fn deliver_now(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    partner: [u8; 32],
+) -> Result<DeliveryReport, StoreError> {
+    let mut config = inner.agent.config();
+    // The person waits for this: do not linger for more than a moment.
+    config.linger = config.linger.min(Duration::from_millis(200));
+    let rows = inner.db(move |s| s.outbox_for(&partner)).await?;
+    deliver_rows(inner, me, &config, rows).await
+}
+
+async fn deliver_rows(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &AgentConfig,
+    rows: Vec<OutboxRow>,
+) -> Result<DeliveryReport, StoreError> {
+    let mut groups: Vec<([u8; 32], Vec<OutboxRow>)> = Vec::new();
+    let mut report = DeliveryReport::default();
+    for row in rows {
+        if row.host.is_none() || row.port.is_none() {
+            // The partner cannot be called; it gets the message when it
+            // calls us.
+            report.waiting += 1;
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(agent, _)| *agent == row.partner_agent)
+        {
+            Some((_, group)) => group.push(row),
+            None => groups.push((row.partner_agent, vec![row])),
+        }
+    }
+    let runs = groups
+        .into_iter()
+        .map(|(agent, group)| deliver_group(inner, me, config, agent, group));
+    for part in futures_util::future::join_all(runs).await {
+        report.delivered += part.delivered;
+        report.failed += part.failed;
+        report.waiting += part.waiting;
+    }
+    let left = inner.db(|s| s.outbox()).await?;
+    report.queued = left.len();
+    Ok(report)
+}
+
+async fn deliver_group(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &AgentConfig,
+    agent: [u8; 32],
+    rows: Vec<OutboxRow>,
+) -> DeliveryReport {
+    let mut report = DeliveryReport::default();
+    let Some(_busy) = Busy::try_new(inner, agent) else {
+        report.waiting += rows.len();
+        return report;
+    };
+    let remote = AgentId::from_bytes(agent);
+    let (tickets, others): (Vec<OutboxRow>, Vec<OutboxRow>) =
+        rows.into_iter().partition(|r| r.action == Action::Ticket);
+    for row in tickets {
+        if present_ticket(inner, me, config, remote, row).await {
+            report.delivered += 1;
+        } else {
+            report.failed += 1;
+        }
+    }
+    let Some(first) = others.first().cloned() else {
+        return report;
+    };
+    let (Some(host), Some(port)) = (first.host.clone(), first.port) else {
+        report.waiting += others.len();
+        return report;
+    };
+    let hello = for_attempt(&first.message, first.attempts.saturating_add(1));
+    match peer::connect(
+        (host.as_str(), port),
+        &me.local,
+        &remote,
+        &hello,
+        &config.peer,
+    )
+    .await
+    {
+        Err(e) => {
+            tracing::debug!(%remote, "tally partner not reached: {e}");
+            report.failed += others.len();
+            failed(inner, others, config.retry, e.to_string()).await;
+        }
+        Ok(mut session) => {
+            // The first message went inside the handshake; the rest go out
+            // as the conversation starts.
+            delivered(inner, me, first).await;
+            let ids: Vec<i64> = others.iter().map(|r| r.id).collect();
+            converse(
+                inner,
+                me,
+                &mut session,
+                remote,
+                config.linger,
+                config.linger,
+            )
+            .await;
+            session.close().await;
+            let left = inner
+                .db(move |s| s.outbox_for(&agent))
+                .await
+                .map(|rows| rows.iter().filter(|r| ids.contains(&r.id)).count())
+                .unwrap_or(0);
+            report.delivered += ids.len().saturating_sub(left);
+            report.failed += left;
+        }
+    }
+    report
+}
+
+/// How many times an issuer's agent may close the connection on our ticket
+/// without a word (MyCHIPs's answer to a token it does not take) before we
+/// stop asking.
+const SILENT_REFUSALS: u32 = 3;
+
+/// Presents a queued ticket (Noise IK) and waits for the issuer's answer.
+/// `true` if the issuer's agent took the connection.
+async fn present_ticket(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &AgentConfig,
+    remote: AgentId,
+    row: OutboxRow,
+) -> bool {
+    let id = row.tally.clone();
+    let tally = inner.db(move |s| s.tally(&id)).await.ok().flatten();
+    let Some(tally) = tally.filter(|t| t.state == TallyState::Ticket) else {
+        let done = row.id;
+        let _ = inner
+            .db(move |s| s.write(|tx| tx.delete_outbox(done)))
+            .await;
+        return false;
+    };
+    let expired = serde_json::from_str::<Value>(&tally.record)
+        .ok()
+        .and_then(|v| Ticket::from_json(&v).ok())
+        .and_then(|t| t.check(unix_now()).err());
+    if let Some(expired) = expired {
+        give_up(
+            inner,
+            me,
+            tally,
+            format!("{expired}; its issuer's agent could not be reached before"),
+        )
+        .await;
+        return false;
+    }
+    let (Some(host), Some(port)) = (row.host.clone(), row.port) else {
+        return false;
+    };
+    let attempt = row.attempts.saturating_add(1);
+    let hello = for_attempt(&row.message, attempt);
+    match peer::connect(
+        (host.as_str(), port),
+        &me.local,
+        &remote,
+        &hello,
+        &config.peer,
+    )
+    .await
+    {
+        Err(ConnectError::Refused) if attempt >= SILENT_REFUSALS => {
+            give_up(
+                inner,
+                me,
+                tally,
+                format!(
+                    "the issuer's agent closed the connection without answering, {attempt} times: it does not take this ticket (used, expired or unknown)"
+                ),
+            )
+            .await;
+            false
+        }
+        Err(e) => {
+            tracing::debug!(%remote, "ticket issuer not reached: {e}");
+            failed(inner, vec![row], config.retry, e.to_string()).await;
+            false
+        }
+        Ok(mut session) => {
+            // Taken: the answer (an offer, or a refusal) clears the row. If
+            // it never comes, the row is presented again later, which the
+            // issuer takes as a repeat and answers with its offer again.
+            failed(
+                inner,
+                vec![row],
+                config.retry,
+                "sent; waiting for the issuer's offer".into(),
+            )
+            .await;
+            converse(
+                inner,
+                me,
+                &mut session,
+                remote,
+                config.reply_timeout,
+                config.linger,
+            )
+            .await;
+            session.close().await;
+            true
+        }
+    }
+}
+
+async fn give_up(inner: &Arc<Inner>, me: &Arc<Identity>, tally: TallyRow, reason: String) {
+    let me = me.clone();
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                apply::apply(
+                    tx,
+                    &me,
+                    Target::Stored(tally),
+                    &Event::GiveUp { reason },
+                    None,
+                )
+            })
+        })
+        .await;
+    match result {
+        Ok(Ok(applied)) => inner.events.emit_all(applied.events),
+        Ok(Err(refusal)) => tracing::debug!("a scanned ticket was not given up: {refusal}"),
+        Err(e) => tracing::warn!("a scanned ticket could not be given up: {e}"),
+    }
+}
+
+/// The events a change caused, for the shells (kept here so ops can share).
+pub(crate) fn emit(inner: &Inner, events: Vec<WalletEvent>) {
+    inner.events.emit_all(events);
+}
