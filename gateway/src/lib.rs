@@ -4,8 +4,9 @@
 //! sandbox mode (faucet, mining on demand, reorg injection) for development and tests.
 //!
 //! Layout: [`store`] (the storage interface) and [`sqlite`] (its SQLite implementation),
-//! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes),
-//! [`keys`] (authority and issuer keys).
+//! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes and
+//! their limits), `serve` below (connections and their limits), [`keys`] (authority and
+//! issuer keys).
 
 pub mod error;
 pub mod http;
@@ -20,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt;
 use notch_protocol::{Block, ChainParams, public_key};
 use tokio::sync::watch;
 
@@ -96,6 +96,77 @@ pub struct Config {
     pub min_fee_base: u64,
     #[arg(long, env = "NOTCH_GATEWAY_MIN_FEE_PER_BYTE", default_value_t = 10)]
     pub min_fee_per_byte: u64,
+    /// Open connections at once. Beyond it the gateway stops accepting until one closes (new
+    /// ones wait in the kernel's listen queue). Keep it below the open-file limit.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64); beyond it a new connection gets
+    /// 429 `rate_limited` and is closed. 0 = no per-client limit.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 64
+    )]
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a request's headers; also how long an idle kept-alive
+    /// connection stays open. Then the connection is closed (no answer: there is no request).
+    #[arg(long, env = "NOTCH_GATEWAY_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+    /// Seconds the gateway waits for a client to take any byte of an answer before it closes
+    /// the connection (a client that asks and never reads).
+    #[arg(long, env = "NOTCH_GATEWAY_WRITE_TIMEOUT_SECS", default_value_t = 30)]
+    pub write_timeout_secs: u64,
+    /// Requests handled at once; beyond it a request gets 503 `unavailable` at once.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_REQUESTS", default_value_t = 256)]
+    pub max_requests: usize,
+    /// Seconds to receive a request's body and answer it; then 408 `timeout`.
+    #[arg(long, env = "NOTCH_GATEWAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Largest request body, except `POST /v1/txs` (413 `too_large`).
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_BODY_BYTES", default_value_t = http::MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Largest `POST /v1/txs` body (413 `too_large`).
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_BATCH_BODY_BYTES", default_value_t = http::MAX_BATCH_BODY_BYTES)]
+    pub max_batch_body_bytes: usize,
+    /// `POST /v1/txs` requests handled at once; beyond it 503 `unavailable`.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_BATCH_REQUESTS", default_value_t = 4)]
+    pub max_batch_requests: usize,
+    /// Blocks, headers and mempool requests handled at once (their answers are the large
+    /// ones); beyond it 503 `unavailable`.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_SYNC_REQUESTS", default_value_t = 32)]
+    pub max_sync_requests: usize,
+    /// Requests per second per client address (IPv6: per /64), sustained; beyond it 429
+    /// `rate_limited` with `Retry-After`. 0 = no rate limit (benchmarks from one address).
+    #[arg(long, env = "NOTCH_GATEWAY_RATE_LIMIT_PER_SEC", default_value_t = 100)]
+    pub rate_limit_per_sec: u32,
+    /// Requests a client may make at once above its rate.
+    #[arg(long, env = "NOTCH_GATEWAY_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+    /// Open `/v1/stream` WebSocket sessions; beyond it 503 `unavailable`.
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_STREAMS", default_value_t = 256)]
+    pub max_streams: usize,
+    /// Open `/v1/stream` sessions per client address; beyond it 429 `rate_limited`. 0 = no
+    /// per-client limit.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_MAX_STREAMS_PER_CLIENT",
+        default_value_t = 16
+    )]
+    pub max_streams_per_client: usize,
+    /// Byte budget of one blocks or mempool answer (block or transaction bytes; at least one
+    /// is always sent).
+    #[arg(long, env = "NOTCH_GATEWAY_MAX_ANSWER_BYTES", default_value_t = http::MAX_ANSWER_BYTES)]
+    pub max_answer_bytes: usize,
+    /// MiB that the bodies of blocks, headers and mempool answers may hold together while
+    /// clients read them; beyond it such a request gets 503 `unavailable`.
+    #[arg(long, env = "NOTCH_GATEWAY_ANSWER_MEMORY_MIB", default_value_t = 256)]
+    pub answer_memory_mib: usize,
+    /// Apply the per-client limits (rate, connections, streams) to loopback clients too. By
+    /// default they are exempt: loopback is the operator's own tools and tests, or a reverse
+    /// proxy in front (which must then limit per client itself, as all its clients share
+    /// its address here).
+    #[arg(long, env = "NOTCH_GATEWAY_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
     /// Log format on stderr (`RUST_LOG` filters; default `info`).
     #[arg(
         long,
@@ -251,22 +322,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let limits = http::Limits::new(config.http_limits());
     let app = http::router(http::AppState {
         engine: engine.clone(),
+        limits: limits.clone(),
         shutdown: shutdown_rx.clone(),
     });
-    let mut rx = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stopped(&mut rx).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        config.conn_limits(),
+        shutdown_rx.clone(),
+    ));
+    {
+        // The rate limiter keeps a bucket per client seen; quiet ones are forgotten.
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => limits.forget_idle_clients(),
+                    _ = stopped(&mut rx) => break,
+                }
+            }
+        });
+    }
     let timer = (interval > 0).then(|| {
         let engine = engine.clone();
         let mut rx = shutdown_rx.clone();
@@ -295,4 +376,352 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         timer,
         writer,
     })
+}
+
+impl Config {
+    fn http_limits(&self) -> http::HttpLimits {
+        http::HttpLimits {
+            max_requests: self.max_requests.max(1),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_body_bytes: self.max_body_bytes,
+            max_batch_body_bytes: self.max_batch_body_bytes,
+            max_batch_requests: self.max_batch_requests.max(1),
+            max_sync_requests: self.max_sync_requests.max(1),
+            rate_limit_per_sec: self.rate_limit_per_sec,
+            rate_limit_burst: self.rate_limit_burst,
+            max_streams: self.max_streams.max(1),
+            max_streams_per_client: self.max_streams_per_client,
+            max_answer_bytes: self.max_answer_bytes.max(1),
+            limit_loopback: self.limit_loopback,
+            answer_memory_bytes: self.answer_memory_mib.max(1).saturating_mul(1024 * 1024),
+        }
+    }
+
+    fn conn_limits(&self) -> serve::ConnLimits {
+        serve::ConnLimits {
+            max: self.max_connections.clamp(1, 1_000_000),
+            per_client: self.max_connections_per_client,
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+            limit_loopback: self.limit_loopback,
+        }
+    }
+}
+
+/// The connection layer: accepts TCP connections within the connection limits and serves
+/// each with hyper's HTTP/1 server. It is not `axum::serve` because that gives no way to set
+/// hyper's timer, without which hyper has no header read timeout: a client sending its
+/// headers a byte a minute would hold its connection forever.
+mod serve {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use axum::Router;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use notch_protocol::api::codes;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+    use tokio::time::{Instant, Sleep};
+    use tower::Service;
+
+    use crate::error::Failure;
+    use crate::http::{ClientSlot, PerClient, client_key};
+
+    /// Largest request head (request line and headers); beyond it hyper answers 431.
+    const MAX_HEAD_BYTES: usize = 32 * 1024;
+    /// hyper's read and write buffers per connection (its default is about 400 KiB).
+    const MAX_CONN_BUFFER: usize = 128 * 1024;
+    /// Lingering close: how long, and how much of what a client still sends, is read and
+    /// dropped after the gateway has answered and closed its side.
+    const LINGER: Duration = Duration::from_secs(2);
+    const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
+    #[derive(Clone, Debug)]
+    pub struct ConnLimits {
+        pub max: usize,
+        pub per_client: usize,
+        pub header_timeout: Duration,
+        pub write_timeout: Duration,
+        pub limit_loopback: bool,
+    }
+
+    /// What an open connection holds: its global slot and its client's slot, released when
+    /// the connection (or the WebSocket it was upgraded to) is dropped.
+    struct Slots {
+        _global: OwnedSemaphorePermit,
+        _client: ClientSlot,
+    }
+
+    /// A TCP stream that holds its connection's slots and closes itself when a write makes no
+    /// progress for `write_timeout`: hyper has no write timeout, so a client that asks for a
+    /// large answer and never reads would hold the connection (and the answer) forever.
+    /// Its shutdown lingers (see `poll_shutdown`).
+    struct LimitedIo {
+        tcp: TcpStream,
+        write_timeout: Duration,
+        stall: Pin<Box<Sleep>>,
+        stalled: bool,
+        /// Set once the write side is shut: until when the rest of the input is drained.
+        linger: Option<Pin<Box<Sleep>>>,
+        lingered: usize,
+        _slots: Slots,
+    }
+
+    impl LimitedIo {
+        fn new(tcp: TcpStream, write_timeout: Duration, slots: Slots) -> LimitedIo {
+            LimitedIo {
+                tcp,
+                write_timeout,
+                stall: Box::pin(tokio::time::sleep(write_timeout)),
+                stalled: false,
+                linger: None,
+                lingered: 0,
+                _slots: slots,
+            }
+        }
+
+        /// Called with the result of a write: progress clears the stall; a write that waits
+        /// starts the stall clock (once) and fails when it runs out.
+        fn watch<T>(
+            &mut self,
+            cx: &mut Context<'_>,
+            r: Poll<io::Result<T>>,
+        ) -> Poll<io::Result<T>> {
+            if r.is_ready() {
+                self.stalled = false;
+                return r;
+            }
+            if !self.stalled {
+                self.stalled = true;
+                let deadline = Instant::now() + self.write_timeout;
+                self.stall.as_mut().reset(deadline);
+            }
+            match self.stall.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no bytes within the write timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncRead for LimitedIo {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for LimitedIo {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let r = Pin::new(&mut this.tcp).poll_write(cx, buf);
+            this.watch(cx, r)
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let r = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+            this.watch(cx, r)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.tcp.is_write_vectored()
+        }
+
+        /// A TCP flush is a no-op that is always ready: it says nothing about progress, so it
+        /// neither starts nor clears the stall.
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        }
+
+        /// Shuts the write side, then reads and drops what the client still sends, for at
+        /// most `LINGER` and `LINGER_BYTES`: closing a socket with unread input resets the
+        /// connection, and the reset can destroy the answer before the client reads it (a
+        /// body refused unread, e.g. 413, is exactly that case).
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            if this.linger.is_none() {
+                std::task::ready!(Pin::new(&mut this.tcp).poll_shutdown(cx))?;
+                this.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+            }
+            let mut scratch = [0u8; 8192];
+            while this.lingered < LINGER_BYTES {
+                let mut buf = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut this.tcp).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(())) => this.lingered += buf.filled().len(),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                    Poll::Pending => break,
+                }
+            }
+            if this.lingered >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            match this.linger.as_mut().map(|t| t.as_mut().poll(cx)) {
+                Some(Poll::Pending) => Poll::Pending,
+                _ => Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    /// Serves until the shutdown flag is set, then stops accepting, lets every connection
+    /// finish its request in flight, and returns once all connections (WebSockets too) are
+    /// closed.
+    pub async fn serve(
+        listener: TcpListener,
+        app: Router,
+        limits: ConnLimits,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> io::Result<()> {
+        let global = Arc::new(Semaphore::new(limits.max));
+        let per_client = PerClient::new(limits.per_client);
+        let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_header_size(MAX_HEAD_BYTES)
+            .max_buf_size(MAX_CONN_BUFFER);
+        loop {
+            // A free slot first: at the limit, new connections wait in the listen queue
+            // instead of being accepted and dropped.
+            let global_slot = tokio::select! {
+                slot = global.clone().acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+                _ = crate::stopped(&mut shutdown) => break,
+            };
+            let (tcp, addr) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                },
+                _ = crate::stopped(&mut shutdown) => break,
+            };
+            // Answers are small writes that must not wait for Nagle.
+            let _ = tcp.set_nodelay(true);
+            let client = client_key(addr.ip());
+            let client_slot = if limits.limit_loopback || !client.is_loopback() {
+                per_client.try_acquire(client)
+            } else {
+                Some(ClientSlot::unlimited())
+            };
+            let Some(client_slot) = client_slot else {
+                tokio::spawn(refuse(tcp, global_slot, per_client.max()));
+                continue;
+            };
+            let io = LimitedIo::new(
+                tcp,
+                limits.write_timeout,
+                Slots {
+                    _global: global_slot,
+                    _client: client_slot,
+                },
+            );
+            // IntoMakeServiceWithConnectInfo is always ready; it adds the client's address
+            // to every request of the connection (the per-client limits read it).
+            let service = match make.call(addr).await {
+                Ok(s) => s,
+                Err(never) => match never {},
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+                .with_upgrades();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                let result = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = crate::stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = result {
+                    // Timeouts, resets and garbage from clients are their business.
+                    tracing::debug!(client = %addr, error = %e, "connection ended");
+                }
+            });
+        }
+        drop(listener);
+        // Every open connection holds a slot: all slots back means all are closed.
+        let _ = global.acquire_many(limits.max as u32).await;
+        Ok(())
+    }
+
+    /// An accept error: the ones about a single connection are ignored; others (out of file
+    /// descriptors) are logged and retried after a pause, as axum::serve does.
+    async fn accept_error(e: io::Error) {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset
+        ) {
+            return;
+        }
+        tracing::error!(error = %e, "accept failed; retrying in 1 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    /// Refuses a connection of a client that has its most open: reads its request head (an
+    /// HTTP client takes an answer before its request for a broken connection), answers a
+    /// JSON 429 `rate_limited` and closes, lingering as `LimitedIo` does. At most 2 s and
+    /// 64 KiB read, holding the global slot meanwhile, so refusals too are bounded.
+    async fn refuse(mut tcp: TcpStream, _slot: OwnedSemaphorePermit, max: usize) {
+        let error = Failure::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("this address has {max} connections open, its most; reuse one or retry later"),
+        )
+        .into_api_error();
+        let body = serde_json::to_string(&error).unwrap_or_default();
+        let answer = format!(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                match tcp.read(&mut buf).await? {
+                    0 => break,
+                    n => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            tcp.write_all(answer.as_bytes()).await?;
+            tcp.shutdown().await?;
+            let mut read = head.len();
+            while read < 64 * 1024 {
+                match tcp.read(&mut buf).await? {
+                    0 => break,
+                    n => read += n,
+                }
+            }
+            io::Result::Ok(())
+        })
+        .await;
+    }
 }

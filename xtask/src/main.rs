@@ -24,11 +24,13 @@ usage: cargo xtask <command>
             target checks, end-to-end under Xvfb); `test e2e`: only the
             real-window tests
   bench     the benchmarks; results go to bench/results/; `bench gateway`,
-            `bench wallet` or `bench app` runs one
+            `bench wallet`, `bench app` or `bench peer` runs one
   fuzz      the cargo-fuzz targets in fuzz/, each for 60 s (`--secs N`), or
             one (`fuzz TARGET`); results go to bench/results/fuzz.md
   soak      the wallet's reorg soak for 1000 rounds (`--rounds N`,
-            `--seed S` to replay); says how long it took
+            `--seed S` to replay); says how long it took; `soak gateway`
+            drives the gateway for 10 minutes (`--minutes M`) with load,
+            hostile clients and a kill -9: bench/results/gateway-soak.md
   build-ui  build the Leptos UI into ui/dist with trunk
   bundle    build the release app and its Linux .deb bundle
 ";

@@ -28,6 +28,23 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     timer.step("unit and integration tests", || {
         sh::run(cmd("cargo").args(["test", "--workspace", "--exclude", "notch-ui"]))
     })?;
+    // The 10-minute soak is `cargo xtask soak gateway`; here a few seconds of it, on the
+    // debug binaries the tests just built, so that it keeps working.
+    timer.step("gateway soak, briefly (load, hostile clients, kill -9)", || {
+        let out = sh::target_dir().join("gateway-soak-ci.md");
+        sh::run(cmd("cargo").args([
+            "run",
+            "-p",
+            "notch-gateway",
+            "--bin",
+            "notch-gateway-soak",
+            "--",
+            "--minutes",
+            "0.25",
+            "--out",
+            &out.to_string_lossy(),
+        ]))
+    })?;
     timer.step(
         "real Secret Service: keystore test, CLI kill -9 test",
         keystore_tests,
@@ -79,7 +96,7 @@ fn keystore_tests() -> Result {
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo test --workspace --exclude notch-ui --test os_keystore --test wallet_crash \
+                  cargo test --workspace --exclude notch-ui --test os_keystore --test wallet_crash --test tally_open \
                   -- --include-ignored";
     sh::run(
         cmd("dbus-run-session")

@@ -77,6 +77,28 @@ impl Gateway {
         Gateway::spawn(dir, &["--sandbox", "--block-interval", "0"])
     }
 
+    /// A sandbox (mining on demand) with extra flags, e.g. limits.
+    pub fn sandbox_with(dir: &Path, extra: &[&str]) -> Gateway {
+        let mut args = vec!["--sandbox", "--block-interval", "0"];
+        args.extend_from_slice(extra);
+        Gateway::spawn(dir, &args)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// The gateway process's resident memory (KiB), from /proc (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.child.id())
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -286,4 +308,135 @@ pub fn verified_chain(g: &Gateway) -> Vec<Block> {
 
 fn e_height(r: &BlocksResponse, i: usize) -> u64 {
     r.blocks.get(i).map_or(0, |b| b.height)
+}
+
+/// `VmRSS` of a process in KiB, from /proc/PID/status (Linux; `None` elsewhere).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A client whose connections come from `local` (another loopback address is another
+/// client for the per-client limits, when the gateway runs with `--limit-loopback`).
+pub fn client_from(local: &str) -> reqwest::blocking::Client {
+    let ip: std::net::IpAddr = local.parse().unwrap_or_else(|e| panic!("{local}: {e}"));
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .local_address(ip)
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// The error codes a gateway may answer (`notch_protocol::api::codes`).
+pub const ERROR_CODES: &[&str] = &[
+    codes::MALFORMED,
+    codes::BAD_REQUEST,
+    codes::TOO_LARGE,
+    codes::NOT_FOUND,
+    codes::METHOD_NOT_ALLOWED,
+    codes::UNSUPPORTED_MEDIA_TYPE,
+    codes::BAD_ADDRESS,
+    codes::WRONG_NETWORK,
+    codes::UNKNOWN_ASSET,
+    codes::DOUBLE_SPEND,
+    codes::UNKNOWN_INPUT,
+    codes::DUPLICATE_INPUT,
+    codes::BAD_SIGNATURE,
+    codes::UNBALANCED,
+    codes::FEE_TOO_LOW,
+    codes::ZERO_AMOUNT,
+    codes::POOL_FULL,
+    codes::UNAVAILABLE,
+    codes::RATE_LIMITED,
+    codes::TIMEOUT,
+    codes::UNLISTED_ISSUANCE,
+];
+
+/// Checks that `body` is an `ApiError` as a wallet may show it: a known code and a message
+/// of one plain line of at most 300 characters.
+pub fn assert_api_error(status: u16, body: &Value, what: &str) {
+    assert!(
+        status >= 400,
+        "{what}: HTTP {status} is not an error: {body}"
+    );
+    let code = body["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no code in {body}"));
+    assert!(ERROR_CODES.contains(&code), "{what}: unknown code {code:?}");
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no message in {body}"));
+    assert!(!message.is_empty(), "{what}: empty message");
+    assert!(
+        message.chars().count() <= 300,
+        "{what}: message too long: {message:?}"
+    );
+    assert!(
+        !message.chars().any(char::is_control),
+        "{what}: control character in {message:?}"
+    );
+}
+
+/// After an ordeal: the gateway still mints, mines and serves the chain. A faucet coin is
+/// confirmed in the next block, the tip is one higher, and the whole chain verifies.
+pub fn round_trip(g: &Gateway) {
+    let before = info(g).tip.height;
+    let owner = key(77);
+    let coin = faucet(g, &owner, "NOTE", 123_456);
+    let mined = mine(g, 1);
+    assert_eq!(mined.tip.height, before + 1, "one block was mined");
+    assert!(matches!(status(g, &coin.txid), TxStatus::Confirmed { .. }));
+    assert_eq!(info(g).tip.height, before + 1);
+    let chain = verified_chain(g);
+    assert_eq!(chain.len() as u64, before + 2);
+    let last = chain.last().unwrap_or_else(|| panic!("empty chain"));
+    assert!(last.txs.iter().any(|t| t.txid() == coin.txid));
+}
+
+/// A raw TCP connection to the gateway (for what an HTTP client library will not do: send
+/// slowly, pipeline, never read), with `timeout` on reads and writes.
+pub fn raw(g: &Gateway, timeout: Duration) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(g.addr()).unwrap_or_else(|e| panic!("connect: {e}"));
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    s
+}
+
+/// Reads one answer with a `content-length` from a raw connection: status, head, body.
+pub fn read_answer(s: &mut std::net::TcpStream) -> std::io::Result<(u16, String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("closed after {} bytes", buf.len()),
+            ));
+        }
+        buf.push(byte[0]);
+        if buf.len() > 64 * 1024 {
+            return Err(std::io::Error::other("head too long"));
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((status, head, body))
 }
