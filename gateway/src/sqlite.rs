@@ -72,6 +72,8 @@ pub struct SqliteStore {
     write: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Pool log entries kept when it is pruned (see `prune_pool_log`).
+    pool_log_keep: i64,
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
@@ -127,7 +129,15 @@ impl SqliteStore {
             write: Mutex::new(write),
             readers,
             next_reader: AtomicUsize::new(0),
+            pool_log_keep: POOL_LOG_KEEP,
         })
+    }
+
+    /// Prunes the pool log at a smaller size than the default, so that tests reach it.
+    #[doc(hidden)]
+    pub fn with_pool_log_keep(mut self, keep: i64) -> Self {
+        self.pool_log_keep = keep.max(1);
+        self
     }
 
     fn read<T>(
@@ -386,7 +396,6 @@ fn apply_block_in(tx: &rusqlite::Transaction<'_>, block: &Block) -> StoreResult<
             .map_err(be)?;
         }
     }
-    prune_pool_log(tx)?;
     Ok(())
 }
 
@@ -453,24 +462,42 @@ fn unapply_top_in(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-fn prune_pool_log(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+/// Keeps the pool log from growing without end: once it holds `2 * keep` entries past the
+/// horizon, everything up to `max - keep` goes and that becomes the horizon (a client asking
+/// from before it starts again from 0: `reset`). Transactions still in the pool whose entry
+/// would go are logged again above the new horizon first, so replaying from 0 still ends with
+/// the current pool, and every page of a replay ends above the horizon (a page ending below
+/// it would make the next request reset again, forever).
+fn prune_pool_log(tx: &rusqlite::Transaction<'_>, keep: i64) -> StoreResult<()> {
     let max: i64 = tx
         .query_row("SELECT COALESCE(MAX(seq), 0) FROM pool_log", [], |r| {
             r.get(0)
         })
         .map_err(be)?;
     let horizon = horizon_in(tx)?;
-    if max - horizon < 2 * POOL_LOG_KEEP {
+    if max - horizon < 2 * keep {
         return Ok(());
     }
-    let new_horizon = max - POOL_LOG_KEEP;
-    // Entries of transactions no longer in the pool cancel out (added then removed), so a
-    // client replaying from 0 still ends with the current pool.
-    tx.execute(
-        "DELETE FROM pool_log WHERE seq <= ?1 AND txid NOT IN (SELECT txid FROM txs WHERE state = ?2)",
-        params![new_horizon, STATE_POOL],
-    )
-    .map_err(be)?;
+    let new_horizon = max - keep;
+    let stale: Vec<Vec<u8>> = {
+        let mut stmt = tx
+            .prepare("SELECT txid FROM txs WHERE state = ?1 AND pool_seq <= ?2 ORDER BY pool_seq")
+            .map_err(be)?;
+        let rows = stmt
+            .query_map(params![STATE_POOL, new_horizon], |r| r.get(0))
+            .map_err(be)?;
+        rows.collect::<Result<_, _>>().map_err(be)?
+    };
+    for txid in stale {
+        let txid = TxId(id32(txid)?);
+        let seq = log_pool(tx, &txid, true)?;
+        tx.prepare_cached("UPDATE txs SET pool_seq = ?2 WHERE txid = ?1")
+            .map_err(be)?
+            .execute(params![&txid.0[..], seq as i64])
+            .map_err(be)?;
+    }
+    tx.execute("DELETE FROM pool_log WHERE seq <= ?1", [new_horizon])
+        .map_err(be)?;
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('pool_horizon', ?1)",
         [new_horizon.to_string()],
@@ -833,7 +860,8 @@ impl MirrorStore for SqliteStore {
             if block.header.height != tip.height + 1 || block.header.prev != tip.id {
                 return Err(corrupt("block does not extend the tip"));
             }
-            apply_block_in(tx, block)
+            apply_block_in(tx, block)?;
+            prune_pool_log(tx, self.pool_log_keep)
         })
     }
 
@@ -883,6 +911,8 @@ impl MirrorStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use notch_protocol::ed25519_dalek::SigningKey;
     use notch_protocol::{Issuance, Network, public_key};
 
@@ -904,6 +934,96 @@ mod tests {
         t.nonce = nonce;
         t.sign(&[issuer]).ok();
         t
+    }
+
+    /// After the pool log is pruned, a client replaying from 0 page by page reaches the end
+    /// (no page ends below the horizon) and ends with exactly the current pool.
+    #[test]
+    fn pruned_pool_log_replays_to_the_current_pool() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store =
+            SqliteStore::open(&dir.path().join("m.db"), SyncMode::Normal)?.with_pool_log_keep(4);
+        let auth = SigningKey::from_bytes(&[1; 32]);
+        let issuer = SigningKey::from_bytes(&[2; 32]);
+        let owner = public_key(&SigningKey::from_bytes(&[3; 32]));
+        let meta = LedgerMeta {
+            network: Network::Sandbox,
+            authority: public_key(&auth),
+            assets: vec![],
+        };
+        let mut prev = Block::build(Network::Sandbox, None, 100, 0, vec![]);
+        prev.header.sign(&auth);
+        store.init(&meta, &prev)?;
+        // Rounds of 6 additions, then a block confirming the 3 oldest: some transactions stay
+        // in the pool across many prunings.
+        let mut waiting: Vec<Transaction> = Vec::new();
+        let mut nonce = 0;
+        for round in 0..8u64 {
+            let adds: Vec<Transaction> = (0..6)
+                .map(|_| {
+                    nonce += 1;
+                    mint(&issuer, owner, 10, nonce)
+                })
+                .collect();
+            let rows: Vec<PoolAdd> = adds
+                .iter()
+                .map(|t| PoolAdd {
+                    txid: t.txid(),
+                    bytes: t.encode(),
+                })
+                .collect();
+            store.add_to_pool(&rows, &[])?;
+            waiting.extend(adds);
+            let confirm: Vec<Transaction> = waiting.drain(..3).collect();
+            let mut b = Block::build(
+                Network::Sandbox,
+                Some(&prev.header),
+                101 + round,
+                0,
+                confirm,
+            );
+            b.header.sign(&auth);
+            store.apply_block(&b)?;
+            prev = b;
+        }
+        assert!(
+            horizon_in(
+                &store
+                    .write
+                    .lock()
+                    .map_err(|_| StoreError::Backend("lock".into()))?
+                    .transaction()
+                    .map_err(be)?
+            )? > 0,
+            "the log was pruned"
+        );
+        let mut pool: HashSet<TxId> = HashSet::new();
+        let mut since = 0;
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 100, "the replay never ends");
+            let page = store.mempool_changes(since, 3)?;
+            if page.reset {
+                assert_eq!(since, 0, "a continuation was reset (page {pages})");
+                pool.clear();
+            }
+            for c in &page.changes {
+                if c.added {
+                    pool.insert(c.txid);
+                } else {
+                    pool.remove(&c.txid);
+                }
+            }
+            since = page.seq;
+            if !page.more {
+                break;
+            }
+        }
+        let expected: HashSet<TxId> = store.mempool()?.into_iter().map(|e| e.txid).collect();
+        assert_eq!(pool, expected);
+        assert_eq!(expected.len(), waiting.len());
+        Ok(())
     }
 
     #[test]
