@@ -17,8 +17,7 @@ use crate::sh::{self, Result, Timer, cmd};
 
 const DEFAULT_ROUNDS: u64 = 1000;
 
-const USAGE: &str =
-    "usage: cargo xtask soak [wallet] [--rounds N] [--seed S] | cargo xtask soak gateway [--minutes M]";
+const USAGE: &str = "usage: cargo xtask soak [wallet] [--rounds N] [--seed S] | cargo xtask soak gateway [--minutes M]";
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     match args.first().map(String::as_str) {

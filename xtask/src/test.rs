@@ -30,21 +30,24 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     })?;
     // The 10-minute soak is `cargo xtask soak gateway`; here a few seconds of it, on the
     // debug binaries the tests just built, so that it keeps working.
-    timer.step("gateway soak, briefly (load, hostile clients, kill -9)", || {
-        let out = sh::target_dir().join("gateway-soak-ci.md");
-        sh::run(cmd("cargo").args([
-            "run",
-            "-p",
-            "notch-gateway",
-            "--bin",
-            "notch-gateway-soak",
-            "--",
-            "--minutes",
-            "0.25",
-            "--out",
-            &out.to_string_lossy(),
-        ]))
-    })?;
+    timer.step(
+        "gateway soak, briefly (load, hostile clients, kill -9)",
+        || {
+            let out = sh::target_dir().join("gateway-soak-ci.md");
+            sh::run(cmd("cargo").args([
+                "run",
+                "-p",
+                "notch-gateway",
+                "--bin",
+                "notch-gateway-soak",
+                "--",
+                "--minutes",
+                "0.25",
+                "--out",
+                &out.to_string_lossy(),
+            ]))
+        },
+    )?;
     timer.step(
         "real Secret Service: keystore test, CLI kill -9 test",
         keystore_tests,
