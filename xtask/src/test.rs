@@ -65,7 +65,10 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
                 .env("CC_aarch64_linux_android", "clang")
                 .env(
                     "CFLAGS_aarch64_linux_android",
-                    "--target=aarch64-linux-android --sysroot=/usr/aarch64-linux-gnu",
+                    // Debian's aarch64 glibc headers stand in for the NDK's bionic;
+                    // glibc hides pthread_rwlock_t from strict C11 (aws-lc-sys) unless
+                    // asked, bionic does not.
+                    "--target=aarch64-linux-android --sysroot=/usr/aarch64-linux-gnu -D_GNU_SOURCE",
                 ),
         )
     })?;
