@@ -13,8 +13,9 @@ use notch_core::keys::KeyError;
 use notch_core::secrets::SecretStoreError;
 use notch_core::tally::TallyVerifyError;
 use notch_core::{
-    AgentError, NetworkError, OpenError, PaymentError, SendError, SyncError, TallyActionError,
-    TallyError, TallyScanError, TallyTicketError, UriError, WalletError,
+    AgentError, ChitApproveError, ChitRejectError, NetworkError, OpenError, PaymentError,
+    SendError, SyncError, TallyActionError, TallyError, TallyInvoiceError, TallyPayError,
+    TallyScanError, TallyTicketError, UriError, WalletError,
 };
 
 /// What kind of failure ended the command; its exit code is [`Class::code`].
@@ -362,6 +363,53 @@ impl From<TallyActionError> for CliError {
             TallyActionError::UnknownTally(_) | TallyActionError::NotNow(_) => Class::BadInput,
             TallyActionError::Key(k) => key_class(k),
             TallyActionError::Store(_) => Class::Wallet,
+        };
+        err(class, e)
+    }
+}
+
+// Chits: everything the person can get wrong or that the tally's state (or
+// its credit limit) does not allow now is bad input (3); the keystore and the
+// database are the wallet's (7).
+impl From<TallyPayError> for CliError {
+    fn from(e: TallyPayError) -> Self {
+        let class = match &e {
+            TallyPayError::Key(k) => key_class(k),
+            TallyPayError::Store(_) => Class::Wallet,
+            _ => Class::BadInput,
+        };
+        err(class, e)
+    }
+}
+
+impl From<TallyInvoiceError> for CliError {
+    fn from(e: TallyInvoiceError) -> Self {
+        let class = match &e {
+            TallyInvoiceError::Key(k) => key_class(k),
+            TallyInvoiceError::Store(_) => Class::Wallet,
+            _ => Class::BadInput,
+        };
+        err(class, e)
+    }
+}
+
+impl From<ChitApproveError> for CliError {
+    fn from(e: ChitApproveError) -> Self {
+        let class = match &e {
+            ChitApproveError::Key(k) => key_class(k),
+            ChitApproveError::Store(_) => Class::Wallet,
+            _ => Class::BadInput,
+        };
+        err(class, e)
+    }
+}
+
+impl From<ChitRejectError> for CliError {
+    fn from(e: ChitRejectError) -> Self {
+        let class = match &e {
+            ChitRejectError::Key(k) => key_class(k),
+            ChitRejectError::Store(_) => Class::Wallet,
+            _ => Class::BadInput,
         };
         err(class, e)
     }

@@ -166,6 +166,11 @@ enum Command {
         #[command(subcommand)]
         command: tally::TallyCommand,
     },
+    /// Chits: approve or reject an invoice a tally partner sent.
+    Chit {
+        #[command(subcommand)]
+        command: tally::ChitCommand,
+    },
     /// Run the tally agent in the foreground (Ctrl-C stops it): partners
     /// connect to it with your tickets, and it delivers what waits for them.
     Agent {
@@ -676,6 +681,7 @@ async fn run(cli: Cli) -> Res {
             }
         }
         Command::Tally { command } => tally::run(&cli, command).await?,
+        Command::Chit { command } => tally::chit(&cli, command).await?,
         Command::Agent { listen, advertise } => {
             tally::agent(&cli, listen, advertise.as_deref()).await?
         }

@@ -10,7 +10,7 @@ use clap::{Subcommand, ValueEnum};
 use notch_core::agent::{AgentConfig, DEFAULT_AGENT_PORT, DEFAULT_TICKET_LIFETIME};
 use notch_core::tally::Side;
 use notch_core::ticket::{DEFAULT_MODULE_PX, LinkForm, Ticket};
-use notch_core::{TallyInfo, TicketOptions, Wallet};
+use notch_core::{ChitInfo, TallyInfo, TicketOptions, Wallet};
 use serde_json::{Value, json};
 
 use crate::exit::{Class, CliError};
@@ -74,9 +74,42 @@ pub enum TallyCommand {
     /// Refuse a tally offered to you, withdraw an unused ticket of yours,
     /// or give up a scanned ticket that is still waiting.
     Refuse { id: String },
+    /// Pay your partner on an open tally: sign a payment chit (refused
+    /// before signing if it would pass the credit your partner grants you).
+    Pay {
+        id: String,
+        /// In CHIPs, up to three decimals (12.5 = 12,500 milliCHIPs).
+        // Hyphen values are taken, so that `-1` is refused as an amount
+        // (exit 3), not mistaken for an option.
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        memo: Option<String>,
+    },
+    /// Ask your partner on an open tally to pay you: an invoice they approve
+    /// or reject.
+    Invoice {
+        id: String,
+        /// In CHIPs, up to three decimals (12.5 = 12,500 milliCHIPs).
+        // Hyphen values are taken, so that `-1` is refused as an amount
+        // (exit 3), not mistaken for an option.
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        memo: Option<String>,
+    },
     /// Check every signature of a MyCHIPs tally record (JSON file): exit 0
     /// when both verify, otherwise the reason.
     Verify { file: PathBuf },
+}
+
+/// `notch chit …`: invoices your partners sent you.
+#[derive(Subcommand, Debug)]
+pub enum ChitCommand {
+    /// Approve (sign and pay) an invoice your partner sent.
+    Approve { id: String },
+    /// Reject an invoice your partner sent.
+    Reject { id: String },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -101,6 +134,107 @@ fn terms(text: Option<&str>, what: &str) -> Res<Value> {
             Ok(value)
         }
     }
+}
+
+/// An amount in CHIPs, as milliCHIPs: digits with at most three decimals
+/// (`12.5` = 12,500). Refuses signs, zero, more decimals, exponents and
+/// anything past `u64` (exit code 3): an amount is never guessed.
+pub fn parse_chips(text: &str) -> Res<u64> {
+    let bad = |why: &str| {
+        CliError::new(
+            Class::BadInput,
+            format!("{text:?} is not an amount in CHIPs: {why}"),
+        )
+    };
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(bad("write digits, e.g. 12.5"));
+    }
+    if !digits(whole) || !digits(fraction) {
+        return Err(bad(
+            "only digits and one decimal point (no sign), e.g. 12.5",
+        ));
+    }
+    if text.ends_with('.') {
+        return Err(bad("digits must follow the decimal point"));
+    }
+    if fraction.len() > 3 {
+        return Err(bad("at most three decimals (a milliCHIP)"));
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad("too large"))?
+    };
+    let milli: u64 = format!("{fraction:0<3}")
+        .parse()
+        .map_err(|_| bad("bad decimals"))?;
+    let units = whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(milli))
+        .ok_or_else(|| bad("too large"))?;
+    // A chit's units must fit MyCHIPs's bigint (i64).
+    if i64::try_from(units).is_err() {
+        return Err(bad("too large"));
+    }
+    if units == 0 {
+        return Err(bad("it must be more than 0"));
+    }
+    Ok(units)
+}
+
+/// milliCHIPs as CHIPs, e.g. `-12.500`.
+fn chips(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    let abs = milli.unsigned_abs();
+    format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
+}
+
+fn print_chit(chit: &ChitInfo) {
+    let index = chit
+        .index
+        .map(|i| format!("#{i}"))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "  {:<5} {}  {:<12} {:>14} CHIP  {}{}{}",
+        index,
+        chit.uuid,
+        chit.state,
+        chips(chit.amount),
+        chit.consensus,
+        chit.memo
+            .as_ref()
+            .map(|m| format!("  {m:?}"))
+            .unwrap_or_default(),
+        if chit.needs_action {
+            "  (approve or reject it)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn chit_result(cli: &Cli, chit: &ChitInfo) -> Res {
+    if cli.json {
+        print_json(&serde_json::to_value(chit)?);
+    } else {
+        print_chit(chit);
+    }
+    Ok(())
+}
+
+/// `notch chit approve|reject ID`.
+pub async fn chit(cli: &Cli, command: &ChitCommand) -> Res {
+    let wallet = open(cli).await?;
+    let chit = match command {
+        ChitCommand::Approve { id } => wallet.chit_approve(id).await?,
+        ChitCommand::Reject { id } => wallet.chit_reject(id).await?,
+    };
+    chit_result(cli, &chit)
 }
 
 fn read_file(path: &Path, what: &str) -> Res<Vec<u8>> {
@@ -156,6 +290,10 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
     if let TallyCommand::Verify { file } = command {
         // Needs no wallet.
         return verify(cli, file);
+    }
+    if let TallyCommand::Pay { amount, .. } | TallyCommand::Invoice { amount, .. } = command {
+        // A bad amount is refused before the keystore is asked.
+        parse_chips(amount)?;
     }
     if let TallyCommand::Scan { url: Some(url), .. } = command {
         // A text that is no ticket is refused before the keystore is asked.
@@ -277,7 +415,25 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
                     println!("  ticket: {ticket}");
                 }
                 println!("{}", serde_json::to_string_pretty(&detail.record)?);
+                if !detail.chits.is_empty() {
+                    println!("chits (newest first):");
+                    for chit in &detail.chits {
+                        print_chit(chit);
+                    }
+                }
             }
+        }
+        TallyCommand::Pay { id, amount, memo } => {
+            let chit = wallet
+                .tally_pay(id, parse_chips(amount)?, memo.clone())
+                .await?;
+            chit_result(cli, &chit)?;
+        }
+        TallyCommand::Invoice { id, amount, memo } => {
+            let chit = wallet
+                .tally_invoice(id, parse_chips(amount)?, memo.clone())
+                .await?;
+            chit_result(cli, &chit)?;
         }
         TallyCommand::Accept { id, yes } => {
             if !*yes {
@@ -418,4 +574,42 @@ pub async fn agent(cli: &Cli, listen: &str, advertise: Option<&str>) -> Res {
 /// The default `--listen` of `notch agent`.
 pub fn default_listen() -> String {
     format!("127.0.0.1:{DEFAULT_AGENT_PORT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_chips;
+
+    #[test]
+    fn amounts_in_chips_have_at_most_three_decimals() {
+        for (text, milli) in [
+            ("12.5", 12_500),
+            ("1", 1_000),
+            ("0.001", 1),
+            (".25", 250),
+            ("007.100", 7_100),
+            ("9223372036854775.807", 9_223_372_036_854_775_807),
+        ] {
+            assert_eq!(parse_chips(text).unwrap_or(0), milli, "{text}");
+        }
+        for text in [
+            "",
+            ".",
+            "1.",
+            "0",
+            "0.000",
+            "-1",
+            "+1",
+            "1.0001",
+            "1e3",
+            "1,5",
+            " 1",
+            "1..2",
+            "9223372036854775.808",
+            "99999999999999999999",
+        ] {
+            let err = parse_chips(text).err().map(|e| e.class.code());
+            assert_eq!(err, Some(3), "{text:?} must be refused with exit code 3");
+        }
+    }
 }

@@ -313,3 +313,36 @@ fn tally_verify_exits_0_6_or_3() {
         assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
     }
 }
+
+/// `notch tally pay|invoice ID AMOUNT`: an amount in CHIPs with more than
+/// three decimals, a sign, zero, or past the largest chit is refused with
+/// exit code 3 before the wallet is opened (nothing is signed or guessed).
+#[test]
+fn tally_amounts_that_are_not_chips_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["pay", "invoice"] {
+        for amount in [
+            "1.0001",
+            "-1",
+            "0",
+            "0.000",
+            "1e3",
+            "12,5",
+            "99999999999999999999",
+        ] {
+            let out = notch(
+                dir.path(),
+                &["--json", "tally", command, "some-tally", amount],
+                "",
+            );
+            assert_eq!(code(&out), 3, "{command} {amount}: {}", stderr(&out));
+            assert_eq!(json_error(&out)["error"]["class"], "bad_input");
+        }
+    }
+    // A good amount goes on to the wallet, which is not there: 7.
+    let out = notch(dir.path(), &["tally", "pay", "some-tally", "12.5"], "");
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    // `chit approve|reject` need the chit's id.
+    let out = notch(dir.path(), &["chit", "approve"], "");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}

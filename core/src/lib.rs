@@ -55,8 +55,9 @@ pub mod tx;
 pub mod wallet;
 
 pub use agent::{
-    AgentConfig, AgentError, AgentHandle, DeliveryReport, RetryPolicy, TallyActionError,
-    TallyDetail, TallyError, TallyInfo, TallyProfile, TallyScanError, TallyTicketError,
+    AgentConfig, AgentError, AgentHandle, ChitApproveError, ChitInfo, ChitRejectError,
+    DeliveryReport, RetryPolicy, TallyActionError, TallyDetail, TallyError, TallyInfo,
+    TallyInvoiceError, TallyPayError, TallyProfile, TallyScanError, TallyTicketError,
     TicketOptions,
 };
 pub use backup::{BackupCheck, BackupError};

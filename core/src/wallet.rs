@@ -1011,6 +1011,54 @@ impl Wallet {
         crate::agent::accept_or_refuse(&self.inner, id, false).await
     }
 
+    /// Pays `units` milliCHIPs to the partner of an open tally: signs a
+    /// payment chit (after checking the credit the partner grants: nothing
+    /// is signed past it) and sends it, now or when the partner is back.
+    pub async fn tally_pay(
+        &self,
+        id: &str,
+        units: u64,
+        memo: Option<String>,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::TallyPayError> {
+        crate::agent::chits_pay(&self.inner, id, units, memo).await
+    }
+
+    /// Asks the partner of an open tally to pay `units` milliCHIPs: an
+    /// unsigned chit the partner approves (signs) or rejects.
+    pub async fn tally_invoice(
+        &self,
+        id: &str,
+        units: u64,
+        memo: Option<String>,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::TallyInvoiceError> {
+        crate::agent::chits_invoice(&self.inner, id, units, memo).await
+    }
+
+    /// Approves (signs and pays) an invoice the partner sent. The shell
+    /// shows it first: calling this is the person's consent.
+    pub async fn chit_approve(
+        &self,
+        chit: &str,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::ChitApproveError> {
+        crate::agent::chits_approve(&self.inner, chit).await
+    }
+
+    /// Rejects an invoice the partner sent (and tells the partner).
+    pub async fn chit_reject(
+        &self,
+        chit: &str,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::ChitRejectError> {
+        crate::agent::chits_reject(&self.inner, chit).await
+    }
+
+    /// The chits of a tally, newest first, with their states.
+    pub async fn tally_chits(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::agent::ChitInfo>, crate::agent::TallyError> {
+        crate::agent::chits_list(&self.inner, id).await
+    }
+
     /// Checks both signatures of a MyCHIPs tally record (JSON text); the
     /// error names each failing signature. Needs no wallet.
     pub fn verify_tally_json(

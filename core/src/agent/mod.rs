@@ -30,8 +30,17 @@
 //! application-level acknowledgement to wait for.
 
 mod apply;
+mod chits;
 mod ops;
 
+pub use chits::{
+    ChitApproveError, ChitInfo, ChitLoadError, ChitRejectError, MAX_MEMO_CHARS, TallyInvoiceError,
+    TallyPayError,
+};
+pub(crate) use chits::{
+    approve as chits_approve, invoice as chits_invoice, list as chits_list, pay as chits_pay,
+    reject as chits_reject,
+};
 pub use ops::DEFAULT_TICKET_LIFETIME;
 pub use ops::{
     DeliveryReport, TallyActionError, TallyDetail, TallyError, TallyInfo, TallyProfile,
@@ -369,7 +378,21 @@ async fn outbox_loop(inner: Arc<Inner>, me: Arc<Identity>, config: AgentConfig) 
         if let Err(e) = deliver_due(&inner, &me, &config).await {
             tracing::warn!("the tally outbox could not be read: {e}");
         }
-        let next = inner.db(|s| s.next_outbox_attempt()).await.ok().flatten();
+        if let Err(e) = chits::deliver_due(&inner, &me, &config).await {
+            tracing::warn!("the chit outbox could not be read: {e}");
+        }
+        let next = inner
+            .db(|s| {
+                let tally = s.next_outbox_attempt()?;
+                let chit = s.next_chit_outbox_attempt()?;
+                Ok::<_, StoreError>(match (tally, chit) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                })
+            })
+            .await
+            .ok()
+            .flatten();
         let wait = match next {
             Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
                 .clamp(Duration::from_millis(20), config.poll),
@@ -449,9 +472,17 @@ async fn converse(
     first: Duration,
     idle: Duration,
 ) {
+    // A session with the partner: check every chit chain we share with it
+    // (PROTOCOL §13, `sync()` on reconnection).
+    if !chits::sync_over(inner, me, session, remote).await {
+        return;
+    }
     let mut wait = first;
     loop {
         if !flush_over(inner, me, session, remote).await {
+            return;
+        }
+        if !chits::flush_over(inner, me, session, remote).await {
             return;
         }
         match tokio::time::timeout(wait, session.recv()).await {
@@ -547,8 +578,12 @@ async fn route(inner: &Arc<Inner>, me: &Arc<Identity>, remote: AgentId, message:
         .get("action")
         .and_then(Value::as_str)
         .and_then(Action::from_name);
+    if target == Some("chit") {
+        chits::on_message(inner, me, remote, message).await;
+        return;
+    }
     let (Some("tally"), Some(action)) = (target, action) else {
-        // Chits, routes and lifts are not handled yet.
+        // Routes and lifts are not handled yet.
         tracing::debug!(%remote, ?target, "a peer message this agent does not handle");
         return;
     };

@@ -16,7 +16,7 @@ use crate::context::{Inner, unix_now};
 use crate::events::WalletEvent;
 use crate::keys::KeyError;
 use crate::peer::{self, AgentId, ConnectError};
-use crate::store::{NewOutbox, OutboxRow, StoreError, TallyRow};
+use crate::store::{ChitOutboxRow, NewOutbox, OutboxRow, StoreError, TallyRow};
 use crate::tally::lifecycle::{Action, Event, Refusal, TallyState};
 use crate::tally::{Side, TallyRecord, format_date};
 use crate::ticket::{Chad, ScanError, Ticket, TicketError};
@@ -92,7 +92,8 @@ pub struct TallyInfo {
     /// The partner's CHIP address, `cid:agent` (MyCHIPs `part_addr`).
     pub partner: Option<String>,
     pub partner_name: Option<String>,
-    /// The balance in milliCHIPs, from our side (0 until chits exist).
+    /// The balance of the good chits in milliCHIPs, from our side:
+    /// positive when the partner owes us (0 for a tally that is not open).
     pub balance: i64,
     /// What we grant the partner, and what it grants us.
     pub my_terms: Value,
@@ -118,6 +119,8 @@ pub struct TallyDetail {
     pub record: Value,
     /// The ticket link of a draft still waiting for its partner.
     pub ticket: Option<String>,
+    /// The chits of an open tally, newest first.
+    pub chits: Vec<super::ChitInfo>,
 }
 
 /// What one pass over the outbox did.
@@ -197,7 +200,7 @@ pub enum TallyActionError {
 }
 
 /// A random (version 4) UUID, as MyCHIPs gives tallies.
-fn new_uuid() -> Result<String, KeyError> {
+pub(crate) fn new_uuid() -> Result<String, KeyError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -600,24 +603,54 @@ pub(crate) async fn accept_or_refuse(
 }
 
 pub(crate) async fn tallies(inner: &Inner) -> Result<Vec<TallyInfo>, TallyError> {
-    let (rows, outbox) = inner
-        .db(|s| Ok::<_, StoreError>((s.tallies()?, s.outbox()?)))
+    let (rows, outbox, balances, chit_outbox) = inner
+        .db(|s| {
+            let rows = s.tallies()?;
+            let mut balances = Vec::with_capacity(rows.len());
+            for row in &rows {
+                balances.push(super::chits::read_chits(s, row)?.map_or(0, |(_, b)| b));
+            }
+            Ok::<_, StoreError>((rows, s.outbox()?, balances, s.chit_outbox()?))
+        })
         .await?;
-    Ok(rows.iter().map(|r| info(r, &outbox)).collect())
+    Ok(rows
+        .iter()
+        .zip(balances)
+        .map(|(r, balance)| with_chits(info(r, &outbox), balance, &chit_outbox))
+        .collect())
+}
+
+/// The chit side of a tally's summary: its balance, and whether chit
+/// messages wait for the partner (and why the last attempt failed).
+fn with_chits(mut info: TallyInfo, balance: i64, chit_outbox: &[ChitOutboxRow]) -> TallyInfo {
+    info.balance = balance;
+    let mut pending = chit_outbox.iter().filter(|o| o.tally == info.id).peekable();
+    if pending.peek().is_some() {
+        info.queued = true;
+        if info.delivery_error.is_none() {
+            info.delivery_error = pending.find_map(|o| o.last_error.clone());
+        }
+    }
+    info
 }
 
 pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyError> {
     let me = identity(inner).await?;
     let id2 = id.to_owned();
-    let (row, outbox, tokens) = inner
+    let (row, outbox, tokens, chits, chit_outbox) = inner
         .db(move |s| {
             let row = s.tally(&id2)?;
             let outbox = s.outbox()?;
             let tokens = s.tokens_of(&id2)?;
-            Ok::<_, StoreError>((row, outbox, tokens))
+            let chits = match &row {
+                Some(row) => super::chits::read_chits(s, row)?,
+                None => None,
+            };
+            Ok::<_, StoreError>((row, outbox, tokens, chits, s.chit_outbox()?))
         })
         .await?;
     let row = row.ok_or_else(|| TallyError::UnknownTally(id.to_owned()))?;
+    let (chits, balance) = chits.unwrap_or_default();
     let ticket = if row.state == TallyState::Draft {
         tokens
             .iter()
@@ -632,9 +665,10 @@ pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyEr
         None
     };
     Ok(TallyDetail {
-        info: info(&row, &outbox),
+        info: with_chits(info(&row, &outbox), balance, &chit_outbox),
         record: serde_json::from_str(&row.record).unwrap_or(Value::Null),
         ticket,
+        chits,
     })
 }
 

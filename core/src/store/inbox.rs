@@ -33,10 +33,15 @@ pub enum NotificationKind {
     TallyOpened,
     /// A partner refused the wallet's tally offer or ticket.
     TallyRefused,
+    /// A partner signed a chit to this wallet (a payment, or our invoice
+    /// paid).
+    ChitReceived,
+    /// A partner asks this wallet to pay: an invoice to approve or reject.
+    InvoiceToApprove,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 14] = [
+    pub const ALL: [NotificationKind; 16] = [
         NotificationKind::PaymentReceived,
         NotificationKind::TxConfirmed,
         NotificationKind::TxFinal,
@@ -51,6 +56,8 @@ impl NotificationKind {
         NotificationKind::TallyOffered,
         NotificationKind::TallyOpened,
         NotificationKind::TallyRefused,
+        NotificationKind::ChitReceived,
+        NotificationKind::InvoiceToApprove,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +76,8 @@ impl NotificationKind {
             NotificationKind::TallyOffered => "tally_offered",
             NotificationKind::TallyOpened => "tally_opened",
             NotificationKind::TallyRefused => "tally_refused",
+            NotificationKind::ChitReceived => "chit_received",
+            NotificationKind::InvoiceToApprove => "invoice_to_approve",
         }
     }
 

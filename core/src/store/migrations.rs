@@ -236,4 +236,63 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE notifications ADD COLUMN tally TEXT;
     CREATE INDEX notifications_by_tally ON notifications (tally, kind);
     "#,
+    // 5: the chits of open tallies, their chain's confirmed position, and
+    // the chit messages waiting for a partner.
+    r#"
+    -- One row per chit of a tally (core/src/tally/chain/ledger.rs, ChitRow):
+    -- `record` is the chit exactly as signed (canonical JSON, with its
+    -- signature once signed), `state` MyCHIPs's state code (`A.pend`,
+    -- `L.pend.good`, ...). `link_*` is where it sits in the hash chain
+    -- (for the stock, beyond `confirmed` a provisional place); `claim_*`
+    -- (stock only) is where the foil says one of its chits is, not yet
+    -- checked. Rows are never deleted; a change replaces the row.
+    CREATE TABLE chits (
+        tally        TEXT    NOT NULL REFERENCES tallies (id) ON DELETE CASCADE,
+        uuid         TEXT    NOT NULL CHECK (length(uuid) > 0),
+        record       TEXT    NOT NULL,
+        state        TEXT    NOT NULL,
+        -- milliCHIPs of a payment, NULL for a setting (copied from record).
+        units        INTEGER CHECK (units IS NULL OR units >= 0),
+        link_index   INTEGER CHECK (link_index IS NULL OR link_index >= 1),
+        link_hash    BLOB    CHECK (link_hash IS NULL OR length(link_hash) = 32),
+        claim_index  INTEGER CHECK (claim_index IS NULL OR claim_index >= 1),
+        claim_hash   BLOB    CHECK (claim_hash IS NULL OR length(claim_hash) = 32),
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (tally, uuid),
+        CHECK ((link_index IS NULL) = (link_hash IS NULL)),
+        CHECK ((claim_index IS NULL) = (claim_hash IS NULL))
+    );
+    CREATE INDEX chits_by_state ON chits (tally, state);
+
+    -- How many links of a tally's chain both halves agree on (the ledger's
+    -- `confirmed`); no row: 0.
+    CREATE TABLE chit_chains (
+        tally      TEXT    PRIMARY KEY REFERENCES tallies (id) ON DELETE CASCADE,
+        confirmed  INTEGER NOT NULL CHECK (confirmed >= 0)
+    );
+
+    -- Chit and chain messages for tally partners not delivered yet. Unlike
+    -- the tally outbox, a tally may have many waiting. `chit` names the
+    -- chit a `pend`/`good`/`void` message carries (its state moves on when
+    -- it is delivered; a newer message for it replaces the older); chain
+    -- messages have none. Deleted in the transaction that records delivery.
+    CREATE TABLE chit_outbox (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        tally          TEXT    NOT NULL REFERENCES tallies (id) ON DELETE CASCADE,
+        chit           TEXT,
+        partner_agent  BLOB    NOT NULL CHECK (length(partner_agent) = 32),
+        host           TEXT,
+        port           INTEGER CHECK (port IS NULL OR port BETWEEN 1 AND 65535),
+        message        TEXT    NOT NULL,
+        attempts       INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt   INTEGER NOT NULL,
+        last_error     TEXT,
+        created_at     INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX chit_outbox_one_per_chit ON chit_outbox (tally, chit)
+        WHERE chit IS NOT NULL;
+    CREATE INDEX chit_outbox_due ON chit_outbox (next_attempt);
+    CREATE INDEX chit_outbox_by_partner ON chit_outbox (partner_agent, id);
+    "#,
 ];

@@ -11,6 +11,7 @@
 //! see the write's own changes).
 
 mod chain;
+mod chits;
 mod inbox;
 mod ledger;
 pub mod migrations;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
+pub use chits::{ChitOutboxRow, NewChitOutbox, StoredChit};
 pub use inbox::{NewNotification, Notification, NotificationKind};
 pub use ledger::{NewOutput, NewTransaction, OutPoint, OutputRecord, TxRecord, TxState};
 pub use tallies::{NewOutbox, OutboxRow, TallyRow, TokenRow};
@@ -346,12 +348,14 @@ impl Store {
     read_methods!();
     inbox::inbox_read_methods!();
     tallies::tally_read_methods!();
+    chits::chit_read_methods!();
 }
 
 impl StoreTx<'_> {
     read_methods!();
     inbox::inbox_read_methods!();
     tallies::tally_read_methods!();
+    chits::chit_read_methods!();
 }
 
 /// Fixtures shared by the store's unit tests.

@@ -1,0 +1,940 @@
+//! Chits on open tallies: the one write path for a tally's
+//! [`ChitLedger`], what the person does with chits (pay, invoice, approve,
+//! reject, list), and the chit outbox.
+//!
+//! The ledger is pure and is never kept in memory between operations: each
+//! one restores it from the store inside its write transaction
+//! ([`ChitLedger::restore`]), runs, and writes the whole
+//! [`ChitOutcome`] — the chit rows, the confirmed chain position, the
+//! outgoing messages (into `chit_outbox`) and the notifications — in that
+//! same transaction (PROTOCOL §13). So a restart, or the CLI and the agent
+//! in two processes, always see one consistent ledger, and a message is
+//! sent only once its cause is committed. After a chit message is
+//! delivered, [`delivered`] marks it sent (`A.draft.pend` → `A.pend`, …)
+//! in the transaction that removes it from the outbox.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+use super::apply::{Identity, cert_name, for_attempt, now_ms};
+use super::{Busy, converse, emit, identity};
+use crate::context::Inner;
+use crate::events::WalletEvent;
+use crate::keys::KeyError;
+use crate::peer::{self, AgentId, Session};
+use crate::store::{
+    ChitOutboxRow, NewChitOutbox, NewNotification, NotificationKind, StoreError, StoreTx,
+    StoredChit, TallyRow,
+};
+use crate::tally::chain::{
+    ApproveError, ChitLedger, ChitMessage, ChitNotice, ChitOutcome, Consensus, Direction,
+    InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError,
+};
+use crate::tally::lifecycle::TallyState;
+use crate::tally::{ChitBuilder, ChitType, format_date, verify_tally_json};
+
+/// The longest memo Notch writes on a chit (characters).
+pub const MAX_MEMO_CHARS: usize = 1000;
+
+/// One chit, for lists (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChitInfo {
+    pub uuid: String,
+    /// The wallet's id of the tally.
+    pub tally: String,
+    /// MyCHIPs's state code (`A.pend`, `L.good`, …).
+    pub state: String,
+    /// `tran` (a payment) or `set` (a setting).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who signs it: `stock` or `foil`.
+    pub by: String,
+    /// We issue (sign) it: a payment of ours, or an invoice to us.
+    pub mine: bool,
+    /// milliCHIPs of a payment.
+    pub units: Option<u64>,
+    /// What it does to our balance, in milliCHIPs (positive: the partner
+    /// owes us more); 0 for a setting.
+    pub amount: i64,
+    pub memo: Option<String>,
+    /// The chit's own date (MyCHIPs format).
+    pub date: String,
+    /// Where it is in the hash chain, once linked.
+    pub index: Option<u64>,
+    /// `linked`, `provisional` (the stock's own, not yet confirmed by the
+    /// foil) or `unlinked`.
+    pub consensus: String,
+    /// An invoice waiting for our approval or rejection.
+    pub needs_action: bool,
+    /// Unix seconds (when this wallet first stored it).
+    pub created_at: i64,
+}
+
+/// Why a tally's chits cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChitLoadError {
+    #[error("the tally is {0}, not open: chits need an open tally")]
+    NotOpen(TallyState),
+    #[error("the tally's stored chits are damaged: {0}")]
+    Broken(String),
+}
+
+/// Why a payment was not made (nothing was signed).
+#[derive(Debug, thiserror::Error)]
+pub enum TallyPayError {
+    #[error("there is no tally {0} in this wallet")]
+    UnknownTally(String),
+    #[error(transparent)]
+    Load(#[from] ChitLoadError),
+    #[error("a payment is more than 0 milliCHIPs")]
+    Zero,
+    #[error("the memo is longer than {MAX_MEMO_CHARS} characters or has control characters")]
+    BadMemo,
+    #[error("{0}")]
+    OverLimit(OverLimit),
+    #[error("the partner's credit limit cannot be enforced: {0}")]
+    Limit(LimitProblem),
+    #[error("the payment could not be signed: {0}")]
+    Issue(IssueError),
+    #[error("the payment chit could not be built: {0}")]
+    Build(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an invoice was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TallyInvoiceError {
+    #[error("there is no tally {0} in this wallet")]
+    UnknownTally(String),
+    #[error(transparent)]
+    Load(#[from] ChitLoadError),
+    #[error("an invoice is for more than 0 milliCHIPs")]
+    Zero,
+    #[error("the memo is longer than {MAX_MEMO_CHARS} characters or has control characters")]
+    BadMemo,
+    #[error("the invoice could not be drafted: {0}")]
+    Invoice(InvoiceError),
+    #[error("the invoice chit could not be built: {0}")]
+    Build(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an invoice was not approved (nothing was signed).
+#[derive(Debug, thiserror::Error)]
+pub enum ChitApproveError {
+    #[error("there is no chit {0} in this wallet")]
+    UnknownChit(String),
+    #[error(transparent)]
+    Load(#[from] ChitLoadError),
+    #[error("{0}")]
+    OverLimit(OverLimit),
+    #[error("the partner's credit limit cannot be enforced: {0}")]
+    Limit(LimitProblem),
+    #[error("the invoice cannot be approved: {0}")]
+    Approve(ApproveError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an invoice was not rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ChitRejectError {
+    #[error("there is no chit {0} in this wallet")]
+    UnknownChit(String),
+    #[error(transparent)]
+    Load(#[from] ChitLoadError),
+    #[error("the invoice cannot be rejected: {0}")]
+    Reject(RejectError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Restores the ledger of an open tally from its stored rows.
+fn restore(
+    row: &TallyRow,
+    chits: Vec<StoredChit>,
+    confirmed: u64,
+) -> Result<ChitLedger, ChitLoadError> {
+    let (TallyState::Open, Some(side)) = (row.state, row.side) else {
+        return Err(ChitLoadError::NotOpen(row.state));
+    };
+    // Checked when it was opened; checked again because the ledger trusts
+    // the tally's keys for every chit it verifies.
+    let tally = verify_tally_json(&row.record).map_err(|e| ChitLoadError::Broken(e.to_string()))?;
+    ChitLedger::restore(&tally, side, chits.into_iter().map(|c| c.row), confirmed)
+        .map_err(|e| ChitLoadError::Broken(e.to_string()))
+}
+
+/// The ledger of `row`, read inside `tx`.
+pub(crate) fn load(
+    tx: &StoreTx<'_>,
+    row: &TallyRow,
+) -> Result<Result<ChitLedger, ChitLoadError>, StoreError> {
+    let chits = tx.chits_of(&row.id)?;
+    let confirmed = tx.chits_confirmed(&row.id)?;
+    Ok(restore(row, chits, confirmed))
+}
+
+/// Writes an outcome in `tx`: the chit rows, the confirmed position, the
+/// outgoing messages and the notifications. Returns the events to emit
+/// after the commit.
+pub(crate) fn persist(
+    tx: &StoreTx<'_>,
+    me: &Identity,
+    row: &TallyRow,
+    ledger: &ChitLedger,
+    outcome: &ChitOutcome,
+) -> Result<Vec<WalletEvent>, StoreError> {
+    let changes = &outcome.changes;
+    for chit in &changes.chits {
+        tx.put_chit(&row.id, chit)?;
+    }
+    if let Some(confirmed) = changes.confirmed {
+        tx.set_chits_confirmed(&row.id, confirmed)?;
+    }
+    for message in &outcome.outgoing {
+        queue(tx, me, row, message)?;
+    }
+    let mut events = Vec::new();
+    if !changes.is_empty() {
+        // Shells refresh the tally (its balance and chits) on this.
+        events.push(WalletEvent::TallyChanged {
+            tally: row.id.clone(),
+            state: row.state,
+        });
+    }
+    for notice in &changes.notices {
+        let Some(note) = notification(row, ledger, notice) else {
+            continue;
+        };
+        let added = tx.add_tally_notification(&note, &row.id)?;
+        events.push(WalletEvent::Notification {
+            id: added.id,
+            kind: added.kind,
+            title: added.title,
+            quiet: false,
+        });
+    }
+    Ok(events)
+}
+
+/// Queues one chit or chain message for the tally's partner.
+fn queue(
+    tx: &StoreTx<'_>,
+    me: &Identity,
+    row: &TallyRow,
+    message: &ChitMessage,
+) -> Result<(), StoreError> {
+    let Some(partner) = row.partner_agent else {
+        return Err(StoreError::Conflict(format!(
+            "tally {} has no partner to send to",
+            row.id
+        )));
+    };
+    let chit = match message {
+        ChitMessage::Chit { chit, .. } => Some(chit.uuid().to_owned()),
+        _ => None,
+    };
+    tx.put_chit_outbox(&NewChitOutbox {
+        tally: row.id.clone(),
+        chit,
+        partner_agent: partner,
+        host: row.partner_host.clone(),
+        port: row.partner_port,
+        message: envelope(me, row, message).to_string(),
+        next_attempt: now_ms(),
+    })?;
+    Ok(())
+}
+
+/// A chit message with MyCHIPs's `to` and `from` (`try` and `last` are
+/// added per attempt).
+fn envelope(me: &Identity, row: &TallyRow, message: &ChitMessage) -> Value {
+    let mut value = message.to_value();
+    // Reuse the tally envelope's addresses (same `to` and `from`).
+    let tally = super::apply::envelope(me, row, crate::tally::lifecycle::Action::Open, Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        for key in ["to", "from"] {
+            if let Some(v) = tally.get(key) {
+                map.insert(key.into(), v.clone());
+            }
+        }
+    }
+    value
+}
+
+fn partner_name(row: &TallyRow, ledger: &ChitLedger) -> String {
+    cert_name(ledger.tally().record().party(ledger.side().other()).cert())
+        .or_else(|| row.partner_cid.clone())
+        .unwrap_or_else(|| "your partner".into())
+}
+
+fn chips(units: Option<u64>) -> String {
+    let units = units.unwrap_or(0);
+    format!("{}.{:03} CHIP", units / 1000, units % 1000)
+}
+
+fn notification(
+    row: &TallyRow,
+    ledger: &ChitLedger,
+    notice: &LedgerNotice,
+) -> Option<NewNotification> {
+    let partner = partner_name(row, ledger);
+    let (kind, title, body) = match notice {
+        LedgerNotice::Chit {
+            uuid,
+            notice: ChitNotice::ChitReceived,
+            units,
+        } => (
+            NotificationKind::ChitReceived,
+            format!("{partner} paid you {}", chips(*units)),
+            format!(
+                "{partner} signed chit {uuid} for {} on tally {}.",
+                chips(*units),
+                row.id
+            ),
+        ),
+        LedgerNotice::Chit {
+            uuid,
+            notice: ChitNotice::InvoiceReceived,
+            units,
+        } => (
+            NotificationKind::InvoiceToApprove,
+            format!("{partner} asks you to pay {}", chips(*units)),
+            format!(
+                "Invoice {uuid} on tally {}: approve it (`notch chit approve {uuid}`) or reject it (`notch chit reject {uuid}`).",
+                row.id
+            ),
+        ),
+        LedgerNotice::Chit {
+            uuid,
+            notice: ChitNotice::InvoiceRefused,
+            units,
+        } => (
+            NotificationKind::ChitReceived,
+            format!("{partner} refused your invoice of {}", chips(*units)),
+            format!("{partner} refused invoice {uuid} on tally {}.", row.id),
+        ),
+        // Settings and the partner's chain errors are logged, not shown:
+        // the person has nothing to decide about them yet.
+        LedgerNotice::Setting { uuid, .. } => {
+            tracing::info!(tally = %row.id, %uuid, "a setting chit became binding");
+            return None;
+        }
+        LedgerNotice::PartnerError { index, error } => {
+            tracing::warn!(tally = %row.id, ?index, "the tally partner reports a chain error: {error}");
+            return None;
+        }
+    };
+    Some(NewNotification {
+        kind,
+        title,
+        body,
+        txid: None,
+    })
+}
+
+/// One chit for lists.
+pub(crate) fn chit_info(ledger: &ChitLedger, stored: &StoredChit) -> ChitInfo {
+    let row = &stored.row;
+    let record = &row.record;
+    let units = record.units();
+    let magnitude = i64::try_from(units.unwrap_or(0)).unwrap_or(i64::MAX);
+    let amount = match row.state.direction {
+        Direction::Asset => magnitude,
+        Direction::Liability => -magnitude,
+    };
+    ChitInfo {
+        uuid: row.uuid.clone(),
+        tally: stored.tally.clone(),
+        state: row.state.code(),
+        kind: record.chit_type().as_str().to_owned(),
+        by: record.by().as_str().to_owned(),
+        mine: record.by() == ledger.side(),
+        units,
+        amount: if record.chit_type() == ChitType::Transaction {
+            amount
+        } else {
+            0
+        },
+        memo: record.memo().map(str::to_owned),
+        date: record.date().to_owned(),
+        index: row.link.map(|l| l.index),
+        consensus: match ledger.consensus(&row.uuid) {
+            Some(Consensus::Linked) => "linked",
+            Some(Consensus::Provisional) => "provisional",
+            Some(Consensus::Unlinked) | None => "unlinked",
+        }
+        .to_owned(),
+        needs_action: row.state.needs_action(),
+        created_at: stored.created_at,
+    }
+}
+
+/// The chits of a tally (newest first) and its good balance from our side;
+/// `None` for a tally that is not open.
+pub(crate) fn read_chits(
+    store: &crate::store::Store,
+    row: &TallyRow,
+) -> Result<Option<(Vec<ChitInfo>, i64)>, StoreError> {
+    if row.state != TallyState::Open {
+        return Ok(None);
+    }
+    let chits = store.chits_of(&row.id)?;
+    let confirmed = store.chits_confirmed(&row.id)?;
+    let ledger = match restore(row, chits.clone(), confirmed) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            tracing::warn!(tally = %row.id, "cannot read the tally's chits: {e}");
+            return Ok(None);
+        }
+    };
+    let balance = ledger.balance().good;
+    let balance = i64::try_from(balance).unwrap_or(if balance < 0 { i64::MIN } else { i64::MAX });
+    Ok(Some((
+        chits.iter().map(|c| chit_info(&ledger, c)).collect(),
+        balance,
+    )))
+}
+
+fn check_memo(memo: &Option<String>) -> bool {
+    memo.as_ref()
+        .is_none_or(|m| m.chars().count() <= MAX_MEMO_CHARS && !m.chars().any(char::is_control))
+}
+
+/// What a local chit operation did, inside its transaction.
+struct Done {
+    partner: Option<[u8; 32]>,
+    events: Vec<WalletEvent>,
+    info: Option<ChitInfo>,
+}
+
+/// Persists `outcome` and reads back the chit `uuid`.
+fn finish(
+    tx: &StoreTx<'_>,
+    me: &Identity,
+    row: &TallyRow,
+    ledger: &ChitLedger,
+    outcome: &ChitOutcome,
+    uuid: &str,
+) -> Result<Done, StoreError> {
+    let events = persist(tx, me, row, ledger, outcome)?;
+    let info = tx
+        .chits_of(&row.id)?
+        .into_iter()
+        .find(|c| c.row.uuid == uuid)
+        .map(|c| chit_info(ledger, &c));
+    Ok(Done {
+        partner: row.partner_agent,
+        events,
+        info,
+    })
+}
+
+/// After a local change: emit its events and try to deliver now (the
+/// agent keeps trying if the partner is offline).
+async fn after(inner: &Arc<Inner>, me: &Arc<Identity>, done: Done) -> Option<ChitInfo> {
+    emit(inner, done.events);
+    if let Some(partner) = done.partner {
+        deliver_now(inner, me, partner).await;
+        inner.agent.wake();
+    }
+    done.info
+}
+
+/// A fresh version 4 uuid for a chit.
+fn new_uuid() -> Result<String, KeyError> {
+    super::ops::new_uuid()
+}
+
+/// Pays `units` milliCHIPs to the partner (see [`crate::Wallet::tally_pay`]).
+pub(crate) async fn pay(
+    inner: &Arc<Inner>,
+    id: &str,
+    units: u64,
+    memo: Option<String>,
+) -> Result<ChitInfo, TallyPayError> {
+    if units == 0 {
+        return Err(TallyPayError::Zero);
+    }
+    if !check_memo(&memo) {
+        return Err(TallyPayError::BadMemo);
+    }
+    let me = identity(inner).await?;
+    let uuid = new_uuid()?;
+    let (me2, id2) = (me.clone(), id.to_owned());
+    let done = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tx.tally(&id2)? else {
+                    return Ok(Err(TallyPayError::UnknownTally(id2.clone())));
+                };
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                let mut builder = ChitBuilder::transaction(
+                    ledger.tally_uuid(),
+                    ledger.side(),
+                    uuid.clone(),
+                    format_date(SystemTime::now()),
+                    units,
+                );
+                if let Some(memo) = &memo {
+                    builder = builder.memo(memo.clone());
+                }
+                let chit = match builder.build() {
+                    Ok(chit) => chit,
+                    Err(e) => return Ok(Err(TallyPayError::Build(e.to_string()))),
+                };
+                let outcome = match ledger.issue(&me2.key, chit) {
+                    Ok(outcome) => outcome,
+                    Err(IssueError::OverLimit(over)) => {
+                        return Ok(Err(TallyPayError::OverLimit(over)));
+                    }
+                    Err(IssueError::Limit(p)) => return Ok(Err(TallyPayError::Limit(p))),
+                    Err(e) => return Ok(Err(TallyPayError::Issue(e))),
+                };
+                finish(tx, &me2, &row, &ledger, &outcome, &uuid).map(Ok)
+            })
+        })
+        .await??;
+    after(inner, &me, done).await.ok_or_else(|| {
+        TallyPayError::Store(StoreError::NotFound {
+            what: "the new chit".into(),
+        })
+    })
+}
+
+/// Asks the partner to pay `units` milliCHIPs (see
+/// [`crate::Wallet::tally_invoice`]).
+pub(crate) async fn invoice(
+    inner: &Arc<Inner>,
+    id: &str,
+    units: u64,
+    memo: Option<String>,
+) -> Result<ChitInfo, TallyInvoiceError> {
+    if units == 0 {
+        return Err(TallyInvoiceError::Zero);
+    }
+    if !check_memo(&memo) {
+        return Err(TallyInvoiceError::BadMemo);
+    }
+    let me = identity(inner).await?;
+    let uuid = new_uuid()?;
+    let (me2, id2) = (me.clone(), id.to_owned());
+    let done = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tx.tally(&id2)? else {
+                    return Ok(Err(TallyInvoiceError::UnknownTally(id2.clone())));
+                };
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                // The partner signs an invoice, so it is issued "by" them.
+                let mut builder = ChitBuilder::transaction(
+                    ledger.tally_uuid(),
+                    ledger.side().other(),
+                    uuid.clone(),
+                    format_date(SystemTime::now()),
+                    units,
+                );
+                if let Some(memo) = &memo {
+                    builder = builder.memo(memo.clone());
+                }
+                let chit = match builder.build() {
+                    Ok(chit) => chit,
+                    Err(e) => return Ok(Err(TallyInvoiceError::Build(e.to_string()))),
+                };
+                let outcome = match ledger.invoice(chit) {
+                    Ok(outcome) => outcome,
+                    Err(e) => return Ok(Err(TallyInvoiceError::Invoice(e))),
+                };
+                finish(tx, &me2, &row, &ledger, &outcome, &uuid).map(Ok)
+            })
+        })
+        .await??;
+    after(inner, &me, done).await.ok_or_else(|| {
+        TallyInvoiceError::Store(StoreError::NotFound {
+            what: "the new invoice".into(),
+        })
+    })
+}
+
+/// The tally holding chit `uuid`.
+fn tally_of_chit(tx: &StoreTx<'_>, uuid: &str) -> Result<Option<TallyRow>, StoreError> {
+    for stored in tx.chits_by_uuid(uuid)? {
+        if let Some(row) = tx.tally(&stored.tally)? {
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
+}
+
+/// Approves (signs) an invoice the partner sent.
+pub(crate) async fn approve(inner: &Arc<Inner>, uuid: &str) -> Result<ChitInfo, ChitApproveError> {
+    let me = identity(inner).await?;
+    let (me2, uuid2) = (me.clone(), uuid.to_owned());
+    let done = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tally_of_chit(tx, &uuid2)? else {
+                    return Ok(Err(ChitApproveError::UnknownChit(uuid2.clone())));
+                };
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                let outcome = match ledger.approve(&me2.key, &uuid2) {
+                    Ok(outcome) => outcome,
+                    Err(ApproveError::OverLimit(over)) => {
+                        return Ok(Err(ChitApproveError::OverLimit(over)));
+                    }
+                    Err(ApproveError::Limit(p)) => return Ok(Err(ChitApproveError::Limit(p))),
+                    Err(e) => return Ok(Err(ChitApproveError::Approve(e))),
+                };
+                finish(tx, &me2, &row, &ledger, &outcome, &uuid2).map(Ok)
+            })
+        })
+        .await??;
+    after(inner, &me, done).await.ok_or_else(|| {
+        ChitApproveError::Store(StoreError::NotFound {
+            what: "the approved chit".into(),
+        })
+    })
+}
+
+/// Rejects an invoice the partner sent.
+pub(crate) async fn reject(inner: &Arc<Inner>, uuid: &str) -> Result<ChitInfo, ChitRejectError> {
+    let me = identity(inner).await?;
+    let (me2, uuid2) = (me.clone(), uuid.to_owned());
+    let done = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tally_of_chit(tx, &uuid2)? else {
+                    return Ok(Err(ChitRejectError::UnknownChit(uuid2.clone())));
+                };
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                let outcome = match ledger.reject(&uuid2) {
+                    Ok(outcome) => outcome,
+                    Err(e) => return Ok(Err(ChitRejectError::Reject(e))),
+                };
+                finish(tx, &me2, &row, &ledger, &outcome, &uuid2).map(Ok)
+            })
+        })
+        .await??;
+    after(inner, &me, done).await.ok_or_else(|| {
+        ChitRejectError::Store(StoreError::NotFound {
+            what: "the rejected chit".into(),
+        })
+    })
+}
+
+/// A tally's chits, newest first (none for a tally that is not open).
+pub(crate) async fn list(inner: &Inner, id: &str) -> Result<Vec<ChitInfo>, super::TallyError> {
+    let id2 = id.to_owned();
+    let found = inner
+        .db(move |s| {
+            let Some(row) = s.tally(&id2)? else {
+                return Ok::<_, StoreError>(None);
+            };
+            Ok(Some(read_chits(s, &row)?))
+        })
+        .await?;
+    match found {
+        None => Err(super::TallyError::UnknownTally(id.to_owned())),
+        Some(chits) => Ok(chits.map(|(c, _)| c).unwrap_or_default()),
+    }
+}
+
+// ---- receiving ------------------------------------------------------------
+
+/// A chit message from `remote`, applied to the tally it names.
+pub(crate) async fn on_message(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    remote: AgentId,
+    message: Value,
+) {
+    let message = match ChitMessage::from_value(&message) {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::info!(%remote, "refused a chit message: {e}");
+            return;
+        }
+    };
+    let me2 = me.clone();
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tx.tally_by_uuid(message.tally())? else {
+                    return Ok(Err("no such tally".to_owned()));
+                };
+                // Only the tally's partner speaks for its half.
+                if row.partner_agent != Some(*remote.as_bytes()) {
+                    return Ok(Err("the sender is not this tally's partner".to_owned()));
+                }
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                match ledger.apply(&message) {
+                    Ok(outcome) => persist(tx, &me2, &row, &ledger, &outcome).map(Ok),
+                    Err(error) => {
+                        // A chain we cannot reconcile: tell the partner.
+                        if let Some(answer) = ledger.error_message(&error) {
+                            queue(tx, &me2, &row, &answer)?;
+                        }
+                        Ok(Err(error.to_string()))
+                    }
+                }
+            })
+        })
+        .await;
+    match result {
+        Ok(Ok(events)) => emit(inner, events),
+        Ok(Err(why)) => tracing::info!(%remote, "refused a chit message: {why}"),
+        Err(e) => tracing::warn!("a chit message could not be stored: {e}"),
+    }
+}
+
+/// Sends the consensus check of every open tally with `remote` on a
+/// session that just opened (PROTOCOL §13: `sync()` on reconnection). Not
+/// queued: it is only worth sending on a live session, and the answers
+/// come back through the outboxes. `false` if the session failed.
+pub(crate) async fn sync_over(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    session: &mut Session<TcpStream>,
+    remote: AgentId,
+) -> bool {
+    let me2 = me.clone();
+    let messages = inner
+        .db(move |s| {
+            let mut out = Vec::new();
+            for row in s.tallies()? {
+                if row.state != TallyState::Open || row.partner_agent != Some(*remote.as_bytes()) {
+                    continue;
+                }
+                let chits = s.chits_of(&row.id)?;
+                let confirmed = s.chits_confirmed(&row.id)?;
+                let Ok(ledger) = restore(&row, chits, confirmed) else {
+                    continue;
+                };
+                for message in ledger.sync() {
+                    out.push(for_attempt(&envelope(&me2, &row, &message).to_string(), 1));
+                }
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .await;
+    let messages = match messages {
+        Ok(messages) => messages,
+        Err(e) => {
+            tracing::warn!("the chit chains could not be read: {e}");
+            return true;
+        }
+    };
+    for message in messages {
+        if let Err(e) = session.send(&message).await {
+            tracing::debug!(%remote, "could not send a chain check: {e}");
+            return false;
+        }
+    }
+    true
+}
+
+// ---- delivering -----------------------------------------------------------
+
+/// Sends the partner's queued chit messages on an open session. `false` if
+/// the session failed.
+pub(crate) async fn flush_over(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    session: &mut Session<TcpStream>,
+    remote: AgentId,
+) -> bool {
+    let rows = match inner
+        .db(move |s| s.chit_outbox_for(remote.as_bytes()))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("the chit outbox could not be read: {e}");
+            return true;
+        }
+    };
+    for row in rows {
+        let message = for_attempt(&row.message, row.attempts.saturating_add(1));
+        if let Err(e) = session.send(&message).await {
+            tracing::debug!(%remote, "could not send a chit message: {e}");
+            return false;
+        }
+        delivered(inner, me, row).await;
+    }
+    true
+}
+
+/// Records that a chit message went out: the chit's request becomes its
+/// status (`sent`) and the message leaves the outbox, in one transaction.
+pub(crate) async fn delivered(inner: &Arc<Inner>, me: &Arc<Identity>, row: ChitOutboxRow) {
+    let me = me.clone();
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let mut events = Vec::new();
+                if let Some(uuid) = &row.chit
+                    && let Some(tally) = tx.tally(&row.tally)?
+                    && let Ok(mut ledger) = load(tx, &tally)?
+                    // Only a chit still waiting for this delivery moves on
+                    // (a repeat, or a message the state already passed, not).
+                    && ledger.state(uuid).is_some_and(|s| s.request.is_some())
+                    && let Ok(outcome) = ledger.sent(uuid)
+                {
+                    events = persist(tx, &me, &tally, &ledger, &outcome)?;
+                }
+                tx.delete_chit_outbox(row.id)?;
+                Ok(events)
+            })
+        })
+        .await;
+    match result {
+        Ok(events) => emit(inner, events),
+        Err(e) => tracing::warn!("a delivered chit message could not be recorded: {e}"),
+    }
+}
+
+async fn failed(
+    inner: &Arc<Inner>,
+    rows: Vec<ChitOutboxRow>,
+    delay: super::RetryPolicy,
+    error: String,
+) {
+    let result = inner
+        .db(move |s| {
+            s.write(|tx| {
+                for row in &rows {
+                    let next = super::apply::after_ms(delay.delay(row.attempts.saturating_add(1)));
+                    tx.chit_outbox_failed(row.id, next, &error)?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("a failed chit delivery could not be recorded: {e}");
+    }
+}
+
+/// Delivers the due chit messages, one connection per partner.
+pub(crate) async fn deliver_due(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &super::AgentConfig,
+) -> Result<(), StoreError> {
+    let rows = inner.db(|s| s.chit_outbox_due(now_ms())).await?;
+    deliver_rows(inner, me, config, rows).await;
+    Ok(())
+}
+
+/// Delivers every chit message for `partner` now (the person just acted).
+pub(crate) async fn deliver_now(inner: &Arc<Inner>, me: &Arc<Identity>, partner: [u8; 32]) {
+    let mut config = inner.agent.config();
+    // The person waits for this: do not linger for more than a moment.
+    config.linger = config.linger.min(std::time::Duration::from_millis(200));
+    match inner.db(move |s| s.chit_outbox_for(&partner)).await {
+        Ok(rows) => deliver_rows(inner, me, &config, rows).await,
+        Err(e) => tracing::warn!("the chit outbox could not be read: {e}"),
+    }
+}
+
+async fn deliver_rows(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &super::AgentConfig,
+    rows: Vec<ChitOutboxRow>,
+) {
+    let mut groups: Vec<([u8; 32], Vec<ChitOutboxRow>)> = Vec::new();
+    for row in rows {
+        // A partner that cannot be called gets its messages when it calls.
+        if row.host.is_none() || row.port.is_none() {
+            continue;
+        }
+        match groups.iter_mut().find(|(a, _)| *a == row.partner_agent) {
+            Some((_, group)) => group.push(row),
+            None => groups.push((row.partner_agent, vec![row])),
+        }
+    }
+    let runs = groups
+        .into_iter()
+        .map(|(agent, group)| deliver_group(inner, me, config, agent, group));
+    futures_util::future::join_all(runs).await;
+}
+
+async fn deliver_group(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &super::AgentConfig,
+    agent: [u8; 32],
+    rows: Vec<ChitOutboxRow>,
+) {
+    // Someone is delivering to this partner already; the loop comes back.
+    let Some(_busy) = Busy::try_new(inner, agent) else {
+        return;
+    };
+    let Some(first) = rows.first().cloned() else {
+        return;
+    };
+    let (Some(host), Some(port)) = (first.host.clone(), first.port) else {
+        return;
+    };
+    let remote = AgentId::from_bytes(agent);
+    let hello = for_attempt(&first.message, first.attempts.saturating_add(1));
+    match peer::connect(
+        (host.as_str(), port),
+        &me.local,
+        &remote,
+        &hello,
+        &config.peer,
+    )
+    .await
+    {
+        Err(e) => {
+            tracing::debug!(%remote, "tally partner not reached for chits: {e}");
+            failed(inner, rows, config.retry, e.to_string()).await;
+        }
+        Ok(mut session) => {
+            // The first message went inside the handshake.
+            delivered(inner, me, first).await;
+            converse(
+                inner,
+                me,
+                &mut session,
+                remote,
+                config.linger,
+                config.linger,
+            )
+            .await;
+            session.close().await;
+        }
+    }
+}
