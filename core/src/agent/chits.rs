@@ -35,7 +35,9 @@ use crate::tally::chain::{
     InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError,
 };
 use crate::tally::lifecycle::TallyState;
-use crate::tally::{ChitBuilder, ChitType, format_date, verify_tally_json};
+use crate::tally::{
+    ChitBuilder, ChitRecord, ChitType, RecordError, Side, format_date, verify_tally_json,
+};
 
 /// The longest memo Notch writes on a chit (characters).
 pub const MAX_MEMO_CHARS: usize = 1000;
@@ -461,6 +463,28 @@ fn new_uuid() -> Result<String, KeyError> {
     super::ops::new_uuid()
 }
 
+/// An unsigned `tran` chit of `units` on the ledger's tally, dated now, signed later "by"
+/// `by` (me for a payment, the partner for an invoice).
+fn transaction_chit(
+    ledger: &ChitLedger,
+    by: Side,
+    uuid: &str,
+    units: u64,
+    memo: &Option<String>,
+) -> Result<ChitRecord, RecordError> {
+    let mut builder = ChitBuilder::transaction(
+        ledger.tally_uuid(),
+        by,
+        uuid.to_owned(),
+        format_date(SystemTime::now()),
+        units,
+    );
+    if let Some(memo) = memo {
+        builder = builder.memo(memo.clone());
+    }
+    builder.build()
+}
+
 /// Pays `units` milliCHIPs to the partner (see [`crate::Wallet::tally_pay`]).
 pub(crate) async fn pay(
     inner: &Arc<Inner>,
@@ -487,17 +511,7 @@ pub(crate) async fn pay(
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
-                let mut builder = ChitBuilder::transaction(
-                    ledger.tally_uuid(),
-                    ledger.side(),
-                    uuid.clone(),
-                    format_date(SystemTime::now()),
-                    units,
-                );
-                if let Some(memo) = &memo {
-                    builder = builder.memo(memo.clone());
-                }
-                let chit = match builder.build() {
+                let chit = match transaction_chit(&ledger, ledger.side(), &uuid, units, &memo) {
                     Ok(chit) => chit,
                     Err(e) => return Ok(Err(TallyPayError::Build(e.to_string()))),
                 };
@@ -548,17 +562,8 @@ pub(crate) async fn invoice(
                     Err(e) => return Ok(Err(e.into())),
                 };
                 // The partner signs an invoice, so it is issued "by" them.
-                let mut builder = ChitBuilder::transaction(
-                    ledger.tally_uuid(),
-                    ledger.side().other(),
-                    uuid.clone(),
-                    format_date(SystemTime::now()),
-                    units,
-                );
-                if let Some(memo) = &memo {
-                    builder = builder.memo(memo.clone());
-                }
-                let chit = match builder.build() {
+                let by = ledger.side().other();
+                let chit = match transaction_chit(&ledger, by, &uuid, units, &memo) {
                     Ok(chit) => chit,
                     Err(e) => return Ok(Err(TallyInvoiceError::Build(e.to_string()))),
                 };
