@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod e2e;
 pub mod gateway;
+pub mod tally;
 pub mod wallet;
 pub mod webdriver;
 

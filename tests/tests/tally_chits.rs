@@ -7,72 +7,26 @@
 //! the same chain and opposite balances. A wallet closed and reopened
 //! restores its chits from its store and carries on with the same chain.
 //!
-//! The setup is `tally_open.rs`'s: the wallets need a gateway URL but never
-//! call it.
+//! The setup (offline wallets, test-sized agents) is `notch_tests::tally`,
+//! shared with `tally_open.rs`.
 
 #![allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use notch_core::peer::PeerConfig;
 use notch_core::tally::Side;
-use notch_core::{
-    AgentConfig, AgentHandle, ChitInfo, NotificationKind, RetryPolicy, TallyPayError,
-    TicketOptions, Wallet,
-};
+use notch_core::{ChitInfo, NotificationKind, TallyPayError, TicketOptions, Wallet};
+use notch_tests::tally::{NO_GATEWAY, agent, state_of};
 use notch_tests::wallet::new_wallet;
 use serde_json::json;
 
-/// Nobody answers here; wallets are made offline.
-const NO_GATEWAY: &str = "http://127.0.0.1:1";
-
-fn agent_config(listen: &str) -> AgentConfig {
-    AgentConfig {
-        listen: listen.to_owned(),
-        peer: PeerConfig {
-            read_timeout: Some(Duration::from_secs(3)),
-            ..PeerConfig::default()
-        },
-        retry: RetryPolicy {
-            first: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-        },
-        poll: Duration::from_millis(100),
-        reply_timeout: Duration::from_secs(5),
-        linger: Duration::from_millis(300),
-        ..AgentConfig::default()
-    }
-}
-
-async fn agent(wallet: &Wallet, listen: &str) -> AgentHandle {
-    wallet.start_agent(agent_config(listen)).await.unwrap()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn state_of(wallet: &Wallet, id: &str) -> String {
-    wallet
-        .tally(id)
-        .await
-        .unwrap()
-        .info
-        .state
-        .as_str()
-        .to_owned()
+    notch_tests::tally::eventually(what, Duration::from_secs(30), check).await
 }
 
 async fn chit(wallet: &Wallet, tally: &str, uuid: &str) -> Option<ChitInfo> {

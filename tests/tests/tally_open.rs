@@ -14,71 +14,29 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use notch_core::keys::{RecoveryPhrase, WalletKeys, WalletSecret};
 use notch_core::peer::{self, AgentId, LocalKey, PeerConfig};
 use notch_core::tally::{Side, TallyRecord, verify_tally_json};
 use notch_core::ticket::{DEFAULT_MODULE_PX, LinkForm, Ticket};
-use notch_core::{AgentConfig, AgentHandle, NotificationKind, RetryPolicy, TallyScanError, Wallet};
+use notch_core::{NotificationKind, TallyScanError, Wallet};
+use notch_tests::tally::{NO_GATEWAY, agent, agent_config, state_of};
 use notch_tests::wallet::new_wallet;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Nobody answers here; wallets are made offline.
-const NO_GATEWAY: &str = "http://127.0.0.1:1";
-
-fn agent_config(listen: &str) -> AgentConfig {
-    AgentConfig {
-        listen: listen.to_owned(),
-        peer: PeerConfig {
-            read_timeout: Some(Duration::from_secs(3)),
-            ..PeerConfig::default()
-        },
-        retry: RetryPolicy {
-            first: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-        },
-        poll: Duration::from_millis(100),
-        reply_timeout: Duration::from_secs(5),
-        linger: Duration::from_millis(300),
-        ..AgentConfig::default()
-    }
-}
-
 async fn wallet(dir: &Path) -> (Wallet, String) {
     new_wallet(dir, NO_GATEWAY).await
 }
 
-async fn agent(wallet: &Wallet, listen: &str) -> AgentHandle {
-    wallet.start_agent(agent_config(listen)).await.unwrap()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn state_of(wallet: &Wallet, id: &str) -> String {
-    wallet
-        .tally(id)
-        .await
-        .unwrap()
-        .info
-        .state
-        .as_str()
-        .to_owned()
+    notch_tests::tally::eventually(what, Duration::from_secs(20), check).await
 }
 
 async fn wait_state(wallet: &Wallet, id: &str, state: &str) {
