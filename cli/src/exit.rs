@@ -404,6 +404,18 @@ impl From<ChitApproveError> for CliError {
     }
 }
 
+impl From<notch_core::agent::TallySettingError> for CliError {
+    fn from(e: notch_core::agent::TallySettingError) -> Self {
+        use notch_core::agent::TallySettingError as E;
+        let class = match &e {
+            E::Key(k) => key_class(k),
+            E::Store(_) => Class::Wallet,
+            _ => Class::BadInput,
+        };
+        err(class, e)
+    }
+}
+
 impl From<ChitRejectError> for CliError {
     fn from(e: ChitRejectError) -> Self {
         let class = match &e {

@@ -98,6 +98,19 @@ pub enum TallyCommand {
         #[arg(long)]
         memo: Option<String>,
     },
+    /// Set the credit you grant your partner on an open tally: sign a
+    /// MyCHIPs setting chit (`type: set`, `ref.limit`) your partner's
+    /// wallet then enforces. Once you asked to close the tally, you can
+    /// only lower it.
+    Limit {
+        id: String,
+        /// In CHIPs, up to three decimals (12.5 = 12,500 milliCHIPs).
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+    },
+    /// Ask to close a tally: it is `closing` (only chits that bring the
+    /// balance toward zero) until its balance is zero, then `closed`.
+    Close { id: String },
     /// Check every signature of a MyCHIPs tally record (JSON file): exit 0
     /// when both verify, otherwise the reason.
     Verify { file: PathBuf },
@@ -259,6 +272,9 @@ fn print_info(info: &TallyInfo) {
         partner,
         info.balance
     );
+    if let (Some(mine), Some(theirs)) = (info.my_limit, info.partner_limit) {
+        println!("  you grant {mine}, your partner grants you {theirs} (milliCHIPs)");
+    }
     if let Some(reason) = &info.reason {
         println!("  {reason}");
     }
@@ -291,7 +307,10 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
         // Needs no wallet.
         return verify(cli, file);
     }
-    if let TallyCommand::Pay { amount, .. } | TallyCommand::Invoice { amount, .. } = command {
+    if let TallyCommand::Pay { amount, .. }
+    | TallyCommand::Invoice { amount, .. }
+    | TallyCommand::Limit { amount, .. } = command
+    {
         // A bad amount is refused before the keystore is asked.
         parse_chips(amount)?;
     }
@@ -434,6 +453,17 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
                 .tally_invoice(id, parse_chips(amount)?, memo.clone())
                 .await?;
             chit_result(cli, &chit)?;
+        }
+        TallyCommand::Limit { id, amount } => {
+            let chit = wallet.tally_set_limit(id, parse_chips(amount)?).await?;
+            chit_result(cli, &chit)?;
+        }
+        TallyCommand::Close { id } => {
+            let chit = wallet.tally_close(id).await?;
+            chit_result(cli, &chit)?;
+            if !cli.json {
+                print_info(&wallet.tally(id).await?.info);
+            }
         }
         TallyCommand::Accept { id, yes } => {
             if !*yes {

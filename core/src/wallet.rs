@@ -1051,6 +1051,31 @@ impl Wallet {
         crate::agent::chits_reject(&self.inner, chit).await
     }
 
+    /// Sets the credit this wallet grants the partner of a tally to
+    /// `limit` milliCHIPs: signs a MyCHIPs setting chit (`type: "set"`,
+    /// `ref: {"limit": CHIPs}`) and sends it like a payment. The partner's
+    /// wallet then checks its payments against the new limit. Refused on a
+    /// closed tally, and above the current limit once this wallet asked to
+    /// close the tally.
+    pub async fn tally_set_limit(
+        &self,
+        id: &str,
+        limit: u64,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::TallySettingError> {
+        crate::agent::chits_set(&self.inner, id, crate::agent::ChitSetting::Limit(limit)).await
+    }
+
+    /// Asks to close a tally: signs a MyCHIPs setting chit with `ref:
+    /// {"close": true}` and sends it. The tally is `closing` on both sides
+    /// (only chits that bring the balance toward zero can then be made)
+    /// and `closed` once its balance is zero.
+    pub async fn tally_close(
+        &self,
+        id: &str,
+    ) -> Result<crate::agent::ChitInfo, crate::agent::TallySettingError> {
+        crate::agent::chits_set(&self.inner, id, crate::agent::ChitSetting::Close).await
+    }
+
     /// The chits of a tally, newest first, with their states.
     pub async fn tally_chits(
         &self,

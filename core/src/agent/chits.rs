@@ -31,10 +31,11 @@ use crate::store::{
     StoredChit, TallyRow,
 };
 use crate::tally::chain::{
-    ApproveError, ChitLedger, ChitMessage, ChitNotice, ChitOutcome, Consensus, Direction,
-    InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError,
+    ApproveError, AwayFromZero, ChitLedger, ChitMessage, ChitNotice, ChitOutcome, Consensus,
+    Direction, InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError,
+    SettingProblem, limit_value, parse_limit,
 };
-use crate::tally::lifecycle::TallyState;
+use crate::tally::lifecycle::{TallyState, settle};
 use crate::tally::{
     ChitBuilder, ChitRecord, ChitType, RecordError, Side, format_date, verify_tally_json,
 };
@@ -100,6 +101,10 @@ pub enum TallyPayError {
     OverLimit(OverLimit),
     #[error("the partner's credit limit cannot be enforced: {0}")]
     Limit(LimitProblem),
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("{0}")]
+    Closing(AwayFromZero),
     #[error("the payment could not be signed: {0}")]
     Issue(IssueError),
     #[error("the payment chit could not be built: {0}")]
@@ -142,8 +147,36 @@ pub enum ChitApproveError {
     OverLimit(OverLimit),
     #[error("the partner's credit limit cannot be enforced: {0}")]
     Limit(LimitProblem),
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("{0}")]
+    Closing(AwayFromZero),
     #[error("the invoice cannot be approved: {0}")]
     Approve(ApproveError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a setting (a new credit limit, a close request) was not made
+/// (nothing was signed).
+#[derive(Debug, thiserror::Error)]
+pub enum TallySettingError {
+    #[error("there is no tally {0} in this wallet")]
+    UnknownTally(String),
+    #[error(transparent)]
+    Load(#[from] ChitLoadError),
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("the tally is already closing")]
+    AlreadyClosing,
+    #[error("{0}")]
+    Refused(SettingProblem),
+    #[error("the setting could not be signed: {0}")]
+    Issue(IssueError),
+    #[error("the setting chit could not be built: {0}")]
+    Build(String),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -171,7 +204,7 @@ fn restore(
     chits: Vec<StoredChit>,
     confirmed: u64,
 ) -> Result<ChitLedger, ChitLoadError> {
-    let (TallyState::Open, Some(side)) = (row.state, row.side) else {
+    let (true, Some(side)) = (row.state.has_chits(), row.side) else {
         return Err(ChitLoadError::NotOpen(row.state));
     };
     // Checked when it was opened; checked again because the ledger trusts
@@ -211,18 +244,32 @@ pub(crate) fn persist(
     for message in &outcome.outgoing {
         queue(tx, me, row, message)?;
     }
+    // The tally's own state follows its chits (open → closing → closed),
+    // in this same transaction.
+    let mut notes: Vec<NewNotification> = changes
+        .notices
+        .iter()
+        .filter_map(|notice| notification(row, ledger, notice))
+        .collect();
+    let mut state = row.state;
+    if let Some(next) = settle(row.state, ledger.close_state())
+        && next != row.state
+    {
+        let mut moved = row.clone();
+        moved.state = next;
+        tx.update_tally(&moved)?;
+        state = next;
+        notes.extend(state_notification(row, ledger, next));
+    }
     let mut events = Vec::new();
-    if !changes.is_empty() {
+    if !changes.is_empty() || state != row.state {
         // Shells refresh the tally (its balance and chits) on this.
         events.push(WalletEvent::TallyChanged {
             tally: row.id.clone(),
-            state: row.state,
+            state,
         });
     }
-    for notice in &changes.notices {
-        let Some(note) = notification(row, ledger, notice) else {
-            continue;
-        };
+    for note in notes {
         let added = tx.add_tally_notification(&note, &row.id)?;
         events.push(WalletEvent::Notification {
             id: added.id,
@@ -232,6 +279,48 @@ pub(crate) fn persist(
         });
     }
     Ok(events)
+}
+
+/// What to tell the person when the tally starts closing or is closed.
+fn state_notification(
+    row: &TallyRow,
+    ledger: &ChitLedger,
+    state: TallyState,
+) -> Option<NewNotification> {
+    let partner = partner_name(row, ledger);
+    let (kind, title, body) = match state {
+        TallyState::Closing => {
+            let who = if ledger.close_requested_by(ledger.side()) {
+                "You asked".to_owned()
+            } else {
+                format!("{partner} asked")
+            };
+            let balance = ledger.balance().good;
+            (
+                NotificationKind::TallyClosing,
+                format!("Your tally with {partner} is closing"),
+                format!(
+                    "{who} to close tally {}. Until its balance ({balance} milliCHIPs) is zero, only chits that bring it toward zero can be made.",
+                    row.id
+                ),
+            )
+        }
+        TallyState::Closed => (
+            NotificationKind::TallyClosed,
+            format!("Your tally with {partner} is closed"),
+            format!(
+                "Tally {} is closed: its balance is zero and no more chits can be made.",
+                row.id
+            ),
+        ),
+        _ => return None,
+    };
+    Some(NewNotification {
+        kind,
+        title,
+        body,
+        txid: None,
+    })
 }
 
 /// Queues one chit or chain message for the tally's partner.
@@ -331,11 +420,28 @@ fn notification(
             format!("{partner} refused your invoice of {}", chips(*units)),
             format!("{partner} refused invoice {uuid} on tally {}.", row.id),
         ),
-        // Settings and the partner's chain errors are logged, not shown:
-        // the person has nothing to decide about them yet.
-        LedgerNotice::Setting { uuid, .. } => {
+        // The partner's new credit limit is shown; its close request is
+        // told by the tally's state change; the rest (lift settings, ours)
+        // is logged.
+        LedgerNotice::Setting { uuid, by, settings } => {
             tracing::info!(tally = %row.id, %uuid, "a setting chit became binding");
-            return None;
+            let limit = settings.get("limit");
+            if *by == ledger.side() || limit.is_none() {
+                return None;
+            }
+            let granted = parse_limit(*by, limit).ok()?;
+            (
+                NotificationKind::TallyLimitChanged,
+                format!(
+                    "{partner} now grants you {} of credit",
+                    chips(Some(granted.milli_chips))
+                ),
+                format!(
+                    "{partner} set the credit it grants you on tally {} to {} (setting chit {uuid}).",
+                    row.id,
+                    chips(Some(granted.milli_chips))
+                ),
+            )
         }
         LedgerNotice::PartnerError { index, error } => {
             tracing::warn!(tally = %row.id, ?index, "the tally partner reports a chain error: {error}");
@@ -387,13 +493,26 @@ pub(crate) fn chit_info(ledger: &ChitLedger, stored: &StoredChit) -> ChitInfo {
     }
 }
 
-/// The chits of a tally (newest first) and its good balance from our side;
-/// `None` for a tally that is not open.
+/// What a tally's chits say, for its summary.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChitSummary {
+    /// Newest first.
+    pub chits: Vec<ChitInfo>,
+    /// The good balance from our side, milliCHIPs.
+    pub balance: i64,
+    /// The credit we grant the partner now, and the partner us (milliCHIPs;
+    /// `None` when it cannot be enforced).
+    pub my_limit: Option<u64>,
+    pub partner_limit: Option<u64>,
+}
+
+/// The chits of a tally, its balance and limits; `None` for a tally that
+/// holds no chits (not open, closing or closed).
 pub(crate) fn read_chits(
     store: &crate::store::Store,
     row: &TallyRow,
-) -> Result<Option<(Vec<ChitInfo>, i64)>, StoreError> {
-    if row.state != TallyState::Open {
+) -> Result<Option<ChitSummary>, StoreError> {
+    if !row.state.has_chits() {
         return Ok(None);
     }
     let chits = store.chits_of(&row.id)?;
@@ -407,10 +526,16 @@ pub(crate) fn read_chits(
     };
     let balance = ledger.balance().good;
     let balance = i64::try_from(balance).unwrap_or(if balance < 0 { i64::MIN } else { i64::MAX });
-    Ok(Some((
-        chits.iter().map(|c| chit_info(&ledger, c)).collect(),
+    let side = ledger.side();
+    Ok(Some(ChitSummary {
+        chits: chits.iter().map(|c| chit_info(&ledger, c)).collect(),
         balance,
-    )))
+        my_limit: ledger.limit_granted_by(side).ok().map(|l| l.milli_chips),
+        partner_limit: ledger
+            .limit_granted_by(side.other())
+            .ok()
+            .map(|l| l.milli_chips),
+    }))
 }
 
 fn check_memo(memo: &Option<String>) -> bool {
@@ -521,6 +646,10 @@ pub(crate) async fn pay(
                         return Ok(Err(TallyPayError::OverLimit(over)));
                     }
                     Err(IssueError::Limit(p)) => return Ok(Err(TallyPayError::Limit(p))),
+                    Err(IssueError::Closed) => return Ok(Err(TallyPayError::Closed)),
+                    Err(IssueError::Closing(away)) => {
+                        return Ok(Err(TallyPayError::Closing(away)));
+                    }
                     Err(e) => return Ok(Err(TallyPayError::Issue(e))),
                 };
                 finish(tx, &me2, &row, &ledger, &outcome, &uuid).map(Ok)
@@ -582,6 +711,75 @@ pub(crate) async fn invoice(
     })
 }
 
+/// What a setting chit sets.
+pub(crate) enum Setting {
+    /// The credit we grant the partner, milliCHIPs (`ref.limit`, in CHIPs).
+    Limit(u64),
+    /// Ask to close the tally (`ref.close: true`).
+    Close,
+}
+
+/// Signs and sends a setting chit of ours (see
+/// [`crate::Wallet::tally_set_limit`] and [`crate::Wallet::tally_close`]).
+pub(crate) async fn set(
+    inner: &Arc<Inner>,
+    id: &str,
+    setting: Setting,
+) -> Result<ChitInfo, TallySettingError> {
+    let me = identity(inner).await?;
+    let uuid = new_uuid()?;
+    let (me2, id2) = (me.clone(), id.to_owned());
+    let done = inner
+        .db(move |s| {
+            s.write(|tx| {
+                let Some(row) = tx.tally(&id2)? else {
+                    return Ok(Err(TallySettingError::UnknownTally(id2.clone())));
+                };
+                let mut ledger = match load(tx, &row)? {
+                    Ok(ledger) => ledger,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                let settings = match setting {
+                    Setting::Limit(milli) => serde_json::json!({ "limit": limit_value(milli) }),
+                    Setting::Close => {
+                        if ledger.close_state() != crate::tally::chain::CloseState::Open {
+                            return Ok(Err(match row.state {
+                                TallyState::Closed => TallySettingError::Closed,
+                                _ => TallySettingError::AlreadyClosing,
+                            }));
+                        }
+                        serde_json::json!({ "close": true })
+                    }
+                };
+                let chit = match ChitBuilder::setting(
+                    ledger.tally_uuid(),
+                    ledger.side(),
+                    uuid.clone(),
+                    format_date(SystemTime::now()),
+                    settings,
+                )
+                .build()
+                {
+                    Ok(chit) => chit,
+                    Err(e) => return Ok(Err(TallySettingError::Build(e.to_string()))),
+                };
+                let outcome = match ledger.issue(&me2.key, chit) {
+                    Ok(outcome) => outcome,
+                    Err(IssueError::Closed) => return Ok(Err(TallySettingError::Closed)),
+                    Err(IssueError::Setting(p)) => return Ok(Err(TallySettingError::Refused(p))),
+                    Err(e) => return Ok(Err(TallySettingError::Issue(e))),
+                };
+                finish(tx, &me2, &row, &ledger, &outcome, &uuid).map(Ok)
+            })
+        })
+        .await??;
+    after(inner, &me, done).await.ok_or_else(|| {
+        TallySettingError::Store(StoreError::NotFound {
+            what: "the new setting chit".into(),
+        })
+    })
+}
+
 /// The tally holding chit `uuid`.
 fn tally_of_chit(tx: &StoreTx<'_>, uuid: &str) -> Result<Option<TallyRow>, StoreError> {
     for stored in tx.chits_by_uuid(uuid)? {
@@ -612,6 +810,10 @@ pub(crate) async fn approve(inner: &Arc<Inner>, uuid: &str) -> Result<ChitInfo, 
                         return Ok(Err(ChitApproveError::OverLimit(over)));
                     }
                     Err(ApproveError::Limit(p)) => return Ok(Err(ChitApproveError::Limit(p))),
+                    Err(ApproveError::Closed) => return Ok(Err(ChitApproveError::Closed)),
+                    Err(ApproveError::Closing(away)) => {
+                        return Ok(Err(ChitApproveError::Closing(away)));
+                    }
                     Err(e) => return Ok(Err(ChitApproveError::Approve(e))),
                 };
                 finish(tx, &me2, &row, &ledger, &outcome, &uuid2).map(Ok)
@@ -667,7 +869,7 @@ pub(crate) async fn list(inner: &Inner, id: &str) -> Result<Vec<ChitInfo>, super
         .await?;
     match found {
         None => Err(super::TallyError::UnknownTally(id.to_owned())),
-        Some(chits) => Ok(chits.map(|(c, _)| c).unwrap_or_default()),
+        Some(chits) => Ok(chits.map(|c| c.chits).unwrap_or_default()),
     }
 }
 
@@ -692,7 +894,7 @@ pub(crate) async fn on_message(
         .db(move |s| {
             s.write(|tx| {
                 let Some(row) = tx.tally_by_uuid(message.tally())? else {
-                    return Ok(Err("no such tally".to_owned()));
+                    return Ok(Err(format!("there is no tally {} here", message.tally())));
                 };
                 // Only the tally's partner speaks for its half.
                 if row.partner_agent != Some(*remote.as_bytes()) {
@@ -737,7 +939,7 @@ pub(crate) async fn sync_over(
         .db(move |s| {
             let mut out = Vec::new();
             for row in s.tallies()? {
-                if row.state != TallyState::Open || row.partner_agent != Some(*remote.as_bytes()) {
+                if !row.state.has_chits() || row.partner_agent != Some(*remote.as_bytes()) {
                     continue;
                 }
                 let chits = s.chits_of(&row.id)?;

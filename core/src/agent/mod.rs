@@ -35,11 +35,11 @@ mod ops;
 
 pub use chits::{
     ChitApproveError, ChitInfo, ChitLoadError, ChitRejectError, MAX_MEMO_CHARS, TallyInvoiceError,
-    TallyPayError,
+    TallyPayError, TallySettingError,
 };
 pub(crate) use chits::{
-    approve as chits_approve, invoice as chits_invoice, list as chits_list, pay as chits_pay,
-    reject as chits_reject,
+    Setting as ChitSetting, approve as chits_approve, invoice as chits_invoice, list as chits_list,
+    pay as chits_pay, reject as chits_reject, set as chits_set,
 };
 pub use ops::DEFAULT_TICKET_LIFETIME;
 pub use ops::{

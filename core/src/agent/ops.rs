@@ -95,6 +95,12 @@ pub struct TallyInfo {
     /// The balance of the good chits in milliCHIPs, from our side:
     /// positive when the partner owes us (0 for a tally that is not open).
     pub balance: i64,
+    /// The credit we grant the partner now, milliCHIPs (the tally's terms
+    /// or our latest setting chit; `None` before the tally is open or when
+    /// it cannot be enforced).
+    pub my_limit: Option<u64>,
+    /// The credit the partner grants us now, milliCHIPs.
+    pub partner_limit: Option<u64>,
     /// What we grant the partner, and what it grants us.
     pub my_terms: Value,
     pub partner_terms: Value,
@@ -608,7 +614,7 @@ pub(crate) async fn tallies(inner: &Inner) -> Result<Vec<TallyInfo>, TallyError>
             let rows = s.tallies()?;
             let mut balances = Vec::with_capacity(rows.len());
             for row in &rows {
-                balances.push(super::chits::read_chits(s, row)?.map_or(0, |(_, b)| b));
+                balances.push(super::chits::read_chits(s, row)?.unwrap_or_default());
             }
             Ok::<_, StoreError>((rows, s.outbox()?, balances, s.chit_outbox()?))
         })
@@ -616,14 +622,20 @@ pub(crate) async fn tallies(inner: &Inner) -> Result<Vec<TallyInfo>, TallyError>
     Ok(rows
         .iter()
         .zip(balances)
-        .map(|(r, balance)| with_chits(info(r, &outbox), balance, &chit_outbox))
+        .map(|(r, summary)| with_chits(info(r, &outbox), &summary, &chit_outbox))
         .collect())
 }
 
 /// The chit side of a tally's summary: its balance, and whether chit
 /// messages wait for the partner (and why the last attempt failed).
-fn with_chits(mut info: TallyInfo, balance: i64, chit_outbox: &[ChitOutboxRow]) -> TallyInfo {
-    info.balance = balance;
+fn with_chits(
+    mut info: TallyInfo,
+    summary: &super::chits::ChitSummary,
+    chit_outbox: &[ChitOutboxRow],
+) -> TallyInfo {
+    info.balance = summary.balance;
+    info.my_limit = summary.my_limit;
+    info.partner_limit = summary.partner_limit;
     let mut pending = chit_outbox.iter().filter(|o| o.tally == info.id).peekable();
     if pending.peek().is_some() {
         info.queued = true;
@@ -650,7 +662,7 @@ pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyEr
         })
         .await?;
     let row = row.ok_or_else(|| TallyError::UnknownTally(id.to_owned()))?;
-    let (chits, balance) = chits.unwrap_or_default();
+    let summary = chits.unwrap_or_default();
     let ticket = if row.state == TallyState::Draft {
         tokens
             .iter()
@@ -665,10 +677,10 @@ pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyEr
         None
     };
     Ok(TallyDetail {
-        info: with_chits(info(&row, &outbox), balance, &chit_outbox),
+        info: with_chits(info(&row, &outbox), &summary, &chit_outbox),
         record: serde_json::from_str(&row.record).unwrap_or(Value::Null),
         ticket,
-        chits,
+        chits: summary.chits,
     })
 }
 
@@ -699,6 +711,8 @@ fn info(row: &TallyRow, outbox: &[OutboxRow]) -> TallyInfo {
         partner,
         partner_name,
         balance: 0,
+        my_limit: None,
+        partner_limit: None,
         my_terms: terms(mine),
         partner_terms: terms(theirs),
         comment: value

@@ -38,10 +38,16 @@ pub enum NotificationKind {
     ChitReceived,
     /// A partner asks this wallet to pay: an invoice to approve or reject.
     InvoiceToApprove,
+    /// A partner changed the credit it grants this wallet on a tally.
+    TallyLimitChanged,
+    /// A tally is closing (either side asked to close it).
+    TallyClosing,
+    /// A closing tally reached a zero balance and is closed.
+    TallyClosed,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 16] = [
+    pub const ALL: [NotificationKind; 19] = [
         NotificationKind::PaymentReceived,
         NotificationKind::TxConfirmed,
         NotificationKind::TxFinal,
@@ -58,6 +64,9 @@ impl NotificationKind {
         NotificationKind::TallyRefused,
         NotificationKind::ChitReceived,
         NotificationKind::InvoiceToApprove,
+        NotificationKind::TallyLimitChanged,
+        NotificationKind::TallyClosing,
+        NotificationKind::TallyClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +87,9 @@ impl NotificationKind {
             NotificationKind::TallyRefused => "tally_refused",
             NotificationKind::ChitReceived => "chit_received",
             NotificationKind::InvoiceToApprove => "invoice_to_approve",
+            NotificationKind::TallyLimitChanged => "tally_limit_changed",
+            NotificationKind::TallyClosing => "tally_closing",
+            NotificationKind::TallyClosed => "tally_closed",
         }
     }
 

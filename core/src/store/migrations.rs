@@ -295,4 +295,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX chit_outbox_due ON chit_outbox (next_attempt);
     CREATE INDEX chit_outbox_by_partner ON chit_outbox (partner_agent, id);
     "#,
+    // 6: closing tallies. An open tally whose close request (a setting
+    // chit with `close: true`) binds is `closing`, and `closed` once its
+    // balance is zero (MyCHIPs status `close`). The state column keeps
+    // `open` for all three (its CHECK lists the states of migration 4);
+    // `closing` says which, written in the transaction of the chit that
+    // moved it.
+    r#"
+    ALTER TABLE tallies ADD COLUMN closing TEXT
+        CHECK (closing IS NULL OR (closing IN ('closing', 'closed') AND state = 'open'));
+    "#,
 ];

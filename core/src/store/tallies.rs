@@ -74,7 +74,16 @@ pub struct NewOutbox {
 }
 
 const TALLY_COLUMNS: &str = "id, uuid, state, side, partner_agent, partner_cid, partner_host, \
-     partner_port, record, reason, created_at, updated_at";
+     partner_port, record, reason, created_at, updated_at, closing";
+
+/// How a state is stored: `state`, and `closing` for an open tally that
+/// is closing or closed (migration 6).
+fn stored_state(state: TallyState) -> (&'static str, Option<&'static str>) {
+    match state {
+        TallyState::Closing | TallyState::Closed => ("open", Some(state.as_str())),
+        _ => (state.as_str(), None),
+    }
+}
 
 fn tally_from_row(row: &Row<'_>) -> rusqlite::Result<TallyRow> {
     let bad = |i: usize, what: String| {
@@ -85,13 +94,19 @@ fn tally_from_row(row: &Row<'_>) -> rusqlite::Result<TallyRow> {
         )
     };
     let state: String = row.get(2)?;
+    let closing: Option<String> = row.get(12)?;
     let side: Option<String> = row.get(3)?;
     let port: Option<i64> = row.get(7)?;
     Ok(TallyRow {
         id: row.get(0)?,
         uuid: row.get(1)?,
-        state: TallyState::from_name(&state)
-            .ok_or_else(|| bad(2, format!("unknown tally state {state:?}")))?,
+        state: match closing.as_deref() {
+            None => TallyState::from_name(&state)
+                .ok_or_else(|| bad(2, format!("unknown tally state {state:?}")))?,
+            Some("closing") => TallyState::Closing,
+            Some("closed") => TallyState::Closed,
+            Some(other) => return Err(bad(12, format!("unknown closing state {other:?}"))),
+        },
         side: match side {
             None => None,
             Some(s) => {
@@ -256,13 +271,13 @@ impl StoreTx<'_> {
         let at = now();
         let inserted = self.conn().execute(
             "INSERT INTO tallies (id, uuid, state, side, partner_agent, partner_cid, partner_host,
-                 partner_port, record, reason, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+                 partner_port, record, reason, created_at, updated_at, closing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
              ON CONFLICT DO NOTHING",
             params![
                 row.id,
                 row.uuid,
-                row.state.as_str(),
+                stored_state(row.state).0,
                 row.side.map(Side::as_str),
                 row.partner_agent,
                 row.partner_cid,
@@ -270,7 +285,8 @@ impl StoreTx<'_> {
                 row.partner_port,
                 row.record,
                 row.reason,
-                at
+                at,
+                stored_state(row.state).1
             ],
         )?;
         if inserted == 0 {
@@ -287,12 +303,12 @@ impl StoreTx<'_> {
         let changed = self.conn().execute(
             "UPDATE tallies SET uuid = ?2, state = ?3, side = ?4, partner_agent = ?5,
                  partner_cid = ?6, partner_host = ?7, partner_port = ?8, record = ?9,
-                 reason = ?10, updated_at = ?11
+                 reason = ?10, updated_at = ?11, closing = ?12
              WHERE id = ?1",
             params![
                 row.id,
                 row.uuid,
-                row.state.as_str(),
+                stored_state(row.state).0,
                 row.side.map(Side::as_str),
                 row.partner_agent,
                 row.partner_cid,
@@ -300,7 +316,8 @@ impl StoreTx<'_> {
                 row.partner_port,
                 row.record,
                 row.reason,
-                now()
+                now(),
+                stored_state(row.state).1
             ],
         )?;
         if changed == 0 {

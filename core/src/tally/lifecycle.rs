@@ -63,6 +63,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Side;
+use super::chain::CloseState;
 use super::record::{SignatureProblem, TallyRecord, TallyVerifyError, key_reason};
 use crate::keys::{TallyKey, TallyPublicKey, TallySignature};
 use crate::peer::AgentId;
@@ -88,12 +89,19 @@ pub enum TallyState {
     BOfferOpen,
     /// Both parties signed and both know it.
     Open,
+    /// Open, and a close request (a setting chit with `close: true`) binds
+    /// one side: only chits that bring the balance toward zero (MyCHIPs
+    /// status `close` with a non-zero balance, `closing`).
+    Closing,
+    /// Closing with a balance of zero: no more chits (MyCHIPs status
+    /// `close` with a zero balance, `closed`).
+    Closed,
     /// Refused, withdrawn or given up. Final.
     Void,
 }
 
 impl TallyState {
-    pub const ALL: [TallyState; 9] = [
+    pub const ALL: [TallyState; 11] = [
         TallyState::Ticket,
         TallyState::Draft,
         TallyState::DraftOffer,
@@ -102,6 +110,8 @@ impl TallyState {
         TallyState::POfferVoid,
         TallyState::BOfferOpen,
         TallyState::Open,
+        TallyState::Closing,
+        TallyState::Closed,
         TallyState::Void,
     ];
 
@@ -116,6 +126,8 @@ impl TallyState {
             TallyState::POfferVoid => "P.offer.void",
             TallyState::BOfferOpen => "B.offer.open",
             TallyState::Open => "open",
+            TallyState::Closing => "closing",
+            TallyState::Closed => "closed",
             TallyState::Void => "void",
         }
     }
@@ -124,9 +136,31 @@ impl TallyState {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    /// No event moves a tally out of this state.
+    /// No event of this machine moves a tally out of this state (an open
+    /// tally moves on only through its chits: [`settle`]).
     pub fn is_final(self) -> bool {
-        matches!(self, TallyState::Void | TallyState::Open)
+        matches!(
+            self,
+            TallyState::Void | TallyState::Open | TallyState::Closing | TallyState::Closed
+        )
+    }
+
+    /// Both signatures hold and chits are kept: `open`, `closing`, `closed`.
+    pub fn has_chits(self) -> bool {
+        matches!(
+            self,
+            TallyState::Open | TallyState::Closing | TallyState::Closed
+        )
+    }
+
+    /// The state as the offer machine sees it: `closing` and `closed` are
+    /// `open` to it.
+    fn offer_view(self) -> TallyState {
+        if self.has_chits() {
+            TallyState::Open
+        } else {
+            self
+        }
     }
 
     /// What the state means, for a person.
@@ -140,9 +174,30 @@ impl TallyState {
             TallyState::POfferVoid => "refused by you; telling your partner",
             TallyState::BOfferOpen => "accepted by you; telling your partner",
             TallyState::Open => "open",
+            TallyState::Closing => "closing: only chits that bring the balance to zero",
+            TallyState::Closed => "closed",
             TallyState::Void => "void",
         }
     }
+}
+
+/// The state of a tally with chits after they changed: `open` until a
+/// close request binds, then `closing`, and `closed` while the balance is
+/// zero (MyCHIPs `mychips.tally_state`: status `close` is `closed` when the
+/// total is 0, else `closing`; `doc/uml/state-tally.puml`: "Tally sum hit
+/// zero"). A close request is never withdrawn, so nothing goes back to
+/// `open`. `None` for a tally without chits (the offer machine's states).
+pub fn settle(current: TallyState, close: CloseState) -> Option<TallyState> {
+    if !current.has_chits() {
+        return None;
+    }
+    Some(match (current, close) {
+        (TallyState::Open, CloseState::Open) => TallyState::Open,
+        (_, CloseState::Closed) => TallyState::Closed,
+        // A closing tally whose close request we no longer see (a damaged
+        // store) stays closing rather than open.
+        (_, CloseState::Closing | CloseState::Open) => TallyState::Closing,
+    })
 }
 
 impl fmt::Display for TallyState {
@@ -471,7 +526,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
                     Err(Refusal::TicketUsed)
                 };
             }
-            match tally.state {
+            match tally.state.offer_view() {
                 S::Draft => {}
                 S::Void => return Err(Refusal::TicketWithdrawn),
                 _ => return Err(Refusal::TicketUsed),
@@ -499,12 +554,12 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             change.use_token = true;
             Ok(Outcome::Moved(Box::new(change)))
         }
-        Event::Offer { from, record } => match tally.state {
+        Event::Offer { from, record } => match tally.state.offer_view() {
             S::Void => Err(Refusal::Final { state: tally.state }),
-            S::Open | S::POfferVoid | S::BOfferOpen => {
+            S::Open | S::Closing | S::Closed | S::POfferVoid | S::BOfferOpen => {
                 if same_contents(tally, record) {
                     Ok(UNCHANGED)
-                } else if tally.state == S::Open {
+                } else if tally.state.has_chits() {
                     Err(Refusal::Final { state: tally.state })
                 } else {
                     Err(not_now())
@@ -517,7 +572,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
                 Ok(offered(side, *from, record.clone()))
             }
         },
-        Event::Open { record, .. } => match tally.state {
+        Event::Open { record, .. } => match tally.state.offer_view() {
             S::DraftOffer | S::HOffer => {
                 if !same_contents(tally, record) {
                     return Err(Refusal::Changed);
@@ -535,7 +590,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             S::Open | S::Void => Err(Refusal::Final { state: tally.state }),
             _ => Err(not_now()),
         },
-        Event::Void { .. } => match tally.state {
+        Event::Void { .. } => match tally.state.offer_view() {
             S::DraftOffer | S::HOffer => {
                 let mut change = Change::to(Tally {
                     state: S::Void,
@@ -550,7 +605,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             S::Open => Err(Refusal::Final { state: tally.state }),
             _ => Err(not_now()),
         },
-        Event::TicketRefused { reason, .. } => match tally.state {
+        Event::TicketRefused { reason, .. } => match tally.state.offer_view() {
             S::Ticket => {
                 let mut change = Change::to(Tally {
                     state: S::Void,
@@ -565,7 +620,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             S::Open => Err(Refusal::Final { state: tally.state }),
             _ => Err(not_now()),
         },
-        Event::GiveUp { reason } => match tally.state {
+        Event::GiveUp { reason } => match tally.state.offer_view() {
             S::Ticket => {
                 let mut change = Change::to(Tally {
                     state: S::Void,
@@ -579,7 +634,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             S::Void => Ok(UNCHANGED),
             _ => Err(not_now()),
         },
-        Event::Accept => match tally.state {
+        Event::Accept => match tally.state.offer_view() {
             S::POffer => {
                 let (Body::Record(record), Some(side)) = (&tally.body, tally.side) else {
                     return Err(not_now());
@@ -600,7 +655,7 @@ pub fn transition(current: Option<&Tally>, event: &Event, me: &Me<'_>) -> Result
             S::Void => Err(Refusal::Final { state: tally.state }),
             _ => Err(not_now()),
         },
-        Event::Refuse => match tally.state {
+        Event::Refuse => match tally.state.offer_view() {
             S::POffer => {
                 let mut change = Change::to(Tally {
                     state: S::POfferVoid,

@@ -163,6 +163,125 @@ pub fn check_limit(balance: i128, units: u64, limit: CreditLimit) -> Result<(), 
     }
 }
 
+/// Where an open tally is in its closing (MyCHIPs `mychips.tally_state`:
+/// status `open`; status `close` after a setting chit with `close: true`,
+/// shown as `closing` while the balance is not zero and `closed` once it
+/// is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseState {
+    Open,
+    Closing,
+    Closed,
+}
+
+/// A chit that would move the balance of a closing tally away from zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AwayFromZero {
+    /// The balance before the chit, from the holder's side.
+    pub balance: i128,
+    /// What the chit would add to it.
+    pub change: i128,
+}
+
+impl fmt::Display for AwayFromZero {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the tally is closing: a chit may only bring its balance ({} milliCHIPs) toward zero, \
+             and this one would make it {} milliCHIPs",
+            self.balance,
+            self.balance + self.change
+        )
+    }
+}
+
+/// On a closing tally only chits that bring the balance toward zero are
+/// made: the balance after the chit lies between 0 and the balance before
+/// (it neither grows nor changes sign). A chit of 0 changes nothing and is
+/// allowed.
+pub fn check_toward_zero(balance: i128, change: i128) -> Result<(), AwayFromZero> {
+    let after = balance + change;
+    let toward = change == 0
+        || (balance > 0 && (0..=balance).contains(&after))
+        || (balance < 0 && (balance..=0).contains(&after));
+    if toward {
+        Ok(())
+    } else {
+        Err(AwayFromZero { balance, change })
+    }
+}
+
+/// Why a setting chit is refused (before it is signed, or when the
+/// partner's arrives).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingProblem {
+    #[error("a setting chit's ref must be an object of settings (limit, close, target, bound …)")]
+    NotAnObject,
+    #[error(transparent)]
+    Limit(#[from] LimitProblem),
+    #[error("the setting close must be true or false, not {0}")]
+    BadClose(String),
+    #[error(
+        "the {granted_by} asked to close this tally, so it cannot raise the credit it grants \
+         (from {from} to {to} milliCHIPs)"
+    )]
+    RaisesLimit {
+        granted_by: Side,
+        from: u64,
+        to: u64,
+    },
+}
+
+/// Checks the settings of a setting chit `by` issues: `ref` is an object;
+/// a `limit` in it is a number of CHIPs Notch can enforce ([`parse_limit`]);
+/// `close` is a boolean; and a side that asked to close the tally
+/// (`closing_by_issuer`) does not raise the credit it grants above
+/// `current`, the limit it grants now (a closing tally extends no new
+/// credit). Lowering a limit is always allowed.
+pub fn check_settings(
+    by: Side,
+    settings: Option<&Value>,
+    current: Result<CreditLimit, LimitProblem>,
+    closing_by_issuer: bool,
+) -> Result<(), SettingProblem> {
+    let Some(Value::Object(map)) = settings else {
+        return Err(SettingProblem::NotAnObject);
+    };
+    if let Some(close) = map.get("close")
+        && !close.is_boolean()
+    {
+        return Err(SettingProblem::BadClose(close.to_string()));
+    }
+    let Some(limit) = map.get("limit") else {
+        return Ok(());
+    };
+    let new = parse_limit(by, Some(limit))?;
+    if closing_by_issuer
+        && let Ok(current) = current
+        && new.milli_chips > current.milli_chips
+    {
+        return Err(SettingProblem::RaisesLimit {
+            granted_by: by,
+            from: current.milli_chips,
+            to: new.milli_chips,
+        });
+    }
+    Ok(())
+}
+
+/// `milli_chips` as the `limit` of a setting chit: CHIPs, an integer when
+/// whole, else a number with up to three decimals (what [`parse_limit`]
+/// reads back exactly).
+pub fn limit_value(milli_chips: u64) -> Value {
+    if milli_chips.is_multiple_of(MILLI_PER_CHIP) {
+        Value::from(milli_chips / MILLI_PER_CHIP)
+    } else {
+        // Exact for every amount below 2^53 milliCHIPs; parse_limit rounds
+        // the binary fraction back to the milliCHIP.
+        Value::from(milli_chips as f64 / MILLI_PER_CHIP as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -211,5 +330,94 @@ mod tests {
         // Already past the limit (the partner lowered it): no more payments.
         assert!(check_limit(-2_000, 1, limit).is_err());
         assert!(check_limit(-2_000, 0, limit).is_err());
+    }
+
+    #[test]
+    fn closing_moves_only_toward_zero() {
+        assert_eq!(check_toward_zero(3_000, -1_000), Ok(()));
+        assert_eq!(check_toward_zero(3_000, -3_000), Ok(()));
+        assert_eq!(check_toward_zero(-3_000, 3_000), Ok(()));
+        assert_eq!(check_toward_zero(-3_000, 1), Ok(()));
+        assert_eq!(check_toward_zero(5, 0), Ok(()));
+        for (balance, change) in [
+            (3_000, 1),
+            (3_000, -3_001),
+            (-3_000, -1),
+            (-3_000, 3_001),
+            (0, 1),
+            (0, -1),
+        ] {
+            let away = check_toward_zero(balance, change).expect_err("away from zero");
+            assert_eq!(away, AwayFromZero { balance, change });
+        }
+        assert_eq!(
+            check_toward_zero(3_000, 1).expect_err("away").to_string(),
+            "the tally is closing: a chit may only bring its balance (3000 milliCHIPs) toward zero, and this one would make it 3001 milliCHIPs"
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let now = |m: u64| {
+            Ok(CreditLimit {
+                granted_by: Side::Stock,
+                milli_chips: m,
+            })
+        };
+        let ok =
+            |v: Value, closing: bool| check_settings(Side::Stock, Some(&v), now(100_000), closing);
+        assert_eq!(ok(json!({"limit": 150}), false), Ok(()));
+        assert_eq!(ok(json!({"limit": 50}), true), Ok(()));
+        assert_eq!(ok(json!({"limit": 100}), true), Ok(()));
+        assert_eq!(ok(json!({"close": true}), false), Ok(()));
+        assert_eq!(ok(json!({"target": 7}), true), Ok(()));
+        assert_eq!(
+            ok(json!({"limit": 100.001}), true),
+            Err(SettingProblem::RaisesLimit {
+                granted_by: Side::Stock,
+                from: 100_000,
+                to: 100_001
+            })
+        );
+        assert!(matches!(
+            ok(json!({"limit": -1}), false),
+            Err(SettingProblem::Limit(_))
+        ));
+        assert!(matches!(
+            ok(json!({"limit": "amort(10000, 240)"}), false),
+            Err(SettingProblem::Limit(_))
+        ));
+        assert_eq!(
+            ok(json!({"close": "yes"}), false),
+            Err(SettingProblem::BadClose("\"yes\"".into()))
+        );
+        assert_eq!(ok(json!([1]), false), Err(SettingProblem::NotAnObject));
+        assert_eq!(
+            check_settings(Side::Foil, None, now(0), false),
+            Err(SettingProblem::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn limit_values_read_back() {
+        for milli in [
+            0u64,
+            1,
+            999,
+            1_000,
+            1_001,
+            100_000,
+            123_456_789,
+            9_007_199_254_740_000,
+        ] {
+            let value = limit_value(milli);
+            assert_eq!(
+                parse_limit(Side::Foil, Some(&value)).map(|l| l.milli_chips),
+                Ok(milli),
+                "{value}"
+            );
+        }
+        assert_eq!(limit_value(150_000), json!(150));
+        assert_eq!(limit_value(1_500), json!(1.5));
     }
 }

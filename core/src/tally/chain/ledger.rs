@@ -72,7 +72,10 @@ use super::super::chit::{
     ChainLink, ChitRecord, ChitSignError, ChitType, chain_genesis, chain_hash,
 };
 use super::super::record::{Side, SignatureProblem, VerifiedTally};
-use super::balance::{Balance, CreditLimit, LimitProblem, OverLimit, check_limit, parse_limit};
+use super::balance::{
+    AwayFromZero, Balance, CloseState, CreditLimit, LimitProblem, OverLimit, SettingProblem,
+    check_limit, check_settings, check_toward_zero, parse_limit,
+};
 use super::message::{ChitAction, ChitMessage, LinkedChit, MessageError, UPDATE_CHIT_BYTES};
 use super::state::{
     ChitEffect, ChitError, ChitEvent, ChitNotice, ChitState, ChitStatus, Direction, transition,
@@ -219,6 +222,15 @@ pub enum ApplyError {
     Fork { index: u64 },
     #[error("only the {sender} sends {what}; this half of the tally is the {sender} too")]
     WrongRole { sender: Side, what: &'static str },
+    #[error("the setting chit {uuid} is refused: {problem}")]
+    Setting {
+        uuid: String,
+        problem: SettingProblem,
+    },
+    #[error(
+        "the partner asks this side to sign the setting chit {uuid}: only the side whose terms change issues a setting"
+    )]
+    SettingFromWrongSide { uuid: String },
     #[error("the message is malformed: {0}")]
     Malformed(&'static str),
 }
@@ -240,6 +252,12 @@ pub enum IssueError {
     OverLimit(OverLimit),
     #[error(transparent)]
     Limit(#[from] LimitProblem),
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("{0}")]
+    Closing(AwayFromZero),
+    #[error(transparent)]
+    Setting(#[from] SettingProblem),
     #[error("the chit could not be signed: {0}")]
     Sign(#[from] ChitSignError),
 }
@@ -257,6 +275,10 @@ pub enum InvoiceError {
     Signed,
     #[error("a resubmitted invoice must differ from the one refused (change at least its date)")]
     Unchanged,
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("{0}")]
+    Closing(AwayFromZero),
     #[error(transparent)]
     State(#[from] ChitError),
 }
@@ -272,6 +294,10 @@ pub enum ApproveError {
     OverLimit(OverLimit),
     #[error(transparent)]
     Limit(#[from] LimitProblem),
+    #[error("the tally is closed: no more chits")]
+    Closed,
+    #[error("{0}")]
+    Closing(AwayFromZero),
     #[error("the invoice could not be signed: {0}")]
     Sign(#[from] ChitSignError),
 }
@@ -310,6 +336,17 @@ pub enum RestoreError {
 /// differ: an agent may add or drop members nobody signs.)
 fn same_chit(a: &ChitRecord, b: &ChitRecord) -> bool {
     a.signed_message() == b.signed_message() && a.signature() == b.signature()
+}
+
+/// A setting chit asking to close the tally (`ref.close` is `true`;
+/// MyCHIPs `chit_goodcheck`: `(settings->'close')::boolean`).
+fn asks_close(record: &ChitRecord) -> bool {
+    record.chit_type() == ChitType::Setting
+        && record
+            .reference()
+            .and_then(|r| r.get("close"))
+            .and_then(Value::as_bool)
+            == Some(true)
 }
 
 fn direction_of(me: Side, by: Side) -> Direction {
@@ -591,6 +628,42 @@ impl ChitLedger {
         Ok(u128::try_from(room).unwrap_or(0))
     }
 
+    /// `side` signed a close request that binds it (its own setting chit
+    /// with `close: true`, ours as soon as we signed it).
+    pub fn close_requested_by(&self, side: Side) -> bool {
+        self.chits
+            .values()
+            .any(|e| e.state.is_signed() && e.record.by() == side && asks_close(&e.record))
+    }
+
+    /// Where the tally is in its closing: `Open` until either side's close
+    /// request binds; then `Closing`, or `Closed` while both the good and
+    /// the committed balance are zero (MyCHIPs: status `close`, `closed`
+    /// when the total is 0). A signed chit that arrives later and moves
+    /// the balance again makes it `Closing` again (it binds its signer).
+    pub fn close_state(&self) -> CloseState {
+        if !(self.close_requested_by(Side::Stock) || self.close_requested_by(Side::Foil)) {
+            return CloseState::Open;
+        }
+        let balance = self.balance();
+        if balance.good == 0 && balance.committed == 0 {
+            CloseState::Closed
+        } else {
+            CloseState::Closing
+        }
+    }
+
+    /// Before we sign or ask for a chit that changes our `balance` by
+    /// `change`: nothing on a closed tally, only toward zero on a closing
+    /// one.
+    fn check_closing(&self, balance: i128, change: i128) -> Result<(), ClosingCheck> {
+        match self.close_state() {
+            CloseState::Open => Ok(()),
+            CloseState::Closed => Err(ClosingCheck::Closed),
+            CloseState::Closing => check_toward_zero(balance, change).map_err(ClosingCheck::Away),
+        }
+    }
+
     // ---- local actions -------------------------------------------------
 
     /// Signs and sends a chit of our own: a payment (`tran`: the limit the
@@ -619,12 +692,29 @@ impl ChitLedger {
         if self.chits.contains_key(chit.uuid()) {
             return Err(IssueError::DuplicateUuid(chit.uuid().to_owned()));
         }
+        let units = chit.units().unwrap_or(0);
+        let change = match chit.chit_type() {
+            ChitType::Transaction => -i128::from(units),
+            _ => 0,
+        };
+        self.check_closing(self.balance().committed, change)
+            .map_err(|e| match e {
+                ClosingCheck::Closed => IssueError::Closed,
+                ClosingCheck::Away(away) => IssueError::Closing(away),
+            })?;
         if chit.chit_type() == ChitType::Transaction {
-            self.check_payment(chit.units().unwrap_or(0))
-                .map_err(|e| match e {
-                    LimitCheck::Over(over) => IssueError::OverLimit(over),
-                    LimitCheck::Problem(p) => IssueError::Limit(p),
-                })?;
+            self.check_payment(units).map_err(|e| match e {
+                LimitCheck::Over(over) => IssueError::OverLimit(over),
+                LimitCheck::Problem(p) => IssueError::Limit(p),
+            })?;
+        }
+        if chit.chit_type() == ChitType::Setting {
+            check_settings(
+                self.me,
+                chit.reference(),
+                self.limit_granted_by(self.me),
+                self.close_requested_by(self.me),
+            )?;
         }
         let mut chit = chit;
         chit.sign_for(self.tally.record(), key)?;
@@ -668,6 +758,14 @@ impl ChitLedger {
         if refused.is_some_and(|e| same_chit(&e.record, &chit)) {
             return Err(InvoiceError::Unchanged);
         }
+        // Paid, the invoice adds its units; every invoice still open
+        // (`pending`) counts toward where the balance would go.
+        let units = i128::from(chit.units().unwrap_or(0));
+        self.check_closing(self.balance().pending, units)
+            .map_err(|e| match e {
+                ClosingCheck::Closed => InvoiceError::Closed,
+                ClosingCheck::Away(away) => InvoiceError::Closing(away),
+            })?;
         let mut work = Work::new(self);
         work.event(&uuid, Some(chit), ChitEvent::Invoice)?;
         Ok(work.finish(self))
@@ -682,11 +780,16 @@ impl ChitLedger {
             .ok_or_else(|| ApproveError::UnknownChit(uuid.to_owned()))?;
         // Refuse a chit in the wrong state before signing anything.
         transition(Some(entry.state), ChitEvent::Approve)?;
-        self.check_payment(entry.record.units().unwrap_or(0))
+        let units = entry.record.units().unwrap_or(0);
+        self.check_closing(self.balance().committed, -i128::from(units))
             .map_err(|e| match e {
-                LimitCheck::Over(over) => ApproveError::OverLimit(over),
-                LimitCheck::Problem(p) => ApproveError::Limit(p),
+                ClosingCheck::Closed => ApproveError::Closed,
+                ClosingCheck::Away(away) => ApproveError::Closing(away),
             })?;
+        self.check_payment(units).map_err(|e| match e {
+            LimitCheck::Over(over) => ApproveError::OverLimit(over),
+            LimitCheck::Problem(p) => ApproveError::Limit(p),
+        })?;
         let mut chit = (*entry.record).clone();
         chit.sign_for(self.tally.record(), key)?;
         let mut work = Work::new(self);
@@ -847,6 +950,11 @@ impl ChitLedger {
 enum LimitCheck {
     Over(OverLimit),
     Problem(LimitProblem),
+}
+
+enum ClosingCheck {
+    Closed,
+    Away(AwayFromZero),
 }
 
 /// A change in progress: a copy of the ledger and what happened to it. An
@@ -1081,7 +1189,22 @@ impl Work {
                 uuid: chit.uuid().to_owned(),
                 side,
                 problem,
-            })
+            })?;
+        // The partner's settings follow the same rules as ours (a chit of
+        // ours we lost comes back as we signed it).
+        if chit.chit_type() == ChitType::Setting && side != self.me() {
+            check_settings(
+                side,
+                chit.reference(),
+                self.l.limit_granted_by(side),
+                self.l.close_requested_by(side),
+            )
+            .map_err(|problem| ApplyError::Setting {
+                uuid: chit.uuid().to_owned(),
+                problem,
+            })?;
+        }
+        Ok(())
     }
 
     /// Makes a verified signed chit ours: recorded as good, not yet linked
@@ -1237,6 +1360,9 @@ impl Work {
                 by: chit.by(),
                 action: "pend (invoice)",
             });
+        }
+        if chit.chit_type() == ChitType::Setting {
+            return Err(ApplyError::SettingFromWrongSide { uuid });
         }
         if chit.chit_type() != ChitType::Transaction {
             return Err(ApplyError::Malformed("an invoice is a payment (tran) chit"));
@@ -1528,5 +1654,240 @@ mod tests {
             ChitLedger::restore(&t, Side::Stock, rows, 3),
             Err(RestoreError::Confirmed { .. })
         ));
+    }
+
+    fn setting(by: Side, uuid: &str, settings: Value) -> ChitRecord {
+        ChitBuilder::setting("t-1", by, uuid, "2025-01-03T00:00:00+00:00", settings)
+            .build()
+            .expect("setting")
+    }
+
+    /// Delivers `messages` from `from` to `to`, and every answer back, until
+    /// nothing is left; marks chit messages sent as they are delivered.
+    fn pump(from: &mut ChitLedger, to: &mut ChitLedger, messages: Vec<ChitMessage>) {
+        let mut queue: Vec<(bool, ChitMessage)> = messages.into_iter().map(|m| (true, m)).collect();
+        let mut rounds = 0;
+        while let Some((forward, message)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            rounds += 1;
+            assert!(rounds < 100, "the ledgers keep talking");
+            let (sender, receiver) = if forward {
+                (&mut *from, &mut *to)
+            } else {
+                (&mut *to, &mut *from)
+            };
+            if let ChitMessage::Chit { chit, .. } = &message
+                && sender
+                    .state(chit.uuid())
+                    .is_some_and(|s| s.request.is_some())
+            {
+                sender.sent(chit.uuid()).expect("sent");
+            }
+            let out = receiver.apply_json(&message.to_json()).expect("applies");
+            queue.extend(out.outgoing.into_iter().map(|m| (!forward, m)));
+        }
+    }
+
+    #[test]
+    fn a_setting_chit_changes_the_limit_on_both_sides() {
+        let (sk, fk) = (key(1), key(2));
+        let t = tally(&sk, &fk);
+        let mut stock = ChitLedger::new(&t, Side::Stock);
+        let mut foil = ChitLedger::new(&t, Side::Foil);
+        assert_eq!(foil.available(), Ok(10_000));
+        let out = stock
+            .issue(&sk, setting(Side::Stock, "set1", json!({"limit": 20})))
+            .expect("stock raises its limit");
+        assert!(
+            out.changes
+                .notices
+                .iter()
+                .any(|n| matches!(n, LedgerNotice::Setting { .. }))
+        );
+        pump(&mut stock, &mut foil, out.outgoing);
+        assert_eq!(
+            stock.limit_granted_by(Side::Stock).map(|l| l.milli_chips),
+            Ok(20_000)
+        );
+        assert_eq!(
+            foil.limit_granted_by(Side::Stock).map(|l| l.milli_chips),
+            Ok(20_000)
+        );
+        assert_eq!(foil.available(), Ok(20_000));
+        let out = foil
+            .issue(&fk, pay(Side::Foil, "f1", 20_000))
+            .expect("up to the new limit");
+        pump(&mut foil, &mut stock, out.outgoing);
+        let err = foil
+            .issue(&fk, pay(Side::Foil, "f2", 1))
+            .expect_err("one milliCHIP more");
+        assert!(matches!(err, IssueError::OverLimit(_)), "{err}");
+        assert_eq!(stock.links(), foil.links());
+        assert_eq!(stock.balance().good, 20_000);
+    }
+
+    #[test]
+    fn bad_settings_from_the_partner_change_nothing() {
+        let (sk, fk) = (key(1), key(2));
+        let t = tally(&sk, &fk);
+        let mut stock = ChitLedger::new(&t, Side::Stock);
+        let before = stock.rows();
+        let good = |chit: ChitRecord| ChitMessage::Chit {
+            action: ChitAction::Good,
+            chit,
+            link: None,
+        };
+        // The foil sets the stock's terms: signed with the foil's key, the
+        // stock's signature does not verify.
+        let mut forged = setting(Side::Stock, "x1", json!({"limit": 1000}));
+        forged.sign(&fk).expect("signs");
+        let err = stock.apply(&good(forged)).expect_err("wrong side");
+        assert!(
+            matches!(
+                err,
+                ApplyError::Signature {
+                    side: Side::Stock,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The foil asks the stock to sign a setting (an "invoice" of one).
+        let ask = ChitMessage::Chit {
+            action: ChitAction::Pend,
+            chit: setting(Side::Stock, "x2", json!({"limit": 1000})),
+            link: None,
+        };
+        let err = stock.apply(&ask).expect_err("not the foil's to ask");
+        assert!(
+            matches!(err, ApplyError::SettingFromWrongSide { .. }),
+            "{err}"
+        );
+        // A limit nobody can enforce.
+        let mut odd = setting(Side::Foil, "x3", json!({"limit": "amort(10000, 240)"}));
+        odd.sign_for(t.record(), &fk).expect("signs");
+        let err = stock.apply(&good(odd)).expect_err("unenforceable");
+        assert!(
+            matches!(
+                err,
+                ApplyError::Setting {
+                    problem: SettingProblem::Limit(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(stock.rows(), before);
+        assert_eq!(stock.close_state(), CloseState::Open);
+
+        // The foil asks to close, then raises the credit it grants anyway
+        // (its own wallet refuses to sign that; a forged one is refused).
+        let mut foil = ChitLedger::new(&t, Side::Foil);
+        let out = foil
+            .issue(&fk, setting(Side::Foil, "c1", json!({"close": true})))
+            .expect("close");
+        pump(&mut foil, &mut stock, out.outgoing);
+        assert_eq!(stock.close_state(), CloseState::Closed);
+        let err = foil
+            .issue(&fk, setting(Side::Foil, "r1", json!({"limit": 6})))
+            .expect_err("closed: no more chits");
+        assert!(matches!(err, IssueError::Closed), "{err}");
+        let mut raise = setting(Side::Foil, "r2", json!({"limit": 6}));
+        raise.sign_for(t.record(), &fk).expect("signs");
+        let before = stock.rows();
+        let err = stock.apply(&good(raise)).expect_err("raise after close");
+        assert!(
+            matches!(
+                err,
+                ApplyError::Setting {
+                    problem: SettingProblem::RaisesLimit {
+                        from: 5_000,
+                        to: 6_000,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(stock.rows(), before);
+        // Lowering it is fine.
+        let mut lower = setting(Side::Foil, "r3", json!({"limit": 1}));
+        lower.sign_for(t.record(), &fk).expect("signs");
+        stock.apply(&good(lower)).expect("lower after close");
+        assert_eq!(
+            stock.limit_granted_by(Side::Foil).map(|l| l.milli_chips),
+            Ok(1_000)
+        );
+    }
+
+    #[test]
+    fn a_closing_tally_moves_only_toward_zero_then_closes() {
+        let (sk, fk) = (key(1), key(2));
+        let t = tally(&sk, &fk);
+        let mut stock = ChitLedger::new(&t, Side::Stock);
+        let mut foil = ChitLedger::new(&t, Side::Foil);
+        // The foil owes the stock 3 CHIPs.
+        let out = foil.issue(&fk, pay(Side::Foil, "f1", 3_000)).expect("f1");
+        pump(&mut foil, &mut stock, out.outgoing);
+        // The stock asks to close.
+        let out = stock
+            .issue(&sk, setting(Side::Stock, "close", json!({"close": true})))
+            .expect("close");
+        assert_eq!(stock.close_state(), CloseState::Closing);
+        pump(&mut stock, &mut foil, out.outgoing);
+        assert_eq!(foil.close_state(), CloseState::Closing);
+        assert!(foil.close_requested_by(Side::Stock));
+        // New credit: refused before signing, on both sides.
+        let err = foil.issue(&fk, pay(Side::Foil, "f2", 1)).expect_err("away");
+        assert!(matches!(err, IssueError::Closing(_)), "{err}");
+        let err = stock
+            .invoice(pay(Side::Foil, "i1", 1))
+            .expect_err("an invoice away from zero");
+        assert!(matches!(err, InvoiceError::Closing(_)), "{err}");
+        let err = stock
+            .issue(&sk, pay(Side::Stock, "s0", 3_001))
+            .expect_err("past zero");
+        assert!(matches!(err, IssueError::Closing(_)), "{err}");
+        let err = stock
+            .issue(&sk, setting(Side::Stock, "up", json!({"limit": 11})))
+            .expect_err("no more credit from the side that closes");
+        assert!(
+            matches!(err, IssueError::Setting(SettingProblem::RaisesLimit { .. })),
+            "{err}"
+        );
+        // Toward zero: the stock pays 1, the foil invoices the rest and the
+        // stock approves.
+        let out = stock
+            .issue(&sk, pay(Side::Stock, "s1", 1_000))
+            .expect("toward zero");
+        pump(&mut stock, &mut foil, out.outgoing);
+        let out = foil
+            .invoice(pay(Side::Stock, "i2", 2_000))
+            .expect("invoice toward zero");
+        pump(&mut foil, &mut stock, out.outgoing);
+        let err = foil
+            .invoice(pay(Side::Stock, "i3", 1))
+            .expect_err("with i2 open, past zero");
+        assert!(matches!(err, InvoiceError::Closing(_)), "{err}");
+        assert_eq!(stock.close_state(), CloseState::Closing);
+        let out = stock.approve(&sk, "i2").expect("approve");
+        // Signed, not yet delivered: still closing.
+        assert_eq!(stock.close_state(), CloseState::Closing);
+        pump(&mut stock, &mut foil, out.outgoing);
+        assert_eq!(stock.close_state(), CloseState::Closed);
+        assert_eq!(foil.close_state(), CloseState::Closed);
+        assert_eq!(stock.links(), foil.links());
+        assert!(matches!(
+            stock.issue(&sk, pay(Side::Stock, "late", 1)),
+            Err(IssueError::Closed)
+        ));
+        assert!(matches!(
+            foil.invoice(pay(Side::Stock, "late2", 1)),
+            Err(InvoiceError::Closed)
+        ));
+        // Restored from its rows, the ledger is still closed.
+        let back =
+            ChitLedger::restore(&t, Side::Foil, foil.rows(), foil.confirmed()).expect("restores");
+        assert_eq!(back.close_state(), CloseState::Closed);
     }
 }

@@ -19,7 +19,10 @@ pub mod ledger;
 pub mod message;
 pub mod state;
 
-pub use balance::{Balance, CreditLimit, LimitProblem, MILLI_PER_CHIP, OverLimit, parse_limit};
+pub use balance::{
+    AwayFromZero, Balance, CloseState, CreditLimit, LimitProblem, MILLI_PER_CHIP, OverLimit,
+    SettingProblem, check_settings, check_toward_zero, limit_value, parse_limit,
+};
 pub use ledger::{
     ApplyError, ApproveError, ChitChangeSet, ChitLedger, ChitOutcome, ChitRow, Consensus, Ignored,
     InvoiceError, IssueError, LedgerNotice, RejectError, RestoreError, SentError,

@@ -172,6 +172,8 @@ fn state_names_are_mychips_names() {
             "P.offer.void",
             "B.offer.open",
             "open",
+            "closing",
+            "closed",
             "void"
         ]
     );
@@ -613,5 +615,52 @@ proptest! {
                 prop_assert_eq!(record.party(side).public_key().ok(), Some(me.key.public_key()));
             }
         }
+    }
+}
+
+#[test]
+fn closing_states_have_mychips_names_and_settle_on_the_balance() {
+    use crate::tally::chain::CloseState as C;
+    use crate::tally::lifecycle::settle;
+    for state in TallyState::ALL {
+        assert_eq!(TallyState::from_name(state.as_str()), Some(state));
+    }
+    assert_eq!(TallyState::Closing.as_str(), "closing");
+    assert_eq!(TallyState::Closed.as_str(), "closed");
+    assert_eq!(settle(TallyState::Open, C::Open), Some(TallyState::Open));
+    assert_eq!(
+        settle(TallyState::Open, C::Closing),
+        Some(TallyState::Closing)
+    );
+    assert_eq!(
+        settle(TallyState::Open, C::Closed),
+        Some(TallyState::Closed)
+    );
+    assert_eq!(
+        settle(TallyState::Closing, C::Closed),
+        Some(TallyState::Closed)
+    );
+    // A late signed chit moves a closed tally's balance: closing again.
+    assert_eq!(
+        settle(TallyState::Closed, C::Closing),
+        Some(TallyState::Closing)
+    );
+    // Never back to open.
+    assert_eq!(
+        settle(TallyState::Closing, C::Open),
+        Some(TallyState::Closing)
+    );
+    for state in [
+        TallyState::Ticket,
+        TallyState::Draft,
+        TallyState::HOffer,
+        TallyState::POffer,
+        TallyState::BOfferOpen,
+        TallyState::Void,
+    ] {
+        assert_eq!(settle(state, C::Closed), None);
+    }
+    for state in [TallyState::Open, TallyState::Closing, TallyState::Closed] {
+        assert!(state.is_final() && state.has_chits());
     }
 }
