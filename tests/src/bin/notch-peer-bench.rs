@@ -1,11 +1,13 @@
 //! `notch-peer-bench`: what tallies cost, beside what MyCHIPs's own code does on the same
 //! machine in the same run: chit signing and verification (notch-core vs Node's WebCrypto,
 //! which MyCHIPs uses), Noise IK handshakes (snow, which notch-core's peer module uses, vs npm
-//! noise-protocol, MyCHIPs's library), and the round trip of a signed chit message over a
-//! Noise session on loopback TCP. Writes a markdown report.
+//! noise-protocol, MyCHIPs's library), the round trip of a signed chit message over a
+//! Noise session on loopback TCP, and the full round trip of a payment between two wallets
+//! (real SQLite files, their agents on loopback TCP). Writes a markdown report.
 //!
-//! `cargo run --release -p notch-tests --bin notch-peer-bench -- --out bench/results/peer.md`
-//! (or `cargo xtask bench peer`). Needs Node and npm (the interop packages are installed into
+//! `cargo run --release -p notch-tests --bin notch-peer-bench -- --out bench/results/peer.md
+//! [--seconds S] [--payments N]` (or `cargo xtask bench peer`). Needs Node and npm (the
+//! interop packages are installed into
 //! tests/interop/*/node_modules when missing).
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant};
 use notch_core::keys::{RecoveryPhrase, TallyKey, WalletKeys};
 use notch_core::peer::{AgentId, LocalKey, PeerConfig, accept, connect};
 use notch_core::tally::{ChitBuilder, ChitRecord, Side};
+use notch_core::{AgentConfig, ChitInfo, TicketOptions, Wallet};
+use notch_tests::tally::NO_GATEWAY;
+use notch_tests::wallet::new_wallet;
 use serde_json::{Value, json};
 
 type Result<T> = std::result::Result<T, String>;
@@ -183,6 +188,106 @@ async fn chit_round_trips(n: usize) -> Result<(Duration, Duration)> {
     Ok((at(0.5), at(0.99)))
 }
 
+/// The chit `uuid` of `tally` in `wallet`, if it is good and linked into the chain.
+async fn linked(wallet: &Wallet, tally: &str, uuid: &str) -> Result<bool> {
+    let chits: Vec<ChitInfo> = wallet.tally_chits(tally).await.map_err(|e| e.to_string())?;
+    Ok(chits
+        .iter()
+        .any(|c| c.uuid == uuid && c.state.ends_with(".good") && c.consensus == "linked"))
+}
+
+/// `n` payments, one after the other, between two wallets (real SQLite files in temporary
+/// directories, their agents on loopback TCP with the default agent settings) on an open
+/// tally. Alice holds the stock, Bob the foil (the ordering authority). Each payment is
+/// timed from `tally_pay` called on Alice until both stores say so, polled every
+/// millisecond with `tally_chits`: Bob has the chit stored, good and linked, and Alice has
+/// Bob's acknowledgement stored (her chit, provisional until then, is linked at the index
+/// and chain hash Bob's `upd` gave). Five payments before them warm up and are not counted.
+async fn wallet_round_trips(n: usize) -> Result<Vec<Duration>> {
+    let (da, db) = (
+        tempfile::tempdir().map_err(|e| e.to_string())?,
+        tempfile::tempdir().map_err(|e| e.to_string())?,
+    );
+    let (alice, _) = new_wallet(da.path(), NO_GATEWAY).await;
+    let (bob, _) = new_wallet(db.path(), NO_GATEWAY).await;
+    let config = || AgentConfig {
+        listen: "127.0.0.1:0".into(),
+        ..AgentConfig::default()
+    };
+    let _a_agent = alice
+        .start_agent(config())
+        .await
+        .map_err(|e| e.to_string())?;
+    let _b_agent = bob.start_agent(config()).await.map_err(|e| e.to_string())?;
+    let warmup = 5;
+    // Credit for every payment (1 CHIP each), both ways.
+    let limit = json!({"limit": n + warmup + 10});
+    let (ticket, draft) = alice
+        .tally_ticket_with(TicketOptions {
+            expires_in: Duration::from_secs(600),
+            side: Side::Stock,
+            my_terms: limit.clone(),
+            partner_terms: limit,
+            comment: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let offered = bob
+        .tally_scan(&ticket.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    bob.tally_accept(&offered.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let opened = Instant::now();
+    loop {
+        let state = alice.tally(&draft.id).await.map_err(|e| e.to_string())?;
+        if state.info.state.as_str() == "open" {
+            break;
+        }
+        if opened.elapsed() > Duration::from_secs(30) {
+            return Err("the tally did not open on Alice's side".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (a_id, b_id) = (draft.id, offered.id);
+    let mut times = Vec::with_capacity(n);
+    for k in 0..n + warmup {
+        let start = Instant::now();
+        let chit = alice
+            .tally_pay(&a_id, 1000, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            if linked(&alice, &a_id, &chit.uuid).await? && linked(&bob, &b_id, &chit.uuid).await? {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!("payment {k} was not acknowledged within 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if k >= warmup {
+            times.push(start.elapsed());
+        }
+    }
+    let (a, b) = (
+        alice.tally(&a_id).await.map_err(|e| e.to_string())?,
+        bob.tally(&b_id).await.map_err(|e| e.to_string())?,
+    );
+    let paid = 1000 * (n + warmup) as i64;
+    if a.info.balance != -paid || b.info.balance != paid {
+        return Err(format!(
+            "balances {} and {} after {} payments of 1 CHIP",
+            a.info.balance,
+            b.info.balance,
+            n + warmup
+        ));
+    }
+    times.sort();
+    Ok(times)
+}
+
 fn fmt(x: f64) -> String {
     let s = format!("{x:.0}");
     let mut out = String::new();
@@ -198,6 +303,7 @@ fn fmt(x: f64) -> String {
 fn main() -> Result<()> {
     let mut out = PathBuf::from("bench/results/peer.md");
     let mut seconds = 2.0f64;
+    let mut payments = 200usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -207,6 +313,13 @@ fn main() -> Result<()> {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .ok_or("--seconds S")?
+            }
+            "--payments" => {
+                payments = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--payments N")?
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -256,6 +369,10 @@ fn main() -> Result<()> {
         .build()
         .map_err(|e| e.to_string())?;
     let (median, p99) = rt.block_on(chit_round_trips(2000))?;
+    eprintln!("{payments} payments between two wallets ...");
+    let wallet_times = rt.block_on(wallet_round_trips(payments))?;
+    let wat = |q: f64| wallet_times[((wallet_times.len() as f64 - 1.0) * q) as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
 
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -277,14 +394,19 @@ fn main() -> Result<()> {
          - machine: {nproc} cores (nproc), {os}/{arch}\n\
          - build: {profile}; every figure single-threaded, each beside MyCHIPs's own code measured in the same run\n\
          - run time: {run:.1} s\n\
-         - reproduce: `cargo run --release -p notch-tests --bin notch-peer-bench -- --out bench/results/peer.md` (or `cargo xtask bench peer`)\n\n\
+         - reproduce: `cargo run --release -p notch-tests --bin notch-peer-bench -- --out bench/results/peer.md --payments {count}` (or `cargo xtask bench peer`, 200 payments)\n\n\
          | measure | notch-core | MyCHIPs's code (Node {nodever}) | ratio | aim |\n| --- | --- | --- | --- | --- |\n\
          | chit signatures per second (ECDSA P-521/SHA-384, canonical JSON included) | **{sign}** (aws-lc-rs) | {nsign} (WebCrypto) | {rs:.1}× | ≥ 5× |\n\
          | chit verifications per second | **{verify}** | {nverify} (WebCrypto) | {rv:.1}× | ≥ 3× |\n\
          | Noise_IK_25519_ChaChaPoly_BLAKE2b handshakes per second (in-process pair) | **{snow}** (snow 0.10) | {npm} (noise-protocol) | {rn:.1}× | ≥ 2× |\n\n\
          Round trip of a signed chit message over one Noise session on loopback TCP (sign, send,\n\
-         the partner echoes it, receive; 2,000 in a row): median **{med:.0} µs**, 99th percentile {p99:.0} µs.\n\
-         The full chit exchange between two wallets (consensus, store commits) is not measured yet.\n",
+         the partner echoes it, receive; 2,000 in a row): median **{med:.0} µs**, 99th percentile {p99:.0} µs.\n\n\
+         Round trip of a payment between two wallets (real SQLite files, both agents in this process on\n\
+         loopback TCP with the default agent settings, an open tally; Alice holds the stock, Bob the foil):\n\
+         {count} payments of 1 CHIP one after the other, each timed from `tally_pay` called on Alice until\n\
+         Bob has the chit stored (good, linked) and Alice has Bob's acknowledgement stored (her chit linked),\n\
+         both read from the stores with `tally_chits` every millisecond (so up to ~1 ms of polling is\n\
+         included): median **{wmed:.1} ms**, 90th percentile {wp90:.1} ms, max {wmax:.1} ms (after 5 warm-up payments, not counted).\n",
         os = std::env::consts::OS,
         arch = std::env::consts::ARCH,
         run = total.elapsed().as_secs_f64(),
@@ -300,6 +422,10 @@ fn main() -> Result<()> {
         rn = snow_rate / npm_rate.max(1.0),
         med = median.as_secs_f64() * 1e6,
         p99 = p99.as_secs_f64() * 1e6,
+        count = wallet_times.len(),
+        wmed = ms(wat(0.5)),
+        wp90 = ms(wat(0.9)),
+        wmax = ms(wallet_times[wallet_times.len() - 1]),
     );
     if let Some(parent) = out.parent()
         && !parent.as_os_str().is_empty()

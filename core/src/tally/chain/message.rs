@@ -256,8 +256,7 @@ impl ChitMessage {
             .to_owned();
         match map.get("sub").and_then(Value::as_str) {
             Some("upd") => {
-                let end = read_link(object, "object")?
-                    .ok_or_else(|| member("object.index", "is missing"))?;
+                let end = read_link(object, "object")?;
                 let uuid = match object.get("uuid") {
                     None | Some(Value::Null) => None,
                     Some(Value::String(uuid)) => Some(uuid.clone()),
@@ -290,6 +289,15 @@ impl ChitMessage {
                         chits
                     }
                     Some(_) => return Err(member("object.chits", "must be an array")),
+                };
+                // MyCHIPs's foil sends its corrective `upd` as `chain_send =
+                // {chits}` plus `{tally, uuid}` (`mychips.chain_consense` and
+                // `chain_notify_agent`, schema/chains.wms at 4c77a8f8): no
+                // `index`/`chain` of its own. The run ends with the chit just
+                // linked, at the end of the foil's chain, so that is the end.
+                let end = match end.or_else(|| chits.last().map(|c| c.link)) {
+                    Some(end) => end,
+                    None => return Err(member("object.index", "is missing")),
                 };
                 Ok(ChitMessage::Update {
                     tally,
@@ -516,6 +524,59 @@ mod tests {
                 "00".repeat(32)
             )
         );
+    }
+
+    /// A MyCHIPs foil's `upd` with chits has no `index`/`chain` of its own
+    /// (chain_send = {chits}, plus {tally, uuid}); its chits are MyCHIPs's
+    /// `chit_json_r` (`signed`, `digest`, `index`, `chain`). The end is the
+    /// last chit's place. With neither chits nor an end it is refused.
+    #[test]
+    fn mychips_update_with_chits_and_no_end_of_its_own() {
+        let linked = |index: u64, byte: u8| {
+            let mut object = chit_object(&chit(), Some(&link(index, byte)));
+            object.insert("signed".into(), json!("c2lnbmF0dXJl"));
+            Value::Object(object)
+        };
+        let mut other = chit().into_value();
+        other["uuid"] = json!("c-2");
+        let mut second = chit_object(
+            &ChitRecord::from_value(other).expect("chit"),
+            Some(&link(3, 7)),
+        );
+        second.insert("signed".into(), json!("c2lnbmF0dXJl"));
+        let upd = json!({"target": "chit", "action": "chain", "sub": "upd",
+            "to": {"cid": "x"}, "from": {"cid": "y"},
+            "object": {"tally": "t-1", "uuid": "c-2",
+                       "chits": [linked(2, 1), Value::Object(second)]}});
+        let Ok(ChitMessage::Update {
+            tally,
+            uuid,
+            end,
+            chits,
+        }) = ChitMessage::from_value(&upd)
+        else {
+            panic!("not read: {:?}", ChitMessage::from_value(&upd));
+        };
+        assert_eq!((tally.as_str(), uuid.as_deref()), ("t-1", Some("c-2")));
+        assert_eq!(end, link(3, 7));
+        assert_eq!(chits.len(), 2);
+        assert_eq!(chits[0].link, link(2, 1));
+        assert_eq!(chits[1].chit.uuid(), "c-2");
+        assert_eq!(chits[1].chit.signature(), Some("c2lnbmF0dXJl"));
+        // An explicit end still wins; no chits and no end is refused.
+        let mut with_end = upd.clone();
+        with_end["object"]["index"] = json!(4);
+        with_end["object"]["chain"] = json!(format!("\\x{}", "05".repeat(32)));
+        assert!(matches!(
+            ChitMessage::from_value(&with_end),
+            Ok(ChitMessage::Update { end, .. }) if end == link(4, 5)
+        ));
+        let bare = json!({"target": "chit", "action": "chain", "sub": "upd",
+            "object": {"tally": "t-1", "uuid": "c-2"}});
+        assert!(matches!(
+            ChitMessage::from_value(&bare),
+            Err(MessageError::Member { .. })
+        ));
     }
 
     #[test]
