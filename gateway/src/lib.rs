@@ -119,6 +119,10 @@ pub struct Config {
     /// Requests handled at once; beyond it a request gets 503 `unavailable` at once.
     #[arg(long, env = "NOTCH_GATEWAY_MAX_REQUESTS", default_value_t = 256)]
     pub max_requests: usize,
+    /// Threads serving HTTP; 0 = one fewer than the machine's cores, at least one (the
+    /// ledger's signature verifier and writer have threads of their own).
+    #[arg(long, env = "NOTCH_GATEWAY_HTTP_THREADS", default_value_t = 0)]
+    pub http_threads: usize,
     /// Seconds to receive a request's body and answer it; then 408 `timeout`.
     #[arg(long, env = "NOTCH_GATEWAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -243,6 +247,28 @@ fn write_network_file(dir: &std::path::Path, engine: &Engine) -> anyhow::Result<
 }
 
 /// Opens (or creates) the ledger in `config.data_dir`, binds the listener and starts serving.
+/// The runtime the gateway's HTTP layer runs on, with [`http_threads`] workers.
+pub fn runtime(http_threads_wanted: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(http_threads(http_threads_wanted))
+        .enable_all()
+        .build()
+}
+
+/// `--http-threads`: `wanted`, or for 0 one fewer than the cores, at least one. On two
+/// cores one HTTP thread beside the verifier and the writer accepts about a fifth more
+/// transactions a second than two (bench/results/gateway.md): fewer threads to wake and
+/// steal work between, and the same cores.
+pub fn http_threads(wanted: usize) -> usize {
+    if wanted > 0 {
+        return wanted;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;

@@ -40,10 +40,20 @@ async fn stop_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
     init_logs(config.log_format);
+    let runtime = match notch_gateway::runtime(config.http_threads) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("notch-gateway: cannot start the HTTP runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> std::process::ExitCode {
     let running = match notch_gateway::start(config).await {
         Ok(r) => r,
         Err(e) => {

@@ -44,6 +44,9 @@ struct Args {
     /// Transactions per block in the synced chain.
     #[arg(long, default_value_t = 200)]
     block_txs: usize,
+    /// The gateway's `--http-threads` (0: one fewer than the cores).
+    #[arg(long, default_value_t = 0)]
+    http_threads: usize,
     /// Seconds each timed phase may last at most.
     #[arg(long, default_value_t = 30)]
     phase_secs: u64,
@@ -63,6 +66,202 @@ fn fmt(x: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// CPU time each thread of this process has run so far, in nanoseconds, summed by thread
+/// name (`/proc/self/task/*/schedstat`): where a phase's work went, independent of what else
+/// the machine was doing.
+fn cpu_by_thread() -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    by_name.insert(
+        "bench-client".to_owned(),
+        CLIENT_CPU_NS.load(Ordering::Relaxed),
+    );
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in dir.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        *by_name.entry(name).or_insert(0) += ns;
+    }
+    by_name
+}
+
+/// CPU time of finished `bench-client` threads.
+static CLIENT_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Microseconds of CPU per transaction for each thread name, between two snapshots.
+fn cpu_per_tx(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+    txs: u64,
+) -> String {
+    let mut parts = Vec::new();
+    let mut total = 0u64;
+    for (name, ns) in after {
+        let used = ns.saturating_sub(before.get(name).copied().unwrap_or(0));
+        if used * 100 < 1_000_000 * txs.max(1) / 10 {
+            continue; // under 0.1 µs per transaction
+        }
+        total += used;
+        parts.push(format!("{name} {:.1}", used as f64 / 1e3 / txs.max(1) as f64));
+    }
+    format!(
+        "{:.1} µs ({})",
+        total as f64 / 1e3 / txs.max(1) as f64,
+        parts.join(", ")
+    )
+}
+
+/// A load generator in the manner of wrk: `clients` keep-alive HTTP/1.1 connections driven
+/// by one thread of its own (named `bench-client`), each sending its next request when the
+/// last is answered. Requests are encoded before the clock starts; an answer is read by its
+/// Content-Length and counts as accepted only with status 200. A connection the server
+/// closes is reopened and the request sent again (submission is idempotent per txid).
+/// Returns (accepted, refused, time).
+fn raw_http_phase(
+    addr: std::net::SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    deadline: Instant,
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let worker = std::thread::Builder::new()
+        .name("bench-client".into())
+        .spawn(move || -> anyhow::Result<(u64, u64, Duration)> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let next = Arc::new(AtomicU64::new(0));
+                let ok = Arc::new(AtomicU64::new(0));
+                let failed = Arc::new(AtomicU64::new(0));
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..clients {
+                    let (requests, next, ok, failed) =
+                        (requests.clone(), next.clone(), ok.clone(), failed.clone());
+                    tasks.push(tokio::spawn(async move {
+                        raw_client(addr, &requests, &next, &ok, &failed, deadline).await
+                    }));
+                }
+                for t in tasks {
+                    t.await??;
+                }
+                let took = start.elapsed();
+                // This thread ends before the caller looks: leave its CPU time behind.
+                let ns: u64 = std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+                CLIENT_CPU_NS.fetch_add(ns, Ordering::Relaxed);
+                Ok((
+                    ok.load(Ordering::Relaxed),
+                    failed.load(Ordering::Relaxed),
+                    took,
+                ))
+            })
+        })?;
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the benchmark client thread panicked"))?
+}
+
+async fn raw_client(
+    addr: std::net::SocketAddr,
+    requests: &[Vec<u8>],
+    next: &AtomicU64,
+    ok: &AtomicU64,
+    failed: &AtomicU64,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = || async {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        anyhow::Ok(s)
+    };
+    let mut stream = connect().await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+        if i >= requests.len() || Instant::now() > deadline {
+            return Ok(());
+        }
+        let mut attempts = 0;
+        let status = loop {
+            attempts += 1;
+            if attempts > 3 {
+                bail!("the gateway closed the connection three times on one request");
+            }
+            if stream.write_all(&requests[i]).await.is_err() {
+                stream = connect().await?;
+                continue;
+            }
+            buf.clear();
+            match read_response(&mut stream, &mut buf).await? {
+                Some((status, close)) => {
+                    if close {
+                        stream = connect().await?;
+                    }
+                    break status;
+                }
+                None => stream = connect().await?,
+            }
+        };
+        if status == 200 {
+            ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One response: `Some((status, connection closes))`, or `None` if the server closed the
+    /// connection before answering.
+    async fn read_response(
+        stream: &mut tokio::net::TcpStream,
+        buf: &mut Vec<u8>,
+    ) -> anyhow::Result<Option<(u16, bool)>> {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..end]).context("response head is not UTF-8")?;
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .context("no status in the response")?;
+                let mut length = 0usize;
+                let mut close = false;
+                for line in head.split("\r\n").skip(1) {
+                    let Some((k, v)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().context("bad content-length")?;
+                    } else if k.eq_ignore_ascii_case("connection") {
+                        close = v.trim().eq_ignore_ascii_case("close");
+                    }
+                }
+                while buf.len() < end + 4 + length {
+                    if stream.read_buf(buf).await? == 0 {
+                        return Ok(None);
+                    }
+                }
+                return Ok(Some((status, close)));
+            }
+            if buf.len() > 64 * 1024 {
+                bail!("response head over 64 KiB");
+            }
+            if stream.read_buf(buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
 }
 
 /// Single-thread Ed25519 verifications per second by the protocol's rule (ZIP 215, what the
@@ -232,9 +431,14 @@ async fn mine_until_empty(ctx: &Ctx) -> anyhow::Result<(u64, Duration)> {
     Ok((blocks, spent))
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The gateway's own runtime, as `notch-gateway` builds it (`--http-threads`); the batch
+    // and sync phases' reqwest clients run on it too.
+    notch_gateway::runtime(args.http_threads)?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let total = Instant::now();
     let tmp = tempfile::tempdir()?;
     let nproc = std::thread::available_parallelism()
@@ -268,6 +472,8 @@ async fn main() -> anyhow::Result<()> {
         // One machine plays every client here: no per-client pool share or rate limit.
         "--max-pool-per-client",
         "1000000",
+        "--http-threads",
+        &args.http_threads.to_string(),
     ]);
     let sync_mode = format!("{:?}", config.sqlite_sync).to_lowercase();
     let running = notch_gateway::start(config).await?;
@@ -384,48 +590,28 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut signed = signed;
     let batch_signed: Vec<String> = signed.split_off(signed.len().min(args.txs));
-    let signed = Arc::new(signed);
-    let next = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        signed
+            .iter()
+            .map(|hex_tx| {
+                let body = serde_json::to_vec(&SubmitTxRequest { tx: hex_tx.clone() })
+                    .unwrap_or_default();
+                let mut r = format!(
+                    "POST /v1/tx HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    running.addr,
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&body);
+                r
+            })
+            .collect(),
+    );
     let deadline = Instant::now() + Duration::from_secs(args.phase_secs);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (ctx, signed, next, ok, failed) = (
-            ctx.clone(),
-            signed.clone(),
-            next.clone(),
-            ok.clone(),
-            failed.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                if i >= signed.len() || Instant::now() > deadline {
-                    return;
-                }
-                let r: anyhow::Result<SubmitTxResponse> = ctx
-                    .post(
-                        "/v1/tx",
-                        &SubmitTxRequest {
-                            tx: signed[i].clone(),
-                        },
-                    )
-                    .await;
-                match r {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let submit_time = start.elapsed();
-    let accepted = ok.load(Ordering::Relaxed);
-    let refused = failed.load(Ordering::Relaxed);
+    let cpu_before = cpu_by_thread();
+    let (accepted, refused, submit_time) =
+        raw_http_phase(running.addr, requests, args.clients, deadline)?;
+    let single_cpu = cpu_per_tx(&cpu_before, &cpu_by_thread(), accepted);
     let tx_rate = rate(accepted, submit_time);
 
     // Phase 1b: the same through `POST /v1/txs`, `--batch` per request.
@@ -445,6 +631,7 @@ async fn main() -> anyhow::Result<()> {
     let batch_ok = Arc::new(AtomicU64::new(0));
     let batch_failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.phase_secs);
+    let cpu_before = cpu_by_thread();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.batch_clients {
@@ -491,6 +678,7 @@ async fn main() -> anyhow::Result<()> {
         t.await?;
     }
     let batch_time = start.elapsed();
+    let batch_cpu = cpu_per_tx(&cpu_before, &cpu_by_thread(), batch_ok.load(Ordering::Relaxed));
     let batch_accepted = batch_ok.load(Ordering::Relaxed);
     let batch_refused = batch_failed.load(Ordering::Relaxed);
     let batch_rate = rate(batch_accepted, batch_time);
@@ -574,7 +762,7 @@ async fn main() -> anyhow::Result<()> {
          - date: {date}\n\
          - machine: {nproc} cores (nproc), {cpu}, {os}/{arch}\n\
          - build: {profile}\n\
-         - gateway: in-process on 127.0.0.1:0, sandbox, SQLite synchronous={sync_mode} (the default), blocks on demand, {block_txs} transactions per block\n\
+         - gateway: in-process on 127.0.0.1:0, sandbox, SQLite synchronous={sync_mode} (the default), blocks on demand, {block_txs} transactions per block, {http_threads} HTTP thread(s) (`--http-threads`)\n\
          - run time: {run:.1} s\n\
          - reproduce: `cargo run --release -p notch-gateway --bin notch-gateway-bench -- --out bench/results/gateway.md` (or `cargo xtask bench`)\n\n\
          ## Gateway\n\n\
@@ -594,6 +782,14 @@ async fn main() -> anyhow::Result<()> {
          | batch-accepted tx/s ÷ Ed25519 batch (1024) verifications/s | {r4:.3} |\n\
          | accepted tx/s ÷ SQLite inserts/s (each accepted transaction writes 2 rows and reads ~4) | {r2:.3} |\n\
          | confirmed tx/s ÷ accepted tx/s | {r3:.2} |\n\n\
+         ## Where the CPU went (per accepted transaction, by thread)\n\n\
+         | phase | CPU per transaction |\n| --- | --- |\n\
+         | one per request | {single_cpu} |\n\
+         | `POST /v1/txs` | {batch_cpu} |\n\n\
+         `bench-client` is the load generator (one thread, raw keep-alive HTTP/1.1 in the manner of wrk, requests encoded before\n\
+         the clock starts; in the batch phase reqwest on `tokio-rt-worker`); `tokio-rt-worker` the gateway's HTTP and\n\
+         prevalidation, `ledger-verifier` signature batches, `ledger-writer` the SQLite commits. Two cores give at most\n\
+         2,000,000 µs of CPU a second.\n\n\
          Each submission is decoded, its input looked up, its signature verified (in a batch with\n\
          whatever else is waiting), then it is committed to SQLite by the single ledger writer (concurrent submissions share one\n\
          commit) before the HTTP answer; the client and server share the same {nproc} cores.\n",
@@ -601,6 +797,7 @@ async fn main() -> anyhow::Result<()> {
         arch = std::env::consts::ARCH,
         run = total.elapsed().as_secs_f64(),
         clients = args.clients,
+        http_threads = notch_gateway::http_threads(args.http_threads),
         syncers = args.syncers,
         tx_rate = fmt(tx_rate),
         st = submit_time.as_secs_f64(),
