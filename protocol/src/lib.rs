@@ -19,6 +19,7 @@ pub mod encoding;
 pub mod hash;
 pub mod tx;
 pub mod wire;
+mod zip215;
 
 /// The Ed25519 implementation the protocol uses, re-exported so callers use the same version.
 pub use ed25519_dalek;

@@ -773,7 +773,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
          | blocks served per second to {syncers} syncing clients (`GET /v1/blocks`, 10 per request, hex JSON) | **{block_rate}** (average block {avg_block} bytes, {mbps:.1} MB/s of block bytes) |\n\n\
          ## Raw limits, measured in the same run (one thread)\n\n\
          | measure | value |\n| --- | --- |\n\
-         | Ed25519 verifications per second, one by one (ZIP 215, ed25519-consensus 2) | {ed} |\n\
+         | Ed25519 verifications per second, one by one (ZIP 215: notch-protocol on curve25519-dalek 4) | {ed} |\n\
          | Ed25519 verifications per second in batches of 64 / 1024 different keys | {ed64} / {ed1024} |\n\
          | SQLite inserts per second (rusqlite bundled, WAL, synchronous=NORMAL, 1,000 rows per transaction, indexed 200k-row table) | {sq} |\n\n\
          ## Ratios\n\n\
