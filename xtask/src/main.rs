@@ -4,6 +4,7 @@
 
 mod bench;
 mod fuzz;
+mod mobile;
 mod run;
 mod session;
 mod setup;
@@ -18,11 +19,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   setup     install what is missing (Debian packages, rustup targets, trunk,
-            wasm-bindgen-cli, tauri-driver); a second run does nothing
+            wasm-bindgen-cli, tauri-driver, kotlin-compiler); a second run does
+            nothing
   run       setup + build + start a sandbox gateway and the desktop wallet
   test      setup + every test suite (unit, integration, keystore, mobile
-            target checks, end-to-end under Xvfb); `test e2e`: only the
-            real-window tests
+            target checks, mobile bindings in Python and Kotlin, end-to-end
+            under Xvfb); `test e2e`: only the real-window tests; `test
+            mobile`: only the mobile bindings' checks and tests
   bench     the benchmarks; results go to bench/results/; `bench gateway`,
             `bench wallet`, `bench app` or `bench peer` runs one
   fuzz      the cargo-fuzz targets in fuzz/, each for 60 s (`--secs N`), or
@@ -31,6 +34,9 @@ usage: cargo xtask <command>
             `--seed S` to replay); says how long it took; `soak gateway`
             drives the gateway for 10 minutes (`--minutes M`) with load,
             hostile clients and a kill -9: bench/results/gateway-soak.md
+  bindings  regenerate the Kotlin, Swift and Python sources of the mobile
+            bindings into mobile-bindings/bindings; `bindings --check`: fail
+            if that would change anything
   build-ui  build the Leptos UI into ui/dist with trunk
   bundle    build the release app and its Linux .deb bundle
 ";
@@ -50,6 +56,11 @@ fn main() -> ExitCode {
         "bench" => bench::run(&mut timer, rest),
         "fuzz" => fuzz::run(&mut timer, rest),
         "soak" => soak::run(&mut timer, rest),
+        "bindings" if rest.first().map(String::as_str) == Some("--check") => timer.step(
+            "mobile bindings: generated sources up to date",
+            mobile::check_generated,
+        ),
+        "bindings" => timer.step("mobile bindings: generate", mobile::regenerate),
         "build-ui" => ui::build(&mut timer, ui::Profile::Debug),
         "bundle" => ui::bundle(&mut timer),
         "help" | "--help" | "-h" => {

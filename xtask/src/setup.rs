@@ -28,6 +28,10 @@ const APT_PACKAGES: &[(&str, &str)] = &[
         "libc6-dev-arm64-cross",
         "aarch64 libc headers for the Android check",
     ),
+    (
+        "libjna-java",
+        "JNA, which the generated Kotlin bindings call through",
+    ),
 ];
 
 const RUST_TARGETS: &[&str] = &[
@@ -61,6 +65,10 @@ pub fn run(timer: &mut Timer) -> Result {
             &["--version", TAURI_DRIVER_REQ, "--locked"],
         )
     })?;
+    timer.step(
+        "setup: kotlin-compiler (npm, under target/tools)",
+        crate::mobile::install_kotlin_compiler,
+    )?;
     Ok(())
 }
 
@@ -79,6 +87,14 @@ fn apt_packages() -> Result {
     if !sh::have("node") || !sh::have("npm") {
         missing.extend(["nodejs", "npm"]);
     }
+    // A JDK (kotlinc and the JVM for the Kotlin bindings test) and Python 3
+    // (the Python bindings test), unless some packaging of them is there.
+    if !sh::have("javac") || !sh::have("java") {
+        missing.push("default-jdk-headless");
+    }
+    if !sh::have("python3") {
+        missing.push("python3");
+    }
     if missing.is_empty() {
         println!("all {} Debian packages are installed", APT_PACKAGES.len());
         return Ok(());
@@ -89,6 +105,11 @@ fn apt_packages() -> Result {
         .chain(&[
             ("nodejs", "MyCHIPs interop tests (Node)"),
             ("npm", "MyCHIPs interop tests (npm packages)"),
+            (
+                "default-jdk-headless",
+                "kotlinc and the JVM (Kotlin bindings test)",
+            ),
+            ("python3", "the Python bindings test"),
         ])
         .filter(|(n, _)| missing.contains(n))
     {

@@ -14,9 +14,15 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
             ui::build(timer, ui::Profile::Debug)?;
             return timer.step("end-to-end tests (real app window under Xvfb)", end_to_end);
         }
+        // Only the mobile bindings: their target checks, generated sources
+        // and the Python and Kotlin tests.
+        Some("mobile") if args.len() == 1 => {
+            setup::run(timer)?;
+            return mobile_steps(timer);
+        }
         Some(other) => {
             return Err(format!(
-                "unknown option {other:?} (usage: cargo xtask test [e2e])"
+                "unknown option {other:?} (usage: cargo xtask test [e2e|mobile])"
             ));
         }
     }
@@ -52,6 +58,17 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         "real Secret Service: keystore test, CLI kill -9 test",
         keystore_tests,
     )?;
+    mobile_steps(timer)?;
+    timer.step("fuzz targets build and run briefly", fuzz_targets)?;
+    timer.step("end-to-end tests (real app window under Xvfb)", end_to_end)?;
+    Ok(())
+}
+
+/// The core and the bindings for the phones' targets (checked, not linked:
+/// no NDK or Apple SDK here), then the bindings on Linux: the checked-in
+/// generated sources, and the Python and Kotlin tests against a real
+/// sandbox gateway.
+fn mobile_steps(timer: &mut Timer) -> Result {
     timer.step("mobile target check: aarch64-linux-android", || {
         sh::run(
             cmd("cargo")
@@ -59,6 +76,8 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
                     "check",
                     "-p",
                     "notch-core",
+                    "-p",
+                    "notch-mobile",
                     "--target",
                     "aarch64-linux-android",
                 ])
@@ -73,10 +92,28 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         )
     })?;
     timer.step("mobile target check: aarch64-apple-ios", || {
-        sh::run(cmd("cargo").args(["check", "-p", "notch-core", "--target", "aarch64-apple-ios"]))
+        sh::run(cmd("cargo").args([
+            "check",
+            "-p",
+            "notch-core",
+            "-p",
+            "notch-mobile",
+            "--target",
+            "aarch64-apple-ios",
+        ]))
     })?;
-    timer.step("fuzz targets build and run briefly", fuzz_targets)?;
-    timer.step("end-to-end tests (real app window under Xvfb)", end_to_end)?;
+    timer.step(
+        "mobile bindings: generated sources up to date",
+        crate::mobile::check_generated,
+    )?;
+    timer.step(
+        "mobile bindings: Python (generated module, real sandbox gateway)",
+        crate::mobile::python_tests,
+    )?;
+    timer.step(
+        "mobile bindings: Kotlin (kotlinc, JNA, real sandbox gateway)",
+        crate::mobile::kotlin_tests,
+    )?;
     Ok(())
 }
 
@@ -102,7 +139,7 @@ fn keystore_tests() -> Result {
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo test --workspace --exclude notch-ui --test os_keystore --test wallet_crash --test tally_open \
+                  cargo test --workspace --exclude notch-ui --test os_keystore --test wallet_crash --test tally_open --test tally_cli \
                   -- --include-ignored";
     sh::run(
         cmd("dbus-run-session")
