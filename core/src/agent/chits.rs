@@ -21,11 +21,11 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 
 use super::apply::{Identity, cert_name, for_attempt, now_ms};
-use super::{Busy, converse, emit, identity};
+use super::{Busy, Live, converse, emit, identity};
 use crate::context::Inner;
 use crate::events::WalletEvent;
 use crate::keys::KeyError;
-use crate::peer::{self, AgentId, Session};
+use crate::peer::{self, AgentId, SessionSender};
 use crate::store::{
     ChitOutboxRow, NewChitOutbox, NewNotification, NotificationKind, StoreError, StoreTx,
     StoredChit, TallyRow,
@@ -572,13 +572,17 @@ fn finish(
     })
 }
 
-/// After a local change: emit its events and try to deliver now (the
-/// agent keeps trying if the partner is offline).
+/// After a local change: emit its events; with no agent running in this
+/// process (the CLI), deliver now. A running agent was told when the change
+/// committed and is sending it already, on an open session or a new one
+/// (and keeps trying if the partner is offline), so the person does not
+/// wait for it.
 async fn after(inner: &Arc<Inner>, me: &Arc<Identity>, done: Done) -> Option<ChitInfo> {
     emit(inner, done.events);
-    if let Some(partner) = done.partner {
+    if let Some(partner) = done.partner
+        && !inner.agent.running()
+    {
         deliver_now(inner, me, partner).await;
-        inner.agent.wake();
     }
     done.info
 }
@@ -931,7 +935,7 @@ pub(crate) async fn on_message(
 pub(crate) async fn sync_over(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
-    session: &mut Session<TcpStream>,
+    session: &mut SessionSender<TcpStream>,
     remote: AgentId,
 ) -> bool {
     let me2 = me.clone();
@@ -977,7 +981,7 @@ pub(crate) async fn sync_over(
 pub(crate) async fn flush_over(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
-    session: &mut Session<TcpStream>,
+    session: &mut SessionSender<TcpStream>,
     remote: AgentId,
 ) -> bool {
     let rows = match inner
@@ -1074,7 +1078,7 @@ pub(crate) async fn deliver_now(inner: &Arc<Inner>, me: &Arc<Identity>, partner:
     }
 }
 
-async fn deliver_rows(
+pub(crate) async fn deliver_rows(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
     config: &super::AgentConfig,
@@ -1104,7 +1108,8 @@ async fn deliver_group(
     agent: [u8; 32],
     rows: Vec<ChitOutboxRow>,
 ) {
-    // Someone is delivering to this partner already; the loop comes back.
+    // Someone is delivering to this partner already: its session sends
+    // these, or they are asked for again when it ends.
     let Some(_busy) = Busy::try_new(inner, agent) else {
         return;
     };
@@ -1130,6 +1135,7 @@ async fn deliver_group(
             failed(inner, rows, config.retry, e.to_string()).await;
         }
         Ok(mut session) => {
+            let live = Live::new(inner, remote, true);
             // The first message went inside the handshake.
             delivered(inner, me, first).await;
             converse(
@@ -1137,10 +1143,12 @@ async fn deliver_group(
                 me,
                 &mut session,
                 remote,
+                &live,
                 config.linger,
                 config.linger,
             )
             .await;
+            drop(live);
             session.close().await;
         }
     }

@@ -24,6 +24,13 @@
 //!   are retried with a doubling wait ([`RetryPolicy`]); the store is read
 //!   again every [`AgentConfig::poll`], so a message queued by another
 //!   process (the CLI) goes out too.
+//! - **At once**: once a write that queued a message commits, the store
+//!   tells the agent ([`crate::store::OutboxHook`]) which partner it is for.
+//!   An open session with that partner (one we opened, else one it opened
+//!   and has just spoken on) is woken and sends it; with none, the agent
+//!   connects at once.
+//!   So a payment, and the partner's answer to it, go out in milliseconds
+//!   on the session that is open; the poll is only the safety net.
 //!
 //! "Delivered" means written to an authenticated session, as MyCHIPs's
 //! `peerTransmit` success callback means it; MyCHIPs has no
@@ -32,6 +39,8 @@
 mod apply;
 mod chits;
 mod ops;
+#[cfg(test)]
+mod tests;
 
 pub use chits::{
     ChitApproveError, ChitInfo, ChitLoadError, ChitRejectError, MAX_MEMO_CHARS, TallyInvoiceError,
@@ -50,23 +59,27 @@ pub(crate) use ops::{
     ScanInput, accept_or_refuse, profile, scan, set_profile, show, tallies, ticket,
 };
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use crate::context::{Inner, lock, unix_now};
 use crate::events::WalletEvent;
 use crate::keys::KeyError;
 use crate::peer::{
     self, AgentId, ConnectError, HandshakeKind, LocalKey, PeerConfig, RecvError, Session,
+    SessionSender,
 };
-use crate::store::{OutboxRow, StoreError, TallyRow};
+use crate::store::{OutboxHook, OutboxRow, StoreError, TallyRow};
 use crate::tally::TallyRecord;
 use crate::tally::lifecycle::{Action, Event, Refusal, TallyState, TokenInfo};
 use crate::ticket::Ticket;
@@ -112,8 +125,9 @@ pub struct AgentConfig {
     /// Handshake, read and write limits of each session.
     pub peer: PeerConfig,
     pub retry: RetryPolicy,
-    /// How often the outbox is read again (for messages other processes
-    /// queued).
+    /// How often the outbox is read again: the safety net for retries and
+    /// for messages other processes queued (what this process queues goes
+    /// out at once).
     pub poll: Duration,
     /// How long to wait for the issuer's answer to a ticket.
     pub reply_timeout: Duration,
@@ -199,12 +213,16 @@ impl Drop for AgentHandle {
 #[derive(Debug, Default)]
 pub(crate) struct AgentShared {
     /// Wakes the outbox loop when something is queued in this process.
-    wake: tokio::sync::Notify,
-    /// Partners a delivery is under way to (one at a time each).
-    delivering: Mutex<HashSet<[u8; 32]>>,
+    wake: Notify,
+    /// Partners a delivery is under way to (one at a time each), and
+    /// whether another was asked for meanwhile (it is asked for again when
+    /// this one ends, so nothing it did not take waits for the poll).
+    delivering: Mutex<HashMap<[u8; 32], bool>>,
     /// The running agent's settings, or the defaults: what a delivery
     /// started by the person (accept, scan) uses.
     config: Mutex<AgentConfig>,
+    /// Where a message just queued goes (shared with the store's hook).
+    links: Arc<Links>,
 }
 
 impl AgentShared {
@@ -215,19 +233,182 @@ impl AgentShared {
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// An agent runs in this process: it sends what is queued at once.
+    pub(crate) fn running(&self) -> bool {
+        lock(&self.links.dispatch)
+            .as_ref()
+            .is_some_and(|kick| !kick.is_closed())
+    }
+
+    /// What the store calls after a commit that queued messages.
+    fn outbox_hook(&self) -> OutboxHook {
+        let links = self.links.clone();
+        Arc::new(move |agent| links.queued(*agent))
+    }
+}
+
+/// The open sessions with each partner, and the running agent's way to
+/// open one: how a message queued in this process goes out at once.
+#[derive(Debug, Default)]
+struct Links {
+    /// Oldest first.
+    sessions: Mutex<HashMap<[u8; 32], Vec<Arc<Line>>>>,
+    /// To the running agent's dispatcher ([`dispatch_loop`]).
+    dispatch: Mutex<Option<UnboundedSender<[u8; 32]>>>,
+}
+
+/// One open session, as the outbox sees it.
+#[derive(Debug)]
+struct Line {
+    /// We opened it, so we decide when it closes.
+    ours: bool,
+    /// When the partner last sent on it (or opened it).
+    heard: Mutex<Instant>,
+    /// It is taking a message from the partner and reads the outbox next,
+    /// to answer on it.
+    answering: AtomicBool,
+    /// Something was queued for the partner since the session last read
+    /// the outbox.
+    poked: AtomicBool,
+    wake: Notify,
+}
+
+/// A session the partner opened is used for a message it did not just ask
+/// for only if it spoke this recently: it closes the session when it has
+/// been quiet for its linger (Notch's is at least 200 ms), and what we
+/// write as it closes is lost. A partner that can be called gets a
+/// connection of our own instead.
+const FRESH: Duration = Duration::from_millis(100);
+
+impl Links {
+    /// Something for `partner` was committed to an outbox: an open session
+    /// with it sends it now, or else the running agent connects.
+    fn queued(&self, partner: [u8; 32]) {
+        if self.poke_open(partner) {
+            return;
+        }
+        if let Some(kick) = lock(&self.dispatch).as_ref() {
+            let _ = kick.send(partner);
+        }
+    }
+
+    /// Wakes an open session with `partner`: the newest one we opened,
+    /// else the newest it opened if it spoke on it within [`FRESH`].
+    /// `false`: none.
+    fn poke_open(&self, partner: [u8; 32]) -> bool {
+        self.poke(partner, Some(FRESH))
+    }
+
+    /// Wakes any open session with `partner` (one that cannot be called:
+    /// its own sessions are the only way to it).
+    fn poke_any(&self, partner: [u8; 32]) -> bool {
+        self.poke(partner, None)
+    }
+
+    fn poke(&self, partner: [u8; 32], fresh: Option<Duration>) -> bool {
+        // Under the lock, so that a session closing either takes the poke
+        // with it (and passes it on) or is not chosen.
+        let sessions = lock(&self.sessions);
+        let Some(lines) = sessions.get(&partner) else {
+            return false;
+        };
+        let usable = |l: &&Arc<Line>| {
+            l.answering.load(Ordering::SeqCst)
+                || fresh.is_none_or(|f| lock(&l.heard).elapsed() <= f)
+        };
+        let Some(line) = lines
+            .iter()
+            .rev()
+            .find(|l| l.ours)
+            .or_else(|| lines.iter().rev().find(usable))
+        else {
+            return false;
+        };
+        line.poked.store(true, Ordering::SeqCst);
+        line.wake.notify_one();
+        true
+    }
+}
+
+/// A session registered as open with a partner for as long as it lives.
+/// When it goes, a message queued after its last read of the outbox is
+/// passed on (to another session, or a new connection).
+struct Live {
+    links: Arc<Links>,
+    partner: [u8; 32],
+    line: Arc<Line>,
+}
+
+impl Live {
+    fn new(inner: &Inner, partner: AgentId, ours: bool) -> Live {
+        let line = Arc::new(Line {
+            ours,
+            heard: Mutex::new(Instant::now()),
+            answering: AtomicBool::new(!ours),
+            poked: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let links = inner.agent.links.clone();
+        lock(&links.sessions)
+            .entry(*partner.as_bytes())
+            .or_default()
+            .push(line.clone());
+        Live {
+            links,
+            partner: *partner.as_bytes(),
+            line,
+        }
+    }
+
+    /// The outbox is read next: what was queued so far goes out.
+    fn take(&self) {
+        self.line.poked.store(false, Ordering::SeqCst);
+    }
+
+    /// The partner just sent something: it is answered from the outbox.
+    fn heard(&self) {
+        *lock(&self.line.heard) = Instant::now();
+        self.line.answering.store(true, Ordering::SeqCst);
+    }
+
+    /// Until something is queued for the partner.
+    async fn poked(&self) {
+        self.line.wake.notified().await;
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        {
+            let mut sessions = lock(&self.links.sessions);
+            if let Some(lines) = sessions.get_mut(&self.partner) {
+                lines.retain(|l| !Arc::ptr_eq(l, &self.line));
+                if lines.is_empty() {
+                    sessions.remove(&self.partner);
+                }
+            }
+        }
+        if self.line.poked.load(Ordering::SeqCst) {
+            self.links.queued(self.partner);
+        }
+    }
 }
 
 /// One delivery at a time per partner: the guard removes the mark.
-struct Busy {
+pub(crate) struct Busy {
     inner: Arc<Inner>,
     agent: [u8; 32],
 }
 
 impl Busy {
     fn try_new(inner: &Arc<Inner>, agent: [u8; 32]) -> Option<Busy> {
-        if !lock(&inner.agent.delivering).insert(agent) {
+        let mut delivering = lock(&inner.agent.delivering);
+        if let Some(again) = delivering.get_mut(&agent) {
+            *again = true;
             return None;
         }
+        delivering.insert(agent, false);
         Some(Busy {
             inner: inner.clone(),
             agent,
@@ -237,7 +418,14 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        lock(&self.inner.agent.delivering).remove(&self.agent);
+        let again = lock(&self.inner.agent.delivering)
+            .remove(&self.agent)
+            .unwrap_or(false);
+        if again {
+            // Someone found this partner busy: what it wanted to send and
+            // this delivery did not take goes out now.
+            self.inner.agent.links.queued(self.agent);
+        }
     }
 }
 
@@ -324,11 +512,27 @@ pub(crate) async fn start(
         .await?;
     *lock(&inner.agent.config) = config.clone();
     let me = identity(&inner).await?;
+    // From here on, what a commit queues is sent at once.
+    let (kick, kicked) = unbounded_channel();
+    *lock(&inner.agent.links.dispatch) = Some(kick);
+    let hook = inner.agent.outbox_hook();
+    inner
+        .db(move |s| {
+            s.set_outbox_hook(Some(hook));
+            Ok::<_, StoreError>(())
+        })
+        .await?;
     let listen = tokio::spawn(accept_loop(
         inner.clone(),
         me.clone(),
         config.clone(),
         listener,
+    ));
+    let dispatch = tokio::spawn(dispatch_loop(
+        inner.clone(),
+        me.clone(),
+        config.clone(),
+        kicked,
     ));
     let outbox = tokio::spawn(outbox_loop(inner, me, config));
     tracing::info!(%addr, %host, port, "tally agent listening");
@@ -336,8 +540,81 @@ pub(crate) async fn start(
         addr,
         host,
         port,
-        tasks: vec![listen, outbox],
+        tasks: vec![listen, dispatch, outbox],
     })
+}
+
+/// Delivers at once what was just queued for a partner no session is open
+/// with (told by the store's hook through [`Links::queued`]), one task per
+/// partner, so that one slow partner holds up no other.
+async fn dispatch_loop(
+    inner: Arc<Inner>,
+    me: Arc<Identity>,
+    config: AgentConfig,
+    mut kicked: UnboundedReceiver<[u8; 32]>,
+) {
+    // Dropped (and with it every delivery task) when this task is.
+    let mut tasks = JoinSet::new();
+    while let Some(first) = kicked.recv().await {
+        while tasks.try_join_next().is_some() {}
+        let mut partners = vec![first];
+        while let Ok(partner) = kicked.try_recv() {
+            if !partners.contains(&partner) {
+                partners.push(partner);
+            }
+        }
+        for partner in partners {
+            let (inner, me, config) = (inner.clone(), me.clone(), config.clone());
+            tasks.spawn(async move { deliver_partner(&inner, &me, &config, partner).await });
+        }
+    }
+}
+
+/// Delivers what is due for `partner` in both outboxes, on a session
+/// opened for it, unless one has opened meanwhile.
+async fn deliver_partner(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    config: &AgentConfig,
+    partner: [u8; 32],
+) {
+    if inner.agent.links.poke_open(partner) {
+        return;
+    }
+    let now = now_ms();
+    match inner.db(move |s| s.outbox_for(&partner)).await {
+        Ok(rows) => {
+            let rows: Vec<OutboxRow> = rows.into_iter().filter(|r| r.next_attempt <= now).collect();
+            // A partner we cannot call is reached on a session it opened.
+            if rows.iter().any(|r| r.host.is_none() || r.port.is_none())
+                && inner.agent.links.poke_any(partner)
+            {
+                return;
+            }
+            if !rows.is_empty()
+                && let Err(e) = deliver_rows(inner, me, config, rows, None).await
+            {
+                tracing::warn!("the tally outbox could not be read: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("the tally outbox could not be read: {e}"),
+    }
+    // What that session did not take (all of it, if there was none).
+    let now = now_ms();
+    match inner.db(move |s| s.chit_outbox_for(&partner)).await {
+        Ok(rows) => {
+            let rows: Vec<_> = rows.into_iter().filter(|r| r.next_attempt <= now).collect();
+            if rows.iter().any(|r| r.host.is_none() || r.port.is_none())
+                && inner.agent.links.poke_any(partner)
+            {
+                return;
+            }
+            if !rows.is_empty() {
+                chits::deliver_rows(inner, me, config, rows).await;
+            }
+        }
+        Err(e) => tracing::warn!("the chit outbox could not be read: {e}"),
+    }
 }
 
 async fn accept_loop(
@@ -415,9 +692,11 @@ async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, str
         }
     };
     let remote = incoming.remote_agent();
-    let mut session = match incoming.kind() {
+    let (mut session, live) = match incoming.kind() {
         HandshakeKind::FirstContact => {
             let hello = incoming.hello().cloned().unwrap_or(Value::Null);
+            // Open from here: what the ticket queues goes out on it.
+            let live = Live::new(inner, remote, false);
             let answer = on_ticket(inner, me, remote, &hello).await;
             if matches!(answer, TicketAnswer::Trouble) {
                 // Our store failed: say nothing, so the partner tries again.
@@ -434,7 +713,7 @@ async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, str
                 session.close().await;
                 return;
             }
-            session
+            (session, live)
         }
         HandshakeKind::Reconnect => {
             let known = inner
@@ -450,52 +729,91 @@ async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, str
             let Ok(session) = incoming.accept().await else {
                 return;
             };
+            // Open from here: the answer to the first message goes out on
+            // it, not on a connection of its own.
+            let live = Live::new(inner, remote, false);
             if let Some(hello) = hello {
                 route(inner, me, remote, hello).await;
             }
-            session
+            (session, live)
         }
     };
     let idle = config.peer.read_timeout.unwrap_or(Duration::from_secs(60));
-    converse(inner, me, &mut session, remote, idle, idle).await;
+    converse(inner, me, &mut session, remote, &live, idle, idle).await;
+    drop(live);
     session.close().await;
 }
 
 /// Talks with `remote` on an open session: sends what our outbox holds for
-/// it and takes its messages, until it is quiet for `idle` (`first` for the
-/// first message) or the session ends.
+/// it, at once whenever more is queued, and takes its messages, until it is
+/// quiet for `idle` (`first` for the first message; a message we send
+/// waits `idle` for its answer) or the session ends.
 async fn converse(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
     session: &mut Session<TcpStream>,
     remote: AgentId,
+    live: &Live,
     first: Duration,
     idle: Duration,
 ) {
+    // A receive is kept pending while we send: it must not be dropped half
+    // way through a packet.
+    let (sender, receiver) = session.halves();
     // A session with the partner: check every chit chain we share with it
     // (PROTOCOL §13, `sync()` on reconnection).
-    if !chits::sync_over(inner, me, session, remote).await {
+    if !chits::sync_over(inner, me, sender, remote).await {
         return;
     }
-    let mut wait = first;
+    let mut deadline = Instant::now() + first;
     loop {
-        if !flush_over(inner, me, session, remote).await {
+        if !flush(inner, me, sender, remote, live).await {
             return;
         }
-        if !chits::flush_over(inner, me, session, remote).await {
-            return;
-        }
-        match tokio::time::timeout(wait, session.recv()).await {
-            Err(_) => return,
-            Ok(Ok(message)) => route(inner, me, remote, message).await,
-            Ok(Err(RecvError::NotJson(_))) => {}
-            Ok(Err(e)) => {
+        let received = {
+            let next = receiver.recv();
+            tokio::pin!(next);
+            loop {
+                tokio::select! {
+                    biased;
+                    received = &mut next => break received,
+                    () = live.poked() => {
+                        if !flush(inner, me, sender, remote, live).await {
+                            return;
+                        }
+                        deadline = deadline.max(Instant::now() + idle);
+                    }
+                    () = tokio::time::sleep_until(deadline) => return,
+                }
+            }
+        };
+        live.heard();
+        match received {
+            Ok(message) => route(inner, me, remote, message).await,
+            Err(RecvError::NotJson(_)) => {}
+            Err(e) => {
                 tracing::debug!(%remote, "tally session ended: {e}");
                 return;
             }
         }
-        wait = idle;
+        deadline = Instant::now() + idle;
     }
+}
+
+/// Sends what both outboxes hold for `remote`. `false` if the session
+/// failed.
+async fn flush(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    sender: &mut SessionSender<TcpStream>,
+    remote: AgentId,
+    live: &Live,
+) -> bool {
+    live.take();
+    let sent = flush_over(inner, me, sender, remote).await
+        && chits::flush_over(inner, me, sender, remote).await;
+    live.line.answering.store(false, Ordering::SeqCst);
+    sent
 }
 
 /// Sends the partner's queued messages (tickets excepted: they open their
@@ -503,7 +821,7 @@ async fn converse(
 async fn flush_over(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
-    session: &mut Session<TcpStream>,
+    session: &mut SessionSender<TcpStream>,
     remote: AgentId,
 ) -> bool {
     let rows = match inner.db(move |s| s.outbox_for(remote.as_bytes())).await {
@@ -785,21 +1103,24 @@ pub(crate) async fn deliver_due(
     config: &AgentConfig,
 ) -> Result<DeliveryReport, StoreError> {
     let rows = inner.db(|s| s.outbox_due(now_ms())).await?;
-    deliver_rows(inner, me, config, rows).await
+    deliver_rows(inner, me, config, rows, None).await
 }
 
 /// Delivers every message for `partner` now, whatever their retry time:
-/// the person just asked for it.
+/// the person just asked for it. `held`: the partner's delivery mark,
+/// taken before the change was written, so that the running agent (told
+/// when it committed) leaves this delivery to us.
 pub(crate) async fn deliver_now(
     inner: &Arc<Inner>,
     me: &Arc<Identity>,
     partner: [u8; 32],
+    held: Option<Busy>,
 ) -> Result<DeliveryReport, StoreError> {
     let mut config = inner.agent.config();
     // The person waits for this: do not linger for more than a moment.
     config.linger = config.linger.min(Duration::from_millis(200));
     let rows = inner.db(move |s| s.outbox_for(&partner)).await?;
-    deliver_rows(inner, me, &config, rows).await
+    deliver_rows(inner, me, &config, rows, held).await
 }
 
 async fn deliver_rows(
@@ -807,6 +1128,7 @@ async fn deliver_rows(
     me: &Arc<Identity>,
     config: &AgentConfig,
     rows: Vec<OutboxRow>,
+    mut held: Option<Busy>,
 ) -> Result<DeliveryReport, StoreError> {
     let mut groups: Vec<([u8; 32], Vec<OutboxRow>)> = Vec::new();
     let mut report = DeliveryReport::default();
@@ -825,10 +1147,13 @@ async fn deliver_rows(
             None => groups.push((row.partner_agent, vec![row])),
         }
     }
-    let runs = groups
-        .into_iter()
-        .map(|(agent, group)| deliver_group(inner, me, config, agent, group));
-    for part in futures_util::future::join_all(runs).await {
+    let runs = groups.into_iter().map(|(agent, group)| {
+        let busy = held.take_if(|b| b.agent == agent);
+        deliver_group(inner, me, config, agent, group, busy)
+    });
+    let parts = futures_util::future::join_all(runs).await;
+    drop(held);
+    for part in parts {
         report.delivered += part.delivered;
         report.failed += part.failed;
         report.waiting += part.waiting;
@@ -844,9 +1169,10 @@ async fn deliver_group(
     config: &AgentConfig,
     agent: [u8; 32],
     rows: Vec<OutboxRow>,
+    held: Option<Busy>,
 ) -> DeliveryReport {
     let mut report = DeliveryReport::default();
-    let Some(_busy) = Busy::try_new(inner, agent) else {
+    let Some(_busy) = held.or_else(|| Busy::try_new(inner, agent)) else {
         report.waiting += rows.len();
         return report;
     };
@@ -883,6 +1209,7 @@ async fn deliver_group(
             failed(inner, others, config.retry, e.to_string()).await;
         }
         Ok(mut session) => {
+            let live = Live::new(inner, remote, true);
             // The first message went inside the handshake; the rest go out
             // as the conversation starts.
             delivered(inner, me, first).await;
@@ -892,10 +1219,12 @@ async fn deliver_group(
                 me,
                 &mut session,
                 remote,
+                &live,
                 config.linger,
                 config.linger,
             )
             .await;
+            drop(live);
             session.close().await;
             let left = inner
                 .db(move |s| s.outbox_for(&agent))
@@ -978,6 +1307,7 @@ async fn present_ticket(
             false
         }
         Ok(mut session) => {
+            let live = Live::new(inner, remote, true);
             // Taken: the answer (an offer, or a refusal) clears the row. If
             // it never comes, the row is presented again later, which the
             // issuer takes as a repeat and answers with its offer again.
@@ -993,10 +1323,12 @@ async fn present_ticket(
                 me,
                 &mut session,
                 remote,
+                &live,
                 config.reply_timeout,
                 config.linger,
             )
             .await;
+            drop(live);
             session.close().await;
             true
         }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::apply::{self, Target, after_ms, cert_name, for_attempt};
-use super::{Identity, deliver_now, emit, identity};
+use super::{Busy, Identity, deliver_now, emit, identity};
 use crate::context::{Inner, unix_now};
 use crate::events::WalletEvent;
 use crate::keys::KeyError;
@@ -574,6 +574,15 @@ pub(crate) async fn accept_or_refuse(
     accept: bool,
 ) -> Result<TallyInfo, TallyActionError> {
     let me = identity(inner).await?;
+    // The person waits for the delivery: claim it before the change is
+    // written, so that the running agent (told when it commits) leaves it
+    // to us.
+    let id3 = id.to_owned();
+    let partner = inner
+        .db(move |s| s.tally(&id3))
+        .await?
+        .and_then(|r| r.partner_agent);
+    let held = partner.and_then(|p| Busy::try_new(inner, p));
     let (me2, id2) = (me.clone(), id.to_owned());
     let event = if accept { Event::Accept } else { Event::Refuse };
     let applied = inner
@@ -591,7 +600,8 @@ pub(crate) async fn accept_or_refuse(
     emit(inner, applied.events);
     if let Some(partner) = applied.row.as_ref().and_then(|r| r.partner_agent) {
         // Try now; the agent keeps trying if the partner is offline.
-        if let Err(e) = deliver_now(inner, &me, partner).await {
+        let held = held.filter(|b| b.agent == partner);
+        if let Err(e) = deliver_now(inner, &me, partner, held).await {
             tracing::warn!("could not deliver to the tally partner now: {e}");
         }
         inner.agent.wake();

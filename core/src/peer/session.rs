@@ -370,6 +370,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         (self.sender, self.receiver)
     }
 
+    /// The two halves, borrowed: one task can keep a [`SessionReceiver::recv`]
+    /// pending (it must not be dropped half way through a packet) while it
+    /// sends on the other.
+    pub fn halves(&mut self) -> (&mut SessionSender<S>, &mut SessionReceiver<S>) {
+        (&mut self.sender, &mut self.receiver)
+    }
+
     /// Ends the session: flushes and shuts down our side of the stream.
     pub async fn close(self) {
         self.sender.close().await;

@@ -266,6 +266,7 @@ impl StoreTx<'_> {
             ],
             |r| r.get(0),
         )?;
+        self.queued_for(new.partner_agent);
         Ok(id)
     }
 

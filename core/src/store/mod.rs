@@ -18,7 +18,9 @@ pub mod migrations;
 mod tallies;
 mod wallet;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -68,10 +70,17 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// Told, after a write commits, each partner agent that write queued a
+/// message for (in `outbox` or `chit_outbox`): the tally agent sends it at
+/// once instead of at its next poll. It runs with the store locked, so it
+/// must only hand the agent id on, never block or touch the store.
+pub type OutboxHook = Arc<dyn Fn(&[u8; 32]) + Send + Sync>;
+
 /// The wallet's database. Not `Sync`: a wallet keeps it behind a mutex.
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    outbox_hook: Option<OutboxHook>,
 }
 
 impl std::fmt::Debug for Store {
@@ -177,7 +186,11 @@ impl Store {
                 reason: "this SQLite does not enforce foreign keys".into(),
             });
         }
-        let mut store = Self { conn, path };
+        let mut store = Self {
+            conn,
+            path,
+            outbox_hook: None,
+        };
         store.migrate(version)?;
         Ok(store)
     }
@@ -224,8 +237,15 @@ impl Store {
         Ok(user_version(&self.conn)?)
     }
 
+    /// Sets (or clears) the hook told about queued messages after each
+    /// commit ([`OutboxHook`]).
+    pub fn set_outbox_hook(&mut self, hook: Option<OutboxHook>) {
+        self.outbox_hook = hook;
+    }
+
     /// Runs `change` in one transaction: committed if it returns `Ok`,
-    /// rolled back if it returns `Err` (or panics).
+    /// rolled back if it returns `Err` (or panics). Only once it is
+    /// committed is the [`OutboxHook`] told what it queued.
     pub fn write<T>(
         &mut self,
         change: impl FnOnce(&StoreTx<'_>) -> Result<T, StoreError>,
@@ -234,9 +254,18 @@ impl Store {
             tx: self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            queued: RefCell::new(Vec::new()),
         };
         let value = change(&tx)?;
+        let queued = tx.queued.take();
         tx.tx.commit()?;
+        if let Some(hook) = &self.outbox_hook {
+            for (i, agent) in queued.iter().enumerate() {
+                if !queued[..i].contains(agent) {
+                    hook(agent);
+                }
+            }
+        }
         Ok(value)
     }
 
@@ -248,11 +277,18 @@ impl Store {
 /// One write transaction of the [`Store`]; see [`Store::write`].
 pub struct StoreTx<'a> {
     tx: rusqlite::Transaction<'a>,
+    /// Partner agents a message was queued for, for the [`OutboxHook`].
+    queued: RefCell<Vec<[u8; 32]>>,
 }
 
 impl StoreTx<'_> {
     fn conn(&self) -> &Connection {
         &self.tx
+    }
+
+    /// A message for `agent` was queued in this transaction.
+    fn queued_for(&self, agent: [u8; 32]) {
+        self.queued.borrow_mut().push(agent);
     }
 }
 
