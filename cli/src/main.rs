@@ -38,6 +38,7 @@ use serde_json::json;
 use zeroize::{Zeroize, Zeroizing};
 
 mod exit;
+mod progress;
 mod tally;
 
 use exit::{Class, CliError};
@@ -424,7 +425,10 @@ async fn run(cli: Cli) -> Res {
             let phrase = RecoveryPhrase::parse(&text)?;
             let config = locate(&cli, true).await?;
             let wallet = Wallet::restore(config, secret_store(cli.secret_store)?, phrase).await?;
-            let report = wallet.sync().await.map_err(|e| {
+            let bar = progress::Bar::start(&wallet, !cli.json);
+            let synced = wallet.sync().await;
+            bar.finish();
+            let report = synced.map_err(|e| {
                 CliError::from(e).context(&format!(
                     "restored wallet {}, but it could not sync (run `notch sync` later)",
                     wallet.wallet_id()
@@ -469,7 +473,10 @@ async fn run(cli: Cli) -> Res {
         Command::Sync => {
             let wallet = open(&cli).await?;
             let first_contact = wallet.authority().await?.is_none();
-            let report = wallet.sync().await?;
+            let bar = progress::Bar::start(&wallet, !cli.json);
+            let synced = wallet.sync().await;
+            bar.finish();
+            let report = synced?;
             if first_contact
                 && !cli.json
                 && let Some((key, fingerprint)) = wallet.authority().await?

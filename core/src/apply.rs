@@ -26,6 +26,10 @@ use crate::store::{
 };
 use crate::sync::{SyncError, notification_event};
 
+/// How the refusal of a block holding an invalid transaction of the
+/// wallet begins.
+const WALLET_TX_INVALID: &str = "a transaction of the wallet";
+
 /// What a sync step proved, ready to be written.
 #[derive(Debug)]
 pub(crate) enum ChangeSet {
@@ -151,7 +155,11 @@ pub(crate) fn apply(
             ChangeSet::RestoreDone => tx.delete_setting(RESTORING_SETTING),
         })
         .map_err(|e| match e {
-            StoreError::Conflict(what) if what.starts_with("a spend of") => bad(what),
+            StoreError::Conflict(what)
+                if what.starts_with("a spend of") || what.starts_with(WALLET_TX_INVALID) =>
+            {
+                bad(what)
+            }
             other => SyncError::Store(other),
         })?;
     applied.events.append(&mut ctx.events);
@@ -407,10 +415,9 @@ pub(crate) fn apply_block_txs(
 /// the first input whose signature is not the wallet's.
 fn own_inputs(
     tx: &StoreTx<'_>,
-    ctx: &ApplyCtx,
     t: &Transaction,
+    txid: &notch_protocol::TxId,
 ) -> Result<Result<Vec<OutPoint>, String>, StoreError> {
-    let txid = t.txid();
     let mut ours = Vec::new();
     for (index, input) in t.inputs.iter().enumerate() {
         let op = OutPoint {
@@ -439,7 +446,6 @@ fn own_inputs(
         }
         ours.push(op);
     }
-    let _ = ctx;
     Ok(Ok(ours))
 }
 
@@ -449,7 +455,8 @@ fn apply_tx(
     t: &Transaction,
     block: Option<(u64, Hash32)>,
 ) -> Result<(), StoreError> {
-    let txid = t.txid().0;
+    let txid_typed = t.txid();
+    let txid = txid_typed.0;
     let ours_out: Vec<(u32, String)> = t
         .outputs
         .iter()
@@ -460,7 +467,7 @@ fn apply_tx(
                 .map(|(a, _)| (i as u32, a.clone()))
         })
         .collect();
-    let ours_in = match own_inputs(tx, ctx, t)? {
+    let ours_in = match own_inputs(tx, t, &txid_typed)? {
         Ok(ours) => ours,
         Err(what) if block.is_some() => {
             // An authority-signed block holding a spend the wallet never
@@ -472,10 +479,26 @@ fn apply_tx(
             return Ok(());
         }
     };
-    let existing = tx.transaction(&txid)?;
-    if ours_out.is_empty() && ours_in.is_empty() && existing.is_none() {
+    if ours_out.is_empty() && ours_in.is_empty() {
+        // Not the wallet's: it pays none of its keys and spends none of its
+        // coins. Nor can the store know it: every transaction recorded pays
+        // or spends the wallet (own sends spend its coins), and addresses
+        // and outputs are never removed. Its validity proves nothing to this
+        // wallet, and is not checked (a light client, docs/PROTOCOL.md §5.4).
         return Ok(());
     }
+    if let Some((height, _)) = block
+        && let Err(e) = t.check_stateless(ctx.network)
+    {
+        // The wallet's transactions are checked in full (the spends of its
+        // coins above, the rest here): an authority-signed block holding an
+        // invalid one is refused as a whole (the caller maps this).
+        return Err(StoreError::Conflict(format!(
+            "{WALLET_TX_INVALID} {} in block {height} is not valid: {e}",
+            hex::encode(txid)
+        )));
+    }
+    let existing = tx.transaction(&txid)?;
     let in_block = block.is_some();
     let event = if in_block {
         TxEvent::InVerifiedBlock

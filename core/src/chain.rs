@@ -3,8 +3,14 @@
 //! roll-back is allowed (only for a longer signed chain, never deeper than
 //! the finality depth). Sync fetches; this decides.
 
+use std::collections::HashSet;
+
 use notch_protocol::api::HeaderEntry;
-use notch_protocol::{BlockHeader, Network, PublicKey, verify_genesis, verify_header};
+use notch_protocol::block::merkle_leaf_of;
+use notch_protocol::{
+    Block, BlockHeader, BlockId, Network, PublicKey, merkle_root, verify_genesis, verify_header,
+    verify_id_signatures,
+};
 
 use crate::store::{Hash32, Header};
 use crate::sync::SyncError;
@@ -115,6 +121,23 @@ pub fn verify_next(
     network: Network,
     anchors: &Anchors,
 ) -> Result<Link, SyncError> {
+    if prev.is_none() && header.network == network {
+        verify_genesis(header, authority).map_err(|e| bad(format!("genesis: {e}")))?;
+    }
+    let link = check_next(prev, header, network, anchors)?;
+    verify_header(header, authority).map_err(|e| bad(e.to_string()))?;
+    Ok(link)
+}
+
+/// Everything [`verify_next`] checks except the authority's signature,
+/// which the caller checks for many headers at once
+/// ([`verify_signatures`]) before it believes any of them.
+pub fn check_next(
+    prev: Option<&Link>,
+    header: &BlockHeader,
+    network: Network,
+    anchors: &Anchors,
+) -> Result<Link, SyncError> {
     match prev {
         Some(p) => check_link(p, header, network)?,
         None => {
@@ -124,7 +147,11 @@ pub fn verify_next(
                     header.network
                 )));
             }
-            verify_genesis(header, authority).map_err(|e| bad(format!("genesis: {e}")))?;
+            if header.height != 0 || header.prev != BlockId::ZERO {
+                return Err(bad(
+                    "genesis: the genesis block must have height 0 and an all-zero prev",
+                ));
+            }
         }
     }
     if header.tx_count as usize > notch_protocol::block::MAX_BLOCK_TXS {
@@ -135,12 +162,34 @@ pub fn verify_next(
             notch_protocol::block::MAX_BLOCK_TXS
         )));
     }
-    verify_header(header, authority).map_err(|e| bad(e.to_string()))?;
     anchors.check(header)?;
     Ok(Link::from(header))
 }
 
-/// Verifies a run of headers after `anchor` (`None`: from the genesis).
+/// The authority's signature on each header, verified as one batch
+/// (`verify_id_signatures`, the same ZIP 215 rules as one by one); when the
+/// batch fails, one by one, to name the header that is not signed.
+pub fn verify_signatures<'a>(
+    headers: impl IntoIterator<Item = &'a BlockHeader>,
+    authority: &PublicKey,
+) -> Result<(), SyncError> {
+    let headers: Vec<&BlockHeader> = headers.into_iter().collect();
+    let ids: Vec<[u8; 32]> = headers.iter().map(|h| h.id().0).collect();
+    if verify_id_signatures(
+        ids.iter()
+            .zip(&headers)
+            .map(|(id, h)| (authority, id, &h.signature)),
+    ) {
+        return Ok(());
+    }
+    for h in &headers {
+        verify_header(h, authority).map_err(|e| bad(e.to_string()))?;
+    }
+    Err(bad("a batch of header signatures does not verify"))
+}
+
+/// Verifies a run of headers after `anchor` (`None`: from the genesis):
+/// every link, then every signature (in one batch).
 pub fn verify_headers(
     anchor: Option<Link>,
     headers: &[BlockHeader],
@@ -150,7 +199,55 @@ pub fn verify_headers(
 ) -> Result<(), SyncError> {
     let mut prev = anchor;
     for h in headers {
-        prev = Some(verify_next(prev.as_ref(), h, authority, network, anchors)?);
+        prev = Some(check_next(prev.as_ref(), h, network, anchors)?);
+    }
+    verify_signatures(headers, authority)
+}
+
+/// What a light client checks of every downloaded block's body: as many
+/// transactions as the header says, no txid and no outpoint twice, and the
+/// merkle root over `(txid, witness hash)` of every transaction, which the
+/// authority signed in the header. So no transaction of a block can be
+/// changed, added, dropped or re-signed without breaking the root. The
+/// transactions' own rules (signatures included) are checked only for those
+/// that touch the wallet (`apply`, docs/PROTOCOL.md §5.4 item 6): checking
+/// anyone else's proves nothing more to this wallet.
+pub fn check_body(block: &Block) -> Result<(), SyncError> {
+    let h = &block.header;
+    if h.tx_count as usize != block.txs.len() {
+        return Err(bad(format!(
+            "block {}: the header says {} transactions, the block has {}",
+            h.height,
+            h.tx_count,
+            block.txs.len()
+        )));
+    }
+    let mut txids = HashSet::with_capacity(block.txs.len());
+    let mut spent = HashSet::new();
+    let mut leaves = Vec::with_capacity(block.txs.len());
+    for (index, tx) in block.txs.iter().enumerate() {
+        let txid = tx.txid();
+        if !txids.insert(txid) {
+            return Err(bad(format!(
+                "block {}: transaction {index} appears twice in the block",
+                h.height
+            )));
+        }
+        for i in &tx.inputs {
+            if !spent.insert(*i) {
+                return Err(bad(format!(
+                    "block {}: transaction {index} spends an output already spent earlier in the block",
+                    h.height
+                )));
+            }
+        }
+        leaves.push(merkle_leaf_of(&txid, &tx.witness_hash()));
+    }
+    if merkle_root(&leaves) != h.merkle_root {
+        return Err(bad(format!(
+            "block {}: the merkle root does not match the transactions",
+            h.height
+        )));
     }
     Ok(())
 }

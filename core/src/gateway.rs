@@ -7,6 +7,7 @@ use notch_protocol::api::{
     MempoolDelta, StreamMessage, SubmitTxRequest, SubmitTxResponse, TxStatusResponse,
     UtxosResponse,
 };
+use notch_protocol::wire::{self, BlocksAnswer};
 
 /// Why a call to the gateway failed, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,46 @@ impl GatewayClient {
     /// `POST /v1/blocks`.
     pub async fn blocks(&self, request: &BlocksRequest) -> Result<BlocksResponse, GatewayError> {
         self.post_json("v1/blocks", request).await
+    }
+
+    /// `POST /v1/blocks` asking for the binary form (`NBLK`,
+    /// docs/PROTOCOL.md §7.2, `Accept: application/octet-stream`); a gateway
+    /// that answers JSON is read as JSON (the fallback). Either way the
+    /// answer is bounded by [`MAX_RESPONSE_BYTES`] and decoded strictly; the
+    /// blocks in it are not yet verified.
+    pub async fn blocks_answer(
+        &self,
+        request: &BlocksRequest,
+    ) -> Result<BlocksAnswer, GatewayError> {
+        let http = self
+            .http
+            .post(self.url_of("v1/blocks")?)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/octet-stream, application/json;q=0.5",
+            )
+            .json(request);
+        let (content_type, body) = self.send_raw(http).await?;
+        let binary = content_type
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(wire::CONTENT_TYPE));
+        if binary {
+            return BlocksAnswer::decode(&body).map_err(|e| {
+                GatewayError::BadResponse(format!("the binary blocks answer does not decode: {e}"))
+            });
+        }
+        let json: BlocksResponse =
+            serde_json::from_slice(&body).map_err(|e| GatewayError::BadResponse(e.to_string()))?;
+        if json.blocks.len() > wire::MAX_ANSWER_BLOCKS {
+            return Err(GatewayError::BadResponse(format!(
+                "the answer holds {} blocks (at most {})",
+                json.blocks.len(),
+                wire::MAX_ANSWER_BLOCKS
+            )));
+        }
+        BlocksAnswer::try_from(&json)
+            .map_err(|e| GatewayError::BadResponse(format!("a block is not hex: {e}")))
     }
 
     /// `POST /v1/tx`: submits a signed transaction (idempotent: the same
@@ -172,12 +213,29 @@ impl GatewayClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, GatewayError> {
+        let (_, body) = self.send_raw(request).await?;
+        serde_json::from_slice(&body).map_err(|e| GatewayError::BadResponse(e.to_string()))
+    }
+
+    /// Sends a request and reads a successful answer's content type and
+    /// body (at most [`MAX_RESPONSE_BYTES`]); an error answer becomes the
+    /// matching [`GatewayError`].
+    async fn send_raw(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(String, Vec<u8>), GatewayError> {
         let unreachable = |e: reqwest::Error| GatewayError::Unreachable {
             url: self.base.to_string(),
             reason: with_causes(&e.without_url()),
         };
         let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         // Bounded: a gateway cannot make the wallet hold more than this.
         if response
             .content_length()
@@ -207,7 +265,7 @@ impl GatewayClient {
                 Err(_) => GatewayError::BadResponse(format!("HTTP {status} without an error body")),
             });
         }
-        serde_json::from_slice(&body).map_err(|e| GatewayError::BadResponse(e.to_string()))
+        Ok((content_type, body))
     }
 }
 

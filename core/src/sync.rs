@@ -10,13 +10,17 @@
 //!    file's genesis and checkpoint. A roll-back is allowed only when the
 //!    verified chain goes past the wallet's tip, and never deeper than the
 //!    finality depth. Bounded: at most [`MAX_PLAN`] headers per pass.
-//! 3. Blocks in adaptive batches (halved on error, doubled on success): each
-//!    must be the verified header's block and pass `verify_block` (merkle
-//!    root, encodings, stateless rules); a spend of the wallet's coins must
-//!    carry valid signatures by the wallet's keys. A whole batch is verified
-//!    before any of it is stored, then applied in ONE store transaction; a
-//!    reorg is applied together with blocks reaching past the old tip, so the
-//!    wallet never sits on a shorter chain than before.
+//! 3. Blocks, in the binary form (`NBLK`; JSON if the gateway answers
+//!    that) in adaptive batches (10 doubling to 100, halved on error),
+//!    checked as a light client: each must be the verified header's block
+//!    (link, the authority's signature, batch-verified) and its merkle root
+//!    must match its transactions ([`crate::chain::check_body`]); only the
+//!    transactions that touch the wallet are checked in full (signatures
+//!    included, in [`crate::apply`]). Fetching, verifying and storing are
+//!    pipelined: a fetch loop feeds a bounded channel, batch N+1 is verified
+//!    (over the machine's cores) while batch N is applied in ONE store
+//!    transaction. A reorg is applied together with blocks reaching past
+//!    the old tip, so the wallet never sits on a shorter chain than before.
 //! 4. Rescan: when a block used an address near the end of the look-ahead
 //!    window, the window grows; blocks already passed in this pass that paid
 //!    the new addresses (an in-memory index of output owners tells which)
@@ -32,13 +36,19 @@
 //! the next one resumes from what was committed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notch_protocol::api::{BlocksRequest, HeadersRequest, LedgerInfo, StreamMessage, TxStatus};
-use notch_protocol::{Block, Network, Transaction, locator_heights, verify_block, verify_header};
+use notch_protocol::block::HEADER_LEN;
+use notch_protocol::wire::BlocksAnswer;
+use notch_protocol::{Block, BlockHeader, Network, Transaction, locator_heights, verify_header};
 
 use crate::apply::{self, ApplyCtx, ChangeSet, Pin};
-use crate::chain::{Anchors, Link, bad, check_reorg, decode_headers, verify_headers, verify_next};
+use crate::chain::{
+    Anchors, Link, bad, check_body, check_next, check_reorg, decode_headers, verify_headers,
+    verify_signatures,
+};
 use crate::context::{
     Inner, LEDGER_INFO_SETTING, Ledger, MEMPOOL_SEQ_SETTING, PINNED_SETTING, RESTORING_SETTING,
     authority_setting, unix_now,
@@ -132,6 +142,8 @@ pub struct SyncReport {
 }
 
 const MAX_HEADERS: u32 = 2000;
+/// The first block batch of a pass; it doubles up to [`MAX_BATCH`].
+const FIRST_BATCH: u32 = 10;
 const MAX_BATCH: u32 = 100;
 const MAX_RESTARTS: usize = 4;
 const MAX_FAILED_BATCHES: usize = 6;
@@ -580,116 +592,226 @@ async fn sync_chain(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Res
         height: stored_height.unwrap_or(0),
         target,
     });
-
-    // 2. Blocks, in adaptive batches; a reorg's blocks are gathered until
-    // they pass the old tip and applied with the roll-back at once.
-    let mut batch: u32 = 10;
-    let mut failures = 0;
-    let mut done = 0u64;
-    let mut pending_reorg: Vec<Block> = Vec::new();
-    let mut reorg_from: Option<u64> = match (plan.fork, stored_height) {
-        (Some(f), Some(t)) if f < t => Some(f),
-        _ => None,
+    let plan_ids = Arc::new(plan.ids);
+    let mut progress = Progress {
+        done: 0,
+        total,
+        target,
     };
-    let max_rounds = plan.ids.len() * 2 + 2 * MAX_FAILED_BATCHES + 4;
+
+    // 2a. A reorg's blocks are gathered until they pass the old tip and
+    // applied with the roll-back at once (rare and short: one at a time).
+    if let (Some(fork), Some(old_tip)) = (plan.fork, stored_height)
+        && fork < old_tip
+    {
+        let reached = sync_reorg(
+            inner,
+            ledger,
+            pass,
+            &plan_ids,
+            (fork, old_tip),
+            &mut progress,
+        )
+        .await?;
+        if reached >= target {
+            return Ok(());
+        }
+    }
+
+    // 2b. The blocks after the stored tip, pipelined: one task fetches
+    // answers into a bounded channel while batch N+1 is verified (decode,
+    // merkle roots, header links and signatures, on the machine's cores)
+    // as batch N is applied in one store transaction.
+    let max_rounds = plan_ids.len() * 2 + 2 * MAX_FAILED_BATCHES + 4;
+    let (locator, tip) = inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?;
+    if tip
+        .as_ref()
+        .is_some_and(|t| t.height >= target && plan_ids.get(&t.height) == Some(&t.hash))
+    {
+        return Ok(());
+    }
+    let stored_now = tip.as_ref().map(|t| t.height);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<BlocksAnswer>(PIPELINE_DEPTH);
+    let fetch = async move {
+        let mut locator = locator;
+        let mut batch = FIRST_BATCH;
+        let mut failures = 0;
+        for _ in 0..max_rounds {
+            let Some(answer) =
+                fetch_blocks(inner, locator.clone(), &mut batch, &mut failures).await?
+            else {
+                continue;
+            };
+            let last = answer
+                .blocks
+                .last()
+                .and_then(|b| BlockHeader::decode(b.get(..HEADER_LEN)?).ok());
+            let more = answer.more;
+            if sender.send(answer).await.is_err() {
+                // The verifier stopped (it says why).
+                break;
+            }
+            let Some(last) = last else { break };
+            if !more || last.height >= target {
+                break;
+            }
+            locator = vec![last.id().to_hex()];
+            batch = (batch * 2).min(MAX_BATCH);
+        }
+        Ok::<(), SyncError>(())
+    };
+    let consume = async {
+        let mut prev: Option<Link> = None;
+        let mut first = true;
+        let mut in_flight: Option<InFlight<'_>> = None;
+        loop {
+            let plan = plan_ids.clone();
+            let receiver = &mut receiver;
+            let verify = async move {
+                let Some(answer) = receiver.recv().await else {
+                    return Ok::<_, SyncError>(None);
+                };
+                // The fork point of the answer must be where we asked from.
+                let anchor = if first {
+                    let fp = answer
+                        .fork_point
+                        .map(|(height, id)| notch_protocol::api::BlockRef {
+                            height,
+                            hash: id.to_hex(),
+                        });
+                    let anchor = inner.db(move |s| fork_anchor(s, fp.as_ref())).await?;
+                    if let (Some(a), Some(t)) = (anchor, stored_now)
+                        && a.height < t
+                    {
+                        // A roll-back the headers did not prove: start over.
+                        return Err(SyncError::ChainUnstable);
+                    }
+                    anchor
+                } else {
+                    if answer.fork_point.map(|(_, id)| id.0) != prev.map(|p| p.id) {
+                        return Err(SyncError::ChainUnstable);
+                    }
+                    prev
+                };
+                let blocks = tokio::task::spawn_blocking(move || {
+                    verify_answer(answer.blocks, anchor, &plan, &authority, network, &anchors)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("a verification task failed: {e}")))??;
+                Ok(Some(blocks))
+            };
+            let applying = async {
+                match in_flight.take() {
+                    Some(f) => f.await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (verified, applied) = tokio::join!(verify, applying);
+            if let Some(done) = applied? {
+                finish_apply(inner, ledger, pass, done, &mut progress);
+            }
+            let blocks = match verified? {
+                Some(blocks) if !blocks.is_empty() => blocks,
+                _ => break,
+            };
+            prev = blocks.last().map(|b| Link::from(&b.header));
+            first = false;
+            in_flight = Some(start_apply(inner, ledger, pass, blocks, None));
+        }
+        Ok::<(), SyncError>(())
+    };
+    let (fetched, consumed) = tokio::join!(fetch, consume);
+    consumed?;
+    fetched
+}
+
+/// Answers fetched ahead of the one being verified.
+const PIPELINE_DEPTH: usize = 2;
+
+/// Where the block phase is, for [`WalletEvent::SyncProgress`].
+struct Progress {
+    done: u64,
+    total: u64,
+    target: u64,
+}
+
+/// A reorg's blocks, from the fork point until they pass the wallet's old
+/// tip, applied with the roll-back in one store transaction; returns the
+/// height reached.
+async fn sync_reorg(
+    inner: &Inner,
+    ledger: &Ledger,
+    pass: &mut PassState,
+    plan: &BTreeMap<u64, Hash32>,
+    (fork, old_tip): (u64, u64),
+    progress: &mut Progress,
+) -> Result<u64, SyncError> {
+    let network = inner.network;
+    let authority = ledger.authority;
+    let depth = ledger.info.params.finality_depth;
+    let anchors = anchors(inner);
+    let mut batch: u32 = FIRST_BATCH;
+    let mut failures = 0;
+    let mut pending: Vec<Block> = Vec::new();
+    let max_rounds = plan.len() * 2 + 2 * MAX_FAILED_BATCHES + 4;
     for _ in 0..max_rounds {
-        let (locator, tip) = match (reorg_from, pending_reorg.last()) {
-            // Still gathering a reorg: ask from the last gathered block.
-            (Some(_), Some(last)) => (vec![last.id().to_hex()], None),
-            (Some(fork), None) => {
+        let locator = match pending.last() {
+            Some(last) => vec![last.id().to_hex()],
+            None => {
                 let h = inner
                     .db(move |s| Ok::<_, SyncError>(s.header(fork)?))
                     .await?
                     .ok_or_else(|| bad("the fork point left the wallet's chain"))?;
-                (vec![hex::encode(h.hash)], None)
+                vec![hex::encode(h.hash)]
             }
-            (None, _) => inner.db(|s| Ok::<_, SyncError>(store_locator(s)?)).await?,
         };
-        if reorg_from.is_none()
-            && tip
-                .as_ref()
-                .is_some_and(|t| t.height >= target && plan.ids.get(&t.height) == Some(&t.hash))
-        {
-            break;
-        }
-        let Some(response) = fetch_blocks(inner, locator, &mut batch, &mut failures).await? else {
+        let Some(answer) = fetch_blocks(inner, locator, &mut batch, &mut failures).await? else {
             continue;
         };
         // The fork point of the answer must be where we asked from.
-        let anchor: Option<Link> = match (reorg_from, pending_reorg.last()) {
-            (Some(_), Some(last)) => Some(Link::from(&last.header)),
-            _ => {
-                let fp = response.fork_point.clone();
+        let anchor: Option<Link> = match pending.last() {
+            Some(last) => Some(Link::from(&last.header)),
+            None => {
+                let fp = answer
+                    .fork_point
+                    .map(|(height, id)| notch_protocol::api::BlockRef {
+                        height,
+                        hash: id.to_hex(),
+                    });
                 inner.db(move |s| fork_anchor(s, fp.as_ref())).await?
             }
         };
-        if let Some(fp) = &response.fork_point {
-            let expected = anchor.map(|a| hex::encode(a.id)).unwrap_or_default();
-            if !fp.hash.eq_ignore_ascii_case(&expected) {
-                return Err(SyncError::ChainUnstable);
-            }
-        }
-        if reorg_from.is_none()
-            && let (Some(a), Some(t)) = (anchor, &tip)
-            && a.height < t.height
-        {
-            // A roll-back the headers did not prove: start over.
+        if answer.fork_point.map(|(_, id)| id.0) != anchor.map(|a| a.id) {
             return Err(SyncError::ChainUnstable);
         }
-        // Verify the whole batch before storing any of it (pure).
-        let mut blocks = verify_batch(
-            &response.blocks,
-            anchor,
-            &plan.ids,
-            &authority,
-            network,
-            &anchors,
-        )?;
+        let blocks = verify_answer(answer.blocks, anchor, plan, &authority, network, &anchors)?;
         if blocks.is_empty() {
-            if reorg_from.is_some() {
-                return Err(bad(
-                    "the gateway proved a longer chain but does not serve its blocks",
-                ));
-            }
-            break;
+            return Err(bad(
+                "the gateway proved a longer chain but does not serve its blocks",
+            ));
         }
         let reached = blocks.last().map(|b| b.header.height).unwrap_or(0);
-        let rollback = match reorg_from {
-            Some(fork) => {
-                pending_reorg.extend(blocks);
-                if stored_height.is_some_and(|t| reached <= t) {
-                    // Not past the old tip yet: gather more first.
-                    if pending_reorg.len() > depth as usize + MAX_BATCH as usize {
-                        return Err(bad("the reorg's blocks do not reach past the wallet's tip"));
-                    }
-                    batch = (batch * 2).min(MAX_BATCH);
-                    continue;
-                }
-                blocks = std::mem::take(&mut pending_reorg);
-                reorg_from = None;
-                Some(fork)
+        pending.extend(blocks);
+        if reached <= old_tip {
+            // Not past the old tip yet: gather more first.
+            if pending.len() > depth as usize + MAX_BATCH as usize {
+                return Err(bad("the reorg's blocks do not reach past the wallet's tip"));
             }
-            None => None,
-        };
-        let applied = apply_blocks(inner, ledger, blocks, rollback, pass).await?;
-        done += applied;
-        batch = (batch * 2).min(MAX_BATCH);
-        inner.events.emit(WalletEvent::SyncProgress {
-            done: done.min(total),
-            total,
-            height: reached,
-            target,
-        });
-        if !response.more || reached >= target {
-            break;
+            batch = (batch * 2).min(MAX_BATCH);
+            continue;
         }
+        let blocks = std::mem::take(&mut pending);
+        let done = start_apply(inner, ledger, pass, blocks, Some(fork)).await?;
+        finish_apply(inner, ledger, pass, done, progress);
+        return Ok(reached);
     }
-    Ok(())
+    Err(SyncError::ChainUnstable)
 }
 
-/// One `/v1/blocks` request after `locator`, at most `batch` blocks. A
-/// failure worth retrying (network trouble, a busy gateway, an answer too
-/// large to read) halves the batch, waits a little and gives `None`, up to
+/// One `/v1/blocks` request after `locator`, at most `batch` blocks, in the
+/// binary form (or JSON, if that is what the gateway answers). A failure
+/// worth retrying (network trouble, a busy gateway, an answer too large to
+/// read) halves the batch, waits a little and gives `None`, up to
 /// [`MAX_FAILED_BATCHES`] in a row; an answer with more blocks than asked
 /// for is refused.
 async fn fetch_blocks(
@@ -697,12 +819,12 @@ async fn fetch_blocks(
     locator: Vec<String>,
     batch: &mut u32,
     failures: &mut usize,
-) -> Result<Option<notch_protocol::api::BlocksResponse>, SyncError> {
+) -> Result<Option<BlocksAnswer>, SyncError> {
     let request = BlocksRequest {
         locator,
         limit: Some(*batch),
     };
-    match inner.gateway.blocks(&request).await {
+    match inner.gateway.blocks_answer(&request).await {
         Ok(r) => {
             *failures = 0;
             if r.blocks.len() > *batch as usize {
@@ -727,35 +849,62 @@ async fn fetch_blocks(
     }
 }
 
+/// Decodes blocks and checks each one's body ([`check_body`]: count,
+/// duplicates, merkle root), spread over the machine's cores; in order.
+/// A block that does not decode is an error; the body's verdict is given
+/// with the block (it matters only for a block the plan holds).
+fn decode_and_check(raw: Vec<Vec<u8>>) -> Vec<Result<(Block, Result<(), SyncError>), SyncError>> {
+    let one = |bytes: &Vec<u8>| {
+        let block = Block::decode(bytes).map_err(|e| bad(format!("a block: {e}")))?;
+        let body = check_body(&block);
+        Ok((block, body))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(raw.len());
+    if threads <= 1 {
+        return raw.iter().map(one).collect();
+    }
+    let chunk = raw.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = raw
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(bad("a verification thread failed"))])
+            })
+            .collect()
+    })
+}
+
 /// The pure step from what the gateway served to what the wallet may
-/// apply: decodes a `/v1/blocks` answer and checks each block against the
-/// verified header plan, its link to the one before (`anchor` first), the
-/// authority's signature, the network file's anchors and `verify_block`
-/// (merkle root, stateless rules). Stops at the first block past the plan
-/// (the chain grew; the next pass takes it). A block that differs from its
-/// planned header is either a chain that moved (restart) or a forgery (the
-/// signature decides).
-fn verify_batch(
-    entries: &[notch_protocol::api::BlockEntry],
+/// apply (a light client's checks, docs/PROTOCOL.md §5.4 item 5): decodes
+/// each block and checks it against the verified header plan, its link to
+/// the one before (`anchor` first), the network file's anchors, its body
+/// ([`check_body`]: the merkle root over its transactions) and, for the
+/// whole answer at once, the authority's signatures on the headers. Stops
+/// at the first block past the plan (the chain grew; the next pass takes
+/// it). A block that differs from its planned header is either a chain that
+/// moved (restart) or a forgery (the signature decides). The signatures of
+/// transactions are not checked here: only those of the wallet's own
+/// transactions prove anything to it, and `apply` checks them.
+fn verify_answer(
+    raw: Vec<Vec<u8>>,
     anchor: Option<Link>,
     plan: &BTreeMap<u64, Hash32>,
     authority: &notch_protocol::PublicKey,
     network: Network,
     anchors: &Anchors,
 ) -> Result<Vec<Block>, SyncError> {
-    let mut blocks = Vec::with_capacity(entries.len());
+    let mut blocks = Vec::with_capacity(raw.len());
     let mut prev = anchor;
-    for entry in entries {
-        let bytes = hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
-        let block =
-            Block::decode(&bytes).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
+    for decoded in decode_and_check(raw) {
+        let (block, body) = decoded?;
         let id = block.id();
-        if block.header.height != entry.height || !id.to_hex().eq_ignore_ascii_case(&entry.id) {
-            return Err(bad(format!(
-                "block {} does not match its stated height or id",
-                entry.height
-            )));
-        }
         match plan.get(&block.header.height) {
             Some(expected) if *expected == id.0 => {}
             Some(_) => {
@@ -764,41 +913,78 @@ fn verify_batch(
             }
             None => break,
         }
-        let link = verify_next(prev.as_ref(), &block.header, authority, network, anchors)?;
-        verify_block(&block).map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
-        prev = Some(link);
+        prev = Some(check_next(prev.as_ref(), &block.header, network, anchors)?);
+        body?;
         blocks.push(block);
     }
+    verify_signatures(blocks.iter().map(|b| &b.header), authority)?;
     Ok(blocks)
 }
 
-/// Applies a batch of verified blocks ([`ChangeSet::Blocks`]) in one store
-/// transaction (a block is never half applied; a crash leaves the wallet at
-/// the previous batch). Events are sent after the commit.
-async fn apply_blocks(
-    inner: &Inner,
+/// A change set being applied, with what is needed to finish it.
+type InFlight<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Done, SyncError>> + Send + 'a>>;
+
+/// What applying a batch of blocks gave back.
+struct Done {
+    ctx: ApplyCtx,
+    applied: apply::Applied,
+    pinned_now: bool,
+    reached: u64,
+}
+
+/// Starts applying a batch of verified blocks ([`ChangeSet::Blocks`]) in
+/// one store transaction (a block is never half applied; a crash leaves
+/// the wallet at the previous batch); [`finish_apply`] takes in the result
+/// after the commit and sends the events.
+fn start_apply<'a>(
+    inner: &'a Inner,
     ledger: &Ledger,
+    pass: &mut PassState,
     blocks: Vec<Block>,
     rollback: Option<u64>,
-    pass: &mut PassState,
-) -> Result<u64, SyncError> {
+) -> InFlight<'a> {
     let mut ctx = ApplyCtx::new(inner, ledger);
     ctx.quiet = pass.catch_up;
     ctx.owners = Some(std::mem::take(&mut pass.owners));
     let pin = pass.pin.take();
     let pinned_now = pin.is_some();
+    let reached = blocks.last().map(|b| b.header.height).unwrap_or(0);
     let change = ChangeSet::Blocks {
         rollback,
         blocks,
         finality_depth: ledger.info.params.finality_depth,
         pin,
     };
-    let (mut ctx, applied) = inner
-        .db(move |store| {
-            let applied = apply::apply(store, &mut ctx, change)?;
-            Ok::<_, SyncError>((ctx, applied))
+    Box::pin(async move {
+        let (ctx, applied) = inner
+            .db(move |store| {
+                let applied = apply::apply(store, &mut ctx, change)?;
+                Ok::<_, SyncError>((ctx, applied))
+            })
+            .await?;
+        Ok(Done {
+            ctx,
+            applied,
+            pinned_now,
+            reached,
         })
-        .await?;
+    })
+}
+
+fn finish_apply(
+    inner: &Inner,
+    ledger: &Ledger,
+    pass: &mut PassState,
+    done: Done,
+    progress: &mut Progress,
+) {
+    let Done {
+        mut ctx,
+        applied,
+        pinned_now,
+        reached,
+    } = done;
     if pinned_now {
         inner.set_ledger(ledger.clone());
     }
@@ -806,7 +992,13 @@ async fn apply_blocks(
     pass.absorb(&mut ctx);
     pass.report.blocks += applied.blocks;
     pass.report.rolled_back += applied.rolled_back;
-    Ok(applied.blocks)
+    progress.done += applied.blocks;
+    inner.events.emit(WalletEvent::SyncProgress {
+        done: progress.done.min(progress.total),
+        total: progress.total,
+        height: reached,
+        target: progress.target,
+    });
 }
 
 /// The blocks already passed in this pass that paid addresses the
@@ -868,14 +1060,11 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
                 continue;
             };
             let mut blocks = Vec::new();
-            for entry in &response.blocks {
-                if entry.height > tip {
+            for decoded in decode_and_check(response.blocks) {
+                let (block, body) = decoded?;
+                if block.header.height > tip {
                     break;
                 }
-                let bytes =
-                    hex::decode(&entry.hex).map_err(|e| bad(format!("a block is not hex: {e}")))?;
-                let block = Block::decode(&bytes)
-                    .map_err(|e| bad(format!("block {}: {e}", entry.height)))?;
                 let height = block.header.height;
                 let stored = inner
                     .db(move |s| Ok::<_, SyncError>(s.header(height)?))
@@ -885,7 +1074,7 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
                     return Err(SyncError::ChainUnstable);
                 }
                 anchors.check(&block.header)?;
-                verify_block(&block).map_err(|e| bad(format!("block {height}: {e}")))?;
+                body?;
                 blocks.push(block);
             }
             let Some(last) = blocks.last().map(|b| b.header.height) else {

@@ -247,11 +247,10 @@ pub(super) fn transaction(
     conn: &Connection,
     txid: &Hash32,
 ) -> Result<Option<TxRecord>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {TX_COLUMNS} FROM transactions WHERE txid = ?1"),
-        [txid],
-        tx_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {TX_COLUMNS} FROM transactions WHERE txid = ?1"
+    ))?
+    .query_row([txid], tx_from_row)
     .optional()?
     .map(tx_record)
     .transpose()
@@ -280,11 +279,10 @@ pub(super) fn output(
     conn: &Connection,
     outpoint: &OutPoint,
 ) -> Result<Option<OutputRecord>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {OUTPUT_COLUMNS} FROM outputs WHERE txid = ?1 AND vout = ?2"),
-        params![outpoint.txid, outpoint.vout],
-        output_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {OUTPUT_COLUMNS} FROM outputs WHERE txid = ?1 AND vout = ?2"
+    ))?
+    .query_row(params![outpoint.txid, outpoint.vout], output_from_row)
     .optional()?
     .map(output_record)
     .transpose()

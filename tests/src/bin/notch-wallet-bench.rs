@@ -159,6 +159,66 @@ async fn child_raw(url: &str) -> Value {
     })
 }
 
+/// The raw limit of the light client: fetch the same block bytes in the
+/// binary form (`Accept: application/octet-stream`, batches of 100, each
+/// answer bounded by the gateway), decode them and hash each block's
+/// transactions into its merkle root, checked against the header. One
+/// request at a time, one thread.
+async fn child_raw_merkle(url: &str) -> Value {
+    use notch_core::protocol::block::merkle_leaf_of;
+    use notch_core::protocol::merkle_root;
+    use notch_core::protocol::wire::BlocksAnswer;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut locator: Vec<String> = Vec::new();
+    let (mut blocks, mut txs, mut requests, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        let body = http
+            .post(format!("{url}/v1/blocks"))
+            .header("accept", "application/octet-stream")
+            .json(&BlocksRequest {
+                locator: locator.clone(),
+                limit: Some(MAX_BATCH),
+            })
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        requests += 1;
+        bytes += body.len() as u64;
+        let answer = BlocksAnswer::decode(&body).unwrap();
+        let mut last = None;
+        for raw in &answer.blocks {
+            let block = Block::decode(raw).unwrap();
+            let leaves: Vec<_> = block
+                .txs
+                .iter()
+                .map(|t| merkle_leaf_of(&t.txid(), &t.witness_hash()))
+                .collect();
+            assert_eq!(merkle_root(&leaves), block.header.merkle_root);
+            blocks += 1;
+            txs += block.txs.len() as u64;
+            last = Some(block.id());
+        }
+        match last {
+            Some(id) if answer.more => locator = vec![id.to_hex()],
+            _ => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    json!({
+        "secs": secs,
+        "blocks": blocks,
+        "txs": txs,
+        "requests": requests,
+        "bytes": bytes,
+        "tx_per_sec": txs as f64 / secs.max(1e-9),
+        "peak_rss_kib": peak_rss_kib(),
+    })
+}
+
 /// Restore from the fixed phrase into an empty dir, then one `sync()` to the tip.
 async fn child_restore(url: &str, expected_paid: u64) -> Value {
     let gw = Gw::new(url);
@@ -443,16 +503,29 @@ fn parent() {
     let paid_arg = vec!["--expected-paid".to_owned(), paid.to_string()];
     // Raw first (it warms the gateway's caches), the wallet, then raw again:
     // the ratio uses the faster raw run.
+    let only_restore = arg_str("--figures").as_deref() == Some("restore");
+    let merkle1 = run_child("raw-merkle", &url);
     let raw1 = run_child("raw", &url);
     let restore = run_child("restore", &[url.clone(), paid_arg].concat());
+    let merkle2 = run_child("raw-merkle", &url);
     let raw2 = run_child("raw", &url);
     let gateway_peak = status_kib(&gateway.pid().to_string(), "VmHWM:");
     drop(gateway);
-    let push = run_child("push", &["--samples".to_owned(), samples.to_string()]);
-    let batch = run_child(
-        "batch",
-        &["--recipients".to_owned(), recipients.to_string()],
-    );
+    let (push, batch) = if only_restore {
+        (Value::Null, Value::Null)
+    } else {
+        (
+            run_child("push", &["--samples".to_owned(), samples.to_string()]),
+            run_child(
+                "batch",
+                &["--recipients".to_owned(), recipients.to_string()],
+            ),
+        )
+    };
+    let merkle_secs = merkle1["secs"]
+        .as_f64()
+        .unwrap()
+        .min(merkle2["secs"].as_f64().unwrap());
 
     let raw_secs = raw1["secs"]
         .as_f64()
@@ -468,6 +541,9 @@ fn parent() {
             "raw_first": raw1,
             "raw_second": raw2,
             "ratio_wallet_over_raw": wallet_secs / raw_secs.max(1e-9),
+            "raw_merkle_first": merkle1,
+            "raw_merkle_second": merkle2,
+            "ratio_wallet_over_raw_merkle": wallet_secs / merkle_secs.max(1e-9),
             "wallet_tx_per_sec": ledger_txs as f64 / wallet_secs.max(1e-9),
             "raw_tx_per_sec": ledger_txs as f64 / raw_secs.max(1e-9),
             "gateway_peak_rss_kib": gateway_peak,
@@ -481,7 +557,12 @@ fn parent() {
     });
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
     if let Some(path) = out_path {
-        std::fs::write(&path, markdown(&result)).unwrap();
+        let text = if only_restore {
+            markdown_restore(&result)
+        } else {
+            markdown(&result)
+        };
+        std::fs::write(&path, text).unwrap();
         eprintln!("wallet-bench: wrote {path}");
     }
 }
@@ -491,6 +572,54 @@ use notch_tests::bench::utc_now;
 /// The 1-minute load average (the machine is shared).
 fn loadavg() -> String {
     notch_tests::bench::loadavg(1)
+}
+
+/// Figure 1 alone (`--figures restore`), with the light client's raw limit.
+fn markdown_restore(r: &Value) -> String {
+    let s = &r["restore_and_sync"];
+    let w = &s["wallet"];
+    let row = |name: &str, v: &Value| {
+        format!(
+            "| {name} | {} s | {} | {} |\n",
+            f(&v["secs"], 2),
+            grouped(v["tx_per_sec"].as_f64().unwrap_or(0.0)),
+            mib(&v["peak_rss_kib"])
+        )
+    };
+    format!(
+        "## 1. Restore-and-sync of a 1,000,000-transaction sandbox ledger\n\n\
+Date: {date}. Profile: {profile}. 1-minute load average {l0} at the start, {l1} at the end.\n\
+Reproduce: `cargo run --release -p notch-tests --bin notch-wallet-bench -- --figures restore --out FILE`.\n\n\
+| | time | tx/s | peak memory (VmHWM) |\n|---|---:|---:|---:|\n\
+| wallet: restore from phrase, then `sync()` to the tip ({found} payments found) | {ws} s | {wrate} | {wmem} |\n\
+{m1}{m2}{r1}{r2}\
+| gateway process serving all | | | {gw} |\n\n\
+**Ratio wallet / raw merkle limit (faster run): {ratio_m}×**; wallet / raw full verification (faster run): {ratio}×.\n",
+        date = r["date"].as_str().unwrap_or(""),
+        profile = r["profile"].as_str().unwrap_or(""),
+        l0 = r["loadavg_start"].as_str().unwrap_or(""),
+        l1 = r["loadavg_end"].as_str().unwrap_or(""),
+        found = w["payments_found"],
+        ws = f(&w["secs"], 2),
+        wrate = grouped(s["wallet_tx_per_sec"].as_f64().unwrap_or(0.0)),
+        wmem = mib(&w["peak_rss_kib"]),
+        m1 = row(
+            "raw limit, 1st run: fetch the same block bytes (binary, batches of 100), decode, hash into merkle roots",
+            &s["raw_merkle_first"]
+        ),
+        m2 = row(
+            "raw limit, 2nd run (after the wallet)",
+            &s["raw_merkle_second"]
+        ),
+        r1 = row(
+            "raw full verification, 1st run: JSON, hex-decode, decode, `verify_header` + link + `verify_block`",
+            &s["raw_first"]
+        ),
+        r2 = row("raw full verification, 2nd run", &s["raw_second"]),
+        gw = mib(&s["gateway_peak_rss_kib"]),
+        ratio_m = f(&s["ratio_wallet_over_raw_merkle"], 2),
+        ratio = f(&s["ratio_wallet_over_raw"], 2),
+    )
 }
 
 fn markdown(r: &Value) -> String {
@@ -631,12 +760,13 @@ async fn main() {
             return;
         }
         Some("raw") => child_raw(&arg_str("--gateway").unwrap()).await,
+        Some("raw-merkle") => child_raw_merkle(&arg_str("--gateway").unwrap()).await,
         Some("restore") => {
             child_restore(&arg_str("--gateway").unwrap(), arg("--expected-paid", 0)).await
         }
         Some("push") => child_push(arg("--samples", 30) as usize).await,
         Some("batch") => child_batch(arg("--recipients", 500)).await,
-        Some(other) => panic!("--only {other}: expected raw, restore, push or batch"),
+        Some(other) => panic!("--only {other}: expected raw, raw-merkle, restore, push or batch"),
     };
     println!("{}", serde_json::to_string(&out).unwrap());
 }
