@@ -161,7 +161,7 @@ fn builder<'a>(
     remote: Option<&'a AgentId>,
     ephemeral: Option<&'a [u8; 32]>,
 ) -> Result<Builder<'a>, snow::Error> {
-    let mut b = Builder::new(params(name)?).prologue(&[])?;
+    let mut b = super::resolver::noise_builder(params(name)?).prologue(&[])?;
     if let Some(local) = local {
         b = b.local_private_key(local.secret())?;
     }

@@ -28,12 +28,14 @@ pub mod envelope;
 pub mod frame;
 mod handshake;
 mod identity;
+mod resolver;
 mod session;
 
 pub use envelope::{ChipAddress, Envelope};
 pub use frame::FrameError;
 pub use handshake::{AcceptError, ConnectError, HandshakeKind, vector};
 pub use identity::{AgentId, AgentIdError, LocalKey};
+pub use resolver::noise_builder;
 pub use session::{
     Incoming, MAX_MESSAGE, PeerConfig, RecvError, SendError, Session, SessionInfo, SessionReceiver,
     SessionSender, accept, connect, connect_over, respond,
