@@ -111,7 +111,10 @@ fn cpu_per_tx(
             continue; // under 0.1 µs per transaction
         }
         total += used;
-        parts.push(format!("{name} {:.1}", used as f64 / 1e3 / txs.max(1) as f64));
+        parts.push(format!(
+            "{name} {:.1}",
+            used as f64 / 1e3 / txs.max(1) as f64
+        ));
     }
     format!(
         "{:.1} µs ({})",
@@ -230,7 +233,8 @@ async fn raw_client(
     ) -> anyhow::Result<Option<(u16, bool)>> {
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buf[..end]).context("response head is not UTF-8")?;
+                let head =
+                    std::str::from_utf8(&buf[..end]).context("response head is not UTF-8")?;
                 let status: u16 = head
                     .get(9..12)
                     .and_then(|s| s.parse().ok())
@@ -678,7 +682,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         t.await?;
     }
     let batch_time = start.elapsed();
-    let batch_cpu = cpu_per_tx(&cpu_before, &cpu_by_thread(), batch_ok.load(Ordering::Relaxed));
+    let batch_cpu = cpu_per_tx(
+        &cpu_before,
+        &cpu_by_thread(),
+        batch_ok.load(Ordering::Relaxed),
+    );
     let batch_accepted = batch_ok.load(Ordering::Relaxed);
     let batch_refused = batch_failed.load(Ordering::Relaxed);
     let batch_rate = rate(batch_accepted, batch_time);
