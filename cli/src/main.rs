@@ -30,6 +30,8 @@ use notch_core::keys::{RecoveryPhrase, WordCount};
 use notch_core::protocol::TxId;
 use notch_core::reach::parse_network;
 use notch_core::secrets::{MemorySecretStore, OsSecretStore, SecretStore};
+use notch_core::store::Direction;
+use notch_core::wallet::HistoryPageFilter;
 use notch_core::{
     GatewayProbe, HistoryFilter, Network, NetworkFile, OpenError, PaymentUri, Recipient, Wallet,
     WalletConfig, WalletError, choose_network,
@@ -145,8 +147,21 @@ enum Command {
         /// Only this asset (symbol).
         #[arg(long)]
         asset: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        limit: usize,
+        /// Rows per page, newest first (0: all). Default 50; with --csv,
+        /// every row unless given.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The page after this cursor (printed as `next` by the page
+        /// before).
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+        /// Only payments in, out, or to the wallet itself.
+        #[arg(long, value_parser = ["in", "out", "self"])]
+        direction: Option<String>,
+        /// Only transactions whose id starts with this, that pay this
+        /// address, or whose memo holds it.
+        #[arg(long)]
+        search: Option<String>,
     },
     /// Transactions.
     Tx {
@@ -591,22 +606,50 @@ async fn run(cli: Cli) -> Res {
                 println!("{txid}");
             }
         }
-        Command::History { csv, asset, limit } => {
+        Command::History {
+            csv,
+            asset,
+            limit,
+            before,
+            direction,
+            search,
+        } => {
+            if let Some(cursor) = before
+                && notch_core::store::history::parse_cursor(cursor).is_none()
+            {
+                return Err(CliError::usage(format!(
+                    "{cursor:?} is not a history cursor: pass the `next` cursor a previous page printed"
+                )));
+            }
             let wallet = open(&cli).await?;
-            let filter = HistoryFilter {
-                asset: asset.clone(),
-                limit: *limit,
-                ..HistoryFilter::default()
-            };
             if *csv && !cli.json {
+                let filter = HistoryFilter {
+                    asset: asset.clone(),
+                    limit: limit.unwrap_or(0),
+                    search: search.clone(),
+                    incoming: direction.as_deref().map(|d| d == "in"),
+                    ..HistoryFilter::default()
+                };
                 wallet.export_history_csv(filter, std::io::stdout()).await?;
                 return Ok(());
             }
-            let entries = wallet.history(filter).await?;
+            let filter = HistoryPageFilter {
+                asset: asset.clone(),
+                direction: direction.as_deref().and_then(Direction::parse),
+                search: search.clone(),
+                ..HistoryPageFilter::default()
+            };
+            let page = wallet
+                .history_page(filter, before.clone(), limit.unwrap_or(50))
+                .await?;
             if cli.json {
-                print_json(&serde_json::to_value(&entries)?);
+                print_json(&json!({
+                    "rows": serde_json::to_value(&page.rows)?,
+                    "next": page.next_cursor,
+                    "total": page.total,
+                }));
             } else {
-                for e in &entries {
+                for e in &page.rows {
                     let amounts = e
                         .amounts
                         .iter()
@@ -620,6 +663,17 @@ async fn run(cli: Cli) -> Res {
                         e.confirmations,
                         amounts
                     );
+                }
+                match &page.next_cursor {
+                    Some(next) => println!(
+                        "{} of {} shown; next page: --before {next}",
+                        page.rows.len(),
+                        page.total
+                    ),
+                    None if page.total > 0 => {
+                        println!("{} of {} shown", page.rows.len(), page.total)
+                    }
+                    None => {}
                 }
             }
         }

@@ -24,7 +24,10 @@ use crate::events::{EventBus, WalletEvent};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::keys::{AddressChain, KeyError, RecoveryPhrase, WalletKeys, WalletSecret, WordCount};
 use crate::secrets::{SecretStore, SecretStoreError};
-use crate::store::{Hash32, NewWallet, Notification, Store, StoreError, TxRecord, TxState};
+use crate::store::{
+    Direction, Hash32, HistoryQuery, HistoryRecord, NewWallet, Notification, Store, StoreError,
+    TxRecord, TxState,
+};
 
 /// How many unused addresses past the last used one the wallet watches on
 /// each chain (and scans on restore).
@@ -212,6 +215,60 @@ pub struct HistoryEntry {
     pub counterparties: Vec<String>,
     /// Why it was rejected or dropped.
     pub reason: Option<String>,
+}
+
+/// Which rows [`Wallet::history_page`] lists (all `None`/empty: every row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryPageFilter {
+    /// Only transactions that move this asset (symbol or id hex).
+    pub asset: Option<String>,
+    /// Only payments in, out, or to the wallet itself.
+    pub direction: Option<Direction>,
+    /// Only these states (empty: all).
+    pub states: Vec<TxState>,
+    /// Only from this time on (Unix seconds, inclusive).
+    pub since: Option<u64>,
+    /// Only before this time (Unix seconds, exclusive).
+    pub until: Option<u64>,
+    /// A txid prefix (hex), an address the transaction pays, or a piece of
+    /// its memo.
+    pub search: Option<String>,
+}
+
+/// A row of [`Wallet::history_page`]: one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    /// Pass as `before` to list the rows after this one.
+    pub cursor: String,
+    pub txid: String,
+    pub state: TxState,
+    pub confirmations: u64,
+    pub block_height: Option<u64>,
+    /// Block time if in a block, else when the wallet first saw it (Unix s).
+    pub time: u64,
+    pub own: bool,
+    /// `in`, `out` or `self`.
+    pub direction: &'static str,
+    /// `direction == "in"` (as [`HistoryEntry::incoming`]).
+    pub incoming: bool,
+    /// The fee (native asset base units) of the wallet's own sends.
+    pub fee: Option<u64>,
+    pub amounts: Vec<HistoryAmount>,
+    /// Addresses paid that are not the wallet's.
+    pub counterparties: Vec<String>,
+    pub memo: Option<String>,
+    /// Why it was rejected or dropped.
+    pub reason: Option<String>,
+}
+
+/// A page of the history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryPage {
+    pub rows: Vec<HistoryRow>,
+    /// The cursor of the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+    /// Rows matching the filter, over all pages.
+    pub total: u64,
 }
 
 /// Where one transaction of the wallet is.
@@ -717,6 +774,76 @@ impl Wallet {
         Ok(out)
     }
 
+    /// A page of the wallet's transactions, newest first: at most `limit`
+    /// rows (0: all) after `cursor` (a previous page's `next_cursor`), from
+    /// the tables the store keeps as it applies changes (indexed, keyset
+    /// pagination; nothing is decoded to answer). Rows that arrive while
+    /// paging come before the first page, never in the middle.
+    pub async fn history_page(
+        &self,
+        filter: HistoryPageFilter,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<HistoryPage, WalletError> {
+        let ledger = self.inner.ledger();
+        let before = match cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => Some(
+                // (Not a variant of its own: the shells match WalletError
+                // exhaustively.)
+                crate::store::history::parse_cursor(c).ok_or_else(|| {
+                    WalletError::Store(StoreError::NotFound {
+                        what: format!("history cursor {c:?}"),
+                    })
+                })?,
+            ),
+            None => None,
+        };
+        let asset = match &filter.asset {
+            None => None,
+            Some(name) => {
+                let id = match &ledger {
+                    Some(l) => l.find_asset(name).map(|a| a.id.clone()),
+                    None => None,
+                }
+                .unwrap_or_else(|| name.trim().to_ascii_lowercase());
+                match AssetId::from_hex(&id) {
+                    Ok(id) => Some(id.0),
+                    // An asset the wallet cannot name moves nothing here.
+                    Err(_) => {
+                        return Ok(HistoryPage {
+                            rows: Vec::new(),
+                            next_cursor: None,
+                            total: 0,
+                        });
+                    }
+                }
+            }
+        };
+        let query = HistoryQuery {
+            asset,
+            direction: filter.direction,
+            states: filter.states,
+            since: filter.since,
+            until: filter.until,
+            search: filter.search,
+        };
+        self.inner
+            .db(move |store| {
+                let tip = store.tip()?.map(|h| h.height);
+                let page = store.history_page(&query, before, limit)?;
+                Ok(HistoryPage {
+                    rows: page
+                        .rows
+                        .into_iter()
+                        .map(|r| history_row(r, tip, ledger.as_ref()))
+                        .collect(),
+                    next_cursor: page.next_cursor,
+                    total: page.total,
+                })
+            })
+            .await
+    }
+
     /// Where a transaction of the wallet is, as of the last sync.
     pub async fn tx_status(&self, txid: &str) -> Result<TxStatusInfo, WalletError> {
         let id = parse_txid(txid)?;
@@ -1163,6 +1290,47 @@ pub(crate) fn status_info(record: &TxRecord, tip: Option<u64>) -> TxStatusInfo {
         confirmations: confirmations(record, tip),
         block_height: record.block.map(|b| b.0),
         reason: record.reason.clone(),
+    }
+}
+
+fn history_row(r: HistoryRecord, tip: Option<u64>, ledger: Option<&Ledger>) -> HistoryRow {
+    let confirmations = match (r.block_height, tip) {
+        (Some(height), Some(tip)) if r.state.is_in_block() => tip.saturating_sub(height) + 1,
+        _ => 0,
+    };
+    let amounts = r
+        .effects
+        .iter()
+        .map(|e| {
+            let (symbol, decimals) = match ledger {
+                Some(l) => l.symbol(&e.asset),
+                None => (hex::encode(&e.asset[..4]), 0),
+            };
+            HistoryAmount {
+                asset: hex::encode(e.asset),
+                symbol,
+                decimals,
+                received: e.received,
+                sent: e.sent,
+                net: e.received as i128 - e.sent as i128,
+            }
+        })
+        .collect();
+    HistoryRow {
+        cursor: r.cursor(),
+        txid: hex::encode(r.txid),
+        state: r.state,
+        confirmations,
+        block_height: r.block_height,
+        time: r.time,
+        own: r.own,
+        direction: r.direction.as_str(),
+        incoming: r.direction == Direction::In,
+        fee: r.fee,
+        amounts,
+        counterparties: r.counterparties,
+        memo: r.memo,
+        reason: r.reason,
     }
 }
 

@@ -206,6 +206,80 @@ pub async fn confirmed(wallet: &Wallet) -> HashMap<String, u128> {
         .collect()
 }
 
+/// The history and balances the store keeps (read through
+/// `Wallet::history_page` and the store's own table) equal what is computed
+/// from scratch: the store's full recomputation, `Wallet::history` (which
+/// decodes the transactions) and `Wallet::balances` (which sums every
+/// output). Pages of `page_size` neither skip nor repeat a row.
+pub async fn assert_history_consistent(wallet: &Wallet, dir: &Path, page_size: usize) {
+    let store =
+        notch_core::store::Store::open(config(dir, "http://127.0.0.1:1").db_path()).unwrap();
+    let problems = store.check_history().unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let mut rows = Vec::new();
+    let mut cursor = None;
+    let mut total = None;
+    loop {
+        let page = wallet
+            .history_page(Default::default(), cursor.clone(), page_size)
+            .await
+            .unwrap();
+        assert!(page.rows.len() <= page_size);
+        assert!(total.is_none_or(|t| t == page.total));
+        total = Some(page.total);
+        rows.extend(page.rows);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let entries = wallet.history(Default::default()).await.unwrap();
+    assert_eq!(total, Some(entries.len() as u64));
+    assert_eq!(rows.len(), entries.len(), "{rows:#?}\n{entries:#?}");
+    let mut seen = HashSet::new();
+    for row in &rows {
+        assert!(seen.insert(row.txid.clone()), "{} twice", row.txid);
+        let e = entries.iter().find(|e| e.txid == row.txid).unwrap();
+        let listed = (
+            row.state,
+            row.confirmations,
+            row.block_height,
+            row.time,
+            row.own,
+            row.incoming,
+            row.fee,
+            &row.amounts,
+            &row.counterparties,
+            &row.reason,
+        );
+        let computed = (
+            e.state,
+            e.confirmations,
+            e.block_height,
+            e.time,
+            e.own,
+            e.incoming,
+            e.fee,
+            &e.amounts,
+            &e.counterparties,
+            &e.reason,
+        );
+        assert_eq!(listed, computed, "{}", row.txid);
+    }
+    let stored = store.stored_balances().unwrap();
+    for b in wallet.balances().await.unwrap() {
+        let kept = stored.iter().find(|s| hex::encode(s.asset) == b.asset);
+        let kept = kept.map(|s| (s.confirmed, s.pending, s.pending_outgoing, s.spendable));
+        let summed = (b.confirmed, b.pending, b.pending_outgoing, b.spendable);
+        match kept {
+            Some(kept) => assert_eq!(kept, summed, "{}", b.symbol),
+            // Never held: nothing kept.
+            None => assert_eq!(summed, (0, 0, 0, 0), "{}", b.symbol),
+        }
+    }
+}
+
 /// What the gateway holds for all of the wallet's addresses.
 pub async fn gateway_view(gw: &Gw, wallet: &Wallet) -> HashMap<String, u128> {
     let addresses: Vec<String> = wallet

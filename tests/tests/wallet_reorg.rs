@@ -8,7 +8,9 @@ use notch_core::keys::{AddressChain, RecoveryPhrase, WalletKeys};
 use notch_core::protocol::{AssetId, Network, OutPoint, Output, Transaction, TxId};
 use notch_core::{Recipient, TxState, WalletEvent};
 use notch_tests::gateway::Sandbox;
-use notch_tests::wallet::{Gw, Tamper, TamperProxy, confirmed, gateway_view, new_wallet};
+use notch_tests::wallet::{
+    Gw, Tamper, TamperProxy, assert_history_consistent, confirmed, gateway_view, new_wallet,
+};
 
 fn drain(rx: &mut tokio::sync::broadcast::Receiver<WalletEvent>) -> Vec<WalletEvent> {
     let mut out = Vec::new();
@@ -70,6 +72,7 @@ async fn a_reorg_unconfirms_and_reconfirms_a_send() {
     assert_eq!(alice.tx_status(&txid).await.unwrap().state, TxState::InPool);
     assert_eq!(gw.tx_state(&txid).await, "in_pool");
     assert_eq!(confirmed(&alice).await, gateway_view(&gw, &alice).await);
+    assert_history_consistent(&alice, &dir.path().join("a"), 1).await;
 
     gw.mine(1).await;
     alice.sync().await.unwrap();
@@ -80,6 +83,8 @@ async fn a_reorg_unconfirms_and_reconfirms_a_send() {
     assert_eq!((s.state, s.confirmations), (TxState::Confirmed, 1));
     assert_eq!(confirmed(&alice).await, gateway_view(&gw, &alice).await);
     assert_eq!(confirmed(&bob).await, gateway_view(&gw, &bob).await);
+    assert_history_consistent(&alice, &dir.path().join("a"), 1).await;
+    assert_history_consistent(&bob, &dir.path().join("b"), 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +182,8 @@ async fn a_conflicting_reorg_drops_the_send_and_the_payment_vanishes() {
         b.iter().all(|b| b.pending == 0 && b.spendable == 0),
         "{b:?}"
     );
+    assert_history_consistent(&alice, &dir.path().join("a"), 2).await;
+    assert_history_consistent(&bob, &dir.path().join("b"), 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,4 +226,5 @@ async fn a_reorg_in_the_middle_of_a_sync_leaves_the_wallet_on_the_canonical_chai
         let state = gw.tx_state(&h.txid).await;
         assert_eq!(state, h.state.as_str(), "{h:?}");
     }
+    assert_history_consistent(&w, &dir.path().join("w"), 1).await;
 }

@@ -305,4 +305,122 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE tallies ADD COLUMN closing TEXT
         CHECK (closing IS NULL OR (closing IN ('closing', 'closed') AND state = 'open'));
     "#,
+    // 7: what the History and Home screens read, kept as changes are
+    // applied (core/src/store/history.rs). `wallet_history`: one row per
+    // transaction (its state, direction, time, fee, counterparties);
+    // `wallet_tx_effects`: its effect per asset on this wallet (received,
+    // sent; u128 sums as decimal text); `wallet_tx_addresses`: the
+    // addresses it pays (the wallet's and others'), for search;
+    // `wallet_balances`: balances per asset. Triggers on the tables they
+    // are derived from mark what changed (`history_dirty_*`); every write
+    // transaction brings the rows it touched up to date before it commits.
+    // `seq` and `sort_time` (the time when the wallet first listed it) are
+    // never changed, so pages by (sort_time, seq) neither skip nor repeat a
+    // row while new ones arrive. Existing wallets are backfilled: every
+    // transaction and asset starts dirty (refreshed when the store opens).
+    // A later migration that rebuilds `transactions`, `outputs` or
+    // `headers` drops their triggers with them: it must create them again.
+    r#"
+    CREATE TABLE wallet_history (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        txid            BLOB    NOT NULL UNIQUE CHECK (length(txid) = 32),
+        txid_hex        TEXT    NOT NULL,
+        sort_time       INTEGER NOT NULL,
+        time            INTEGER NOT NULL,
+        state           TEXT    NOT NULL,
+        own             INTEGER NOT NULL CHECK (own IN (0, 1)),
+        direction       TEXT    NOT NULL CHECK (direction IN ('in', 'out', 'self')),
+        block_height    INTEGER,
+        -- u64 bits as a signed integer, like outputs.amount.
+        fee             INTEGER,
+        -- Addresses paid that are not the wallet's, newline-separated.
+        counterparties  TEXT    NOT NULL DEFAULT '',
+        memo            TEXT,
+        reason          TEXT
+    );
+    CREATE INDEX wallet_history_order ON wallet_history (sort_time, seq);
+    CREATE INDEX wallet_history_by_direction ON wallet_history (direction, sort_time, seq);
+    CREATE INDEX wallet_history_by_state ON wallet_history (state, sort_time, seq);
+    CREATE INDEX wallet_history_by_time ON wallet_history (time);
+    CREATE INDEX wallet_history_by_txid_hex ON wallet_history (txid_hex);
+    CREATE INDEX wallet_history_with_memo ON wallet_history (txid) WHERE memo IS NOT NULL;
+
+    CREATE TABLE wallet_tx_effects (
+        txid      BLOB    NOT NULL REFERENCES wallet_history (txid) ON DELETE CASCADE,
+        asset     BLOB    NOT NULL CHECK (length(asset) = 32),
+        -- First-seen order of the asset in the transaction.
+        pos       INTEGER NOT NULL,
+        received  TEXT    NOT NULL,
+        sent      TEXT    NOT NULL,
+        PRIMARY KEY (txid, asset)
+    ) WITHOUT ROWID;
+    CREATE INDEX wallet_tx_effects_by_asset ON wallet_tx_effects (asset, txid);
+
+    CREATE TABLE wallet_tx_addresses (
+        address  TEXT  NOT NULL,
+        txid     BLOB  NOT NULL REFERENCES wallet_history (txid) ON DELETE CASCADE,
+        PRIMARY KEY (address, txid)
+    ) WITHOUT ROWID;
+    CREATE INDEX wallet_tx_addresses_by_tx ON wallet_tx_addresses (txid);
+
+    CREATE TABLE wallet_balances (
+        asset             BLOB  PRIMARY KEY CHECK (length(asset) = 32),
+        confirmed         TEXT  NOT NULL,
+        pending           TEXT  NOT NULL,
+        pending_outgoing  TEXT  NOT NULL,
+        spendable         TEXT  NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE history_dirty_tx (txid BLOB PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE history_dirty_asset (asset BLOB PRIMARY KEY) WITHOUT ROWID;
+
+    CREATE TRIGGER history_tx_insert AFTER INSERT ON transactions BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+    END;
+    CREATE TRIGGER history_tx_update AFTER UPDATE ON transactions BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (OLD.txid);
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+    END;
+    CREATE TRIGGER history_tx_delete AFTER DELETE ON transactions BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (OLD.txid);
+    END;
+    CREATE TRIGGER history_output_insert AFTER INSERT ON outputs BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+        INSERT OR IGNORE INTO history_dirty_tx SELECT NEW.spent_by WHERE NEW.spent_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_tx SELECT NEW.locked_by WHERE NEW.locked_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_asset VALUES (NEW.asset);
+    END;
+    CREATE TRIGGER history_output_update AFTER UPDATE ON outputs BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (OLD.txid);
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+        INSERT OR IGNORE INTO history_dirty_tx SELECT OLD.spent_by WHERE OLD.spent_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_tx SELECT NEW.spent_by WHERE NEW.spent_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_tx SELECT OLD.locked_by WHERE OLD.locked_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_tx SELECT NEW.locked_by WHERE NEW.locked_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_asset VALUES (OLD.asset);
+        INSERT OR IGNORE INTO history_dirty_asset VALUES (NEW.asset);
+    END;
+    CREATE TRIGGER history_output_delete AFTER DELETE ON outputs BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (OLD.txid);
+        INSERT OR IGNORE INTO history_dirty_tx SELECT OLD.spent_by WHERE OLD.spent_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_tx SELECT OLD.locked_by WHERE OLD.locked_by IS NOT NULL;
+        INSERT OR IGNORE INTO history_dirty_asset VALUES (OLD.asset);
+    END;
+    -- A header's time is the time of the transactions in its block.
+    CREATE TRIGGER history_header_insert AFTER INSERT ON headers BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx
+            SELECT txid FROM transactions WHERE block_height = NEW.height;
+    END;
+    CREATE TRIGGER history_header_update AFTER UPDATE ON headers BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx
+            SELECT txid FROM transactions WHERE block_height IN (OLD.height, NEW.height);
+    END;
+    CREATE TRIGGER history_header_delete AFTER DELETE ON headers BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx
+            SELECT txid FROM transactions WHERE block_height = OLD.height;
+    END;
+
+    INSERT OR IGNORE INTO history_dirty_tx SELECT txid FROM transactions;
+    INSERT OR IGNORE INTO history_dirty_asset SELECT DISTINCT asset FROM outputs;
+    "#,
 ];

@@ -12,6 +12,7 @@
 
 mod chain;
 mod chits;
+pub mod history;
 mod inbox;
 mod ledger;
 pub mod migrations;
@@ -27,6 +28,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
 pub use chits::{ChitOutboxRow, NewChitOutbox, StoredChit};
+pub use history::{
+    Direction, HistoryPageRecords, HistoryQuery, HistoryRecord, StoredBalance, TxEffect,
+};
 pub use inbox::{NewNotification, Notification, NotificationKind};
 pub use ledger::{NewOutput, NewTransaction, OutPoint, OutputRecord, TxRecord, TxState};
 pub use tallies::{NewOutbox, OutboxRow, TallyRow, TokenRow};
@@ -192,6 +196,11 @@ impl Store {
             outbox_hook: None,
         };
         store.migrate(version)?;
+        // Rows marked by a migration's backfill (or left by an older build)
+        // are brought up to date before anything reads them.
+        if history::is_dirty(store.conn())? {
+            store.write(|_| Ok(()))?;
+        }
         Ok(store)
     }
 
@@ -257,6 +266,8 @@ impl Store {
             queued: RefCell::new(Vec::new()),
         };
         let value = change(&tx)?;
+        // What the screens read follows the change in the same transaction.
+        history::refresh(tx.conn())?;
         let queued = tx.queued.take();
         tx.tx.commit()?;
         if let Some(hook) = &self.outbox_hook {
@@ -382,6 +393,7 @@ macro_rules! read_methods {
 
 impl Store {
     read_methods!();
+    history::history_read_methods!();
     inbox::inbox_read_methods!();
     tallies::tally_read_methods!();
     chits::chit_read_methods!();
@@ -389,6 +401,7 @@ impl Store {
 
 impl StoreTx<'_> {
     read_methods!();
+    history::history_read_methods!();
     inbox::inbox_read_methods!();
     tallies::tally_read_methods!();
     chits::chit_read_methods!();

@@ -1,0 +1,1548 @@
+//! What the History and Home screens read, kept up to date in the write
+//! transaction that changes what it is derived from (schema 7).
+//!
+//! Triggers on `transactions`, `outputs` and `headers` mark the
+//! transactions and assets a change touched (`history_dirty_tx`,
+//! `history_dirty_asset`); [`refresh`] runs at the end of every
+//! [`Store::write`](super::Store::write), before the commit, and brings
+//! `wallet_history`, `wallet_tx_effects`, `wallet_tx_addresses` and
+//! `wallet_balances` up to date for exactly those. Raw transactions are
+//! decoded here, once per change, never to answer a page.
+//!
+//! Pages are newest first by `(sort_time, seq)`: both are fixed when a
+//! transaction is first listed, so a keyset cursor neither skips nor
+//! repeats a row while new rows arrive or states change.
+
+use std::fmt::Write as _;
+
+use notch_protocol::{Address, Network, Transaction};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
+
+use super::ledger::{TxState, amount_from_sql, amount_to_sql, hex};
+use super::{Hash32, StoreError, chain, inbox, ledger, to_i64, to_u64, wallet};
+
+/// How a transaction moves the wallet's coins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Nothing of the wallet's was spent: a payment in.
+    In,
+    /// It spends the wallet's coins and pays someone else.
+    Out,
+    /// It spends the wallet's coins and pays only the wallet.
+    SelfTransfer,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::SelfTransfer => "self",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "in" => Some(Direction::In),
+            "out" => Some(Direction::Out),
+            "self" => Some(Direction::SelfTransfer),
+            _ => None,
+        }
+    }
+}
+
+/// One asset's effect of a transaction on the wallet, in base units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxEffect {
+    pub asset: Hash32,
+    /// Paid to the wallet's addresses (including its change).
+    pub received: u128,
+    /// Taken from the wallet's coins.
+    pub sent: u128,
+}
+
+/// A transaction as the history lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    /// Position in the list, fixed when first listed.
+    pub seq: i64,
+    pub sort_time: i64,
+    pub txid: Hash32,
+    pub state: TxState,
+    pub own: bool,
+    pub direction: Direction,
+    pub block_height: Option<u64>,
+    /// Block time if in a block, else when the wallet first saw it.
+    pub time: u64,
+    pub fee: Option<u64>,
+    /// Per asset, in first-seen order.
+    pub effects: Vec<TxEffect>,
+    /// Addresses paid that are not the wallet's.
+    pub counterparties: Vec<String>,
+    pub memo: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl HistoryRecord {
+    /// The cursor that asks for the rows after this one.
+    pub fn cursor(&self) -> String {
+        format!("{}.{}", self.sort_time, self.seq)
+    }
+}
+
+/// Which rows a page holds (all `None`/empty: every row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub asset: Option<Hash32>,
+    pub direction: Option<Direction>,
+    pub states: Vec<TxState>,
+    /// `time >= since` (Unix seconds).
+    pub since: Option<u64>,
+    /// `time < until` (Unix seconds).
+    pub until: Option<u64>,
+    /// A txid prefix (hex), an address the transaction pays (exact), or a
+    /// piece of its memo.
+    pub search: Option<String>,
+}
+
+/// A page of the history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPageRecords {
+    pub rows: Vec<HistoryRecord>,
+    /// Pass as `before` for the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+    /// Rows matching the query, over all pages.
+    pub total: u64,
+}
+
+/// A maintained balance of one asset (see `Wallet::balances` for what each
+/// part means).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredBalance {
+    pub asset: Hash32,
+    pub confirmed: u128,
+    pub pending: u128,
+    pub pending_outgoing: u128,
+    pub spendable: u128,
+}
+
+/// Parses a cursor made by [`HistoryRecord::cursor`].
+pub fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
+    let (t, s) = cursor.trim().split_once('.')?;
+    Some((t.parse().ok()?, s.parse().ok()?))
+}
+
+fn parse_u128(text: &str, what: &str) -> Result<u128, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} {text:?} is not a number")))
+}
+
+/// Whether any change is waiting for [`refresh`].
+pub(super) fn is_dirty(conn: &Connection) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM history_dirty_tx) + (SELECT count(*) FROM history_dirty_asset)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Brings the maintained tables up to date for everything marked dirty,
+/// then clears the marks. Runs inside the write transaction.
+pub(super) fn refresh(conn: &Connection) -> Result<(), StoreError> {
+    if !is_dirty(conn)? {
+        return Ok(());
+    }
+    let network = wallet::wallet(conn)?
+        .and_then(|w| Network::from_name(&w.network))
+        .unwrap_or(Network::Sandbox);
+    // Oldest first, so that rows listed in one write get `seq` in chain
+    // order.
+    let txids: Vec<Hash32> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.txid FROM history_dirty_tx d LEFT JOIN transactions t ON t.txid = d.txid
+             ORDER BY t.block_height IS NULL, t.block_height, t.created_at, t.rowid",
+        )?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for txid in &txids {
+        // Its state change moves the balances of the coins it made and used.
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO history_dirty_asset
+             SELECT DISTINCT asset FROM outputs WHERE txid = ?1 OR spent_by = ?1 OR locked_by = ?1",
+        )?
+        .execute([txid])?;
+        refresh_tx(conn, network, txid)?;
+    }
+    let assets: Vec<Hash32> = {
+        let mut stmt = conn.prepare_cached("SELECT asset FROM history_dirty_asset")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for asset in &assets {
+        let b = match sum_balance(conn, asset)? {
+            Some(b) => b,
+            None => compute_balance(conn, asset)?,
+        };
+        conn.prepare_cached(
+            "INSERT INTO wallet_balances (asset, confirmed, pending, pending_outgoing, spendable)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (asset) DO UPDATE SET confirmed = ?2, pending = ?3,
+                 pending_outgoing = ?4, spendable = ?5",
+        )?
+        .execute(params![
+            asset,
+            b.confirmed.to_string(),
+            b.pending.to_string(),
+            b.pending_outgoing.to_string(),
+            b.spendable.to_string()
+        ])?;
+    }
+    conn.execute_batch("DELETE FROM history_dirty_tx; DELETE FROM history_dirty_asset;")?;
+    Ok(())
+}
+
+/// What the history row of `txid` should hold, from the tables it is
+/// derived from (`None`: the wallet does not know it). The one definition,
+/// used to maintain the rows and to check them.
+pub(super) fn compute(
+    conn: &Connection,
+    network: Network,
+    txid: &Hash32,
+) -> Result<Option<(HistoryRecord, Vec<String>)>, StoreError> {
+    let Some(record) = ledger::transaction(conn, txid)? else {
+        return Ok(None);
+    };
+    let mut effects: Vec<TxEffect> = Vec::new();
+    let mut add = |asset: Hash32, received: u64, sent: u64| match effects
+        .iter_mut()
+        .find(|e| e.asset == asset)
+    {
+        Some(e) => {
+            e.received += u128::from(received);
+            e.sent += u128::from(sent);
+        }
+        None => effects.push(TxEffect {
+            asset,
+            received: u128::from(received),
+            sent: u128::from(sent),
+        }),
+    };
+    let mut counterparties = Vec::new();
+    let mut paid_ours: Vec<String> = Vec::new();
+    let mut fee = None;
+    let decoded = record
+        .raw
+        .as_deref()
+        .and_then(|raw| Transaction::decode(raw).ok());
+    match &decoded {
+        Some(tx) => {
+            for input in &tx.inputs {
+                let op = ledger::OutPoint {
+                    txid: input.txid.0,
+                    vout: input.index,
+                };
+                if let Some(coin) = ledger::output(conn, &op)? {
+                    add(coin.asset, 0, coin.amount);
+                }
+            }
+            for output in &tx.outputs {
+                let address = Address::new(network, output.owner).encode();
+                if wallet::find_address(conn, &address)?.is_some() {
+                    add(output.asset.0, output.amount, 0);
+                    if !paid_ours.contains(&address) {
+                        paid_ours.push(address);
+                    }
+                } else if !counterparties.contains(&address) {
+                    counterparties.push(address);
+                }
+            }
+            if record.own && !tx.inputs.is_empty() {
+                fee = Some(tx.fee);
+            }
+        }
+        None => {
+            for coin in inbox::outputs_of(conn, &record.txid)? {
+                add(coin.asset, coin.amount, 0);
+                if !paid_ours.contains(&coin.address) {
+                    paid_ours.push(coin.address);
+                }
+            }
+        }
+    }
+    let spent_any = effects.iter().any(|e| e.sent > 0);
+    let direction = match (spent_any, counterparties.is_empty()) {
+        (false, _) => Direction::In,
+        (true, false) => Direction::Out,
+        (true, true) => Direction::SelfTransfer,
+    };
+    let seen = record.created_at.max(0) as u64;
+    let time = match record.block {
+        Some((height, _)) => chain::header(conn, height)?.map(|h| h.time).unwrap_or(seen),
+        None => seen,
+    };
+    let mut addresses = paid_ours;
+    for c in &counterparties {
+        if !addresses.contains(c) {
+            addresses.push(c.clone());
+        }
+    }
+    Ok(Some((
+        HistoryRecord {
+            seq: 0,
+            sort_time: 0,
+            txid: record.txid,
+            state: record.state,
+            own: record.own,
+            direction,
+            block_height: record.block.map(|b| b.0),
+            time,
+            fee,
+            effects,
+            counterparties,
+            memo: None,
+            reason: record.reason,
+        },
+        addresses,
+    )))
+}
+
+fn refresh_tx(conn: &Connection, network: Network, txid: &Hash32) -> Result<(), StoreError> {
+    let Some((row, addresses)) = compute(conn, network, txid)? else {
+        conn.prepare_cached("DELETE FROM wallet_history WHERE txid = ?1")?
+            .execute([txid])?;
+        return Ok(());
+    };
+    let time = to_i64(row.time, "a time")?;
+    let height = row
+        .block_height
+        .map(|h| to_i64(h, "a block height"))
+        .transpose()?;
+    conn.prepare_cached(
+        "INSERT INTO wallet_history (txid, txid_hex, sort_time, time, state, own, direction,
+             block_height, fee, counterparties, memo, reason)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (txid) DO UPDATE SET time = ?3, state = ?4, own = ?5, direction = ?6,
+             block_height = ?7, fee = ?8, counterparties = ?9, memo = ?10, reason = ?11",
+    )?
+    .execute(params![
+        txid,
+        hex(txid),
+        time,
+        row.state.as_str(),
+        row.own,
+        row.direction.as_str(),
+        height,
+        row.fee.map(amount_to_sql),
+        row.counterparties.join("\n"),
+        row.memo,
+        row.reason,
+    ])?;
+    conn.prepare_cached("DELETE FROM wallet_tx_effects WHERE txid = ?1")?
+        .execute([txid])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO wallet_tx_effects (txid, asset, pos, received, sent) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (pos, e) in row.effects.iter().enumerate() {
+        insert.execute(params![
+            txid,
+            e.asset,
+            pos as i64,
+            e.received.to_string(),
+            e.sent.to_string()
+        ])?;
+    }
+    conn.prepare_cached("DELETE FROM wallet_tx_addresses WHERE txid = ?1")?
+        .execute([txid])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO wallet_tx_addresses (address, txid) VALUES (?1, ?2)",
+    )?;
+    for a in &addresses {
+        insert.execute(params![a, txid])?;
+    }
+    Ok(())
+}
+
+/// [`compute_balance`] summed by SQLite, without reading each output:
+/// `None` when SQL integers cannot hold it (an amount of 2^63 or more, or a
+/// sum past `i64::MAX`), and the caller sums in Rust.
+fn sum_balance(conn: &Connection, asset: &Hash32) -> Result<Option<StoredBalance>, StoreError> {
+    let huge: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outputs WHERE asset = ?1 AND amount < 0)")?
+        .query_row([asset], |r| r.get(0))?;
+    if huge {
+        return Ok(None);
+    }
+    let sums = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(CASE WHEN ib AND sp IS NULL THEN amount END), 0),
+                    coalesce(sum(CASE WHEN ib AND sp = 0 THEN amount END), 0),
+                    coalesce(sum(CASE WHEN NOT ib AND sp IS NULL THEN amount END), 0),
+                    coalesce(sum(CASE WHEN NOT ib AND sp IS NULL AND own THEN amount END), 0)
+             FROM (SELECT o.amount AS amount,
+                          o.height IS NOT NULL AND c.state IN ('confirmed', 'final') AS ib,
+                          c.own AS own,
+                          CASE WHEN s.state IS NULL THEN NULL
+                               WHEN s.state IN ('confirmed', 'final') THEN 1 ELSE 0 END AS sp
+                   FROM outputs o JOIN transactions c ON c.txid = o.txid
+                   LEFT JOIN transactions s ON s.txid = coalesce(o.spent_by, o.locked_by)
+                   WHERE o.asset = ?1 AND c.state NOT IN ('rejected', 'dropped', 'abandoned')
+                     AND (o.spent_by IS NULL OR s.state IS NULL
+                          OR s.state NOT IN ('confirmed', 'final')))",
+        )?
+        .query_row([asset], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        });
+    let (free, reserved, pending, pending_own) = match sums {
+        Ok(sums) => sums,
+        // "integer overflow": past i64::MAX.
+        Err(rusqlite::Error::SqliteFailure(_, _)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let u = |v: i64| u128::from(v.max(0) as u64);
+    Ok(Some(StoredBalance {
+        asset: *asset,
+        confirmed: u(free) + u(reserved),
+        pending: u(pending),
+        pending_outgoing: u(reserved),
+        spendable: u(free) + u(pending_own),
+    }))
+}
+
+/// The balance of `asset` from the outputs and the states of the
+/// transactions that made and use them (the rule of `Wallet::balances`),
+/// summed in Rust: the reference [`check`] compares the kept rows with.
+pub(super) fn compute_balance(
+    conn: &Connection,
+    asset: &Hash32,
+) -> Result<StoredBalance, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.amount, o.height IS NOT NULL AND c.state IN ('confirmed', 'final'), c.own,
+                s.state
+         FROM outputs o JOIN transactions c ON c.txid = o.txid
+         LEFT JOIN transactions s ON s.txid = coalesce(o.spent_by, o.locked_by)
+         WHERE o.asset = ?1 AND c.state NOT IN ('rejected', 'dropped', 'abandoned')
+           AND (o.spent_by IS NULL OR s.state IS NULL OR s.state NOT IN ('confirmed', 'final'))",
+    )?;
+    let mut b = StoredBalance {
+        asset: *asset,
+        ..StoredBalance::default()
+    };
+    let mut rows = stmt.query([asset])?;
+    while let Some(row) = rows.next()? {
+        let amount = u128::from(amount_from_sql(row.get(0)?));
+        let in_block: bool = row.get(1)?;
+        let own: bool = row.get(2)?;
+        let spender: Option<String> = row.get(3)?;
+        let spender_in_block = match &spender {
+            Some(s) => Some(s.parse::<TxState>()?.is_in_block()),
+            None => None,
+        };
+        match (in_block, spender_in_block) {
+            (true, None) => {
+                b.confirmed += amount;
+                b.spendable += amount;
+            }
+            (true, Some(false)) => {
+                b.confirmed += amount;
+                b.pending_outgoing += amount;
+            }
+            (true, Some(true)) => {}
+            (false, None) => {
+                b.pending += amount;
+                if own {
+                    b.spendable += amount;
+                }
+            }
+            (false, Some(_)) => {}
+        }
+    }
+    Ok(b)
+}
+
+const HISTORY_COLUMNS: &str = "h.seq, h.sort_time, h.txid, h.state, h.own, h.direction, \
+     h.block_height, h.time, h.fee, h.counterparties, h.memo, h.reason";
+
+type HistoryRow = (
+    i64,
+    i64,
+    Hash32,
+    String,
+    bool,
+    String,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn history_from_row(row: &Row<'_>) -> rusqlite::Result<HistoryRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn history_record(conn: &Connection, row: HistoryRow) -> Result<HistoryRecord, StoreError> {
+    let (seq, sort_time, txid, state, own, direction, height, time, fee, cps, memo, reason) = row;
+    let mut stmt = conn.prepare_cached(
+        "SELECT asset, received, sent FROM wallet_tx_effects WHERE txid = ?1 ORDER BY pos",
+    )?;
+    let effects = stmt
+        .query_map([txid], |r| {
+            Ok((
+                r.get::<_, Hash32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .map(|r| {
+            let (asset, received, sent) = r?;
+            Ok(TxEffect {
+                asset,
+                received: parse_u128(&received, "a received amount")?,
+                sent: parse_u128(&sent, "a sent amount")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(HistoryRecord {
+        seq,
+        sort_time,
+        txid,
+        state: state.parse()?,
+        own,
+        direction: Direction::parse(&direction)
+            .ok_or_else(|| StoreError::Corrupt(format!("direction {direction:?}")))?,
+        block_height: height.map(|h| to_u64(h, "a block height")).transpose()?,
+        time: to_u64(time, "a time")?,
+        fee: fee.map(amount_from_sql),
+        effects,
+        counterparties: if cps.is_empty() {
+            Vec::new()
+        } else {
+            cps.split('\n').map(str::to_owned).collect()
+        },
+        memo,
+        reason,
+    })
+}
+
+/// The WHERE clause (without the cursor) and its values.
+fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> {
+    let mut sql = String::from("1");
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(asset) = &query.asset {
+        values.push(Value::Blob(asset.to_vec()));
+        let _ = write!(
+            sql,
+            " AND h.txid IN (SELECT f.txid FROM wallet_tx_effects f WHERE f.asset = ?{})",
+            values.len()
+        );
+    }
+    if let Some(direction) = query.direction {
+        values.push(Value::Text(direction.as_str().into()));
+        let _ = write!(sql, " AND h.direction = ?{}", values.len());
+    }
+    if !query.states.is_empty() {
+        let mut marks = Vec::new();
+        for state in &query.states {
+            values.push(Value::Text(state.as_str().into()));
+            marks.push(format!("?{}", values.len()));
+        }
+        let _ = write!(sql, " AND h.state IN ({})", marks.join(", "));
+    }
+    if let Some(since) = query.since {
+        values.push(Value::Integer(to_i64(since, "a time")?));
+        let _ = write!(sql, " AND h.time >= ?{}", values.len());
+    }
+    if let Some(until) = query.until {
+        values.push(Value::Integer(to_i64(until, "a time")?));
+        let _ = write!(sql, " AND h.time < ?{}", values.len());
+    }
+    if let Some(search) = query
+        .search
+        .as_ref()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let lower = search.to_ascii_lowercase();
+        values.push(Value::Text(lower.clone()));
+        let exact = values.len();
+        values.push(Value::Text(format!("{lower}~")));
+        let below = values.len();
+        let like: String = search
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        values.push(Value::Text(format!("%{like}%")));
+        let memo = values.len();
+        let _ = write!(
+            sql,
+            // Each part from an index (memo: only the rows that have one).
+            " AND h.txid IN (
+                 SELECT t.txid FROM wallet_history t
+                     WHERE t.txid_hex >= ?{exact} AND t.txid_hex < ?{below}
+                 UNION SELECT a.txid FROM wallet_tx_addresses a WHERE a.address = ?{exact}
+                 UNION SELECT m.txid FROM wallet_history m
+                     WHERE m.memo IS NOT NULL AND m.memo LIKE ?{memo} ESCAPE '\\')"
+        );
+    }
+    Ok((sql, values))
+}
+
+/// A page of at most `limit` rows (0: all) after `before` (a cursor from a
+/// previous page), newest first, with the total count of the query.
+pub(super) fn history_page(
+    conn: &Connection,
+    query: &HistoryQuery,
+    before: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<HistoryPageRecords, StoreError> {
+    let (filter, mut values) = filter_sql(query)?;
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM wallet_history h WHERE {filter}"
+        ))?
+        .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
+    // The page walks the (sort_time, seq) index and checks the asset's set
+    // of transactions for each row (`+`: not the index of txid), instead of
+    // sorting all of that asset's rows; the count uses the asset's index.
+    let filter = filter.replace("h.txid IN (SELECT f.txid", "+h.txid IN (SELECT f.txid");
+    let mut sql = format!("SELECT {HISTORY_COLUMNS} FROM wallet_history h WHERE {filter}");
+    if let Some((time, seq)) = before {
+        values.push(Value::Integer(time));
+        let t = values.len();
+        values.push(Value::Integer(seq));
+        let s = values.len();
+        let _ = write!(sql, " AND (h.sort_time, h.seq) < (?{t}, ?{s})");
+    }
+    sql.push_str(" ORDER BY h.sort_time DESC, h.seq DESC");
+    if limit > 0 {
+        values.push(Value::Integer(limit as i64 + 1));
+        let _ = write!(sql, " LIMIT ?{}", values.len());
+    }
+    let raw: Vec<HistoryRow> = {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        stmt.query_map(params_from_iter(values.iter()), history_from_row)?
+            .collect::<Result<_, _>>()?
+    };
+    let more = limit > 0 && raw.len() > limit;
+    let mut rows = raw
+        .into_iter()
+        .take(if limit > 0 { limit } else { usize::MAX })
+        .map(|row| history_record(conn, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.shrink_to_fit();
+    let next_cursor = if more {
+        rows.last().map(HistoryRecord::cursor)
+    } else {
+        None
+    };
+    Ok(HistoryPageRecords {
+        rows,
+        next_cursor,
+        total: total.max(0) as u64,
+    })
+}
+
+/// One listed transaction, by id.
+pub(super) fn history_record_of(
+    conn: &Connection,
+    txid: &Hash32,
+) -> Result<Option<HistoryRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM wallet_history h WHERE h.txid = ?1"
+        ))?
+        .query_row([txid], history_from_row)
+        .optional()?;
+    row.map(|r| history_record(conn, r)).transpose()
+}
+
+/// The maintained balances, by asset id.
+pub(super) fn stored_balances(conn: &Connection) -> Result<Vec<StoredBalance>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT asset, confirmed, pending, pending_outgoing, spendable FROM wallet_balances
+         ORDER BY asset",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Hash32>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (asset, c, p, po, s) = r?;
+        Ok(StoredBalance {
+            asset,
+            confirmed: parse_u128(&c, "a balance")?,
+            pending: parse_u128(&p, "a balance")?,
+            pending_outgoing: parse_u128(&po, "a balance")?,
+            spendable: parse_u128(&s, "a balance")?,
+        })
+    })
+    .collect()
+}
+
+/// Differences between the maintained tables and a full recomputation
+/// from the tables they are derived from (empty: they agree). For tests
+/// and diagnostics.
+pub(super) fn check(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let network = wallet::wallet(conn)?
+        .and_then(|w| Network::from_name(&w.network))
+        .unwrap_or(Network::Sandbox);
+    let mut problems = Vec::new();
+    let txids: Vec<Hash32> = {
+        let mut stmt = conn.prepare("SELECT txid FROM transactions")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let listed: i64 = conn.query_row("SELECT count(*) FROM wallet_history", [], |r| r.get(0))?;
+    if listed as usize != txids.len() {
+        problems.push(format!(
+            "{listed} rows listed for {} transactions",
+            txids.len()
+        ));
+    }
+    for txid in &txids {
+        let Some((mut want, want_addresses)) = compute(conn, network, txid)? else {
+            continue;
+        };
+        let Some(have) = history_record_of(conn, txid)? else {
+            problems.push(format!("{} is not listed", hex(txid)));
+            continue;
+        };
+        want.seq = have.seq;
+        want.sort_time = have.sort_time;
+        if want != have {
+            problems.push(format!(
+                "{}: listed {have:?}, recomputed {want:?}",
+                hex(txid)
+            ));
+        }
+        let mut have_addresses: Vec<String> = {
+            let mut stmt =
+                conn.prepare_cached("SELECT address FROM wallet_tx_addresses WHERE txid = ?1")?;
+            stmt.query_map([txid], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut want_addresses = want_addresses;
+        have_addresses.sort();
+        want_addresses.sort();
+        want_addresses.dedup();
+        if have_addresses != want_addresses {
+            problems.push(format!(
+                "{}: addresses {have_addresses:?}, recomputed {want_addresses:?}",
+                hex(txid)
+            ));
+        }
+    }
+    let assets: Vec<Hash32> = {
+        let mut stmt = conn.prepare("SELECT DISTINCT asset FROM outputs ORDER BY asset")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let stored = stored_balances(conn)?;
+    for asset in &assets {
+        let want = compute_balance(conn, asset)?;
+        match stored.iter().find(|b| &b.asset == asset) {
+            Some(have) if have == &want => {}
+            have => problems.push(format!(
+                "balance of {}: stored {have:?}, recomputed {want:?}",
+                hex(asset)
+            )),
+        }
+    }
+    if is_dirty(conn)? {
+        problems.push("changes are waiting to be applied".into());
+    }
+    Ok(problems)
+}
+
+/// Read methods of the history tables, for [`super::Store`] and
+/// [`super::StoreTx`].
+macro_rules! history_read_methods {
+    () => {
+        /// A page of the history: at most `limit` rows (0: all) after the
+        /// cursor `before`, newest first, with the total count.
+        pub fn history_page(
+            &self,
+            query: &history::HistoryQuery,
+            before: Option<(i64, i64)>,
+            limit: usize,
+        ) -> Result<history::HistoryPageRecords, StoreError> {
+            history::history_page(self.conn(), query, before, limit)
+        }
+
+        /// The listed row of one transaction.
+        pub fn history_record(
+            &self,
+            txid: &Hash32,
+        ) -> Result<Option<history::HistoryRecord>, StoreError> {
+            history::history_record_of(self.conn(), txid)
+        }
+
+        /// The maintained balances per asset (assets the wallet ever held).
+        pub fn stored_balances(&self) -> Result<Vec<history::StoredBalance>, StoreError> {
+            history::stored_balances(self.conn())
+        }
+
+        /// Where the maintained history and balances differ from a full
+        /// recomputation (empty: nowhere).
+        pub fn check_history(&self) -> Result<Vec<String>, StoreError> {
+            history::check(self.conn())
+        }
+    };
+}
+pub(super) use history_read_methods;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use notch_protocol::{AssetId, PublicKey, TxId};
+
+    use super::*;
+    use crate::keys::AddressChain;
+    use crate::store::test_support::wallet_with_address;
+    use crate::store::{Header, NewAddress, NewOutput, NewTransaction, OutPoint, Store};
+
+    const COIN: Hash32 = [0xC0; 32];
+    const EURO: Hash32 = [0xE0; 32];
+
+    fn id(n: u32) -> Hash32 {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&n.to_be_bytes());
+        h[31] = 1;
+        h
+    }
+
+    fn header(height: u64, fork: u8) -> Header {
+        let mut hash = [fork; 32];
+        hash[..8].copy_from_slice(&height.to_be_bytes());
+        let mut prev_hash = [fork; 32];
+        prev_hash[..8].copy_from_slice(&height.wrapping_sub(1).to_be_bytes());
+        Header {
+            height,
+            hash,
+            prev_hash,
+            time: 1_000_000 + height * 10 + u64::from(fork),
+            verified: true,
+        }
+    }
+
+    /// A payment to "mine" of `amount` of `asset`, in a block at `height`
+    /// (or in the pool).
+    fn receive(store: &mut Store, txid: Hash32, asset: Hash32, amount: u64, height: Option<u64>) {
+        store
+            .write(|tx| {
+                tx.insert_transaction(&NewTransaction {
+                    txid,
+                    state: if height.is_some() {
+                        TxState::Confirmed
+                    } else {
+                        TxState::InPool
+                    },
+                    own: false,
+                    raw: None,
+                    block: height.map(|h| (h, header(h, 0).hash)),
+                })?;
+                tx.insert_output(&NewOutput {
+                    outpoint: OutPoint { txid, vout: 0 },
+                    asset,
+                    amount,
+                    address: "mine".into(),
+                    height,
+                })
+            })
+            .expect("receives");
+    }
+
+    fn all_pages(store: &Store, query: &HistoryQuery, limit: usize) -> Vec<HistoryRecord> {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.history_page(query, before, limit).expect("page");
+            assert!(limit == 0 || page.rows.len() <= limit);
+            out.extend(page.rows);
+            match page.next_cursor {
+                Some(c) => before = Some(parse_cursor(&c).expect("cursor")),
+                None => return out,
+            }
+        }
+    }
+
+    fn assert_consistent(store: &Store) {
+        let problems = store.check_history().expect("checks");
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn pages_neither_skip_nor_repeat_while_new_rows_arrive() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| {
+                for h in 1..=40 {
+                    tx.append_header(&header(h, 0))?;
+                }
+                Ok(())
+            })
+            .expect("headers");
+        for n in 0..100u32 {
+            let asset = if n % 3 == 0 { EURO } else { COIN };
+            receive(
+                &mut store,
+                id(n),
+                asset,
+                u64::from(n) + 1,
+                Some(u64::from(n % 40) + 1),
+            );
+        }
+        let first = store
+            .history_page(&HistoryQuery::default(), None, 7)
+            .expect("page");
+        assert_eq!(first.total, 100);
+        assert_eq!(first.rows.len(), 7);
+        // Newest first.
+        let order: Vec<(i64, i64)> = first.rows.iter().map(|r| (r.sort_time, r.seq)).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(order, sorted);
+
+        // Page through while payments arrive and states change.
+        let mut seen: Vec<Hash32> = first.rows.iter().map(|r| r.txid).collect();
+        let mut before = first.next_cursor.map(|c| parse_cursor(&c).expect("cursor"));
+        let mut n = 100u32;
+        while let Some(cursor) = before {
+            receive(&mut store, id(n), COIN, 5, None);
+            n += 1;
+            // An older payment leaves its block and comes back.
+            store
+                .write(|tx| {
+                    tx.set_transaction_state(&id(n % 50), TxState::InPool, None, None)?;
+                    tx.set_transaction_state(
+                        &id(n % 50),
+                        TxState::Confirmed,
+                        Some((3, header(3, 0).hash)),
+                        None,
+                    )
+                })
+                .expect("moves");
+            let page = store
+                .history_page(&HistoryQuery::default(), Some(cursor), 7)
+                .expect("page");
+            seen.extend(page.rows.iter().map(|r| r.txid));
+            before = page.next_cursor.map(|c| parse_cursor(&c).expect("cursor"));
+        }
+        let unique: HashSet<Hash32> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "no row twice");
+        assert!((0..100).all(|n| unique.contains(&id(n))), "none missing");
+        assert!(
+            (100..n).all(|m| !unique.contains(&id(m))),
+            "new rows come before the first page, not in the middle"
+        );
+        let top = store
+            .history_page(&HistoryQuery::default(), None, 1)
+            .expect("page");
+        assert_eq!(top.total, u64::from(n));
+        assert_eq!(top.rows[0].txid, id(n - 1), "the newest first");
+        assert_eq!(
+            all_pages(&store, &HistoryQuery::default(), 0).len(),
+            n as usize
+        );
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn filters_search_and_counts() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| {
+                for h in 1..=10 {
+                    tx.append_header(&header(h, 0))?;
+                }
+                Ok(())
+            })
+            .expect("headers");
+        for n in 0..30u32 {
+            let asset = if n % 3 == 0 { EURO } else { COIN };
+            let height = (n < 20).then_some(u64::from(n % 10) + 1);
+            receive(&mut store, id(n), asset, 10, height);
+        }
+        // An own send of 7 COIN of the coin of id(1) to someone else, with
+        // change: decoded once, when it is recorded.
+        let network = Network::Sandbox;
+        let change_key = [0x42; 32];
+        let change = Address::new(network, PublicKey(change_key)).encode();
+        let other = Address::new(network, PublicKey([0x77; 32])).encode();
+        store
+            .write(|tx| {
+                tx.insert_addresses(&[NewAddress {
+                    chain: AddressChain::Change,
+                    index: 0,
+                    address: change.clone(),
+                    public_key: change_key,
+                }])
+                .map(|_| ())
+            })
+            .expect("address");
+        let mut send = Transaction::new(network);
+        send.inputs.push(notch_protocol::OutPoint {
+            txid: TxId(id(1)),
+            index: 0,
+        });
+        send.outputs.push(notch_protocol::Output {
+            asset: AssetId(COIN),
+            amount: 7,
+            owner: PublicKey([0x77; 32]),
+        });
+        send.outputs.push(notch_protocol::Output {
+            asset: AssetId(COIN),
+            amount: 2,
+            owner: PublicKey(change_key),
+        });
+        send.fee = 1;
+        // Decoding wants one signature per input (not checked here).
+        send.signatures.push(notch_protocol::Signature([0x5A; 64]));
+        let send_id = send.txid().0;
+        store
+            .write(|tx| {
+                tx.insert_transaction(&NewTransaction {
+                    txid: send_id,
+                    state: TxState::Queued,
+                    own: true,
+                    raw: Some(send.encode()),
+                    block: None,
+                })?;
+                tx.lock_outputs(
+                    &send_id,
+                    &[OutPoint {
+                        txid: id(1),
+                        vout: 0,
+                    }],
+                )?;
+                tx.insert_output(&NewOutput {
+                    outpoint: OutPoint {
+                        txid: send_id,
+                        vout: 1,
+                    },
+                    asset: COIN,
+                    amount: 2,
+                    address: change.clone(),
+                    height: None,
+                })
+            })
+            .expect("sends");
+        let count = |q: HistoryQuery| {
+            let page = store.history_page(&q, None, 4).expect("page");
+            let all = all_pages(&store, &q, 4);
+            assert_eq!(page.total as usize, all.len(), "{q:?}");
+            all
+        };
+        assert_eq!(count(HistoryQuery::default()).len(), 31);
+        let euro = count(HistoryQuery {
+            asset: Some(EURO),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(euro.len(), 10);
+        assert!(
+            euro.iter()
+                .all(|r| r.effects.iter().any(|e| e.asset == EURO))
+        );
+        let out = count(HistoryQuery {
+            direction: Some(Direction::Out),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(out.len(), 1);
+        let row = &out[0];
+        assert_eq!(row.txid, send_id);
+        assert_eq!(row.fee, Some(1));
+        assert_eq!(row.counterparties, vec![other.clone()]);
+        assert_eq!(
+            row.effects,
+            vec![TxEffect {
+                asset: COIN,
+                received: 2,
+                sent: 10
+            }]
+        );
+        assert_eq!(
+            count(HistoryQuery {
+                direction: Some(Direction::In),
+                ..HistoryQuery::default()
+            })
+            .len(),
+            30
+        );
+        let pending = count(HistoryQuery {
+            states: vec![TxState::InPool, TxState::Queued],
+            ..HistoryQuery::default()
+        });
+        assert_eq!(pending.len(), 11);
+        let dated = count(HistoryQuery {
+            since: Some(header(3, 0).time),
+            until: Some(header(6, 0).time),
+            ..HistoryQuery::default()
+        });
+        // Heights 3, 4, 5: two payments each.
+        assert_eq!(dated.len(), 6);
+        assert!(dated.iter().all(|r| matches!(r.block_height, Some(3..=5))));
+        // Search: an address paid (someone else's, or the wallet's), a txid
+        // prefix.
+        let by_other = count(HistoryQuery {
+            search: Some(other.to_uppercase()),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(by_other.len(), 1);
+        assert_eq!(
+            count(HistoryQuery {
+                search: Some(change.clone()),
+                ..HistoryQuery::default()
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            count(HistoryQuery {
+                search: Some("mine".into()),
+                ..HistoryQuery::default()
+            })
+            .len(),
+            30
+        );
+        let prefix = hex(&id(7))[..8].to_owned();
+        let by_prefix = count(HistoryQuery {
+            search: Some(prefix),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(by_prefix.len(), 1);
+        assert_eq!(by_prefix[0].txid, id(7));
+        assert!(
+            count(HistoryQuery {
+                search: Some("zz%".into()),
+                ..HistoryQuery::default()
+            })
+            .is_empty()
+        );
+        // Combined.
+        assert_eq!(
+            count(HistoryQuery {
+                asset: Some(COIN),
+                states: vec![TxState::Confirmed],
+                direction: Some(Direction::In),
+                ..HistoryQuery::default()
+            })
+            .len(),
+            13
+        );
+        // The balances follow: 200 COIN in blocks, 10 of them locked by the
+        // send, 2 of change pending.
+        let coin = store
+            .stored_balances()
+            .expect("balances")
+            .into_iter()
+            .find(|b| b.asset == COIN)
+            .expect("coin");
+        assert_eq!(coin.confirmed, 13 * 10);
+        assert_eq!(coin.pending_outgoing, 10);
+        assert_eq!(coin.pending, 7 * 10 + 2);
+        assert_eq!(coin.spendable, 12 * 10 + 2);
+        assert_consistent(&store);
+
+        // The send goes through a block, is rolled back, and is abandoned.
+        store
+            .write(|tx| {
+                tx.set_transaction_state(&send_id, TxState::InPool, None, None)?;
+                tx.mark_spent(
+                    &OutPoint {
+                        txid: id(1),
+                        vout: 0,
+                    },
+                    &send_id,
+                )?;
+                tx.set_transaction_state(
+                    &send_id,
+                    TxState::Confirmed,
+                    Some((10, header(10, 0).hash)),
+                    None,
+                )?;
+                tx.insert_output(&NewOutput {
+                    outpoint: OutPoint {
+                        txid: send_id,
+                        vout: 1,
+                    },
+                    asset: COIN,
+                    amount: 2,
+                    address: change.clone(),
+                    height: Some(10),
+                })
+            })
+            .expect("confirms");
+        assert_consistent(&store);
+        let row = store
+            .history_record(&send_id)
+            .expect("reads")
+            .expect("listed");
+        assert_eq!(
+            (row.state, row.block_height, row.time),
+            (TxState::Confirmed, Some(10), header(10, 0).time)
+        );
+        store
+            .write(|tx| {
+                crate::lifecycle::roll_back(tx, 8)?;
+                tx.roll_back_to(8).map(|_| ())
+            })
+            .expect("rolls back");
+        assert_consistent(&store);
+        let row = store
+            .history_record(&send_id)
+            .expect("reads")
+            .expect("listed");
+        assert_eq!(row.block_height, None);
+        store
+            .write(|tx| {
+                tx.set_transaction_state(&send_id, TxState::Abandoned, None, Some("given up"))?;
+                tx.release_coins(&send_id)
+            })
+            .expect("abandons");
+        assert_consistent(&store);
+        let row = store
+            .history_record(&send_id)
+            .expect("reads")
+            .expect("listed");
+        assert_eq!(row.state, TxState::Abandoned);
+        assert_eq!(row.reason.as_deref(), Some("given up"));
+    }
+
+    #[test]
+    fn a_reorg_keeps_the_tables_equal_to_a_recomputation() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| {
+                for h in 1..=12 {
+                    tx.append_header(&header(h, 0))?;
+                }
+                Ok(())
+            })
+            .expect("headers");
+        for n in 0..24u32 {
+            receive(&mut store, id(n), COIN, 100, Some(u64::from(n / 2) + 1));
+        }
+        let before: Vec<(Hash32, u64)> = all_pages(&store, &HistoryQuery::default(), 5)
+            .iter()
+            .map(|r| (r.txid, r.time))
+            .collect();
+        // Blocks above 6 are replaced by a fork with other times; half of
+        // the rolled-back payments come back in it.
+        store
+            .write(|tx| {
+                crate::lifecycle::roll_back(tx, 6)?;
+                tx.roll_back_to(6)?;
+                for h in 7..=14 {
+                    let mut next = header(h, 9);
+                    if h == 7 {
+                        next.prev_hash = header(6, 0).hash;
+                    }
+                    tx.append_header(&next)?;
+                }
+                Ok(())
+            })
+            .expect("reorg");
+        assert_consistent(&store);
+        for n in (12..24u32).step_by(2) {
+            let height = u64::from(n / 2) + 2;
+            store
+                .write(|tx| {
+                    tx.set_transaction_state(
+                        &id(n),
+                        TxState::Confirmed,
+                        Some((height, header(height, 9).hash)),
+                        None,
+                    )?;
+                    receive_in(tx, id(n), COIN, 100, Some(height))
+                })
+                .expect("confirms again");
+        }
+        // In the same transaction, nothing else sees a half-applied change.
+        let inside = store
+            .write(|tx| {
+                receive_in(tx, id(500), COIN, 1, Some(14))?;
+                tx.check_history()
+            })
+            .expect("writes");
+        assert!(inside.is_empty(), "{inside:#?}");
+        assert_consistent(&store);
+        let after = all_pages(&store, &HistoryQuery::default(), 5);
+        assert_eq!(after.len(), 25);
+        for n in (12..24u32).step_by(2) {
+            let row = after.iter().find(|r| r.txid == id(n)).expect("listed");
+            assert_eq!(row.time, header(u64::from(n / 2) + 2, 9).time);
+            assert_eq!(row.state, TxState::Confirmed);
+        }
+        for n in (13..24u32).step_by(2) {
+            let row = after.iter().find(|r| r.txid == id(n)).expect("listed");
+            assert_eq!((row.state, row.block_height), (TxState::InPool, None));
+        }
+        // The order (by the time first listed) did not move.
+        let order: Vec<Hash32> = after
+            .iter()
+            .map(|r| r.txid)
+            .filter(|t| t != &id(500))
+            .collect();
+        assert_eq!(order, before.iter().map(|b| b.0).collect::<Vec<_>>());
+        let coin = &store.stored_balances().expect("balances")[0];
+        assert_eq!(coin.confirmed, 18 * 100 + 1);
+        assert_eq!(coin.pending, 6 * 100);
+    }
+
+    fn receive_in(
+        tx: &crate::store::StoreTx<'_>,
+        txid: Hash32,
+        asset: Hash32,
+        amount: u64,
+        height: Option<u64>,
+    ) -> Result<(), StoreError> {
+        tx.insert_transaction(&NewTransaction {
+            txid,
+            state: TxState::Confirmed,
+            own: false,
+            raw: None,
+            block: height.map(|h| (h, header(h, 9).hash)),
+        })?;
+        tx.insert_output(&NewOutput {
+            outpoint: OutPoint { txid, vout: 0 },
+            asset,
+            amount,
+            address: "mine".into(),
+            height,
+        })?;
+        // The refresh of the write has not run yet: run it here.
+        refresh(tx.conn())
+    }
+
+    #[test]
+    fn balances_past_sql_integers_are_summed_exactly() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| tx.append_header(&header(1, 0)))
+            .expect("header");
+        // Past i64::MAX together, each below it: SQLite's sum overflows.
+        let big = (i64::MAX as u64) / 2 + 10;
+        receive(&mut store, id(1), COIN, big, Some(1));
+        receive(&mut store, id(2), COIN, big, Some(1));
+        // 2^63 and more reads negative in SQL.
+        receive(&mut store, id(3), EURO, u64::MAX, Some(1));
+        receive(&mut store, id(4), EURO, u64::MAX, None);
+        let b = store.stored_balances().expect("balances");
+        let coin = b.iter().find(|b| b.asset == COIN).expect("coin");
+        assert_eq!(coin.confirmed, 2 * u128::from(big));
+        let euro = b.iter().find(|b| b.asset == EURO).expect("euro");
+        assert_eq!(
+            (euro.confirmed, euro.pending),
+            (u128::from(u64::MAX), u128::from(u64::MAX))
+        );
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn the_migration_backfills_what_an_older_wallet_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wallet.sqlite");
+        {
+            let conn = Connection::open(&path).expect("opens");
+            conn.pragma_update(None, "foreign_keys", true).expect("fk");
+            for sql in &crate::store::migrations::MIGRATIONS[..6] {
+                conn.execute_batch(sql).expect("old schema");
+            }
+            conn.pragma_update(
+                None,
+                "application_id",
+                crate::store::migrations::APPLICATION_ID,
+            )
+            .expect("id");
+            conn.pragma_update(None, "user_version", 6)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
+                     VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);
+                 INSERT INTO addresses (chain, idx, address, public_key, used)
+                     VALUES (0, 0, 'mine', zeroblob(32), 1);
+                 INSERT INTO headers (height, hash, prev_hash, time, verified)
+                     VALUES (1, randomblob(32), zeroblob(32), 777, 1);
+                 INSERT INTO transactions (txid, state, own, block_height, block_hash, created_at, updated_at)
+                     VALUES (zeroblob(32), 'confirmed', 0, 1, zeroblob(32), 5, 5);
+                 INSERT INTO outputs (txid, vout, asset, amount, address, height)
+                     VALUES (zeroblob(32), 0, zeroblob(32), 42, 'mine', 1);
+                 INSERT INTO transactions (txid, state, own, created_at, updated_at)
+                     VALUES (randomblob(32), 'in_pool', 0, 9, 9);
+                 INSERT INTO outputs (txid, vout, asset, amount, address)
+                     SELECT txid, 0, zeroblob(32), 8, 'mine' FROM transactions WHERE state = 'in_pool';",
+            )
+            .expect("old rows");
+        }
+        let store = Store::open(&path).expect("migrates");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            crate::store::SCHEMA_VERSION
+        );
+        assert_consistent(&store);
+        let page = store
+            .history_page(&HistoryQuery::default(), None, 10)
+            .expect("page");
+        assert_eq!(page.total, 2);
+        assert_eq!(page.rows[0].time, 777, "block time, the newer");
+        assert_eq!(page.rows[0].effects[0].received, 42);
+        assert_eq!(page.rows[1].time, 9, "first seen");
+        let b = &store.stored_balances().expect("balances")[0];
+        assert_eq!((b.confirmed, b.pending, b.spendable), (42, 8, 42));
+    }
+
+    /// Not an assertion: how long a page takes on a wallet of 20,000
+    /// transactions in a real file.
+    /// `cargo test -p notch-core --release --lib history_of_20000 -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn history_of_20000_transactions_timing() {
+        use std::time::Instant;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(dir.path().join("w.sqlite")).expect("opens");
+        store
+            .write(|tx| {
+                tx.init_wallet(&crate::store::NewWallet {
+                    wallet_id: "w".into(),
+                    network: "sandbox".into(),
+                    gateway_url: "http://127.0.0.1:1".into(),
+                    account: 0,
+                })?;
+                tx.insert_addresses(&[NewAddress {
+                    chain: AddressChain::Receive,
+                    index: 0,
+                    address: "mine".into(),
+                    public_key: [1; 32],
+                }])
+                .map(|_| ())
+            })
+            .expect("wallet");
+        const N: u32 = 20_000;
+        const PER_BLOCK: u32 = 40;
+        let started = Instant::now();
+        for block in 0..N / PER_BLOCK {
+            let height = u64::from(block) + 1;
+            store
+                .write(|tx| {
+                    tx.append_header(&header(height, 0))?;
+                    for i in 0..PER_BLOCK {
+                        let n = block * PER_BLOCK + i;
+                        tx.insert_transaction(&NewTransaction {
+                            txid: id(n),
+                            state: TxState::Confirmed,
+                            own: false,
+                            raw: None,
+                            block: Some((height, header(height, 0).hash)),
+                        })?;
+                        tx.insert_output(&NewOutput {
+                            outpoint: OutPoint {
+                                txid: id(n),
+                                vout: 0,
+                            },
+                            asset: if n % 5 == 0 { EURO } else { COIN },
+                            amount: 1000,
+                            address: "mine".into(),
+                            height: Some(height),
+                        })?;
+                    }
+                    Ok(())
+                })
+                .expect("block");
+        }
+        println!(
+            "built {N} transactions in {} blocks: {:?}",
+            N / PER_BLOCK,
+            started.elapsed()
+        );
+        let q = HistoryQuery::default();
+        let time = |label: &str, f: &dyn Fn() -> HistoryPageRecords| {
+            let t = Instant::now();
+            let page = f();
+            let first = t.elapsed();
+            let t = Instant::now();
+            for _ in 0..20 {
+                f();
+            }
+            println!(
+                "{label}: {} rows of {}, first call {first:?}, then {:?} each",
+                page.rows.len(),
+                page.total,
+                t.elapsed() / 20
+            );
+            page
+        };
+        let first = time("first page (50)", &|| {
+            store.history_page(&q, None, 50).expect("page")
+        });
+        assert_eq!(first.total, u64::from(N));
+        // A cursor 19,000 rows deep.
+        let deep_row = store.history_page(&q, None, 19_000).expect("page");
+        let deep = parse_cursor(&deep_row.rows.last().expect("row").cursor()).expect("cursor");
+        time("page 19,000 rows deep (50)", &|| {
+            store.history_page(&q, Some(deep), 50).expect("page")
+        });
+        let euro = HistoryQuery {
+            asset: Some(EURO),
+            ..HistoryQuery::default()
+        };
+        time("first EURO page (50)", &|| {
+            store.history_page(&euro, None, 50).expect("page")
+        });
+        let search = HistoryQuery {
+            search: Some(hex(&id(12_345))[..10].to_owned()),
+            ..HistoryQuery::default()
+        };
+        time("txid prefix search", &|| {
+            store.history_page(&search, None, 50).expect("page")
+        });
+        let t = Instant::now();
+        store
+            .write(|tx| {
+                tx.append_header(&header(u64::from(N / PER_BLOCK) + 1, 0))?;
+                receive_in(tx, id(N + 1), COIN, 1, None).map(|_| ())
+            })
+            .ok();
+        println!(
+            "one more payment (write + refresh, incl. COIN balance over {} outputs): {:?}",
+            N * 4 / 5,
+            t.elapsed()
+        );
+        let t = Instant::now();
+        let problems = store.check_history().expect("checks");
+        println!(
+            "full recomputation check: {:?} ({} problems)",
+            t.elapsed(),
+            problems.len()
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The history the store keeps as it applies blocks, pool changes and
+//! sends, read in pages (`Wallet::history_page`), against the REAL sandbox
+//! gateway: pages neither skip nor repeat a row while payments arrive,
+//! filters and search, and the kept tables equal a full recomputation
+//! after sends, a reorg and a restore.
+
+#![allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
+
+use std::collections::HashSet;
+
+use notch_core::store::Direction;
+use notch_core::wallet::HistoryPageFilter;
+use notch_core::{Recipient, TxState};
+use notch_tests::gateway::Sandbox;
+use notch_tests::wallet::{Gw, assert_history_consistent, new_wallet, restore_wallet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_follow_payments_sends_and_a_reorg() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox =
+        tokio::task::block_in_place(|| Sandbox::start(dir.path().join("gw"), "127.0.0.1:0"));
+    let gw = Gw::new(&sandbox.url);
+    let (alice, phrase) = new_wallet(&dir.path().join("a"), &gw.url).await;
+    let (bob, _) = new_wallet(&dir.path().join("b"), &gw.url).await;
+    let a0 = alice.receive_address().await.unwrap();
+    for _ in 0..4 {
+        gw.faucet(&a0, "NOTE", 100_000_000).await;
+    }
+    gw.faucet(&a0, "EURT", 500).await;
+    gw.mine(1).await;
+    alice.sync().await.unwrap();
+    assert_history_consistent(&alice, &dir.path().join("a"), 2).await;
+
+    // A send: listed at once (queued / in the pool), with its fee and
+    // the address it pays.
+    let to = bob.receive_address().await.unwrap();
+    let p = alice
+        .prepare_send(&[Recipient {
+            address: to.clone(),
+            amount: "1.5".into(),
+            asset: None,
+        }])
+        .await
+        .unwrap();
+    let txid = alice.confirm_send(&p).await.unwrap();
+    assert_history_consistent(&alice, &dir.path().join("a"), 2).await;
+    let out = alice
+        .history_page(
+            HistoryPageFilter {
+                direction: Some(Direction::Out),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.total, 1);
+    assert_eq!(out.rows[0].txid, txid);
+    assert_eq!(out.rows[0].fee, Some(p.fee));
+    assert_eq!(out.rows[0].counterparties, vec![to.clone()]);
+    assert!(!out.rows[0].state.is_in_block());
+
+    gw.mine(2).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_history_consistent(&alice, &dir.path().join("a"), 3).await;
+    assert_history_consistent(&bob, &dir.path().join("b"), 3).await;
+
+    // Filters and search.
+    let page = |filter: HistoryPageFilter| {
+        let alice = &alice;
+        async move { alice.history_page(filter, None, 0).await.unwrap() }
+    };
+    assert_eq!(page(Default::default()).await.total, 6);
+    let eurt = page(HistoryPageFilter {
+        asset: Some("EURT".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(eurt.total, 1);
+    assert_eq!(eurt.rows[0].amounts[0].received, 500);
+    let incoming = page(HistoryPageFilter {
+        direction: Some(Direction::In),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(incoming.total, 5);
+    let by_address = page(HistoryPageFilter {
+        search: Some(to.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_address.rows.len(), 1);
+    assert_eq!(by_address.rows[0].txid, txid);
+    let by_prefix = page(HistoryPageFilter {
+        search: Some(txid[..12].to_uppercase()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_prefix.rows.len(), 1);
+    let confirmed = page(HistoryPageFilter {
+        states: vec![TxState::Confirmed],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(confirmed.total, 6);
+    let since = out.rows[0].time + 100_000;
+    assert_eq!(
+        page(HistoryPageFilter {
+            since: Some(since),
+            ..Default::default()
+        })
+        .await
+        .total,
+        0
+    );
+
+    // Paging while payments arrive: no row twice, none of the first ones
+    // missing.
+    let first = alice
+        .history_page(Default::default(), None, 2)
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = first.rows.iter().map(|r| r.txid.clone()).collect();
+    let mut cursor = first.next_cursor;
+    while let Some(c) = cursor {
+        gw.faucet(&a0, "NOTE", 1_000).await;
+        gw.mine(1).await;
+        alice.sync().await.unwrap();
+        let next = alice
+            .history_page(Default::default(), Some(c), 2)
+            .await
+            .unwrap();
+        seen.extend(next.rows.iter().map(|r| r.txid.clone()));
+        cursor = next.next_cursor;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "{seen:?}");
+    assert_eq!(seen.len(), 6);
+
+    // A reorg takes the send and the newest payments out of their blocks.
+    let mined_at = alice.tx_status(&txid).await.unwrap().block_height.unwrap();
+    let depth = gw.tip().await - mined_at + 1;
+    let r = gw.reorg(u32::try_from(depth).unwrap()).await;
+    assert!(
+        r["fork_point"]["height"].as_u64().unwrap() < mined_at,
+        "{r}"
+    );
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(alice.tx_status(&txid).await.unwrap().state, TxState::InPool);
+    let pending = alice
+        .history_page(
+            HistoryPageFilter {
+                states: vec![TxState::InPool],
+                ..Default::default()
+            },
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(pending.rows.iter().any(|r| r.txid == txid), "{pending:?}");
+    assert!(pending.rows.iter().all(|r| r.block_height.is_none()));
+    assert_history_consistent(&alice, &dir.path().join("a"), 2).await;
+    assert_history_consistent(&bob, &dir.path().join("b"), 2).await;
+    gw.mine(1).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_history_consistent(&alice, &dir.path().join("a"), 4).await;
+    assert_history_consistent(&bob, &dir.path().join("b"), 4).await;
+    assert_eq!(
+        alice.tx_status(&txid).await.unwrap().state,
+        TxState::Confirmed
+    );
+
+    // A restore from the phrase lists the same transactions.
+    let restored = restore_wallet(&dir.path().join("r"), &gw.url, &phrase).await;
+    restored.sync().await.unwrap();
+    assert_history_consistent(&restored, &dir.path().join("r"), 3).await;
+    let all = |w: &notch_core::Wallet| {
+        let w = w.clone();
+        async move {
+            let mut ids: Vec<String> = w
+                .history_page(Default::default(), None, 0)
+                .await
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|r| r.txid)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(all(&restored).await, all(&alice).await);
+}
