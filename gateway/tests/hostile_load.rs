@@ -76,7 +76,12 @@ fn small_window(g: &Gateway) -> TcpStream {
             .connect(addr)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
-        tcp.into_std().unwrap_or_else(|e| panic!("{e}"))
+        let std = tcp.into_std().unwrap_or_else(|e| panic!("{e}"));
+        // tokio's socket is non-blocking; the reads here wait, with a timeout
+        // (`until_closed`). Left non-blocking, a read between two of the
+        // gateway's writes returned WouldBlock and looked like a hang.
+        std.set_nonblocking(false).unwrap_or_else(|e| panic!("{e}"));
+        std
     })
 }
 
