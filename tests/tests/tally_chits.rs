@@ -16,8 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use notch_core::tally::Side;
-use notch_core::{ChitInfo, NotificationKind, TallyPayError, TicketOptions, Wallet};
-use notch_tests::tally::{NO_GATEWAY, agent, state_of};
+use notch_core::{NotificationKind, TallyPayError, TicketOptions, Wallet};
+use notch_tests::tally::{NO_GATEWAY, agent, balance, chain, chit, converged, state_of, wait_chit};
 use notch_tests::wallet::new_wallet;
 use serde_json::json;
 
@@ -27,61 +27,6 @@ where
     Fut: Future<Output = Option<T>>,
 {
     notch_tests::tally::eventually(what, Duration::from_secs(30), check).await
-}
-
-async fn chit(wallet: &Wallet, tally: &str, uuid: &str) -> Option<ChitInfo> {
-    wallet
-        .tally_chits(tally)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.uuid == uuid)
-}
-
-async fn wait_chit(wallet: &Wallet, tally: &str, uuid: &str, state: &str) -> ChitInfo {
-    let what = format!("chit {uuid} to be {state}");
-    eventually(&what, || async {
-        chit(wallet, tally, uuid).await.filter(|c| c.state == state)
-    })
-    .await
-}
-
-async fn balance(wallet: &Wallet, tally: &str) -> i64 {
-    wallet.tally(tally).await.unwrap().info.balance
-}
-
-/// The chain as one half sees it: `(index, uuid)` of every linked chit.
-fn chain(chits: &[ChitInfo]) -> Vec<(u64, String)> {
-    let mut links: Vec<(u64, String)> = chits
-        .iter()
-        .filter_map(|c| Some((c.index?, c.uuid.clone())))
-        .collect();
-    links.sort();
-    links
-}
-
-/// Waits until both halves hold the same chits, every one settled (good
-/// or void) and linked where both agree, the same chain, and opposite
-/// balances; returns Alice's balance.
-async fn converged(alice: &Wallet, a_id: &str, bob: &Wallet, b_id: &str) -> i64 {
-    eventually("both halves to agree", || async {
-        let a = alice.tally_chits(a_id).await.unwrap();
-        let b = bob.tally_chits(b_id).await.unwrap();
-        let settled = |list: &[ChitInfo]| {
-            list.iter().all(|c| {
-                (c.state.ends_with(".good") && c.consensus == "linked")
-                    || c.state.ends_with(".void")
-            })
-        };
-        let mut ua: Vec<&str> = a.iter().map(|c| c.uuid.as_str()).collect();
-        let mut ub: Vec<&str> = b.iter().map(|c| c.uuid.as_str()).collect();
-        ua.sort_unstable();
-        ub.sort_unstable();
-        let (ba, bb) = (balance(alice, a_id).await, balance(bob, b_id).await);
-        (settled(&a) && settled(&b) && ua == ub && chain(&a) == chain(&b) && ba == -bb)
-            .then_some(ba)
-    })
-    .await
 }
 
 /// Alice (stock, the ticket's issuer) and Bob (foil) with an open tally
