@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod tally;
+
 /// Names of the Tauri commands, so neither side spells them by hand.
 pub mod command {
     pub const GATEWAY_STATUS: &str = "gateway_status";
@@ -442,6 +444,18 @@ pub enum WalletEvent {
         title: String,
         #[serde(default)]
         quiet: bool,
+    },
+    /// A tally changed state (MyCHIPs's state name, e.g. `P.offer`, `open`).
+    TallyChanged {
+        tally: String,
+        state: String,
+    },
+    /// A chit was added to a tally or changed (signed, delivered, approved,
+    /// rejected): the tally's screens read it again.
+    ChitChanged {
+        tally: String,
+        chit: String,
+        state: String,
     },
     /// A catch-up (a restore, a long time offline) ended.
     CaughtUp {
