@@ -2,9 +2,10 @@
 //! one returns `Result<T, CommandError>`; none may panic (the IPC would
 //! carry no answer at all).
 
+use notch_core::Recipient;
 use notch_core::amount::{format_amount, format_signed};
 use notch_core::protocol::{Address, AddressError};
-use notch_core::{HistoryFilter, Recipient};
+use notch_core::wallet::HistoryPageFilter;
 use notch_ipc::*;
 use tauri::{AppHandle, Runtime, State};
 
@@ -243,54 +244,74 @@ async fn tx_status_of(wallet: &notch_core::Wallet, txid: &str) -> Res<TxStatusVi
     })
 }
 
-fn history_filter(query: HistoryQuery) -> HistoryFilter {
-    HistoryFilter {
+fn history_filter(query: HistoryQuery) -> HistoryPageFilter {
+    HistoryPageFilter {
         asset: query.asset.filter(|a| !a.trim().is_empty()),
         incoming: query.incoming,
-        states: Vec::new(),
         search: query.search.filter(|s| !s.trim().is_empty()),
-        limit: 0,
+        ..HistoryPageFilter::default()
     }
 }
 
-async fn history_rows(state: &AppState, query: HistoryQuery) -> Res<Vec<HistoryRow>> {
+/// One page of the history (`Wallet::history_page`: keyset pages from the
+/// tables the store keeps), at most `HISTORY_PAGE_MAX` rows.
+#[tauri::command]
+pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<HistoryPageView> {
     let wallet = state.wallet()?;
     let fee_decimals = wallet.find_asset(None).map(|a| a.decimals).unwrap_or(0);
-    let entries = wallet
-        .history(history_filter(query))
+    let limit = match args.limit {
+        None | Some(0) => HISTORY_PAGE,
+        Some(n) => n.min(HISTORY_PAGE_MAX),
+    };
+    let before = args.before.filter(|b| !b.trim().is_empty());
+    let page = wallet
+        .history_page_at(
+            history_filter(args.query),
+            before,
+            args.skip,
+            limit as usize,
+        )
         .await
         .map_err(errors::wallet)?;
-    Ok(entries
-        .into_iter()
-        .map(|e| HistoryRow {
-            txid: e.txid,
-            state: e.state.as_str().to_owned(),
-            confirmations: e.confirmations,
-            block_height: e.block_height,
-            time: e.time,
-            incoming: e.incoming,
-            fee: e.fee.map(|f| format_amount(f, fee_decimals)),
-            amounts: e
-                .amounts
-                .into_iter()
-                .map(|a| HistoryAmountView {
-                    net: format_signed(a.net, a.decimals),
-                    symbol: a.symbol,
-                })
-                .collect(),
-            counterparties: e.counterparties,
-            reason: e.reason,
-        })
-        .collect())
-}
-
-#[tauri::command]
-pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<Vec<HistoryRow>> {
-    history_rows(&state, args.query).await
+    let top = page
+        .rows
+        .first()
+        .and_then(|r| notch_core::store::history::cursor_from(&r.cursor));
+    Ok(HistoryPageView {
+        rows: page
+            .rows
+            .into_iter()
+            .map(|e| HistoryRow {
+                txid: e.txid,
+                state: e.state.as_str().to_owned(),
+                confirmations: e.confirmations,
+                block_height: e.block_height,
+                time: e.time,
+                incoming: e.incoming,
+                fee: e.fee.map(|f| format_amount(f, fee_decimals)),
+                amounts: e
+                    .amounts
+                    .into_iter()
+                    .map(|a| HistoryAmountView {
+                        net: format_signed(a.net, a.decimals),
+                        symbol: a.symbol,
+                    })
+                    .collect(),
+                counterparties: e.counterparties,
+                reason: e.reason,
+            })
+            .collect(),
+        next: page.next_cursor,
+        total: page.total,
+        top,
+    })
 }
 
 /// Writes the (filtered) history as CSV, in notch-core's one format;
-/// returns the file's path.
+/// returns the file's path. The core streams it page by page into the
+/// file (memory stays bounded by a page, whatever the history's length);
+/// it is written beside the target and renamed into place at the end, so
+/// a failed export leaves no half file under the name asked for.
 #[tauri::command]
 pub async fn export_csv(state: State<'_, AppState>, args: ExportArgs) -> Res<String> {
     let wallet = state.wallet()?;
@@ -300,21 +321,40 @@ pub async fn export_csv(state: State<'_, AppState>, args: ExportArgs) -> Res<Str
             .data_dir()
             .join(format!("notch-history-{}.csv", now_unix())),
     };
-    let mut csv = Vec::new();
-    wallet
-        .export_history_csv(history_filter(args.query), &mut csv)
+    let io_error = |e: std::io::Error| {
+        CommandError::new(code::IO, format!("cannot write {}: {e}", path.display()))
+    };
+    let part = {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".part");
+        path.with_file_name(name)
+    };
+    let file = {
+        let (target, part) = (path.clone(), part.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::File::create(&part)
+        })
         .await
-        .map_err(errors::export)?;
-    let target = path.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+        .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?
+        .map_err(io_error)?
+    };
+    let written = wallet
+        .export_history_page_csv(history_filter(args.query), 0, std::io::BufWriter::new(file))
+        .await;
+    let (target, staged) = (path.clone(), part.clone());
+    let renamed = tokio::task::spawn_blocking(move || match written {
+        Ok(_) => std::fs::rename(&staged, &target).map(|_| Ok(())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            Ok(Err(e))
         }
-        std::fs::write(&target, csv)
     })
     .await
-    .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?
-    .map_err(|e| CommandError::new(code::IO, format!("cannot write {}: {e}", path.display())))?;
+    .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?;
+    renamed.map_err(io_error)?.map_err(errors::export)?;
     Ok(path.display().to_string())
 }
 

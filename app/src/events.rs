@@ -7,8 +7,7 @@ use tauri::{AppHandle, Manager, Runtime};
 
 /// Converts one core event. Exhaustive on purpose: a new core event must be
 /// given an IPC form before the app builds again. `None`: the UI has no use
-/// for it yet (tally state changes, until the tallies screen exists; their
-/// notifications still come through as `Notification`).
+/// for it (none so far).
 pub fn to_ipc(event: notch_core::WalletEvent) -> Option<Ipc> {
     use notch_core::WalletEvent as C;
     Some(match event {
@@ -86,7 +85,11 @@ pub fn to_ipc(event: notch_core::WalletEvent) -> Option<Ipc> {
             payments_received,
             height,
         },
-        C::TallyChanged { .. } => return None,
+        C::TallyChanged { tally, state } => Ipc::TallyChanged {
+            tally,
+            state: state.as_str().to_owned(),
+        },
+        C::ChitChanged { tally, chit, state } => Ipc::ChitChanged { tally, chit, state },
     })
 }
 

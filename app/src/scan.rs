@@ -57,7 +57,7 @@ pub async fn scan_qr_frame(
 /// The request's binary body. Tauri sends a `Uint8Array` raw over its IPC
 /// protocol; only if it had to fall back to `postMessage` does it arrive
 /// as a JSON array of numbers, which is accepted too.
-fn body_bytes(body: &InvokeBody, what: &str) -> Res<Vec<u8>> {
+pub(crate) fn body_bytes(body: &InvokeBody, what: &str) -> Res<Vec<u8>> {
     match body {
         InvokeBody::Raw(bytes) => Ok(bytes.clone()),
         InvokeBody::Json(value @ serde_json::Value::Array(_)) => {

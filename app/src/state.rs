@@ -28,8 +28,6 @@ const WATCH_POLL: Duration = Duration::from_secs(5);
 /// How long opening the OS keystore may take before the app says it
 /// cannot use it (rather than showing "opening…" forever).
 const KEYSTORE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long to wait before restarting a sync loop that stopped on an error.
-
 /// Which secret store the app uses.
 pub enum Secrets {
     /// The OS keystore (the real app): never anything else.
@@ -55,6 +53,10 @@ pub struct AppState {
     pending: Mutex<Option<(RecoveryPhrase, BackupCheck)>>,
     proposals: Mutex<HashMap<String, SendProposal>>,
     sync: Mutex<SyncView>,
+    /// The tally agent, while the wallet is open and unlocked.
+    agent: Arc<crate::agent::Agent>,
+    /// The link the app was started with, until the UI takes it.
+    links: crate::deeplink::Links,
 }
 
 /// Locks a mutex, recovering from poisoning (state stays usable).
@@ -95,7 +97,41 @@ impl AppState {
                 syncing: false,
                 error: None,
             }),
+            agent: Arc::new(crate::agent::Agent::new(crate::agent::listen_from_env())),
+            links: crate::deeplink::Links::default(),
         })
+    }
+
+    /// Where the tally agent listens, instead of `NOTCH_AGENT_LISTEN` and
+    /// the saved address (tests: `127.0.0.1:0`).
+    pub fn with_agent_listen(self, listen: &str) -> Self {
+        self.agent.set_listen_override(Some(listen.to_owned()));
+        self
+    }
+
+    pub fn agent(&self) -> &crate::agent::Agent {
+        &self.agent
+    }
+
+    pub(crate) fn links(&self) -> &crate::deeplink::Links {
+        &self.links
+    }
+
+    /// Starts the tally agent if the wallet is open and unlocked, stops it
+    /// if not; in the background, one change at a time.
+    pub fn reconcile_agent<R: Runtime>(&self, app: &AppHandle<R>) {
+        let (agent, app) = (self.agent.clone(), app.clone());
+        tauri::async_runtime::spawn(async move {
+            // What is wanted is read once it is this change's turn, so
+            // that a quick lock and unlock end as the last one says.
+            agent
+                .reconcile(&app, || match app.try_state::<AppState>() {
+                    Some(state) if state.is_locked() => (None, "Notch is locked"),
+                    Some(state) => (lock(&state.wallet).clone(), "there is no wallet yet"),
+                    None => (None, "the app is stopping"),
+                })
+                .await;
+        });
     }
 
     pub fn data_dir(&self) -> &PathBuf {
@@ -122,6 +158,8 @@ impl AppState {
             // A send reviewed before the lock must be reviewed again.
             lock(&self.proposals).clear();
         }
+        // The agent signs for the wallet: it stops while the app is locked.
+        self.reconcile_agent(app);
         if let Err(e) = app.emit(notch_ipc::event::APP_STATUS, self.status()) {
             tracing::warn!("cannot emit app status: {e}");
         }
@@ -359,6 +397,7 @@ impl AppState {
     /// forwarder and the watch/sync loop.
     fn install<R: Runtime>(&self, app: &AppHandle<R>, wallet: Wallet) {
         *lock(&self.wallet) = Some(wallet.clone());
+        self.reconcile_agent(app);
         lock(&self.sync).syncing = true;
         let mut events = wallet.subscribe();
         let handle = app.clone();

@@ -313,14 +313,34 @@ fn a_created_wallet_validates_addresses_and_amounts() {
         [code::BAD_ADDRESS, code::NOT_SYNCED].contains(&e.code.as_str()),
         "{e:?}"
     );
-    // History and notifications of a new wallet are empty, not errors.
-    let rows = h
+    // History and notifications of a new wallet are empty, not errors:
+    // an empty page.
+    let page = h
         .call(
             command::HISTORY,
             serde_json::json!({ "args": { "query": {} } }),
         )
         .unwrap();
-    assert_eq!(rows, serde_json::json!([]));
+    assert_eq!(
+        page,
+        serde_json::json!({ "rows": [], "next": null, "total": 0, "top": null })
+    );
+    // A page request with a cursor, a skip and a limit past the cap.
+    let page: notch_ipc::HistoryPageView = serde_json::from_value(
+        h.call(
+            command::HISTORY,
+            serde_json::json!({ "args": { "query": { "incoming": false }, "before": "99.1", "skip": 3, "limit": 100000 } }),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(page, notch_ipc::HistoryPageView::default());
+    // What is not a cursor is refused, not taken for the top.
+    let e = h.err(
+        command::HISTORY,
+        serde_json::json!({ "args": { "query": {}, "before": "not-a-cursor" } }),
+    );
+    assert!(e.message.contains("cursor"), "{e:?}");
 }
 
 #[test]

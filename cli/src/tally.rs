@@ -149,62 +149,15 @@ fn terms(text: Option<&str>, what: &str) -> Res<Value> {
     }
 }
 
-/// An amount in CHIPs, as milliCHIPs: digits with at most three decimals
-/// (`12.5` = 12,500). Refuses signs, zero, more decimals, exponents and
-/// anything past `u64` (exit code 3): an amount is never guessed.
+/// An amount in CHIPs, as milliCHIPs (notch-core's one parser): refused
+/// amounts exit with code 3.
 pub fn parse_chips(text: &str) -> Res<u64> {
-    let bad = |why: &str| {
-        CliError::new(
-            Class::BadInput,
-            format!("{text:?} is not an amount in CHIPs: {why}"),
-        )
-    };
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() {
-        return Err(bad("write digits, e.g. 12.5"));
-    }
-    if !digits(whole) || !digits(fraction) {
-        return Err(bad(
-            "only digits and one decimal point (no sign), e.g. 12.5",
-        ));
-    }
-    if text.ends_with('.') {
-        return Err(bad("digits must follow the decimal point"));
-    }
-    if fraction.len() > 3 {
-        return Err(bad("at most three decimals (a milliCHIP)"));
-    }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| bad("too large"))?
-    };
-    let milli: u64 = format!("{fraction:0<3}")
-        .parse()
-        .map_err(|_| bad("bad decimals"))?;
-    let units = whole
-        .checked_mul(1000)
-        .and_then(|w| w.checked_add(milli))
-        .ok_or_else(|| bad("too large"))?;
-    // A chit's units must fit MyCHIPs's bigint (i64).
-    if i64::try_from(units).is_err() {
-        return Err(bad("too large"));
-    }
-    if units == 0 {
-        return Err(bad("it must be more than 0"));
-    }
-    Ok(units)
+    notch_core::tally::parse_chips(text).map_err(|e| CliError::new(Class::BadInput, e.to_string()))
 }
 
 /// milliCHIPs as CHIPs, e.g. `-12.500`.
 fn chips(milli: i64) -> String {
-    let sign = if milli < 0 { "-" } else { "" };
-    let abs = milli.unsigned_abs();
-    format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
+    notch_core::tally::format_signed_chips(milli)
 }
 
 fn print_chit(chit: &ChitInfo) {

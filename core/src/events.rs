@@ -67,6 +67,15 @@ pub enum WalletEvent {
     /// A tally changed state (MyCHIPs's state names: `P.offer`, `open` …).
     /// `tally` is the wallet's id of it.
     TallyChanged { tally: String, state: TallyState },
+    /// A chit was added to a tally or changed: signed by us, received,
+    /// approved or rejected, or its message delivered to the partner (so it
+    /// no longer waits). `state` is MyCHIPs's state code (`L.pend.good`,
+    /// `A.good`, …).
+    ChitChanged {
+        tally: String,
+        chit: String,
+        state: String,
+    },
     /// A catch-up (restore or a long absence) ended: how many notifications
     /// it added to the inbox, and how many payments in it found.
     CaughtUp {

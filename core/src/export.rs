@@ -13,8 +13,11 @@
 
 use std::io::Write;
 
+use crate::TxState;
 use crate::amount::{format_amount, format_signed};
-use crate::wallet::{HistoryEntry, HistoryFilter, Wallet, WalletError};
+use crate::wallet::{
+    HistoryAmount, HistoryEntry, HistoryFilter, HistoryPageFilter, HistoryRow, Wallet, WalletError,
+};
 
 /// The first row.
 pub const HEADER: [&str; 10] = [
@@ -29,6 +32,10 @@ pub const HEADER: [&str; 10] = [
     "confirmations",
     "reason",
 ];
+
+/// Transactions read per page while exporting: what the export holds in
+/// memory at once, whatever the length of the history.
+pub const EXPORT_PAGE: usize = 500;
 
 /// Why the history could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -52,22 +59,70 @@ impl From<std::io::Error> for ExportError {
 }
 
 impl Wallet {
-    /// Writes the transactions `filter` selects as CSV to `writer`;
-    /// returns the number of rows after the header. Amounts use the pinned
-    /// asset metadata (decimals), as [`history`](Self::history) does.
+    /// Writes the transactions `filter` selects as CSV to `writer` (at most
+    /// `filter.limit` transactions, 0: all); returns the number of rows
+    /// after the header. As [`export_history_page_csv`](Self::export_history_page_csv).
     pub async fn export_history_csv(
         &self,
         filter: HistoryFilter,
         writer: impl Write,
     ) -> Result<usize, ExportError> {
-        let entries = self.history(filter).await?;
-        let fee_decimals = self
-            .assets()
+        let max = filter.limit;
+        let filter = HistoryPageFilter {
+            asset: filter.asset,
+            incoming: filter.incoming,
+            states: filter.states,
+            search: filter.search,
+            ..HistoryPageFilter::default()
+        };
+        self.export_history_page_csv(filter, max, writer).await
+    }
+
+    /// Writes the transactions `filter` selects as CSV to `writer`, newest
+    /// first, at most `max` transactions (0: all); returns the number of
+    /// rows after the header. It reads the kept history page by page
+    /// ([`history_page`](Self::history_page), [`EXPORT_PAGE`] at a time)
+    /// and writes each page before it asks for the next, so memory stays
+    /// bounded by a page. A transaction that arrives meanwhile is not in
+    /// the file (it comes before the first page). Amounts use the pinned
+    /// asset metadata (decimals).
+    pub async fn export_history_page_csv(
+        &self,
+        filter: HistoryPageFilter,
+        max: usize,
+        writer: impl Write,
+    ) -> Result<usize, ExportError> {
+        let mut csv = HistoryCsv::new(writer, self.fee_decimals())?;
+        let mut cursor = None;
+        let mut listed = 0usize;
+        loop {
+            let want = match max {
+                0 => EXPORT_PAGE,
+                max => EXPORT_PAGE.min(max - listed),
+            };
+            if want == 0 {
+                break;
+            }
+            let page = self.history_page(filter.clone(), cursor, want).await?;
+            for row in &page.rows {
+                csv.write(&Line::of_row(row))?;
+            }
+            listed += page.rows.len();
+            match page.next_cursor {
+                Some(next) if !page.rows.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        csv.finish()
+    }
+
+    /// The decimals of the native asset, in which fees are paid.
+    fn fee_decimals(&self) -> u8 {
+        self.assets()
             .iter()
             .find(|a| a.native)
             .map(|a| a.decimals)
-            .unwrap_or(0);
-        write_history_csv(&entries, fee_decimals, writer)
+            .unwrap_or(0)
     }
 }
 
@@ -81,21 +136,88 @@ pub fn write_history_csv(
     fee_decimals: u8,
     writer: impl Write,
 ) -> Result<usize, ExportError> {
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(writer);
-    out.write_record(HEADER)?;
-    let mut rows = 0;
+    let mut csv = HistoryCsv::new(writer, fee_decimals)?;
     for e in entries {
+        csv.write(&Line::of_entry(e))?;
+    }
+    csv.finish()
+}
+
+/// What a transaction's rows are made of, from a page row or an entry of
+/// the full history (the same columns either way).
+struct Line<'a> {
+    time: u64,
+    txid: &'a str,
+    state: TxState,
+    incoming: bool,
+    fee: Option<u64>,
+    amounts: &'a [HistoryAmount],
+    counterparties: &'a [String],
+    confirmations: u64,
+    reason: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    fn of_entry(e: &'a HistoryEntry) -> Line<'a> {
+        Line {
+            time: e.time,
+            txid: &e.txid,
+            state: e.state,
+            incoming: e.incoming,
+            fee: e.fee,
+            amounts: &e.amounts,
+            counterparties: &e.counterparties,
+            confirmations: e.confirmations,
+            reason: e.reason.as_deref(),
+        }
+    }
+
+    fn of_row(r: &'a HistoryRow) -> Line<'a> {
+        Line {
+            time: r.time,
+            txid: &r.txid,
+            state: r.state,
+            incoming: r.incoming,
+            fee: r.fee,
+            amounts: &r.amounts,
+            counterparties: &r.counterparties,
+            confirmations: r.confirmations,
+            reason: r.reason.as_deref(),
+        }
+    }
+}
+
+/// The CSV as it is written: the header first, then one transaction at a
+/// time.
+struct HistoryCsv<W: Write> {
+    out: csv::Writer<W>,
+    fee_decimals: u8,
+    rows: usize,
+}
+
+impl<W: Write> HistoryCsv<W> {
+    fn new(writer: W, fee_decimals: u8) -> Result<Self, ExportError> {
+        let mut out = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(writer);
+        out.write_record(HEADER)?;
+        Ok(HistoryCsv {
+            out,
+            fee_decimals,
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, e: &Line<'_>) -> Result<(), ExportError> {
         let date = rfc3339_utc(e.time);
         let direction = if e.incoming { "in" } else { "out" };
         let fee = e
             .fee
-            .map(|f| format_amount(f, fee_decimals))
+            .map(|f| format_amount(f, self.fee_decimals))
             .unwrap_or_default();
         let counterparties = e.counterparties.join(" ");
         let confirmations = e.confirmations.to_string();
-        let reason = e.reason.clone().unwrap_or_default();
+        let reason = e.reason.unwrap_or_default();
         // A transaction that moves nothing of the wallet's still gets a row.
         let amounts: Vec<(String, String)> = if e.amounts.is_empty() {
             vec![(String::new(), String::new())]
@@ -107,9 +229,9 @@ pub fn write_history_csv(
         };
         for (i, (symbol, amount)) in amounts.iter().enumerate() {
             let fee = if i == 0 { fee.as_str() } else { "" };
-            out.write_record([
+            self.out.write_record([
                 text(&date),
-                text(&e.txid),
+                text(e.txid),
                 text(e.state.as_str()),
                 text(direction),
                 text(symbol),
@@ -117,13 +239,17 @@ pub fn write_history_csv(
                 number(fee),
                 text(&counterparties),
                 number(&confirmations),
-                text(&reason),
+                text(reason),
             ])?;
-            rows += 1;
+            self.rows += 1;
         }
+        Ok(())
     }
-    out.flush()?;
-    Ok(rows)
+
+    fn finish(mut self) -> Result<usize, ExportError> {
+        self.out.flush()?;
+        Ok(self.rows)
+    }
 }
 
 /// A text cell, with a `'` in front if a spreadsheet would take it for a
@@ -191,8 +317,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::TxState;
-    use crate::wallet::HistoryAmount;
 
     fn entry() -> HistoryEntry {
         HistoryEntry {
@@ -351,6 +475,134 @@ mod tests {
             csv.contains(",rejected,out,,,,nsb1a nsb1b,6,double spend\r\n"),
             "{csv}"
         );
+    }
+
+    /// The export reads pages of the kept history and writes exactly what
+    /// the full history (`Wallet::history`, decoded from scratch) gives,
+    /// over several pages, with a limit and a filter.
+    #[tokio::test]
+    async fn the_paged_export_equals_the_full_history_as_csv() {
+        use crate::store::{Header, NewOutput, NewTransaction, OutPoint};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::wallet::WalletConfig::new(
+            dir.path(),
+            "http://127.0.0.1:1",
+            crate::Network::Sandbox,
+        );
+        let secrets: Arc<dyn crate::secrets::SecretStore> =
+            Arc::new(crate::secrets::MemorySecretStore::new());
+        let (wallet, _) = Wallet::create(config, secrets, crate::keys::WordCount::Twelve)
+            .await
+            .unwrap();
+        let mine = wallet.receive_address().await.unwrap();
+        // 2.5 pages: most in blocks, the newest in the pool.
+        let n = EXPORT_PAGE as u32 * 5 / 2 + 3;
+        wallet
+            .inner
+            .db(move |store| {
+                store.write(|tx| {
+                    for h in 1..=20u64 {
+                        let mut hash = [7u8; 32];
+                        hash[..8].copy_from_slice(&h.to_be_bytes());
+                        let mut prev_hash = [7u8; 32];
+                        prev_hash[..8].copy_from_slice(&(h - 1).to_be_bytes());
+                        tx.append_header(&Header {
+                            height: h,
+                            hash,
+                            prev_hash,
+                            time: 1_700_000_000 + h * 60,
+                            verified: true,
+                        })?;
+                    }
+                    for i in 0..n {
+                        let mut txid = [0u8; 32];
+                        txid[..4].copy_from_slice(&i.to_be_bytes());
+                        txid[31] = 9;
+                        let height = (i < n - 40).then(|| u64::from(i * 20 / n) + 1);
+                        let block = height.map(|h| {
+                            let mut hash = [7u8; 32];
+                            hash[..8].copy_from_slice(&h.to_be_bytes());
+                            (h, hash)
+                        });
+                        tx.insert_transaction(&NewTransaction {
+                            txid,
+                            state: if block.is_some() {
+                                TxState::Confirmed
+                            } else {
+                                TxState::InPool
+                            },
+                            own: false,
+                            raw: None,
+                            block,
+                        })?;
+                        tx.insert_output(&NewOutput {
+                            outpoint: OutPoint { txid, vout: 0 },
+                            asset: [if i.is_multiple_of(3) { 0xE0 } else { 0xC0 }; 32],
+                            amount: 1_000 + u64::from(i),
+                            address: mine.clone(),
+                            height,
+                        })?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        // The same lines as the full history gives (in the order of the
+        // pages, newest first by the time first listed, where the full
+        // history orders by when the wallet saw them).
+        let check = |filter: HistoryFilter| {
+            let wallet = wallet.clone();
+            async move {
+                let mut paged = Vec::new();
+                let rows = wallet
+                    .export_history_csv(filter.clone(), &mut paged)
+                    .await
+                    .unwrap();
+                let entries = wallet.history(filter).await.unwrap();
+                let mut whole = Vec::new();
+                let want = write_history_csv(&entries, 0, &mut whole).unwrap();
+                assert_eq!(rows, want);
+                let paged = String::from_utf8(paged).unwrap();
+                let sorted = |text: &str| {
+                    let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+                    lines.sort();
+                    lines
+                };
+                assert_eq!(sorted(&paged), sorted(&String::from_utf8(whole).unwrap()));
+                (rows, paged)
+            }
+        };
+        let (all, text) = check(HistoryFilter::default()).await;
+        assert_eq!(all, n as usize);
+        let mut limited = Vec::new();
+        let rows = wallet
+            .export_history_csv(
+                HistoryFilter {
+                    limit: EXPORT_PAGE + 7,
+                    ..HistoryFilter::default()
+                },
+                &mut limited,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows, EXPORT_PAGE + 7);
+        let limited = String::from_utf8(limited).unwrap();
+        assert!(text.starts_with(&limited), "the first rows of the whole");
+        let (euro, _) = check(HistoryFilter {
+            asset: Some("e0".repeat(32)),
+            ..HistoryFilter::default()
+        })
+        .await;
+        assert_eq!(euro, n.div_ceil(3) as usize);
+        let (none, _) = check(HistoryFilter {
+            incoming: Some(false),
+            ..HistoryFilter::default()
+        })
+        .await;
+        assert_eq!(none, 0);
     }
 
     #[test]

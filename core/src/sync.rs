@@ -849,11 +849,14 @@ async fn fetch_blocks(
     }
 }
 
+/// A decoded block and the verdict on its body.
+type CheckedBlock = (Block, Result<(), SyncError>);
+
 /// Decodes blocks and checks each one's body ([`check_body`]: count,
 /// duplicates, merkle root), spread over the machine's cores; in order.
 /// A block that does not decode is an error; the body's verdict is given
 /// with the block (it matters only for a block the plan holds).
-fn decode_and_check(raw: Vec<Vec<u8>>) -> Vec<Result<(Block, Result<(), SyncError>), SyncError>> {
+fn decode_and_check(raw: Vec<Vec<u8>>) -> Vec<Result<CheckedBlock, SyncError>> {
     let one = |bytes: &Vec<u8>| {
         let block = Block::decode(bytes).map_err(|e| bad(format!("a block: {e}")))?;
         let body = check_body(&block);

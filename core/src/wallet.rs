@@ -224,6 +224,9 @@ pub struct HistoryPageFilter {
     pub asset: Option<String>,
     /// Only payments in, out, or to the wallet itself.
     pub direction: Option<Direction>,
+    /// `Some(true)`: only payments in; `Some(false)`: out and to the wallet
+    /// itself (as [`HistoryFilter::incoming`]).
+    pub incoming: Option<bool>,
     /// Only these states (empty: all).
     pub states: Vec<TxState>,
     /// Only from this time on (Unix seconds, inclusive).
@@ -655,8 +658,78 @@ impl Wallet {
     }
 
     /// Balances per asset (every asset the gateway knows, then any other
-    /// the wallet holds).
+    /// the wallet holds), read from the balances the store keeps as it
+    /// applies changes (`wallet_balances`): one row per asset, no output
+    /// is read. The rule is that of [`balances_summed`](Self::balances_summed).
     pub async fn balances(&self) -> Result<Vec<Balance>, WalletError> {
+        let ledger = self.inner.ledger();
+        let known: Vec<Hash32> = ledger
+            .as_ref()
+            .map(|l| {
+                l.info
+                    .assets
+                    .iter()
+                    .filter_map(|a| AssetId::from_hex(&a.id).ok().map(|id| id.0))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stored = {
+            let known = known.clone();
+            self.inner
+                .db(move |store| {
+                    let mut kept = Vec::new();
+                    for b in store.stored_balances()? {
+                        // An asset the gateway does not name is listed, as
+                        // by the sum, only if a live transaction made one
+                        // of its coins.
+                        let zero = b.confirmed == 0
+                            && b.pending == 0
+                            && b.pending_outgoing == 0
+                            && b.spendable == 0;
+                        if known.contains(&b.asset) || !zero || store.holds_asset(&b.asset)? {
+                            kept.push(b);
+                        }
+                    }
+                    Ok::<_, WalletError>(kept)
+                })
+                .await?
+        };
+        let unnamed = |asset: &Hash32| match &ledger {
+            Some(l) => empty_balance(asset, l),
+            None => Balance {
+                asset: hex::encode(asset),
+                symbol: hex::encode(&asset[..4]),
+                name: String::new(),
+                decimals: 0,
+                confirmed: 0,
+                pending: 0,
+                pending_outgoing: 0,
+                spendable: 0,
+            },
+        };
+        let mut out: Vec<Balance> = known.iter().map(unnamed).collect();
+        for b in stored {
+            let index = match known.iter().position(|id| id == &b.asset) {
+                Some(i) => i,
+                None => {
+                    out.push(unnamed(&b.asset));
+                    out.len() - 1
+                }
+            };
+            let o = &mut out[index];
+            o.confirmed = b.confirmed;
+            o.pending = b.pending;
+            o.pending_outgoing = b.pending_outgoing;
+            o.spendable = b.spendable;
+        }
+        Ok(out)
+    }
+
+    /// [`balances`](Self::balances) computed from scratch, by summing
+    /// every output of the wallet with the states of the transactions that
+    /// made and use it: O(outputs). The reference the kept balances are
+    /// checked against (tests, diagnostics); the screens use `balances`.
+    pub async fn balances_summed(&self) -> Result<Vec<Balance>, WalletError> {
         let ledger = self.inner.ledger();
         let (outputs, txs) = self
             .inner
@@ -785,6 +858,21 @@ impl Wallet {
         cursor: Option<String>,
         limit: usize,
     ) -> Result<HistoryPage, WalletError> {
+        self.history_page_at(filter, cursor, 0, limit).await
+    }
+
+    /// [`history_page`](Self::history_page) that passes over `skip` rows
+    /// after `cursor` first: row `n` of a list whose first page began at
+    /// `top` (see [`crate::store::history::cursor_from`]) is the first of
+    /// `history_page_at(filter, top, n, …)`, however many rows arrived
+    /// above it since. The skipped rows are passed over in SQL.
+    pub async fn history_page_at(
+        &self,
+        filter: HistoryPageFilter,
+        cursor: Option<String>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, WalletError> {
         let ledger = self.inner.ledger();
         let before = match cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             Some(c) => Some(
@@ -822,6 +910,7 @@ impl Wallet {
         let query = HistoryQuery {
             asset,
             direction: filter.direction,
+            incoming: filter.incoming,
             states: filter.states,
             since: filter.since,
             until: filter.until,
@@ -830,7 +919,7 @@ impl Wallet {
         self.inner
             .db(move |store| {
                 let tip = store.tip()?.map(|h| h.height);
-                let page = store.history_page(&query, before, limit)?;
+                let page = store.history_page_skip(&query, before, skip, limit)?;
                 Ok(HistoryPage {
                     rows: page
                         .rows
@@ -1211,6 +1300,21 @@ impl Wallet {
         crate::agent::chits_list(&self.inner, id).await
     }
 
+    /// A page of a tally's chits, newest first: at most `limit`, older than
+    /// `before` (the `next` of the page before; `None`: the newest), with
+    /// the running balance of each good chit, whether its message still
+    /// waits for the partner, and how many chits the tally has. Reads only
+    /// the page's rows (and the amounts of the good chits): a tally of
+    /// thousands of chits opens as fast as a small one.
+    pub async fn tally_chit_page(
+        &self,
+        id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::agent::ChitPage, crate::agent::ChitPageError> {
+        crate::agent::chits_page(&self.inner, id, before, limit).await
+    }
+
     /// Checks both signatures of a MyCHIPs tally record (JSON text); the
     /// error names each failing signature. Needs no wallet.
     pub fn verify_tally_json(
@@ -1247,6 +1351,32 @@ impl Wallet {
         config: crate::agent::AgentConfig,
     ) -> Result<crate::agent::AgentHandle, crate::agent::AgentError> {
         crate::agent::start(self.inner.clone(), config).await
+    }
+
+    /// Where the person asked the agent to listen, if it was saved with
+    /// [`set_agent_address`](Self::set_agent_address).
+    pub async fn agent_address(
+        &self,
+    ) -> Result<Option<crate::agent::AgentAddress>, crate::store::StoreError> {
+        crate::agent::agent_address(&self.inner).await
+    }
+
+    /// Saves where the agent should listen (and what partners are told),
+    /// for the shell to start it there next time. It does not restart a
+    /// running agent: the shell stops it and starts it again.
+    pub async fn set_agent_address(
+        &self,
+        address: crate::agent::AgentAddress,
+    ) -> Result<(), crate::store::StoreError> {
+        crate::agent::set_agent_address(&self.inner, address).await
+    }
+
+    /// Partners the agent has a session with now, and partners messages
+    /// wait for.
+    pub async fn agent_activity(
+        &self,
+    ) -> Result<crate::agent::AgentActivity, crate::store::StoreError> {
+        crate::agent::activity(&self.inner).await
     }
 
     /// One pass over the outbox now: every message whose retry time has

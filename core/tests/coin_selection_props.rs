@@ -299,7 +299,8 @@ proptest! {
         pay in 1u64..2_000_000_000,
     ) {
         let all = coins(0xd0, &amounts);
-        let (locked, free): (Vec<(usize, Coin)>, Vec<(usize, Coin)>) =
+        type Numbered = Vec<(usize, Coin)>;
+        let (locked, free): (Numbered, Numbered) =
             all.iter().copied().enumerate().partition(|(i, _)| locked[*i]);
         let locked: HashSet<OutPoint> = locked.into_iter().map(|(_, c)| c.outpoint).collect();
         let free: Vec<Coin> = free.into_iter().map(|(_, c)| c).collect();

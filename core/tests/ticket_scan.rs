@@ -845,3 +845,45 @@ proptest! {
         let _ = PaymentUri::parse(&text, Network::Sandbox);
     }
 }
+
+/// A screenshot of the app showing a ticket (a light window, text-like
+/// bars, the code at its rendered size), scaled down as a chat app or a
+/// second screen does, softened and saved as JPEG: read back down to half
+/// size (4 pixels a module). At 0.4 (3.2 pixels a module, softened) rqrr
+/// finds nothing, even from a copy scaled up twice: the UI shows the code
+/// large enough that a screenshot keeps 4 or more.
+#[test]
+fn a_downscaled_screenshot_of_the_app_scans_back() {
+    let t = ticket();
+    let code = rendered(&t);
+    let (w, h) = (1600u32, 1000u32);
+    let (ox, oy) = ((w - code.width()) / 2, 180u32);
+    let screen = GrayImage::from_fn(w, h, |x, y| {
+        let inside = x >= ox && y >= oy && x < ox + code.width() && y < oy + code.height();
+        if inside {
+            return *code.get_pixel(x - ox, y - oy);
+        }
+        // A title bar, lines of text and a button around the code.
+        let bar = y < 40;
+        let text =
+            (60..150).contains(&y) && (y / 12) % 2 == 0 && (x / 7) % 3 != 0 && x > 100 && x < 1200;
+        let button =
+            y > oy + code.height() + 40 && y < oy + code.height() + 90 && x > 600 && x < 1000;
+        image::Luma([if bar {
+            60
+        } else if text {
+            40
+        } else if button {
+            90
+        } else {
+            246
+        }])
+    });
+    for scale in [0.75, 0.6, 0.5] {
+        let (sw, sh) = ((f64::from(w) * scale) as u32, (f64::from(h) * scale) as u32);
+        let small = image::imageops::resize(&screen, sw, sh, image::imageops::FilterType::Triangle);
+        let soft = image::imageops::blur(&small, 0.7);
+        let bytes = jpeg(&rgb(&soft), 70);
+        assert_eq!(scanned(&bytes), Ok(t.clone()), "scaled by {scale}");
+    }
+}

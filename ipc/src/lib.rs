@@ -44,9 +44,13 @@ pub mod command {
     pub const CONFIRM_SEND: &str = "confirm_send";
     /// [`crate::TxidArgs`] -> [`crate::TxStatusView`]
     pub const TX_STATUS: &str = "tx_status";
-    /// [`crate::HistoryArgs`] -> `Vec<`[`crate::HistoryRow`]`>`
+    /// [`crate::HistoryArgs`] -> [`crate::HistoryPageView`]: one page of
+    /// the history, newest first, at most [`crate::HISTORY_PAGE_MAX`] rows,
+    /// with the total count of the query (the UI asks for pages as it
+    /// scrolls; nothing sends the whole list).
     pub const HISTORY: &str = "history";
-    /// [`crate::ExportArgs`] -> `String` (the file written)
+    /// [`crate::ExportArgs`] -> `String` (the file written; the app streams
+    /// the history to it page by page, in notch-core's CSV format)
     pub const EXPORT_CSV: &str = "export_csv";
     /// () -> `Vec<`[`crate::NotificationView`]`>`
     pub const NOTIFICATIONS: &str = "notifications";
@@ -331,15 +335,48 @@ pub struct TxStatusView {
 pub struct HistoryQuery {
     /// Symbol or id.
     pub asset: Option<String>,
-    /// `Some(true)`: only in; `Some(false)`: only out.
+    /// `Some(true)`: only in; `Some(false)`: only out (and to the wallet
+    /// itself).
     pub incoming: Option<bool>,
-    /// Txid prefix or counterparty address.
+    /// Txid prefix, an address the transaction pays, or a piece of its
+    /// memo.
     pub search: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Rows a [`command::HISTORY`] page holds when `limit` is not given.
+pub const HISTORY_PAGE: u32 = 100;
+/// The most rows one [`command::HISTORY`] page holds (a larger `limit` is
+/// capped to it).
+pub const HISTORY_PAGE_MAX: u32 = 500;
+
+/// A page request: the rows of `query` after the cursor `before` (from the
+/// top if `None`), `skip` of them passed over, at most `limit`. Reading on
+/// from a page: `before` = its `next`. Jumping to row `n` of a list (a
+/// scrollbar dragged far): `before` = the `top` of the list's first page
+/// and `skip` = `n`, so rows that arrived since above it do not shift it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryArgs {
     pub query: HistoryQuery,
+    #[serde(default)]
+    pub before: Option<String>,
+    #[serde(default)]
+    pub skip: u64,
+    /// [`HISTORY_PAGE`] if `None` or 0; at most [`HISTORY_PAGE_MAX`].
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A page of the history, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPageView {
+    pub rows: Vec<HistoryRow>,
+    /// `before` for the page after this one; `None` on the last page.
+    pub next: Option<String>,
+    /// Rows matching the query, over all pages (the list's length).
+    pub total: u64,
+    /// `before` that lists from this page's first row on (itself
+    /// included); `None` for an empty page.
+    pub top: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -67,6 +67,13 @@ pub enum WalletEvent {
     },
     /// A tally changed state (MyCHIPs's state names: `P.offer`, `open` …).
     TallyChanged { tally: String, state: String },
+    /// A chit was added or changed (signed, received, approved, rejected,
+    /// delivered): `state` is MyCHIPs's code (`L.pend.good`, `A.good` …).
+    ChitChanged {
+        tally: String,
+        chit: String,
+        state: String,
+    },
     /// A catch-up (restore, long absence) ended.
     CaughtUp {
         notifications: u64,
@@ -153,6 +160,7 @@ impl From<core::WalletEvent> for WalletEvent {
                 tally,
                 state: state.as_str().to_owned(),
             },
+            C::ChitChanged { tally, chit, state } => Self::ChitChanged { tally, chit, state },
             C::CaughtUp {
                 notifications,
                 payments_received,

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed assumption should fail the test loudly
 
+pub mod app_bench;
+pub mod app_tally;
 pub mod bench;
 pub mod e2e;
 pub mod gateway;

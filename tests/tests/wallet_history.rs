@@ -196,3 +196,109 @@ async fn history_pages_follow_payments_sends_and_a_reorg() {
     };
     assert_eq!(all(&restored).await, all(&alice).await);
 }
+
+/// Home's balances are read from the table the store keeps
+/// (`Wallet::balances`) and equal, asset by asset and part by part, the
+/// sum over every output (`Wallet::balances_summed`, the computation Home
+/// used before): after payments in the pool and in blocks, a send with its
+/// locked coins and change (two assets), the receiver's side, a reorg that
+/// takes the send and payments out of their blocks, and their return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_balances_from_the_kept_table_equal_the_sum_of_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox =
+        tokio::task::block_in_place(|| Sandbox::start(dir.path().join("gw"), "127.0.0.1:0"));
+    let gw = Gw::new(&sandbox.url);
+    let (alice, _) = new_wallet(&dir.path().join("a"), &gw.url).await;
+    let (bob, _) = new_wallet(&dir.path().join("b"), &gw.url).await;
+    let same = |w: &notch_core::Wallet| {
+        let w = w.clone();
+        async move {
+            let kept = w.balances().await.unwrap();
+            let summed = w.balances_summed().await.unwrap();
+            assert_eq!(kept, summed);
+            kept
+        }
+    };
+    let of = |b: &[notch_core::wallet::Balance], symbol: &str| {
+        let b = b.iter().find(|b| b.symbol == symbol).unwrap();
+        (b.confirmed, b.pending, b.pending_outgoing, b.spendable)
+    };
+    // Every asset the gateway names, before anything is held.
+    alice.sync().await.unwrap();
+    let b = same(&alice).await;
+    assert_eq!(of(&b, "NOTE"), (0, 0, 0, 0));
+
+    let a0 = alice.receive_address().await.unwrap();
+    gw.faucet(&a0, "NOTE", 300_000_000).await;
+    gw.faucet(&a0, "NOTE", 200_000_000).await;
+    gw.faucet(&a0, "EURT", 10_000).await;
+    alice.sync().await.unwrap();
+    let b = same(&alice).await;
+    assert_eq!(of(&b, "NOTE"), (0, 500_000_000, 0, 0), "in the pool");
+    gw.mine(1).await;
+    gw.faucet(&a0, "NOTE", 7_000).await;
+    alice.sync().await.unwrap();
+    let b = same(&alice).await;
+    assert_eq!(of(&b, "NOTE"), (500_000_000, 7_000, 0, 500_000_000));
+
+    // A send of both assets: coins locked, change pending and spendable.
+    let to = bob.receive_address().await.unwrap();
+    let p = alice
+        .prepare_send(&[
+            Recipient {
+                address: to.clone(),
+                amount: "1.5".into(),
+                asset: None,
+            },
+            Recipient {
+                address: to.clone(),
+                amount: "12.34".into(),
+                asset: Some("EURT".into()),
+            },
+        ])
+        .await
+        .unwrap();
+    let txid = alice.confirm_send(&p).await.unwrap();
+    let b = same(&alice).await;
+    let (_, _, outgoing, _) = of(&b, "NOTE");
+    assert!(outgoing > 0, "{b:?}");
+    assert_eq!(
+        of(&b, "EURT"),
+        (10_000, 10_000 - 1_234, 10_000, 10_000 - 1_234)
+    );
+    bob.sync().await.unwrap();
+    let b = same(&bob).await;
+    assert_eq!(of(&b, "EURT"), (0, 1_234, 0, 0));
+
+    gw.mine(2).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let b = same(&alice).await;
+    assert_eq!(of(&b, "EURT"), (10_000 - 1_234, 0, 0, 10_000 - 1_234));
+    assert_eq!(of(&same(&bob).await, "EURT"), (1_234, 0, 0, 1_234));
+
+    // A reorg takes the send (and the last payment) out of their blocks.
+    let mined_at = alice.tx_status(&txid).await.unwrap().block_height.unwrap();
+    let depth = gw.tip().await - mined_at + 1;
+    gw.reorg(u32::try_from(depth).unwrap()).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(alice.tx_status(&txid).await.unwrap().state, TxState::InPool);
+    let b = same(&alice).await;
+    assert_eq!(
+        of(&b, "EURT"),
+        (10_000, 10_000 - 1_234, 10_000, 10_000 - 1_234)
+    );
+    let b = same(&bob).await;
+    assert_eq!(of(&b, "EURT"), (0, 1_234, 0, 0));
+    gw.mine(1).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(
+        of(&same(&alice).await, "EURT"),
+        (10_000 - 1_234, 0, 0, 10_000 - 1_234)
+    );
+    assert_eq!(of(&same(&bob).await, "EURT"), (1_234, 0, 0, 1_234));
+    assert_history_consistent(&alice, &dir.path().join("a"), 3).await;
+}

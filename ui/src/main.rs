@@ -1,15 +1,18 @@
 //! notch-ui: the desktop wallet's screens (Leptos, client-side rendering).
 //! Everything it shows comes from the app's commands and events.
 
+mod deep_link;
 mod ipc;
 mod scan;
 mod screens;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use notch_ipc::tally::DeepLink;
 use notch_ipc::{
     AppStatus, LockStatus, NotificationView, WalletEvent, WalletState, command, event,
 };
+use screens::tallies::TallyView;
 
 fn main() {
     console_error_panic_hook::set_once();
@@ -25,6 +28,8 @@ pub enum Screen {
     History,
     Notifications,
     Settings,
+    /// Where in it: [`Ctx::tally_view`].
+    Tallies,
 }
 
 /// Shared by every screen: where we are, and a tick that moves on every
@@ -44,6 +49,18 @@ pub struct Ctx {
     pub dark: RwSignal<bool>,
     /// The lock passphrase and idle time, once the wallet is open.
     pub lock: RwSignal<Option<LockStatus>>,
+    /// Moves on every event that may change a tally or its chits (and on
+    /// notifications, which tally changes come with): what the tally
+    /// screens refetch on.
+    pub tally_rev: RwSignal<u64>,
+    /// Where the Tallies screen is.
+    pub tally_view: RwSignal<TallyView>,
+    /// A line about what just happened, shown on the tally list.
+    pub tally_notice: RwSignal<Option<String>>,
+    /// A link the app was opened with, until the person has dealt with it.
+    pub deep_link: RwSignal<Option<DeepLink>>,
+    /// An address for Send's first recipient (from a payment link).
+    pub send_prefill: RwSignal<Option<String>>,
 }
 
 impl Ctx {
@@ -58,6 +75,11 @@ impl Ctx {
             status: RwSignal::new(None),
             dark: RwSignal::new(false),
             lock: RwSignal::new(None),
+            tally_rev: RwSignal::new(0),
+            tally_view: RwSignal::new(TallyView::List),
+            tally_notice: RwSignal::new(None),
+            deep_link: RwSignal::new(None),
+            send_prefill: RwSignal::new(None),
         }
     }
 }
@@ -114,6 +136,14 @@ fn App() -> impl IntoView {
             | WalletEvent::CaughtUp { .. } => cx.data_rev.update(|r| *r += 1),
             _ => {}
         }
+        if matches!(
+            e,
+            WalletEvent::TallyChanged { .. }
+                | WalletEvent::ChitChanged { .. }
+                | WalletEvent::Notification { .. }
+        ) {
+            cx.tally_rev.update(|r| *r += 1);
+        }
         cx.last_event.set(Some(e));
         cx.tick.update(|t| *t += 1);
     });
@@ -129,6 +159,7 @@ fn App() -> impl IntoView {
             screens::lock::refresh_lock(cx);
         }
     });
+    deep_link::start(cx, Signal::derive(is_usable));
 
     let nav = move |target: Screen, label: &'static str, id: &'static str| {
         view! {
@@ -154,8 +185,14 @@ fn App() -> impl IntoView {
                         {nav(Screen::Send, "Send", "nav-send")}
                         {nav(Screen::Receive, "Receive", "nav-receive")}
                         {nav(Screen::History, "History", "nav-history")}
-                        <a class="disabled" data-testid="nav-tallies" title="Coming with the tally issue"
-                            aria-disabled="true">"Tallies"<small>"coming with the tally issue"</small></a>
+                        <a href="#" data-testid="nav-tallies"
+                            class=move || if cx.screen.get() == Screen::Tallies { "active" } else { "" }
+                            on:click=move |ev| {
+                                ev.prevent_default();
+                                // The nav entry always leads to the list.
+                                cx.tally_view.set(TallyView::List);
+                                cx.screen.set(Screen::Tallies);
+                            }>"Tallies"</a>
                         <a href="#" data-testid="nav-notifications"
                             class=move || if cx.screen.get() == Screen::Notifications { "active" } else { "" }
                             on:click=move |ev| { ev.prevent_default(); cx.screen.set(Screen::Notifications); }>
@@ -170,6 +207,9 @@ fn App() -> impl IntoView {
             </aside>
             <main>
                 <screens::status::StatusStrip />
+                <Show when=is_usable>
+                    <deep_link::DeepLinkBanner />
+                </Show>
                 {move || match (phase.get(), status_error.get()) {
                     (_, Some(e)) => view! { <section class="card"><p class="error" data-testid="app-error">{e}</p></section> }.into_any(),
                     (None, None) => view! { <p data-testid="app-starting">"Opening your wallet…"</p> }.into_any(),
@@ -201,6 +241,7 @@ fn App() -> impl IntoView {
                                 Screen::History => view! { <screens::history::History /> }.into_any(),
                                 Screen::Notifications => view! { <screens::notifications::Notifications /> }.into_any(),
                                 Screen::Settings => view! { <screens::settings::Settings /> }.into_any(),
+                                Screen::Tallies => view! { <screens::tallies::Tallies /> }.into_any(),
                             }}}
                         }.into_any(),
                     },
@@ -215,10 +256,9 @@ pub async fn ipc_sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         let global = js_sys::global();
         if let Ok(f) = js_sys::Reflect::get(&global, &wasm_bindgen::JsValue::from_str("setTimeout"))
+            && let Ok(f) = f.dyn_into::<js_sys::Function>()
         {
-            if let Ok(f) = f.dyn_into::<js_sys::Function>() {
-                let _ = f.call2(&global, &resolve, &wasm_bindgen::JsValue::from(ms));
-            }
+            let _ = f.call2(&global, &resolve, &wasm_bindgen::JsValue::from(ms));
         }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;

@@ -1,12 +1,14 @@
-//! Scanning a QR code into an address field: from a picture file, or from
-//! the camera. The app reads the code and checks the address (same network
-//! as the wallet); this side only gets the bytes there and says clearly
-//! what went wrong.
+//! Scanning a QR code from a picture file or the camera: into a
+//! recipient's address field (Send), or a tally ticket (Tallies). The app
+//! reads the code and checks what it holds; this side only gets the bytes
+//! there and says clearly what went wrong.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use notch_ipc::scan::{self, MAX_IMAGE_BYTES, SCAN_QR_FRAME, SCAN_QR_IMAGE, encode_frame};
+use notch_ipc::tally::{self, TallyRow};
 use notch_ipc::{CommandError, ScannedAddress, WalletState, code};
+use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlVideoElement, MediaStream};
@@ -19,14 +21,105 @@ const FRAME_EVERY_MS: i32 = 250;
 /// a code held up to the camera, and a small body over the IPC.
 const FRAME_MAX_WIDTH: u32 = 640;
 
+/// What a scan is for: the commands that read the code, and how their
+/// errors read to people.
+#[derive(Clone, Copy)]
+pub struct Purpose {
+    image_cmd: &'static str,
+    frame_cmd: &'static str,
+    timeout_ms: i32,
+    /// A code was read but holds nothing usable: the camera says so and
+    /// keeps looking (the person may show another one).
+    keep_looking: fn(&str) -> bool,
+    message: fn(&CommandError, Ctx) -> String,
+    aim: &'static str,
+}
+
+/// An address of the wallet's network, for a recipient row.
+pub const ADDRESS: Purpose = Purpose {
+    image_cmd: SCAN_QR_IMAGE,
+    frame_cmd: SCAN_QR_FRAME,
+    timeout_ms: ipc::DEFAULT_TIMEOUT_MS,
+    keep_looking: |c| c == code::WRONG_NETWORK || c == code::BAD_ADDRESS,
+    message: message_for,
+    aim: "Hold the QR code in front of the camera",
+};
+
+/// A tally ticket: once read, the app presents it to its issuer at once,
+/// so the answer can take as long as reaching a partner's agent.
+pub const TICKET: Purpose = Purpose {
+    image_cmd: tally::command::SCAN_TICKET_IMAGE,
+    frame_cmd: tally::command::SCAN_TICKET_FRAME,
+    timeout_ms: ipc::LONG_TIMEOUT_MS,
+    keep_looking: |c| c == tally::code::BAD_TICKET,
+    // The app's own words: they name what is wrong with the ticket.
+    message: |e, _| e.message.clone(),
+    aim: "Hold the ticket's QR code in front of the camera",
+};
+
+/// The data-testids and labels of one capture's controls.
+pub struct Controls {
+    pub image_testid: String,
+    pub camera_testid: String,
+    pub preview_testid: String,
+    pub pick_label: &'static str,
+    pub camera_label: &'static str,
+}
+
 /// "Scan image" and "Camera" for one recipient row; `on_address` gets the
 /// address once a code holding one of this wallet's network is read.
 #[component]
 pub fn QrScanButton(row: usize, on_address: Callback<String>) -> impl IntoView {
-    // Read here, in the component: async tasks have no reactive owner.
-    let cx = ctx();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let controls = Controls {
+        image_testid: format!("scan-image-{row}"),
+        camera_testid: format!("scan-camera-{row}"),
+        preview_testid: format!("scan-preview-{row}"),
+        pick_label: "Scan image",
+        camera_label: "Camera",
+    };
+    let on_scanned = Callback::new(move |s: ScannedAddress| on_address.run(s.address));
+    view! {
+        <QrCapture<ScannedAddress> purpose=ADDRESS controls error busy on_found=on_scanned />
+        {move || error.get().map(|e| view! { <small class="error" data-testid=format!("scan-error-{row}")>{e}</small> })}
+    }
+}
+
+/// A picture pick and the camera that read a tally ticket; `on_row` gets
+/// the tally the app made of it. Errors and the busy state are the
+/// caller's, shown with its pasted-text form.
+#[component]
+pub fn TicketCapture(
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    on_row: Callback<TallyRow>,
+) -> impl IntoView {
+    let controls = Controls {
+        image_testid: "scan-ticket-image".into(),
+        camera_testid: "scan-ticket-camera".into(),
+        preview_testid: "scan-ticket-preview".into(),
+        pick_label: "Pick a picture",
+        camera_label: "Use the camera",
+    };
+    view! { <QrCapture<TallyRow> purpose=TICKET controls error busy on_found=on_row /> }
+}
+
+/// The picture pick and the camera, for any [`Purpose`]; `on_found` gets
+/// the app's answer once a code it accepts is read.
+#[component]
+pub fn QrCapture<T>(
+    purpose: Purpose,
+    controls: Controls,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    on_found: Callback<T>,
+) -> impl IntoView
+where
+    T: DeserializeOwned + 'static,
+{
+    // Read here, in the component: async tasks have no reactive owner.
+    let cx = ctx();
     let camera_open = RwSignal::new(false);
     let camera_note = RwSignal::new(None::<&'static str>);
     // The open camera, if any: its tracks are stopped when done.
@@ -51,10 +144,14 @@ pub fn QrScanButton(row: usize, on_address: Callback<String>) -> impl IntoView {
         }
     });
 
-    let found = move |address: String| {
+    let found = move |answer: T| {
+        // Unmounted while the app was reading: nobody to tell.
+        if session.try_get_untracked().is_none() {
+            return;
+        }
         stop_camera();
         error.set(None);
-        on_address.run(address);
+        on_found.try_run(answer);
     };
 
     let on_file = move |ev: leptos::ev::Event| {
@@ -84,18 +181,19 @@ pub fn QrScanButton(row: usize, on_address: Callback<String>) -> impl IntoView {
                 // through wasm memory.
                 Ok(buffer) => {
                     let bytes = js_sys::Uint8Array::new(&buffer);
-                    ipc::call_raw::<ScannedAddress>(SCAN_QR_IMAGE, &bytes, ipc::DEFAULT_TIMEOUT_MS)
-                        .await
+                    ipc::call_raw::<T>(purpose.image_cmd, &bytes, purpose.timeout_ms).await
                 }
                 Err(e) => Err(CommandError::new(
                     "ui",
                     format!("the file could not be read: {}", js_error(&e)),
                 )),
             };
-            busy.set(false);
+            busy.try_set(false);
             match result {
-                Ok(scanned) => found(scanned.address),
-                Err(e) => error.set(Some(message_for(&e, cx))),
+                Ok(answer) => found(answer),
+                Err(e) => {
+                    error.try_set(Some((purpose.message)(&e, cx)));
+                }
             }
         });
     };
@@ -136,30 +234,36 @@ pub fn QrScanButton(row: usize, on_address: Callback<String>) -> impl IntoView {
             if let Ok(p) = video.play() {
                 let _ = JsFuture::from(p).await;
             }
-            camera_note.set(Some("Hold the QR code in front of the camera"));
-            scan_frames(mine, session, &video, error, found, cx).await;
+            camera_note.set(Some(purpose.aim));
+            scan_frames(mine, session, &video, error, purpose, found, cx).await;
         });
     };
 
+    let Controls {
+        image_testid,
+        camera_testid,
+        preview_testid,
+        pick_label,
+        camera_label,
+    } = controls;
     view! {
         <span class="scan">
             <span class="scan-pick button secondary small" class:busy=move || busy.get()>
-                {move || if busy.get() { "Reading…" } else { "Scan image" }}
+                {move || if busy.get() { "Reading…" } else { pick_label }}
                 <input type="file" accept="image/png,image/jpeg,image/*" title="Scan a QR code from a picture"
-                    data-testid=format!("scan-image-{row}") disabled=move || busy.get()
+                    data-testid=image_testid disabled=move || busy.get()
                     on:change=on_file />
             </span>
-            <button type="button" class="secondary small" data-testid=format!("scan-camera-{row}")
+            <button type="button" class="secondary small" data-testid=camera_testid
                 on:click=open_camera>
-                {move || if camera_open.get() { "Close camera" } else { "Camera" }}
+                {move || if camera_open.get() { "Close camera" } else { camera_label }}
             </button>
         </span>
-        <div class="scan-camera" data-testid=format!("scan-preview-{row}")
+        <div class="scan-camera" data-testid=preview_testid
             style:display=move || if camera_open.get() { "" } else { "none" }>
             <video node_ref=video_ref autoplay=true muted=true playsinline=true></video>
             {move || camera_note.get().map(|n| view! { <small class="muted">{n}</small> })}
         </div>
-        {move || error.get().map(|e| view! { <small class="error" data-testid=format!("scan-error-{row}")>{e}</small> })}
     }
 }
 
@@ -208,14 +312,15 @@ fn camera_error(e: &JsValue) -> String {
     }
 }
 
-/// Reads frames until a code gives an address, or the session changes
+/// Reads frames until the app accepts a code, or the session changes
 /// (closed, reopened, unmounted).
-async fn scan_frames(
+async fn scan_frames<T: DeserializeOwned>(
     mine: u64,
     session: RwSignal<u64>,
     video: &HtmlVideoElement,
     error: RwSignal<Option<String>>,
-    found: impl Fn(String) + Copy + 'static,
+    purpose: Purpose,
+    found: impl Fn(T) + Copy + 'static,
     cx: Ctx,
 ) {
     let canvas = web_sys::window()
@@ -230,26 +335,23 @@ async fn scan_frames(
         if let Some((width, height, luma)) = grab_luma(video, &canvas) {
             let body = js_sys::Uint8Array::from(&encode_frame(width, height, &luma)[..]);
             // One frame at a time: the next is grabbed once this one is read.
-            let r = ipc::call_raw::<ScannedAddress>(SCAN_QR_FRAME, &body, ipc::DEFAULT_TIMEOUT_MS)
-                .await;
+            let r = ipc::call_raw::<T>(purpose.frame_cmd, &body, purpose.timeout_ms).await;
             if session.try_get_untracked() != Some(mine) {
                 return;
             }
             match r {
-                Ok(scanned) => {
-                    found(scanned.address);
+                Ok(answer) => {
+                    found(answer);
                     return;
                 }
                 // Nothing (readable) in view yet: keep looking.
                 Err(e)
                     if e.code == scan::code::NO_QR_CODE || e.code == scan::code::QR_UNREADABLE => {}
-                // A code, but not an address for us: say so, keep looking
-                // (the person may show another one).
-                Err(e) if e.code == code::WRONG_NETWORK || e.code == code::BAD_ADDRESS => {
-                    error.set(Some(message_for(&e, cx)));
+                Err(e) if (purpose.keep_looking)(&e.code) => {
+                    error.set(Some((purpose.message)(&e, cx)));
                 }
                 Err(e) => {
-                    error.set(Some(message_for(&e, cx)));
+                    error.set(Some((purpose.message)(&e, cx)));
                     return;
                 }
             }

@@ -1,11 +1,11 @@
-//! `cargo xtask bench [gateway|wallet|app|peer]`: every benchmark (or the one
+//! `cargo xtask bench [gateway|wallet|app|peer|tallies]`: every benchmark (or the one
 //! named), results in bench/results/.
 
 use crate::sh::{self, Result, Timer, cmd};
 use crate::{session, ui};
 
 /// The benchmarks, in the order they run; `cargo xtask bench NAME` runs one.
-const BENCHES: [&str; 4] = ["gateway", "wallet", "app", "peer"];
+const BENCHES: [&str; 5] = ["gateway", "wallet", "app", "peer", "tallies"];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     let only = match args {
@@ -79,6 +79,17 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         ui::build(timer, ui::Profile::Release)?;
         timer.step("app benchmark", app_benchmark)?;
     }
+    // Tallies in the desktop app: a ticket picture scanned to the partner's certificate shown,
+    // a partner's chit to the balance painted, and the Tallies screen of 1,000 tallies (one
+    // with 10,000 chits: made once through the protocol into target/bench-tallies-app/, then
+    // reused): first paint and memory.
+    if wanted("tallies") {
+        // Run with the others, the app benchmark just built the release UI.
+        if only.is_some() {
+            ui::build(timer, ui::Profile::Release)?;
+        }
+        timer.step("tallies app benchmark", tallies_benchmark)?;
+    }
     Ok(())
 }
 
@@ -95,6 +106,27 @@ fn app_benchmark() -> Result {
         .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
                   cargo run --release -p notch-tests --bin notch-app-bench -- --out bench/results/app.md";
+    sh::run(
+        cmd("dbus-run-session")
+            .args(["--", "sh", "-c", script])
+            .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", &keyring_home)
+            .env("NOTCH_TEST_SECRET_SERVICE", "1"),
+    )
+}
+
+/// The tallies benchmark of the release app, in the same kind of session as
+/// [`app_benchmark`].
+fn tallies_benchmark() -> Result {
+    sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
+    sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-app"]))?;
+    let (display, _xvfb) = session::start_xvfb()?;
+    let keyring_home = sh::target_dir().join("tally-bench-keyring-home");
+    let _ = std::fs::remove_dir_all(&keyring_home);
+    std::fs::create_dir_all(&keyring_home)
+        .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
+    let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+                  cargo run --release -p notch-tests --bin notch-tally-app-bench -- --out bench/results/tallies.md";
     sh::run(
         cmd("dbus-run-session")
             .args(["--", "sh", "-c", script])

@@ -161,7 +161,7 @@ fn end_to_end() -> Result {
     std::fs::create_dir_all(&keyring_home)
         .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo test --workspace --exclude notch-ui --test app_e2e --test app_scan_e2e --test app_lock_e2e \
+                  cargo test --workspace --exclude notch-ui --test app_e2e --test app_scan_e2e --test app_lock_e2e --test app_tally_e2e \
                   -- --ignored --test-threads=1";
     sh::run(
         cmd("dbus-run-session")

@@ -59,8 +59,11 @@ fn make_deb() -> Result {
     .map_err(|e| io("copy icon", e))?;
     std::fs::write(
         apps.join("notch.desktop"),
+        // `notch:` links open Notch (the scheme of `plugins.deep-link` in
+        // tauri.conf.json); `%u` hands the link over as the first argument.
         "[Desktop Entry]\nType=Application\nName=Notch\nComment=Self-custodial wallet\n\
-         Exec=notch-app\nIcon=notch\nCategories=Finance;Office;\n",
+         Exec=notch-app %u\nIcon=notch\nCategories=Finance;Office;\n\
+         MimeType=x-scheme-handler/notch;\n",
     )
     .map_err(|e| io("write .desktop", e))?;
     std::fs::write(

@@ -83,7 +83,9 @@ impl Harness {
             dir.path().join("wallet"),
             Secrets::Given(Arc::new(MemorySecretStore::new())),
         )
-        .unwrap();
+        .unwrap()
+        // Tally agents on loopback, on a free port each.
+        .with_agent_listen("127.0.0.1:0");
         let app = notch_app::with_commands(mock_builder())
             .manage(state)
             .build(mock_context(noop_assets()))
@@ -96,6 +98,11 @@ impl Harness {
             webview,
             _app: app,
         }
+    }
+
+    /// The app, to listen for its events.
+    pub fn app(&self) -> tauri::AppHandle<tauri::test::MockRuntime> {
+        self._app.handle().clone()
     }
 
     pub fn call(

@@ -31,9 +31,9 @@ use crate::store::{
     StoredChit, TallyRow,
 };
 use crate::tally::chain::{
-    ApproveError, AwayFromZero, ChitLedger, ChitMessage, ChitNotice, ChitOutcome, Consensus,
-    Direction, InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError,
-    SettingProblem, limit_value, parse_limit,
+    ApproveError, AwayFromZero, ChitLedger, ChitMessage, ChitNotice, ChitOutcome, Direction,
+    InvoiceError, IssueError, LedgerNotice, LimitProblem, OverLimit, RejectError, SettingProblem,
+    limit_value, parse_limit,
 };
 use crate::tally::lifecycle::{TallyState, settle};
 use crate::tally::{
@@ -73,8 +73,44 @@ pub struct ChitInfo {
     pub consensus: String,
     /// An invoice waiting for our approval or rejection.
     pub needs_action: bool,
+    /// An invoice (a chit its payee asked for, signed by the payer when it
+    /// approves it), not a payment its signer made of its own will. Told
+    /// by the state the chit was first stored in; for chits stored before
+    /// that was kept, by its state now (a good one counts as a payment).
+    pub invoice: bool,
+    /// Its message waits in the chit outbox: the partner does not have it
+    /// yet.
+    pub waiting: bool,
+    /// For a good chit: the good balance after it, milliCHIPs from our
+    /// side (the chits in list order, oldest first, summed up to it).
+    pub running_balance: Option<i64>,
+    /// What a setting chit sets, in words ("credit limit 100.000",
+    /// "asks to close").
+    pub setting: Option<String>,
     /// Unix seconds (when this wallet first stored it).
     pub created_at: i64,
+}
+
+/// A page of a tally's chits, newest first (see
+/// [`crate::Wallet::tally_chit_page`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChitPage {
+    pub rows: Vec<ChitInfo>,
+    /// Where the next (older) page starts; `None` at the end.
+    pub next: Option<String>,
+    /// How many chits the tally has.
+    pub total: u64,
+}
+
+/// Why a page of chits could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChitPageError {
+    #[error("there is no tally {0} in this wallet")]
+    UnknownTally(String),
+    #[error("{0:?} is not where a page of chits starts (pass the `next` of the page before)")]
+    BadCursor(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Why a tally's chits cannot be used.
@@ -269,6 +305,14 @@ pub(crate) fn persist(
             state,
         });
     }
+    // And the chits that were added or moved on.
+    for chit in &changes.chits {
+        events.push(WalletEvent::ChitChanged {
+            tally: row.id.clone(),
+            chit: chit.uuid.clone(),
+            state: chit.state.code(),
+        });
+    }
     for note in notes {
         let added = tx.add_tally_notification(&note, &row.id)?;
         events.push(WalletEvent::Notification {
@@ -375,8 +419,7 @@ fn partner_name(row: &TallyRow, ledger: &ChitLedger) -> String {
 }
 
 fn chips(units: Option<u64>) -> String {
-    let units = units.unwrap_or(0);
-    format!("{}.{:03} CHIP", units / 1000, units % 1000)
+    format!("{} CHIP", crate::tally::format_chips(units.unwrap_or(0)))
 }
 
 fn notification(
@@ -407,7 +450,7 @@ fn notification(
             NotificationKind::InvoiceToApprove,
             format!("{partner} asks you to pay {}", chips(*units)),
             format!(
-                "Invoice {uuid} on tally {}: approve it (`notch chit approve {uuid}`) or reject it (`notch chit reject {uuid}`).",
+                "Invoice {uuid} on tally {}: approve it to pay, or reject it.",
                 row.id
             ),
         ),
@@ -456,8 +499,17 @@ fn notification(
     })
 }
 
-/// One chit for lists.
-pub(crate) fn chit_info(ledger: &ChitLedger, stored: &StoredChit) -> ChitInfo {
+/// One chit for lists: `side` is ours, `confirmed` the chain position both
+/// halves agree on, `waiting` whether its message is still in the outbox,
+/// `running` the good balance after it. Reads the stored row only (its
+/// record was checked when it was stored).
+pub(crate) fn chit_info(
+    side: Side,
+    confirmed: u64,
+    stored: &StoredChit,
+    waiting: bool,
+    running: Option<i64>,
+) -> ChitInfo {
     let row = &stored.row;
     let record = &row.record;
     let units = record.units();
@@ -466,31 +518,86 @@ pub(crate) fn chit_info(ledger: &ChitLedger, stored: &StoredChit) -> ChitInfo {
         Direction::Asset => magnitude,
         Direction::Liability => -magnitude,
     };
+    let transaction = record.chit_type() == ChitType::Transaction;
     ChitInfo {
         uuid: row.uuid.clone(),
         tally: stored.tally.clone(),
         state: row.state.code(),
         kind: record.chit_type().as_str().to_owned(),
         by: record.by().as_str().to_owned(),
-        mine: record.by() == ledger.side(),
+        mine: record.by() == side,
         units,
-        amount: if record.chit_type() == ChitType::Transaction {
-            amount
-        } else {
-            0
-        },
+        amount: if transaction { amount } else { 0 },
         memo: record.memo().map(str::to_owned),
         date: record.date().to_owned(),
         index: row.link.map(|l| l.index),
-        consensus: match ledger.consensus(&row.uuid) {
-            Some(Consensus::Linked) => "linked",
-            Some(Consensus::Provisional) => "provisional",
-            Some(Consensus::Unlinked) | None => "unlinked",
+        consensus: match row.link {
+            None => "unlinked",
+            Some(link) if link.index <= confirmed => "linked",
+            Some(_) => "provisional",
         }
         .to_owned(),
         needs_action: row.state.needs_action(),
+        invoice: transaction && !stored.opened_as.unwrap_or(row.state).is_signed(),
+        waiting,
+        running_balance: running,
+        setting: (record.chit_type() == ChitType::Setting)
+            .then(|| describe_setting(record.by(), record.reference())),
         created_at: stored.created_at,
     }
+}
+
+/// What a setting chit's `ref` sets, in words.
+fn describe_setting(by: Side, settings: Option<&Value>) -> String {
+    let mut words = Vec::new();
+    if let Some(limit) = settings.and_then(|s| s.get("limit")) {
+        words.push(match parse_limit(by, Some(limit)) {
+            Ok(l) => format!("credit limit {}", crate::tally::format_chips(l.milli_chips)),
+            Err(_) => format!("credit limit {limit}"),
+        });
+    }
+    if settings.and_then(|s| s.get("close")) == Some(&Value::Bool(true)) {
+        words.push("asks to close".to_owned());
+    }
+    if words.is_empty() {
+        "a setting".to_owned()
+    } else {
+        words.join(", ")
+    }
+}
+
+fn saturate(value: i128) -> i64 {
+    i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Every chit of a tally (`chits` newest first, all of them) for lists,
+/// with running balances and what waits for the partner.
+fn chit_infos(
+    side: Side,
+    confirmed: u64,
+    chits: &[StoredChit],
+    waiting: &std::collections::HashSet<String>,
+) -> Vec<ChitInfo> {
+    let good = |c: &StoredChit| c.row.state.status == crate::tally::ChitStatus::Good;
+    let signed_units = |c: &StoredChit| {
+        let units = i128::from(c.row.record.units().unwrap_or(0));
+        match c.row.state.direction {
+            Direction::Asset => units,
+            Direction::Liability => -units,
+        }
+    };
+    let mut remaining: i128 = chits.iter().filter(|c| good(c)).map(signed_units).sum();
+    chits
+        .iter()
+        .map(|c| {
+            let running = good(c).then(|| {
+                let after = saturate(remaining);
+                remaining -= signed_units(c);
+                after
+            });
+            chit_info(side, confirmed, c, waiting.contains(&c.row.uuid), running)
+        })
+        .collect()
 }
 
 /// What a tally's chits say, for its summary.
@@ -524,11 +631,11 @@ pub(crate) fn read_chits(
             return Ok(None);
         }
     };
-    let balance = ledger.balance().good;
-    let balance = i64::try_from(balance).unwrap_or(if balance < 0 { i64::MIN } else { i64::MAX });
+    let balance = saturate(ledger.balance().good);
     let side = ledger.side();
+    let waiting = store.chits_waiting(&row.id)?;
     Ok(Some(ChitSummary {
-        chits: chits.iter().map(|c| chit_info(&ledger, c)).collect(),
+        chits: chit_infos(side, ledger.confirmed(), &chits, &waiting),
         balance,
         my_limit: ledger.limit_granted_by(side).ok().map(|l| l.milli_chips),
         partner_limit: ledger
@@ -560,11 +667,15 @@ fn finish(
     uuid: &str,
 ) -> Result<Done, StoreError> {
     let events = persist(tx, me, row, ledger, outcome)?;
-    let info = tx
-        .chits_of(&row.id)?
-        .into_iter()
-        .find(|c| c.row.uuid == uuid)
-        .map(|c| chit_info(ledger, &c));
+    let waiting = tx.chits_waiting(&row.id)?;
+    let info = chit_infos(
+        ledger.side(),
+        ledger.confirmed(),
+        &tx.chits_of(&row.id)?,
+        &waiting,
+    )
+    .into_iter()
+    .find(|c| c.uuid == uuid);
     Ok(Done {
         partner: row.partner_agent,
         events,
@@ -877,6 +988,84 @@ pub(crate) async fn list(inner: &Inner, id: &str) -> Result<Vec<ChitInfo>, super
     }
 }
 
+/// At most `limit` chits of a tally, newest first, from `before` (the
+/// `next` of the page before; `None`: the newest). Only the page's rows are
+/// read, and nothing is verified again: each chit was checked when it was
+/// stored, and every change restores (and so checks) the whole chain. The
+/// running balances are summed from the stored amounts of the good chits,
+/// without reading their records.
+pub(crate) async fn page(
+    inner: &Inner,
+    id: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<ChitPage, ChitPageError> {
+    let before = match before {
+        None => None,
+        Some(text) => Some(
+            crate::store::ChitCursor::parse(text)
+                .ok_or_else(|| ChitPageError::BadCursor(text.to_owned()))?,
+        ),
+    };
+    let limit = limit.max(1);
+    let id2 = id.to_owned();
+    let found = inner
+        .db(move |s| {
+            let Some(row) = s.tally(&id2)? else {
+                return Ok::<_, StoreError>(None);
+            };
+            let (true, Some(side)) = (row.state.has_chits(), row.side) else {
+                return Ok(Some(ChitPage {
+                    rows: Vec::new(),
+                    next: None,
+                    total: 0,
+                }));
+            };
+            let mut chits = s.chit_page(&row.id, before, limit + 1)?;
+            let more = chits.len() > limit;
+            chits.truncate(limit);
+            let total = s.chit_count(&row.id)?;
+            let confirmed = s.chits_confirmed(&row.id)?;
+            let waiting = s.chits_waiting(&row.id)?;
+            // The good balance after the page's newest row: every good
+            // chit up to it.
+            let good = s.good_chits(&row.id)?;
+            let mut remaining: i128 = match chits.first() {
+                Some(first) => {
+                    let top = crate::store::ChitCursor::of(first);
+                    good.iter().filter(|g| g.at <= top).map(|g| g.amount).sum()
+                }
+                None => 0,
+            };
+            let rows = chits
+                .iter()
+                .map(|c| {
+                    let running =
+                        (c.row.state.status == crate::tally::ChitStatus::Good).then(|| {
+                            let after = saturate(remaining);
+                            let units = i128::from(c.row.record.units().unwrap_or(0));
+                            remaining -= match c.row.state.direction {
+                                Direction::Asset => units,
+                                Direction::Liability => -units,
+                            };
+                            after
+                        });
+                    chit_info(side, confirmed, c, waiting.contains(&c.row.uuid), running)
+                })
+                .collect();
+            let next = if more {
+                chits
+                    .last()
+                    .map(|c| crate::store::ChitCursor::of(c).encode())
+            } else {
+                None
+            };
+            Ok(Some(ChitPage { rows, next, total }))
+        })
+        .await?;
+    found.ok_or_else(|| ChitPageError::UnknownTally(id.to_owned()))
+}
+
 // ---- receiving ------------------------------------------------------------
 
 /// A chit message from `remote`, applied to the tally it names.
@@ -1024,6 +1213,23 @@ pub(crate) async fn delivered(inner: &Arc<Inner>, me: &Arc<Identity>, row: ChitO
                     events = persist(tx, &me, &tally, &ledger, &outcome)?;
                 }
                 tx.delete_chit_outbox(row.id)?;
+                // It no longer waits for the partner, even if its state
+                // did not move: the shells show that too.
+                if let Some(uuid) = &row.chit
+                    && !events
+                        .iter()
+                        .any(|e| matches!(e, WalletEvent::ChitChanged { chit, .. } if chit == uuid))
+                    && let Some(stored) = tx
+                        .chits_by_uuid(uuid)?
+                        .into_iter()
+                        .find(|c| c.tally == row.tally)
+                {
+                    events.push(WalletEvent::ChitChanged {
+                        tally: row.tally.clone(),
+                        chit: uuid.clone(),
+                        state: stored.row.state.code(),
+                    });
+                }
                 Ok(events)
             })
         })

@@ -43,20 +43,21 @@ mod ops;
 mod tests;
 
 pub use chits::{
-    ChitApproveError, ChitInfo, ChitLoadError, ChitRejectError, MAX_MEMO_CHARS, TallyInvoiceError,
-    TallyPayError, TallySettingError,
+    ChitApproveError, ChitInfo, ChitLoadError, ChitPage, ChitPageError, ChitRejectError,
+    MAX_MEMO_CHARS, TallyInvoiceError, TallyPayError, TallySettingError,
 };
 pub(crate) use chits::{
     Setting as ChitSetting, approve as chits_approve, invoice as chits_invoice, list as chits_list,
-    pay as chits_pay, reject as chits_reject, set as chits_set,
+    page as chits_page, pay as chits_pay, reject as chits_reject, set as chits_set,
 };
 pub use ops::DEFAULT_TICKET_LIFETIME;
 pub use ops::{
-    DeliveryReport, TallyActionError, TallyDetail, TallyError, TallyInfo, TallyProfile,
-    TallyScanError, TallyTicketError, TicketOptions,
+    AgentActivity, AgentAddress, DeliveryReport, TallyActionError, TallyDetail, TallyError,
+    TallyInfo, TallyProfile, TallyScanError, TallyTicketError, TicketOptions,
 };
 pub(crate) use ops::{
-    ScanInput, accept_or_refuse, profile, scan, set_profile, show, tallies, ticket,
+    ScanInput, accept_or_refuse, activity, agent_address, profile, scan, set_agent_address,
+    set_profile, show, tallies, ticket,
 };
 
 use std::collections::HashMap;
@@ -232,6 +233,11 @@ impl AgentShared {
 
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Partners with a session open right now (either side opened it).
+    pub(crate) fn partners_connected(&self) -> usize {
+        lock(&self.links.sessions).len()
     }
 
     /// An agent runs in this process: it sends what is queued at once.

@@ -92,6 +92,13 @@ pub struct TallyInfo {
     /// The partner's CHIP address, `cid:agent` (MyCHIPs `part_addr`).
     pub partner: Option<String>,
     pub partner_name: Option<String>,
+    /// The partner's CHIP user id and agent id (base64url X25519 key).
+    pub partner_cid: Option<String>,
+    pub partner_agent: Option<String>,
+    /// Where the partner's agent is reached, `HOST:PORT`.
+    pub partner_address: Option<String>,
+    /// Invoices of the partner waiting for our approval or rejection.
+    pub invoices_to_approve: usize,
     /// The balance of the good chits in milliCHIPs, from our side:
     /// positive when the partner owes us (0 for a tally that is not open).
     pub balance: i64,
@@ -275,6 +282,69 @@ pub(crate) async fn set_profile(
         TallyError::Key(k) => TallyTicketError::Key(k),
         TallyError::Store(s) => TallyTicketError::Store(s),
         TallyError::UnknownTally(t) => TallyTicketError::BadOptions(t),
+    })
+}
+
+/// Where the person wants the agent to listen, as saved (see
+/// [`crate::Wallet::set_agent_address`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentAddress {
+    /// `HOST:PORT` to listen on.
+    pub listen: String,
+    /// `HOST:PORT` partners are told, if not the listening one.
+    pub advertise: Option<String>,
+}
+
+/// What the running agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AgentActivity {
+    /// Partners with a session open right now.
+    pub partners_connected: usize,
+    /// Partners with messages waiting to be delivered (tally or chit).
+    pub partners_waiting: usize,
+}
+
+const AGENT_LISTEN_SETTING: &str = "agent_listen";
+const AGENT_ADVERTISE_SETTING: &str = "agent_advertise";
+
+pub(crate) async fn agent_address(inner: &Inner) -> Result<Option<AgentAddress>, StoreError> {
+    inner
+        .db(|s| {
+            let listen = s.setting(AGENT_LISTEN_SETTING)?;
+            let advertise = s.setting(AGENT_ADVERTISE_SETTING)?;
+            Ok(listen.map(|listen| AgentAddress {
+                listen,
+                advertise: advertise.filter(|a| !a.is_empty()),
+            }))
+        })
+        .await
+}
+
+/// Saves where to listen (the shell checks the address and restarts the
+/// agent on it; this only remembers it for the next start).
+pub(crate) async fn set_agent_address(
+    inner: &Inner,
+    address: AgentAddress,
+) -> Result<(), StoreError> {
+    inner
+        .db(move |s| {
+            s.write(|tx| {
+                tx.set_setting(AGENT_LISTEN_SETTING, &address.listen)?;
+                tx.set_setting(
+                    AGENT_ADVERTISE_SETTING,
+                    address.advertise.as_deref().unwrap_or(""),
+                )
+            })
+        })
+        .await
+}
+
+pub(crate) async fn activity(inner: &Inner) -> Result<AgentActivity, StoreError> {
+    let partners_connected = inner.agent.partners_connected();
+    let waiting = inner.db(|s| s.partners_waiting()).await?;
+    Ok(AgentActivity {
+        partners_connected,
+        partners_waiting: usize::try_from(waiting).unwrap_or(usize::MAX),
     })
 }
 
@@ -644,6 +714,7 @@ fn with_chits(
     chit_outbox: &[ChitOutboxRow],
 ) -> TallyInfo {
     info.balance = summary.balance;
+    info.invoices_to_approve = summary.chits.iter().filter(|c| c.needs_action).count();
     info.my_limit = summary.my_limit;
     info.partner_limit = summary.partner_limit;
     let mut pending = chit_outbox.iter().filter(|o| o.tally == info.id).peekable();
@@ -720,6 +791,16 @@ fn info(row: &TallyRow, outbox: &[OutboxRow]) -> TallyInfo {
         side: row.side.map(|s| s.as_str().to_owned()),
         partner,
         partner_name,
+        partner_cid: row.partner_cid.clone(),
+        partner_agent: row
+            .partner_agent
+            .map(|agent| AgentId::from_bytes(agent).to_string()),
+        partner_address: match (&row.partner_host, row.partner_port) {
+            (Some(host), Some(port)) if host.contains(':') => Some(format!("[{host}]:{port}")),
+            (Some(host), Some(port)) => Some(format!("{host}:{port}")),
+            _ => None,
+        },
+        invoices_to_approve: 0,
         balance: 0,
         my_limit: None,
         partner_limit: None,

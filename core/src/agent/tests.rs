@@ -150,3 +150,230 @@ async fn payments_go_out_at_once_without_the_poll() {
     assert_eq!((a, b), (-2_503, 2_503));
     assert!(!alice.tally(&a_id).await.expect("tally").info.queued);
 }
+
+/// A tally between two agents, opened: `(alice, bob, alice's id, bob's id)`
+/// (Alice drafted it, the stock; each grants the other 100 CHIPs).
+async fn open_tally(
+    da: &std::path::Path,
+    db: &std::path::Path,
+) -> (
+    Wallet,
+    Wallet,
+    super::AgentHandle,
+    super::AgentHandle,
+    String,
+    String,
+) {
+    let (alice, bob) = (wallet(da).await, wallet(db).await);
+    let a_agent = alice.start_agent(no_poll()).await.expect("agent");
+    let b_agent = bob.start_agent(no_poll()).await.expect("agent");
+    let mut a_events = alice.subscribe();
+    let limit = json!({"limit": 100});
+    let (ticket, draft) = alice
+        .tally_ticket_with(TicketOptions {
+            expires_in: Duration::from_secs(600),
+            side: Side::Stock,
+            my_terms: limit.clone(),
+            partner_terms: limit,
+            comment: None,
+        })
+        .await
+        .expect("ticket");
+    let offered = bob.tally_scan(&ticket.to_string()).await.expect("scan");
+    bob.tally_accept(&offered.id).await.expect("accept");
+    until(
+        &mut a_events,
+        "the tally to open on Alice's side",
+        || async {
+            alice
+                .tally(&draft.id)
+                .await
+                .expect("tally")
+                .info
+                .state
+                .as_str()
+                == "open"
+        },
+    )
+    .await;
+    (alice, bob, a_agent, b_agent, draft.id, offered.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chits_come_in_pages_with_running_balances_and_events() {
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (alice, bob, _a, _b, a_id, b_id) = open_tally(da.path(), db.path()).await;
+    let (mut a_events, mut b_events) = (alice.subscribe(), bob.subscribe());
+    let mut paid = Vec::new();
+    for k in 1..=3u64 {
+        let chit = alice.tally_pay(&a_id, k * 1000, None).await.expect("pays");
+        until(&mut a_events, "Bob's acknowledgement", || {
+            linked(&alice, &a_id, &chit.uuid)
+        })
+        .await;
+        paid.push(chit.uuid);
+    }
+    let invoice = bob.tally_invoice(&b_id, 500, None).await.expect("invoices");
+    assert!(invoice.invoice && !invoice.mine);
+    until(&mut a_events, "the invoice to reach Alice", || async {
+        alice
+            .tally_chits(&a_id)
+            .await
+            .expect("chits")
+            .iter()
+            .any(|c| c.uuid == invoice.uuid && c.needs_action)
+    })
+    .await;
+    assert_eq!(
+        alice.tallies().await.expect("tallies")[0].invoices_to_approve,
+        1
+    );
+    alice.chit_approve(&invoice.uuid).await.expect("approves");
+    until(&mut b_events, "the invoice to be paid", || {
+        linked(&bob, &b_id, &invoice.uuid)
+    })
+    .await;
+    until(&mut a_events, "the approval to be delivered", || async {
+        alice
+            .tally_chits(&a_id)
+            .await
+            .expect("chits")
+            .iter()
+            .all(|c| !c.waiting)
+    })
+    .await;
+
+    // The whole list and the pages agree, newest first.
+    let all = alice.tally_chits(&a_id).await.expect("chits");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].uuid, invoice.uuid);
+    assert!(all[0].invoice, "an approved invoice is still an invoice");
+    assert!(all[1..].iter().all(|c| !c.invoice), "payments are not");
+    let runs: Vec<Option<i64>> = all.iter().map(|c| c.running_balance).collect();
+    assert_eq!(
+        runs,
+        [Some(-6_500), Some(-6_000), Some(-3_000), Some(-1_000)]
+    );
+    let mut pages = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = alice
+            .tally_chit_page(&a_id, before.as_deref(), 3)
+            .await
+            .expect("page");
+        assert_eq!(page.total, 4);
+        pages.extend(page.rows);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, all, "pages are the list, cut");
+    assert!(matches!(
+        alice.tally_chit_page(&a_id, Some("x"), 3).await,
+        Err(super::ChitPageError::BadCursor(_))
+    ));
+    assert!(matches!(
+        alice.tally_chit_page("nope", None, 3).await,
+        Err(super::ChitPageError::UnknownTally(_))
+    ));
+    let b_all = bob.tally_chits(&b_id).await.expect("chits");
+    assert_eq!(b_all[0].running_balance, Some(6_500));
+    assert!(b_all[0].invoice && !b_all[0].mine);
+
+    // Every chit's changes were told, the delivery of ours too.
+    let mut told = Vec::new();
+    while let Ok(event) = a_events.try_recv() {
+        if let WalletEvent::ChitChanged { chit, state, .. } = event {
+            told.push((chit, state));
+        }
+    }
+    assert!(
+        told.iter()
+            .any(|(c, s)| *c == invoice.uuid && s == "L.pend.good"),
+        "the approval: {told:?}"
+    );
+    assert!(
+        told.iter()
+            .any(|(c, s)| *c == invoice.uuid && s == "L.good"),
+        "its delivery: {told:?}"
+    );
+    let mut b_told = Vec::new();
+    while let Ok(event) = b_events.try_recv() {
+        if let WalletEvent::ChitChanged { chit, .. } = event {
+            b_told.push(chit);
+        }
+    }
+    assert!(b_told.contains(&invoice.uuid), "{b_told:?}");
+}
+
+/// How long a long tally takes to read: the whole list (the ledger
+/// restored: every record parsed, the chain hashed) against one page.
+/// Prints the times (`--nocapture`); asserts only that both agree.
+/// `NOTCH_CHIT_FIXTURE` chits (default 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_tally_opens_with_one_page() {
+    let n: usize = std::env::var("NOTCH_CHIT_FIXTURE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (alice, _bob, a_agent, b_agent, a_id, _) = open_tally(da.path(), db.path()).await;
+    a_agent.stop().await;
+    b_agent.stop().await;
+    // n payments of 1 milliCHIP, signed in memory and written at once, as
+    // if each had been delivered.
+    let me = super::identity(&alice.inner).await.expect("identity");
+    let started = std::time::Instant::now();
+    let id = a_id.clone();
+    alice
+        .inner
+        .db(move |s| {
+            s.write(|tx| {
+                let row = tx.tally(&id)?.expect("tally");
+                let mut ledger = super::chits::load(tx, &row)?.expect("ledger");
+                for k in 0..n {
+                    let chit = crate::tally::ChitBuilder::transaction(
+                        ledger.tally_uuid(),
+                        ledger.side(),
+                        format!("fixture-{k:06}"),
+                        crate::tally::format_date(std::time::SystemTime::now()),
+                        1,
+                    )
+                    .build()
+                    .expect("chit");
+                    let uuid = chit.uuid().to_owned();
+                    ledger.issue(&me.key, chit).expect("issues");
+                    ledger.sent(&uuid).expect("sent");
+                }
+                for chit in ledger.rows() {
+                    tx.put_chit(&row.id, &chit)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .expect("writes");
+    eprintln!("{n} chits signed and written in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let all = alice.tally_chits(&a_id).await.expect("chits");
+    let whole = started.elapsed();
+    let started = std::time::Instant::now();
+    let page = alice.tally_chit_page(&a_id, None, 50).await.expect("page");
+    let one = started.elapsed();
+    let started = std::time::Instant::now();
+    let tallies = alice.tallies().await.expect("tallies");
+    let list = started.elapsed();
+    eprintln!("{n} chits: the whole list {whole:?}, a page of 50 {one:?}, the tally list {list:?}");
+    assert_eq!(page.total as usize, n);
+    assert_eq!(all.len(), n);
+    assert_eq!(page.rows[..], all[..50]);
+    assert_eq!(tallies[0].balance, -(n as i64));
+    assert_eq!(page.rows[0].running_balance, Some(-(n as i64)));
+}

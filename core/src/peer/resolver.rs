@@ -135,6 +135,7 @@ mod aws {
     }
 
     #[cfg(test)]
+    #[allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
     mod tests {
         use super::*;
 

@@ -21,6 +21,51 @@ pub struct StoredChit {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The state it was first stored in (`None`: stored before migration
+    /// 8): an invoice starts unsigned, a payment signed.
+    pub opened_as: Option<ChitState>,
+    /// Its place among the tally's chits written in the same second (the
+    /// row id): with `created_at`, the order of lists and pages.
+    pub seq: i64,
+}
+
+/// Where a page of a tally's chits ends: the (`created_at`, `seq`) of its
+/// last (oldest) row; the next page starts below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChitCursor {
+    pub created_at: i64,
+    pub seq: i64,
+}
+
+impl ChitCursor {
+    pub fn of(chit: &StoredChit) -> Self {
+        Self {
+            created_at: chit.created_at,
+            seq: chit.seq,
+        }
+    }
+
+    /// As text, `CREATED_AT.SEQ`: what crosses to the shells.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.seq)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (created_at, seq) = text.split_once('.')?;
+        Some(Self {
+            created_at: created_at.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// The good chits of a tally, lightly: what running balances are summed
+/// from without reading (or checking) any record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoodChit {
+    pub at: ChitCursor,
+    /// milliCHIPs from our side: positive when owed to us.
+    pub amount: i128,
 }
 
 /// A chit or chain message waiting for a partner.
@@ -56,7 +101,7 @@ pub struct NewChitOutbox {
 }
 
 const CHIT_COLUMNS: &str = "tally, uuid, record, state, link_index, link_hash, claim_index, \
-     claim_hash, created_at, updated_at";
+     claim_hash, created_at, updated_at, opened_as, rowid";
 
 fn corrupt(i: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -107,6 +152,10 @@ fn chit_from_row(row: &Row<'_>) -> rusqlite::Result<StoredChit> {
         },
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
+        opened_as: row
+            .get::<_, Option<String>>(10)?
+            .and_then(|code| ChitState::parse(&code)),
+        seq: row.get(11)?,
     })
 }
 
@@ -151,6 +200,94 @@ pub(super) fn chits_by_uuid(conn: &Connection, uuid: &str) -> Result<Vec<StoredC
     ))?;
     let rows = stmt.query_map([uuid], chit_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// At most `limit` of a tally's chits, newest first, older than `before`.
+pub(super) fn chit_page(
+    conn: &Connection,
+    tally: &str,
+    before: Option<ChitCursor>,
+    limit: usize,
+) -> Result<Vec<StoredChit>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = match before {
+        None => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CHIT_COLUMNS} FROM chits WHERE tally = ?1
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![tally, limit], chit_from_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Some(c) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CHIT_COLUMNS} FROM chits WHERE tally = ?1
+                     AND (created_at, rowid) < (?2, ?3)
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?4"
+            ))?;
+            stmt.query_map(params![tally, c.created_at, c.seq, limit], chit_from_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(rows)
+}
+
+pub(super) fn chit_count(conn: &Connection, tally: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM chits WHERE tally = ?1",
+        [tally],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The good chits of a tally (MyCHIPs's `A.good` and `L.good`), with
+/// their amounts from the stored `units`, oldest first.
+pub(super) fn good_chits(conn: &Connection, tally: &str) -> Result<Vec<GoodChit>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT created_at, rowid, state, units FROM chits
+         WHERE tally = ?1 AND state IN ('A.good', 'L.good')
+         ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map([tally], |r| {
+        let state: String = r.get(2)?;
+        let units: Option<i64> = r.get(3)?;
+        let units = i128::from(units.unwrap_or(0));
+        Ok(GoodChit {
+            at: ChitCursor {
+                created_at: r.get(0)?,
+                seq: r.get(1)?,
+            },
+            amount: if state.starts_with('A') {
+                units
+            } else {
+                -units
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The chits of a tally whose message waits in the chit outbox.
+pub(super) fn chits_waiting(
+    conn: &Connection,
+    tally: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT chit FROM chit_outbox WHERE tally = ?1 AND chit IS NOT NULL")?;
+    let rows = stmt.query_map([tally], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many partners messages (tally or chit) wait for.
+pub(super) fn partners_waiting(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM (SELECT partner_agent FROM outbox
+             UNION SELECT partner_agent FROM chit_outbox)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(super) fn chits_confirmed(conn: &Connection, tally: &str) -> Result<u64, StoreError> {
@@ -204,13 +341,14 @@ pub(super) fn next_chit_outbox_attempt(conn: &Connection) -> Result<Option<i64>,
 
 impl StoreTx<'_> {
     /// Writes a chit row of a tally (inserts it, or replaces the stored
-    /// row of the same uuid, keeping its creation time).
+    /// row of the same uuid, keeping its creation time and the state it
+    /// was first stored in).
     pub fn put_chit(&self, tally: &str, chit: &ChitRow) -> Result<(), StoreError> {
         let at = now();
         self.conn().execute(
             "INSERT INTO chits (tally, uuid, record, state, units, link_index, link_hash,
-                 claim_index, claim_hash, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                 claim_index, claim_hash, created_at, updated_at, opened_as)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?4)
              ON CONFLICT (tally, uuid) DO UPDATE SET record = excluded.record,
                  state = excluded.state, units = excluded.units,
                  link_index = excluded.link_index, link_hash = excluded.link_hash,
@@ -306,6 +444,41 @@ macro_rules! chit_read_methods {
         /// The chits with this uuid, in any tally.
         pub fn chits_by_uuid(&self, uuid: &str) -> Result<Vec<StoredChit>, StoreError> {
             chits::chits_by_uuid(self.conn(), uuid)
+        }
+
+        /// At most `limit` of a tally's chits, newest first, older than
+        /// `before` (the first page: `None`).
+        pub fn chit_page(
+            &self,
+            tally: &str,
+            before: Option<ChitCursor>,
+            limit: usize,
+        ) -> Result<Vec<StoredChit>, StoreError> {
+            chits::chit_page(self.conn(), tally, before, limit)
+        }
+
+        /// How many chits a tally has.
+        pub fn chit_count(&self, tally: &str) -> Result<u64, StoreError> {
+            chits::chit_count(self.conn(), tally)
+        }
+
+        /// The good chits of a tally, oldest first, from the stored units
+        /// (no record is read).
+        pub fn good_chits(&self, tally: &str) -> Result<Vec<GoodChit>, StoreError> {
+            chits::good_chits(self.conn(), tally)
+        }
+
+        /// The chits of a tally whose message waits for the partner.
+        pub fn chits_waiting(
+            &self,
+            tally: &str,
+        ) -> Result<std::collections::HashSet<String>, StoreError> {
+            chits::chits_waiting(self.conn(), tally)
+        }
+
+        /// How many partners undelivered messages wait for.
+        pub fn partners_waiting(&self) -> Result<u64, StoreError> {
+            chits::partners_waiting(self.conn())
         }
 
         /// How many links of the tally's chain both halves agree on.

@@ -95,6 +95,9 @@ impl HistoryRecord {
 pub struct HistoryQuery {
     pub asset: Option<Hash32>,
     pub direction: Option<Direction>,
+    /// `Some(true)`: only [`Direction::In`]; `Some(false)`: every other
+    /// direction (out and self, as `Wallet::history`'s `incoming`).
+    pub incoming: Option<bool>,
     pub states: Vec<TxState>,
     /// `time >= since` (Unix seconds).
     pub since: Option<u64>,
@@ -130,6 +133,15 @@ pub struct StoredBalance {
 pub fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
     let (t, s) = cursor.trim().split_once('.')?;
     Some((t.parse().ok()?, s.parse().ok()?))
+}
+
+/// The cursor that lists from the row of `cursor` on, that row included
+/// (`None` if it is not a cursor): where a list's first page began, so that
+/// a later page can be asked for by its position below it, however many
+/// rows arrive above it meanwhile.
+pub fn cursor_from(cursor: &str) -> Option<String> {
+    let (time, seq) = parse_cursor(cursor)?;
+    Some(format!("{time}.{}", seq.checked_add(1)?))
 }
 
 fn parse_u128(text: &str, what: &str) -> Result<u128, StoreError> {
@@ -561,6 +573,11 @@ fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> 
         values.push(Value::Text(direction.as_str().into()));
         let _ = write!(sql, " AND h.direction = ?{}", values.len());
     }
+    match query.incoming {
+        Some(true) => sql.push_str(" AND h.direction = 'in'"),
+        Some(false) => sql.push_str(" AND h.direction IN ('out', 'self')"),
+        None => {}
+    }
     if !query.states.is_empty() {
         let mut marks = Vec::new();
         for state in &query.states {
@@ -612,11 +629,13 @@ fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> 
 }
 
 /// A page of at most `limit` rows (0: all) after `before` (a cursor from a
-/// previous page), newest first, with the total count of the query.
+/// previous page) and `skip` more, newest first, with the total count of
+/// the query.
 pub(super) fn history_page(
     conn: &Connection,
     query: &HistoryQuery,
     before: Option<(i64, i64)>,
+    skip: u64,
     limit: usize,
 ) -> Result<HistoryPageRecords, StoreError> {
     let (filter, mut values) = filter_sql(query)?;
@@ -638,9 +657,16 @@ pub(super) fn history_page(
         let _ = write!(sql, " AND (h.sort_time, h.seq) < (?{t}, ?{s})");
     }
     sql.push_str(" ORDER BY h.sort_time DESC, h.seq DESC");
-    if limit > 0 {
-        values.push(Value::Integer(limit as i64 + 1));
+    if limit > 0 || skip > 0 {
+        // -1: no limit.
+        values.push(Value::Integer(if limit > 0 {
+            limit as i64 + 1
+        } else {
+            -1
+        }));
         let _ = write!(sql, " LIMIT ?{}", values.len());
+        values.push(Value::Integer(to_i64(skip, "a history offset")?));
+        let _ = write!(sql, " OFFSET ?{}", values.len());
     }
     let raw: Vec<HistoryRow> = {
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -706,6 +732,17 @@ pub(super) fn stored_balances(conn: &Connection) -> Result<Vec<StoredBalance>, S
         })
     })
     .collect()
+}
+
+/// Whether a transaction that has not failed made a coin of `asset` for
+/// the wallet (an asset the balances list even when nothing of it is left).
+pub(super) fn holds_asset(conn: &Connection, asset: &Hash32) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outputs o JOIN transactions c ON c.txid = o.txid
+                 WHERE o.asset = ?1 AND c.state NOT IN ('rejected', 'dropped', 'abandoned'))",
+        )?
+        .query_row([asset], |r| r.get(0))?)
 }
 
 /// Differences between the maintained tables and a full recomputation
@@ -795,7 +832,19 @@ macro_rules! history_read_methods {
             before: Option<(i64, i64)>,
             limit: usize,
         ) -> Result<history::HistoryPageRecords, StoreError> {
-            history::history_page(self.conn(), query, before, limit)
+            history::history_page(self.conn(), query, before, 0, limit)
+        }
+
+        /// [`history_page`](Self::history_page) that passes over `skip`
+        /// rows after `before` first (a jump into a long list).
+        pub fn history_page_skip(
+            &self,
+            query: &history::HistoryQuery,
+            before: Option<(i64, i64)>,
+            skip: u64,
+            limit: usize,
+        ) -> Result<history::HistoryPageRecords, StoreError> {
+            history::history_page(self.conn(), query, before, skip, limit)
         }
 
         /// The listed row of one transaction.
@@ -809,6 +858,11 @@ macro_rules! history_read_methods {
         /// The maintained balances per asset (assets the wallet ever held).
         pub fn stored_balances(&self) -> Result<Vec<history::StoredBalance>, StoreError> {
             history::stored_balances(self.conn())
+        }
+
+        /// Whether a live transaction made a coin of `asset` for the wallet.
+        pub fn holds_asset(&self, asset: &Hash32) -> Result<bool, StoreError> {
+            history::holds_asset(self.conn(), asset)
         }
 
         /// Where the maintained history and balances differ from a full
@@ -1098,6 +1152,23 @@ mod tests {
             .len(),
             30
         );
+        // `incoming`: in, or everything else (out and self).
+        let not_in = count(HistoryQuery {
+            incoming: Some(false),
+            ..HistoryQuery::default()
+        });
+        assert_eq!(
+            not_in.iter().map(|r| r.txid).collect::<Vec<_>>(),
+            vec![send_id]
+        );
+        assert_eq!(
+            count(HistoryQuery {
+                incoming: Some(true),
+                ..HistoryQuery::default()
+            })
+            .len(),
+            30
+        );
         let pending = count(HistoryQuery {
             states: vec![TxState::InPool, TxState::Queued],
             ..HistoryQuery::default()
@@ -1345,6 +1416,59 @@ mod tests {
     }
 
     #[test]
+    fn a_page_at_a_position_below_the_top_stays_put_as_rows_arrive() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| {
+                for h in 1..=5 {
+                    tx.append_header(&header(h, 0))?;
+                }
+                Ok(())
+            })
+            .expect("headers");
+        for n in 0..23u32 {
+            receive(&mut store, id(n), COIN, 100, Some(u64::from(n % 5) + 1));
+        }
+        let q = HistoryQuery::default();
+        let all = all_pages(&store, &q, 0);
+        assert_eq!(all.len(), 23);
+        let top = cursor_from(&all[0].cursor()).expect("cursor");
+        let at = |store: &Store, skip: u64, limit: usize| {
+            store
+                .history_page_skip(&q, parse_cursor(&top), skip, limit)
+                .expect("page")
+        };
+        for skip in [0u64, 1, 7, 20, 22, 23, 40] {
+            let page = at(&store, skip, 5);
+            let want: Vec<Hash32> = all
+                .iter()
+                .skip(skip as usize)
+                .take(5)
+                .map(|r| r.txid)
+                .collect();
+            assert_eq!(page.rows.iter().map(|r| r.txid).collect::<Vec<_>>(), want);
+            assert_eq!(page.total, 23);
+            assert_eq!(page.next_cursor.is_some(), skip + 5 < 23, "{skip}");
+        }
+        // Without a limit: all after the skipped ones.
+        assert_eq!(at(&store, 20, 0).rows.len(), 3);
+        // New rows come in above the top: the positions below it hold.
+        receive(&mut store, id(100), COIN, 1, None);
+        receive(&mut store, id(101), COIN, 1, Some(5));
+        let page = at(&store, 7, 5);
+        assert_eq!(page.rows[0].txid, all[7].txid);
+        let newest: HashSet<Hash32> = store
+            .history_page(&q, None, 2)
+            .expect("page")
+            .rows
+            .iter()
+            .map(|r| r.txid)
+            .collect();
+        assert_eq!(newest, HashSet::from([id(100), id(101)]));
+        assert_eq!(cursor_from("nonsense"), None);
+    }
+
+    #[test]
     fn balances_past_sql_integers_are_summed_exactly() {
         let mut store = wallet_with_address();
         store
@@ -1469,7 +1593,7 @@ mod tests {
                                 txid: id(n),
                                 vout: 0,
                             },
-                            asset: if n % 5 == 0 { EURO } else { COIN },
+                            asset: if n.is_multiple_of(5) { EURO } else { COIN },
                             amount: 1000,
                             address: "mine".into(),
                             height: Some(height),

@@ -423,4 +423,14 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO history_dirty_tx SELECT txid FROM transactions;
     INSERT OR IGNORE INTO history_dirty_asset SELECT DISTINCT asset FROM outputs;
     "#,
+    // 8: what the tally screens read of chits. `opened_as`: the state a
+    // chit was first stored in, never changed after (an invoice starts
+    // unsigned, `A.draft.pend` or `L.pend`; a payment starts signed), so
+    // an invoice is still told from a payment once both are good; NULL
+    // for chits stored before. `chits_by_time`: a tally's chits in pages,
+    // newest first, by (`created_at`, rowid).
+    r#"
+    ALTER TABLE chits ADD COLUMN opened_as TEXT;
+    CREATE INDEX chits_by_time ON chits (tally, created_at);
+    "#,
 ];

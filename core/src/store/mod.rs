@@ -27,7 +27,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
-pub use chits::{ChitOutboxRow, NewChitOutbox, StoredChit};
+pub use chits::{ChitCursor, ChitOutboxRow, GoodChit, NewChitOutbox, StoredChit};
 pub use history::{
     Direction, HistoryPageRecords, HistoryQuery, HistoryRecord, StoredBalance, TxEffect,
 };

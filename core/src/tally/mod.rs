@@ -15,6 +15,7 @@
 //! - [`chit`]: the chit record ([`ChitRecord`]), its signature and hash,
 //!   and the pure functions of the chit chain ([`chain_hash`],
 //!   [`next_link`]) that the consensus state machine builds on;
+//! - [`chips`]: amounts in CHIPs as people write them ⇄ milliCHIPs;
 //! - [`signkey`]: export and import of the signing key in MyCHIPs's
 //!   passphrase-encrypted `signkey` format;
 //! - [`chain`]: chits between two parties: chit states, the hash chain the
@@ -35,6 +36,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod chips;
 pub mod chit;
 pub mod lifecycle;
 pub mod record;
@@ -46,6 +48,7 @@ pub use chain::{
     ChitOutcome, ChitRow, ChitState, ChitStatus, Consensus, CreditLimit, Direction, Ignored,
     InvoiceError, IssueError, LedgerNotice, MessageError, RejectError, RestoreError, SentError,
 };
+pub use chips::{ChipsError, ChipsProblem, format_chips, format_signed_chips, parse_chips};
 pub use chit::{
     CHIT_SIGNED_FIELDS, ChainLink, ChitBuilder, ChitRecord, ChitSignError, ChitType,
     ChitVerifyError, VerifiedChit, chain_genesis, chain_hash, next_link, verify_chit_json,

@@ -4538,6 +4538,44 @@ class WalletEvent:
             return True
 
     @dataclass
+    class CHIT_CHANGED:
+        """
+        A chit was added or changed (signed, received, approved, rejected,
+        delivered): `state` is MyCHIPs's code (`L.pend.good`, `A.good` …).
+"""
+        
+        def __init__(self, tally:str, chit:str, state:str):
+            self.tally = tally
+            
+            
+            self.chit = chit
+            
+            
+            self.state = state
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "WalletEvent.CHIT_CHANGED(tally={}, chit={}, state={})".format(self.tally, self.chit, self.state)
+        def __eq__(self, other):
+            if not isinstance(other, WalletEvent):
+                return NotImplemented
+            if not other.is_CHIT_CHANGED():
+                return False
+            if self.tally != other.tally:
+                return False
+            if self.chit != other.chit:
+                return False
+            if self.state != other.state:
+                return False
+            return True
+
+    @dataclass
     class CAUGHT_UP:
         """
         A catch-up (restore, long absence) ended.
@@ -4646,6 +4684,10 @@ class WalletEvent:
         return isinstance(self, WalletEvent.TALLY_CHANGED)
     def is_tally_changed(self) -> bool:
         return isinstance(self, WalletEvent.TALLY_CHANGED)
+    def is_CHIT_CHANGED(self) -> bool:
+        return isinstance(self, WalletEvent.CHIT_CHANGED)
+    def is_chit_changed(self) -> bool:
+        return isinstance(self, WalletEvent.CHIT_CHANGED)
     def is_CAUGHT_UP(self) -> bool:
         return isinstance(self, WalletEvent.CAUGHT_UP)
     def is_caught_up(self) -> bool:
@@ -4669,6 +4711,7 @@ WalletEvent.GATEWAY_BACK = type("WalletEvent.GATEWAY_BACK", (WalletEvent.GATEWAY
 WalletEvent.VERIFICATION_FAILED = type("WalletEvent.VERIFICATION_FAILED", (WalletEvent.VERIFICATION_FAILED, WalletEvent,), {})  # type: ignore
 WalletEvent.NOTIFICATION = type("WalletEvent.NOTIFICATION", (WalletEvent.NOTIFICATION, WalletEvent,), {})  # type: ignore
 WalletEvent.TALLY_CHANGED = type("WalletEvent.TALLY_CHANGED", (WalletEvent.TALLY_CHANGED, WalletEvent,), {})  # type: ignore
+WalletEvent.CHIT_CHANGED = type("WalletEvent.CHIT_CHANGED", (WalletEvent.CHIT_CHANGED, WalletEvent,), {})  # type: ignore
 WalletEvent.CAUGHT_UP = type("WalletEvent.CAUGHT_UP", (WalletEvent.CAUGHT_UP, WalletEvent,), {})  # type: ignore
 WalletEvent.EVENTS_MISSED = type("WalletEvent.EVENTS_MISSED", (WalletEvent.EVENTS_MISSED, WalletEvent,), {})  # type: ignore
 
@@ -4735,12 +4778,18 @@ class _UniffiFfiConverterTypeWalletEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
+            return WalletEvent.CHIT_CHANGED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 12:
             return WalletEvent.CAUGHT_UP(
                 _UniffiFfiConverterUInt64.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 12:
+        if variant == 13:
             return WalletEvent.EVENTS_MISSED(
                 _UniffiFfiConverterUInt64.read(buf),
             )
@@ -4791,6 +4840,11 @@ class _UniffiFfiConverterTypeWalletEvent(_UniffiConverterRustBuffer):
             return
         if value.is_TALLY_CHANGED():
             _UniffiFfiConverterString.check_lower(value.tally)
+            _UniffiFfiConverterString.check_lower(value.state)
+            return
+        if value.is_CHIT_CHANGED():
+            _UniffiFfiConverterString.check_lower(value.tally)
+            _UniffiFfiConverterString.check_lower(value.chit)
             _UniffiFfiConverterString.check_lower(value.state)
             return
         if value.is_CAUGHT_UP():
@@ -4850,13 +4904,18 @@ class _UniffiFfiConverterTypeWalletEvent(_UniffiConverterRustBuffer):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.tally, buf)
             _UniffiFfiConverterString.write(value.state, buf)
-        if value.is_CAUGHT_UP():
+        if value.is_CHIT_CHANGED():
             buf.write_i32(11)
+            _UniffiFfiConverterString.write(value.tally, buf)
+            _UniffiFfiConverterString.write(value.chit, buf)
+            _UniffiFfiConverterString.write(value.state, buf)
+        if value.is_CAUGHT_UP():
+            buf.write_i32(12)
             _UniffiFfiConverterUInt64.write(value.notifications, buf)
             _UniffiFfiConverterUInt64.write(value.payments_received, buf)
             _UniffiFfiConverterUInt64.write(value.height, buf)
         if value.is_EVENTS_MISSED():
-            buf.write_i32(12)
+            buf.write_i32(13)
             _UniffiFfiConverterUInt64.write(value.count, buf)
 
 

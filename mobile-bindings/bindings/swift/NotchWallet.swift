@@ -6430,6 +6430,12 @@ public enum WalletEvent: Equatable, Hashable {
     case tallyChanged(tally: String, state: String
     )
     /**
+     * A chit was added or changed (signed, received, approved, rejected,
+     * delivered): `state` is MyCHIPs's code (`L.pend.good`, `A.good` …).
+     */
+    case chitChanged(tally: String, chit: String, state: String
+    )
+    /**
      * A catch-up (restore, long absence) ended.
      */
     case caughtUp(notifications: UInt64, paymentsReceived: UInt64, height: UInt64
@@ -6491,10 +6497,13 @@ public struct FfiConverterTypeWalletEvent: FfiConverterRustBuffer {
         case 10: return .tallyChanged(tally: try FfiConverterString.read(from: &buf), state: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .caughtUp(notifications: try FfiConverterUInt64.read(from: &buf), paymentsReceived: try FfiConverterUInt64.read(from: &buf), height: try FfiConverterUInt64.read(from: &buf)
+        case 11: return .chitChanged(tally: try FfiConverterString.read(from: &buf), chit: try FfiConverterString.read(from: &buf), state: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .eventsMissed(count: try FfiConverterUInt64.read(from: &buf)
+        case 12: return .caughtUp(notifications: try FfiConverterUInt64.read(from: &buf), paymentsReceived: try FfiConverterUInt64.read(from: &buf), height: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 13: return .eventsMissed(count: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6570,15 +6579,22 @@ public struct FfiConverterTypeWalletEvent: FfiConverterRustBuffer {
             FfiConverterString.write(state, into: &buf)
             
         
-        case let .caughtUp(notifications,paymentsReceived,height):
+        case let .chitChanged(tally,chit,state):
             writeInt(&buf, Int32(11))
+            FfiConverterString.write(tally, into: &buf)
+            FfiConverterString.write(chit, into: &buf)
+            FfiConverterString.write(state, into: &buf)
+            
+        
+        case let .caughtUp(notifications,paymentsReceived,height):
+            writeInt(&buf, Int32(12))
             FfiConverterUInt64.write(notifications, into: &buf)
             FfiConverterUInt64.write(paymentsReceived, into: &buf)
             FfiConverterUInt64.write(height, into: &buf)
             
         
         case let .eventsMissed(count):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterUInt64.write(count, into: &buf)
             
         }

@@ -1,30 +1,236 @@
-//! History: every transaction, filtered by asset and direction, searched by
-//! txid or address, exported as CSV. The list renders only the rows in
-//! view, so a long history stays light.
+//! History: the transactions, newest first, filtered by asset and
+//! direction, searched by txid, address or memo, exported as CSV.
+//!
+//! A virtual list over pages: the total of the first page gives the list
+//! its height, the pages in view and next to it are asked for as the user
+//! scrolls (reading on from a neighbour's cursor, or jumping by position
+//! below the list's top), at most [`MAX_PAGES`] are kept and the farthest
+//! dropped, and only the rows in view are rendered. A new query (the
+//! search is debounced) or a change of the wallet's transactions starts a
+//! new generation: an answer for an older one is dropped, so a late answer
+//! to an old query never overwrites a newer one.
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use notch_ipc::{
-    AssetView, CommandError, ExportArgs, HistoryArgs, HistoryQuery, HistoryRow, command,
+    AssetView, CommandError, ExportArgs, HistoryArgs, HistoryPageView, HistoryQuery, HistoryRow,
+    command,
 };
 
-use crate::{ctx, ipc, local_time};
+use crate::{ctx, ipc, ipc_sleep, local_time};
 
+/// The height of a row, in pixels (the app bench scrolls by it).
 const ROW_HEIGHT: f64 = 56.0;
 const VIEW_HEIGHT: f64 = 336.0;
+/// Rows rendered above and below those in view.
 const OVERSCAN: usize = 4;
+/// Rows per page asked for.
+const PAGE: usize = 100;
+/// Pages kept in memory (the others are dropped, and asked for again if
+/// the user scrolls back to them).
+const MAX_PAGES: usize = 5;
+/// Page requests of one generation under way at once.
+const IN_FLIGHT: usize = 2;
+/// How long the search box must rest before the list asks for it.
+const SEARCH_DEBOUNCE_MS: i32 = 250;
+
+#[derive(Clone)]
+struct Page {
+    rows: Vec<HistoryRow>,
+    next: Option<String>,
+    generation: u64,
+}
+
+/// The list of the current query, as far as it is known.
+#[derive(Clone, Copy)]
+struct List {
+    /// Moves on every new query or refetch.
+    generation: StoredValue<u64>,
+    query: StoredValue<HistoryQuery>,
+    /// The length of the list (from the generation's first page).
+    total: RwSignal<Option<Result<u64, CommandError>>>,
+    /// Where the generation's first page began: later pages are asked for
+    /// by their position below it.
+    top: StoredValue<Option<(u64, Option<String>)>>,
+    /// By page number. A refetch shows the pages of the generation before
+    /// until its own come in.
+    pages: RwSignal<BTreeMap<usize, Page>>,
+    in_flight: StoredValue<Vec<(u64, usize)>>,
+    scroll: RwSignal<f64>,
+}
+
+#[derive(Clone, PartialEq)]
+enum Shown {
+    Loading,
+    Error(String),
+    Empty,
+    List,
+}
+
+impl List {
+    fn new() -> List {
+        List {
+            generation: StoredValue::new(0),
+            query: StoredValue::new(HistoryQuery::default()),
+            total: RwSignal::new(None),
+            top: StoredValue::new(None),
+            pages: RwSignal::new(BTreeMap::new()),
+            in_flight: StoredValue::new(Vec::new()),
+            scroll: RwSignal::new(0.0),
+        }
+    }
+
+    fn total_rows(self) -> usize {
+        self.total
+            .with_untracked(|t| t.as_ref().map(|t| t.as_ref().copied().unwrap_or(0)))
+            .unwrap_or(0) as usize
+    }
+
+    /// A new generation: `query` from the top. `keep`: the same query
+    /// again (the wallet changed), so the rows on screen stay until the
+    /// new ones replace them.
+    fn start(self, query: HistoryQuery, keep: bool) {
+        self.generation.update_value(|g| *g += 1);
+        self.query.set_value(query);
+        self.in_flight.set_value(Vec::new());
+        if !keep {
+            self.pages.set(BTreeMap::new());
+            self.total.set(None);
+            self.scroll.set(0.0);
+        }
+        self.fetch(0);
+    }
+
+    /// Asks for page `k` of the current generation, if there is a way to
+    /// name it yet.
+    fn fetch(self, k: usize) {
+        let generation = self.generation.get_value();
+        let (before, skip) = if k == 0 {
+            (None, 0)
+        } else {
+            let after_previous = self.pages.with_untracked(|p| {
+                p.get(&(k - 1))
+                    .filter(|p| p.generation == generation)
+                    .and_then(|p| p.next.clone())
+            });
+            match (after_previous, self.top.get_value()) {
+                (Some(next), _) => (Some(next), 0),
+                (None, Some((g, top))) if g == generation => (top, (k * PAGE) as u64),
+                // Not before the first page of this generation is in.
+                _ => return,
+            }
+        };
+        self.in_flight.update_value(|f| f.push((generation, k)));
+        let args = HistoryArgs {
+            query: self.query.get_value(),
+            before,
+            skip,
+            limit: Some(PAGE as u32),
+        };
+        spawn_local(async move {
+            let answer =
+                ipc::call::<_, HistoryPageView>(command::HISTORY, &args, ipc::DEFAULT_TIMEOUT_MS)
+                    .await;
+            self.in_flight
+                .update_value(|f| f.retain(|x| *x != (generation, k)));
+            if self.generation.get_value() != generation {
+                return;
+            }
+            match answer {
+                Ok(page) => {
+                    if k == 0 {
+                        self.top.set_value(Some((generation, page.top.clone())));
+                        self.total.set(Some(Ok(page.total)));
+                    }
+                    let center = self.center_page();
+                    self.pages.update(|pages| {
+                        pages.insert(
+                            k,
+                            Page {
+                                rows: page.rows,
+                                next: page.next,
+                                generation,
+                            },
+                        );
+                        while pages.len() > MAX_PAGES {
+                            let farthest = pages
+                                .keys()
+                                .copied()
+                                .max_by_key(|p| p.abs_diff(center))
+                                .unwrap_or(k);
+                            pages.remove(&farthest);
+                        }
+                    });
+                    self.ensure();
+                }
+                Err(e) => self.total.set(Some(Err(e))),
+            }
+        });
+    }
+
+    /// The page of the row at the middle of the view.
+    fn center_page(self) -> usize {
+        let middle = (self.scroll.get_untracked() + VIEW_HEIGHT / 2.0) / ROW_HEIGHT;
+        middle.max(0.0) as usize / PAGE
+    }
+
+    /// Asks for the pages in view, then their neighbours, that are not
+    /// there or on their way.
+    fn ensure(self) {
+        let total = self.total_rows();
+        if total == 0 {
+            return;
+        }
+        let last_page = (total - 1) / PAGE;
+        let scroll = self.scroll.get_untracked().max(0.0);
+        let first = (scroll / ROW_HEIGHT) as usize;
+        let last = ((scroll + VIEW_HEIGHT) / ROW_HEIGHT) as usize;
+        let (from, to) = ((first / PAGE).min(last_page), (last / PAGE).min(last_page));
+        let mut wanted: Vec<usize> = (from..=to).collect();
+        // The neighbours, the nearer one first.
+        let below = (last + PAGE / 2).min(total - 1) / PAGE;
+        let above = first.saturating_sub(PAGE / 2) / PAGE;
+        for k in [below, above, to + 1, from.wrapping_sub(1)] {
+            if k <= last_page && !wanted.contains(&k) {
+                wanted.push(k);
+            }
+        }
+        let generation = self.generation.get_value();
+        for k in wanted {
+            let busy = self.in_flight.with_value(|f| {
+                (
+                    f.iter().filter(|(g, _)| *g == generation).count(),
+                    f.contains(&(generation, k)),
+                )
+            });
+            if busy.0 >= IN_FLIGHT {
+                return;
+            }
+            let have = self
+                .pages
+                .with_untracked(|p| p.get(&k).is_some_and(|p| p.generation == generation));
+            if !have && !busy.1 {
+                self.fetch(k);
+            }
+        }
+    }
+}
 
 #[component]
 pub fn History() -> impl IntoView {
     let cx = ctx();
     let asset = RwSignal::new(String::new());
     let direction = RwSignal::new(String::new());
+    // What the box shows, and what the list asks for once it rests.
+    let typed = RwSignal::new(String::new());
     let search = RwSignal::new(String::new());
-    let rows = RwSignal::new(None::<Result<Vec<HistoryRow>, CommandError>>);
+    let keystrokes = StoredValue::new(0u64);
     let assets = RwSignal::new(Vec::<AssetView>::new());
-    let scroll = RwSignal::new(0.0_f64);
     let export_path = RwSignal::new(String::new());
     let exported = RwSignal::new(None::<Result<String, CommandError>>);
+    let list = List::new();
 
     spawn_local(async move {
         if let Ok(list) = ipc::call0::<Vec<AssetView>>(command::ASSETS).await {
@@ -32,32 +238,37 @@ pub fn History() -> impl IntoView {
         }
     });
 
-    let query = move || HistoryQuery {
+    let query_of = move |search: String| HistoryQuery {
         asset: Some(asset.get()).filter(|a| !a.is_empty()),
         incoming: match direction.get().as_str() {
             "in" => Some(true),
             "out" => Some(false),
             _ => None,
         },
-        search: Some(search.get()).filter(|s| !s.trim().is_empty()),
+        search: Some(search).filter(|s| !s.trim().is_empty()),
     };
-    // Refetched when the wallet's transactions change, not on every sync
-    // pass (a 100,000-row history must not reload every few seconds).
-    Effect::new(move |_| {
+    // A new generation for a new query, and for the same one again when the
+    // wallet's transactions change (not on every sync pass).
+    Effect::new(move |previous: Option<HistoryQuery>| {
         cx.data_rev.get();
-        let q = query();
-        spawn_local(async move {
-            let r = ipc::call::<_, Vec<HistoryRow>>(
-                command::HISTORY,
-                &HistoryArgs { query: q },
-                ipc::DEFAULT_TIMEOUT_MS,
-            )
-            .await;
-            rows.set(Some(r));
-        });
+        let q = query_of(search.get());
+        list.start(q.clone(), previous.as_ref() == Some(&q));
+        q
     });
+    let on_search = move |ev| {
+        let text = event_target_value(&ev);
+        typed.set(text.clone());
+        keystrokes.update_value(|n| *n += 1);
+        let mine = keystrokes.get_value();
+        spawn_local(async move {
+            ipc_sleep(SEARCH_DEBOUNCE_MS).await;
+            if keystrokes.get_value() == mine {
+                search.set(text);
+            }
+        });
+    };
     let export = move |_| {
-        let q = query();
+        let q = untrack(|| query_of(typed.get()));
         let path = Some(export_path.get_untracked()).filter(|p| !p.trim().is_empty());
         exported.set(None);
         spawn_local(async move {
@@ -65,11 +276,21 @@ pub fn History() -> impl IntoView {
                 ipc::call::<_, String>(
                     command::EXPORT_CSV,
                     &ExportArgs { query: q, path },
-                    ipc::DEFAULT_TIMEOUT_MS,
+                    ipc::LONG_TIMEOUT_MS,
                 )
                 .await,
             ));
         });
+    };
+    let shown = Memo::new(move |_| match list.total.get() {
+        None => Shown::Loading,
+        Some(Err(e)) => Shown::Error(e.message),
+        Some(Ok(0)) => Shown::Empty,
+        Some(Ok(_)) => Shown::List,
+    });
+    let total = move || match list.total.get() {
+        Some(Ok(n)) => n as usize,
+        _ => 0,
     };
 
     view! {
@@ -85,34 +306,41 @@ pub fn History() -> impl IntoView {
                     <option value="in">"Received"</option>
                     <option value="out">"Sent"</option>
                 </select>
-                <input type="search" placeholder="Search txid or address" data-testid="history-search"
-                    prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev)) />
+                <input type="search" placeholder="Search txid, address or memo" data-testid="history-search"
+                    prop:value=move || typed.get() on:input=on_search />
             </div>
-            {move || match rows.get() {
-                None => view! { <p>"Loading…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error" data-testid="history-error">{e.message}</p> }.into_any(),
-                Some(Ok(list)) if list.is_empty() => view! { <p class="muted" data-testid="history-empty">"No transactions yet."</p> }.into_any(),
-                Some(Ok(list)) => {
-                    let total = list.len();
-                    view! {
-                        <p class="muted" data-testid="history-count">{total} " transactions"</p>
-                        <div class="vlist" data-testid="history-list" style=format!("height:{VIEW_HEIGHT}px")
-                            on:scroll=move |ev| {
-                                use wasm_bindgen::JsCast;
-                                if let Some(el) = ev.target().map(|t| t.unchecked_into::<web_sys_element::Element>()) {
-                                    scroll.set(el.scroll_top());
-                                }
-                            }>
-                            <div style=format!("height:{}px;position:relative", total as f64 * ROW_HEIGHT)>
-                                {move || {
-                                    let first = ((scroll.get() / ROW_HEIGHT).floor() as usize).saturating_sub(OVERSCAN);
-                                    let shown = (VIEW_HEIGHT / ROW_HEIGHT).ceil() as usize + 2 * OVERSCAN;
-                                    list.iter().enumerate().skip(first).take(shown).map(|(i, r)| row_view(i, r.clone())).collect_view()
-                                }}
-                            </div>
+            {move || match shown.get() {
+                Shown::Loading => view! { <p>"Loading…"</p> }.into_any(),
+                Shown::Error(message) => view! { <p class="error" data-testid="history-error">{message}</p> }.into_any(),
+                Shown::Empty => view! { <p class="muted" data-testid="history-empty">"No transactions yet."</p> }.into_any(),
+                Shown::List => view! {
+                    <p class="muted" data-testid="history-count">{total} " transactions"</p>
+                    <div class="vlist" data-testid="history-list" style=format!("height:{VIEW_HEIGHT}px")
+                        on:scroll=move |ev| {
+                            use wasm_bindgen::JsCast;
+                            if let Some(el) = ev.target().map(|t| t.unchecked_into::<web_sys_element::Element>()) {
+                                list.scroll.set(el.scroll_top());
+                                list.ensure();
+                            }
+                        }>
+                        <div style=move || format!("height:{}px;position:relative", total() as f64 * ROW_HEIGHT)>
+                            {move || {
+                                let total = total();
+                                let first = ((list.scroll.get() / ROW_HEIGHT).max(0.0).floor() as usize).saturating_sub(OVERSCAN);
+                                let shown = (VIEW_HEIGHT / ROW_HEIGHT).ceil() as usize + 2 * OVERSCAN;
+                                let end = (first + shown).min(total);
+                                list.pages.with(|pages| {
+                                    (first.min(end)..end)
+                                        .map(|i| match pages.get(&(i / PAGE)).and_then(|p| p.rows.get(i % PAGE)) {
+                                            Some(r) => row_view(i, r.clone()).into_any(),
+                                            None => placeholder(i).into_any(),
+                                        })
+                                        .collect_view()
+                                })
+                            }}
                         </div>
-                    }.into_any()
-                }
+                    </div>
+                }.into_any(),
             }}
             <div class="export row">
                 <input type="text" placeholder="File path (default: the wallet's data directory)" data-testid="history-export-path"
@@ -124,6 +352,16 @@ pub fn History() -> impl IntoView {
                 Err(e) => view! { <p class="error" data-testid="history-export-result">{e.message}</p> }.into_any(),
             })}
         </section>
+    }
+}
+
+/// A row whose page is on its way.
+fn placeholder(i: usize) -> impl IntoView {
+    view! {
+        <div class="hrow placeholder" data-testid=format!("history-placeholder-{i}")
+            style=format!("top:{}px;height:{}px", i as f64 * ROW_HEIGHT, ROW_HEIGHT)>
+            <span class="muted">"…"</span>
+        </div>
     }
 }
 

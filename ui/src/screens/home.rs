@@ -1,10 +1,59 @@
 //! Home: balances per asset (pending apart) and the sync state.
+//!
+//! The balances come from the table the store keeps (one row per asset),
+//! so reading them costs nothing that grows with the history. Events are
+//! coalesced: while one read is under way, any number of events ask for
+//! one more read after it, at most one per [`SPACING_MS`], so a sync of
+//! 500 blocks refreshes Home a few times, not 500.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use notch_ipc::{BalanceView, CommandError, SyncView, command};
 
-use crate::{ctx, ipc, local_time};
+use crate::{ctx, ipc, ipc_sleep, local_time};
+
+/// The least time between two reads of the same thing while events come.
+const SPACING_MS: i32 = 250;
+
+/// A read that events ask for: one at a time, and one more after it if
+/// anything asked meanwhile.
+#[derive(Clone, Copy)]
+struct Coalesced {
+    busy: StoredValue<bool>,
+    again: StoredValue<bool>,
+}
+
+impl Coalesced {
+    fn new() -> Coalesced {
+        Coalesced {
+            busy: StoredValue::new(false),
+            again: StoredValue::new(false),
+        }
+    }
+
+    fn ask<F, Fut>(self, read: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        if self.busy.get_value() {
+            self.again.set_value(true);
+            return;
+        }
+        self.busy.set_value(true);
+        spawn_local(async move {
+            loop {
+                read().await;
+                if !self.again.get_value() {
+                    break;
+                }
+                self.again.set_value(false);
+                ipc_sleep(SPACING_MS).await;
+            }
+            self.busy.set_value(false);
+        });
+    }
+}
 
 #[component]
 pub fn Home() -> impl IntoView {
@@ -12,18 +61,24 @@ pub fn Home() -> impl IntoView {
     let balances = RwSignal::new(None::<Result<Vec<BalanceView>, CommandError>>);
     let sync = RwSignal::new(None::<Result<SyncView, CommandError>>);
     let retrying = RwSignal::new(false);
+    let balance_reads = Coalesced::new();
+    let sync_reads = Coalesced::new();
 
-    let load = move || {
-        spawn_local(async move {
-            balances.set(Some(ipc::call0(command::BALANCES).await));
-        });
-        spawn_local(async move {
-            sync.set(Some(ipc::call0(command::SYNC_STATE).await));
-        });
-    };
     Effect::new(move |_| {
         cx.tick.get();
-        load();
+        balance_reads.ask(move || async move {
+            let r = ipc::call0(command::BALANCES).await;
+            // Unchanged numbers do not re-render the table.
+            if balances.with_untracked(|b| b.as_ref() != Some(&r)) {
+                balances.set(Some(r));
+            }
+        });
+        sync_reads.ask(move || async move {
+            let r = ipc::call0(command::SYNC_STATE).await;
+            if sync.with_untracked(|s| s.as_ref() != Some(&r)) {
+                sync.set(Some(r));
+            }
+        });
     });
     let retry = move |_| {
         retrying.set(true);

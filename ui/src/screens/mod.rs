@@ -7,3 +7,4 @@ pub mod receive;
 pub mod send;
 pub mod settings;
 pub mod status;
+pub mod tallies;

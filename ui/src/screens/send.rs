@@ -102,6 +102,27 @@ pub fn Send() -> impl IntoView {
         }
     });
 
+    // A payment link's address, as if typed into a fresh form (the same
+    // validation runs); taken, so coming back to Send starts empty.
+    Effect::new(move |_| {
+        let Some(address) = cx.send_prefill.get() else {
+            return;
+        };
+        cx.send_prefill.set(None);
+        // The first row is reused: signals made here would belong to this
+        // effect and be disposed when it runs again.
+        let Some(row) = rows.get_untracked().first().copied() else {
+            return;
+        };
+        rows.update(|r| r.truncate(1));
+        row.address.set(address);
+        row.amount.set(String::new());
+        row.amount_error.set(None);
+        error.set(None);
+        step.set(Step::Edit);
+        check_address(row);
+    });
+
     // The transaction's progress: re-read on every wallet event.
     Effect::new(move |_| {
         cx.tick.get();

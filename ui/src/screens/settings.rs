@@ -1,8 +1,12 @@
 //! Settings: the gateway and network, where the wallet lives, the theme,
-//! the lock passphrase and idle lock, and the recovery phrase shown again.
+//! the lock passphrase and idle lock, the recovery phrase shown again, and
+//! who the wallet is in tallies (its name, its agent's address).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use notch_ipc::tally::{
+    self, AgentStatusView, SetAgentAddressArgs, SetTallyProfileArgs, TallyProfileView,
+};
 use notch_ipc::{
     AppStatus, IdleLockArgs, LockStatus, PassphraseArgs, PhraseView, SetLockPassphraseArgs,
     WalletState, command,
@@ -38,8 +42,171 @@ pub fn Settings() -> impl IntoView {
                 prop:checked=move || cx.dark.get()
                 on:change=move |ev| cx.dark.set(event_target_checked(&ev)) />" Dark theme"</label>
         </section>
+        <TallySettings />
         <LockSettings />
         <RecoveryPhrase />
+    }
+}
+
+/// My name in tally certificates, and where the tally agent listens and
+/// what partners are told. Save sends only what changed: a new address
+/// restarts the agent, which drops its sessions.
+#[component]
+fn TallySettings() -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let listen = RwSignal::new(String::new());
+    let advertise = RwSignal::new(String::new());
+    // What the app said last, to tell what was changed.
+    let profile = RwSignal::new(None::<TallyProfileView>);
+    let agent = RwSignal::new(None::<AgentStatusView>);
+    let error = RwSignal::new(None::<String>);
+    let saved = RwSignal::new(None::<&'static str>);
+    let busy = RwSignal::new(false);
+
+    let show_profile = move |p: TallyProfileView| {
+        name.set(p.name.clone().unwrap_or_default());
+        profile.set(Some(p));
+    };
+    let show_agent = move |a: AgentStatusView| {
+        listen.set(a.listen.clone());
+        advertise.set(a.advertised.clone().unwrap_or_default());
+        agent.set(Some(a));
+    };
+    spawn_local(async move {
+        let p = ipc::call0::<TallyProfileView>(tally::command::TALLY_PROFILE).await;
+        let a = ipc::call0::<AgentStatusView>(tally::command::AGENT_STATUS).await;
+        let mut problems = Vec::new();
+        // Setting a signal of a screen left meanwhile does nothing.
+        match p {
+            Ok(p) => show_profile(p),
+            Err(e) => problems.push(e.message),
+        }
+        match a {
+            Ok(a) => show_agent(a),
+            Err(e) => problems.push(e.message),
+        }
+        if !problems.is_empty() {
+            error.try_set(Some(problems.join("; ")));
+        }
+    });
+
+    let save = move || {
+        error.set(None);
+        saved.set(None);
+        let new_name = name.get_untracked().trim().to_owned();
+        let name_changed = profile.with_untracked(|p| {
+            p.as_ref().and_then(|p| p.name.clone()).unwrap_or_default() != new_name
+        });
+        let (l, adv) = (
+            listen.get_untracked().trim().to_owned(),
+            advertise.get_untracked().trim().to_owned(),
+        );
+        let agent_changed = agent.with_untracked(|a| match a {
+            Some(a) => a.listen != l || a.advertised.clone().unwrap_or_default() != adv,
+            None => true,
+        });
+        if !name_changed && !agent_changed {
+            saved.set(Some("Nothing changed."));
+            return;
+        }
+        if agent_changed && l.is_empty() {
+            error.set(Some(
+                "The listening address is HOST:PORT, e.g. 0.0.0.0:65430.".into(),
+            ));
+            return;
+        }
+        busy.set(true);
+        spawn_local(async move {
+            let mut ok = true;
+            if name_changed {
+                let args = SetTallyProfileArgs {
+                    cuid: None,
+                    name: Some(new_name).filter(|n| !n.is_empty()),
+                };
+                match ipc::call::<_, TallyProfileView>(
+                    tally::command::SET_TALLY_PROFILE,
+                    &args,
+                    ipc::DEFAULT_TIMEOUT_MS,
+                )
+                .await
+                {
+                    Ok(p) => show_profile(p),
+                    Err(e) => {
+                        ok = false;
+                        error.try_set(Some(e.message));
+                    }
+                }
+            }
+            if ok && agent_changed {
+                let args = SetAgentAddressArgs {
+                    listen: l,
+                    advertise: Some(adv).filter(|a| !a.is_empty()),
+                };
+                // The agent restarts on the new address before it answers.
+                match ipc::call::<_, AgentStatusView>(
+                    tally::command::SET_AGENT_ADDRESS,
+                    &args,
+                    ipc::LONG_TIMEOUT_MS,
+                )
+                .await
+                {
+                    Ok(a) => {
+                        if a.state == "stopped" {
+                            ok = false;
+                            error.try_set(Some(format!(
+                                "Saved, but the agent could not start: {}",
+                                a.error.clone().unwrap_or_else(|| "no reason given".into())
+                            )));
+                        }
+                        show_agent(a);
+                    }
+                    Err(e) => {
+                        ok = false;
+                        error.try_set(Some(e.message));
+                    }
+                }
+            }
+            busy.try_set(false);
+            if ok {
+                saved.try_set(Some("Saved."));
+            }
+        });
+    };
+
+    let input = move |sig: RwSignal<String>,
+                      id: &'static str,
+                      label: &'static str,
+                      hint: &'static str| {
+        view! {
+            <label>{label}
+                <input type="text" autocomplete="off" spellcheck="false" data-testid=id placeholder=hint
+                    prop:value=move || sig.get()
+                    on:input=move |ev| sig.set(event_target_value(&ev)) />
+            </label>
+        }
+    };
+    view! {
+        <section class="card" data-testid="settings-tallies">
+            <h3>"Tallies"</h3>
+            <form class="stack" on:submit=move |ev| { ev.prevent_default(); save(); }>
+                {input(name, "settings-tally-name", "My name in tally certificates", "The name partners see")}
+                {input(listen, "settings-agent-listen", "Agent listens on", "HOST:PORT, e.g. 0.0.0.0:65430")}
+                {input(advertise, "settings-agent-advertise", "Address partners are told", "HOST:PORT; the listening one if empty")}
+                <p class="row">
+                    <button type="submit" data-testid="settings-agent-save" disabled=move || busy.get()>
+                        {move || if busy.get() { "Saving…" } else { "Save" }}
+                    </button>
+                </p>
+            </form>
+            {move || profile.get().map(|p| view! {
+                <dl>
+                    <dt>"CHIP user id"</dt><dd class="address" data-testid="settings-tally-cuid">{p.cuid}</dd>
+                    <dt>"Agent id"</dt><dd class="address" data-testid="settings-tally-agent">{p.agent}</dd>
+                </dl>
+            })}
+            {move || error.get().map(|e| view! { <p class="error" data-testid="settings-agent-error">{e}</p> })}
+            {move || saved.get().map(|m| view! { <p class="ok" data-testid="settings-agent-saved">{m}</p> })}
+        </section>
     }
 }
 

@@ -1,8 +1,9 @@
-//! The gateway status strip, on every screen.
+//! The status strip, on every screen: the gateway, and the tally agent.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use notch_ipc::{CommandError, GatewayStatus, command, event};
+use notch_ipc::tally::{self, AgentStatusView};
+use notch_ipc::{CommandError, GatewayStatus, WalletState, command, event};
 
 use crate::{ipc, local_time};
 
@@ -50,6 +51,109 @@ pub fn StatusStrip() -> impl IntoView {
                     <button data-testid="gateway-retry" on:click=move |_| refresh()>"Retry now"</button>
                 }.into_any(),
             }}
+            <AgentStatus />
         </section>
+    }
+}
+
+/// The tally agent: where it listens and who it talks to, or why it
+/// stopped. Read when the wallet opens, then from the app's events.
+#[component]
+fn AgentStatus() -> impl IntoView {
+    let cx = crate::ctx();
+    let agent = RwSignal::new(None::<Result<AgentStatusView, CommandError>>);
+    // There is no agent before the wallet is open (nor while it is locked).
+    let usable = Memo::new(move |_| {
+        cx.status
+            .get()
+            .is_some_and(|s| !s.locked && matches!(s.wallet, WalletState::Open { .. }))
+    });
+    Effect::new(move |_| {
+        if !usable.get() {
+            return;
+        }
+        spawn_local(async move {
+            let r = ipc::call0::<AgentStatusView>(tally::command::AGENT_STATUS).await;
+            agent.try_set(Some(r));
+        });
+    });
+    ipc::listen::<AgentStatusView>(tally::event::AGENT_STATUS, move |s| {
+        agent.try_set(Some(Ok(s)));
+    });
+
+    move || {
+        if !usable.get() {
+            return None;
+        }
+        let (ok, text) = match agent.get()? {
+            Ok(s) => agent_words(&s),
+            Err(e) => (false, format!("Agent: {}", e.message)),
+        };
+        Some(view! {
+            <span class="kv agent" data-testid="agent-status" title=text.clone()>
+                <span class=if ok { "dot ok" } else { "dot bad" }></span>
+                {text.clone()}
+            </span>
+        })
+    }
+}
+
+/// "Agent listening on 1.2.3.4:65430 · 2 partners connected · 1 waiting",
+/// and whether that is good news.
+fn agent_words(s: &AgentStatusView) -> (bool, String) {
+    let plural = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    match s.state.as_str() {
+        "listening" => {
+            let at = s.bound.as_deref().unwrap_or(&s.listen);
+            let mut text = format!(
+                "Agent listening on {at} · {} connected · {} waiting",
+                plural(s.partners_connected, "partner", "partners"),
+                s.partners_waiting
+            );
+            if let Some(adv) = s.advertised.as_deref().filter(|a| *a != at) {
+                text.push_str(&format!(" · partners use {adv}"));
+            }
+            (true, text)
+        }
+        "starting" => (true, format!("Agent starting on {}…", s.listen)),
+        _ => (
+            false,
+            format!(
+                "Agent stopped: {}",
+                s.error.as_deref().unwrap_or("not running")
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str) -> AgentStatusView {
+        AgentStatusView {
+            state: state.into(),
+            listen: "0.0.0.0:65430".into(),
+            bound: Some("1.2.3.4:65430".into()),
+            advertised: Some("1.2.3.4:65430".into()),
+            partners_connected: 2,
+            partners_waiting: 1,
+            error: Some("address in use".into()),
+        }
+    }
+
+    #[test]
+    fn the_agent_strip_says_where_and_with_whom() {
+        assert_eq!(
+            agent_words(&status("listening")),
+            (
+                true,
+                "Agent listening on 1.2.3.4:65430 · 2 partners connected · 1 waiting".into()
+            )
+        );
+        assert_eq!(
+            agent_words(&status("stopped")),
+            (false, "Agent stopped: address in use".into())
+        );
     }
 }

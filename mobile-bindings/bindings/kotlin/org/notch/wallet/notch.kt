@@ -7382,6 +7382,21 @@ sealed class WalletEvent {
     }
     
     /**
+     * A chit was added or changed (signed, received, approved, rejected,
+     * delivered): `state` is MyCHIPs's code (`L.pend.good`, `A.good` …).
+     */
+    data class ChitChanged(
+        val `tally`: kotlin.String, 
+        val `chit`: kotlin.String, 
+        val `state`: kotlin.String) : WalletEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A catch-up (restore, long absence) ended.
      */
     data class CaughtUp(
@@ -7469,12 +7484,17 @@ public object FfiConverterTypeWalletEvent : FfiConverterRustBuffer<WalletEvent>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            11 -> WalletEvent.CaughtUp(
+            11 -> WalletEvent.ChitChanged(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            12 -> WalletEvent.CaughtUp(
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            12 -> WalletEvent.EventsMissed(
+            13 -> WalletEvent.EventsMissed(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -7567,6 +7587,15 @@ public object FfiConverterTypeWalletEvent : FfiConverterRustBuffer<WalletEvent>{
                 + FfiConverterString.allocationSize(value.`state`)
             )
         }
+        is WalletEvent.ChitChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`tally`)
+                + FfiConverterString.allocationSize(value.`chit`)
+                + FfiConverterString.allocationSize(value.`state`)
+            )
+        }
         is WalletEvent.CaughtUp -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -7652,15 +7681,22 @@ public object FfiConverterTypeWalletEvent : FfiConverterRustBuffer<WalletEvent>{
                 FfiConverterString.write(value.`state`, buf)
                 Unit
             }
-            is WalletEvent.CaughtUp -> {
+            is WalletEvent.ChitChanged -> {
                 buf.putInt(11)
+                FfiConverterString.write(value.`tally`, buf)
+                FfiConverterString.write(value.`chit`, buf)
+                FfiConverterString.write(value.`state`, buf)
+                Unit
+            }
+            is WalletEvent.CaughtUp -> {
+                buf.putInt(12)
                 FfiConverterULong.write(value.`notifications`, buf)
                 FfiConverterULong.write(value.`paymentsReceived`, buf)
                 FfiConverterULong.write(value.`height`, buf)
                 Unit
             }
             is WalletEvent.EventsMissed -> {
-                buf.putInt(12)
+                buf.putInt(13)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
