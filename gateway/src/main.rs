@@ -1,5 +1,8 @@
 //! `notch-gateway`: see `notch-gateway --help` and docs/PROTOCOL.md.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 
 use clap::Parser;

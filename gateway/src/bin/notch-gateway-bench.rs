@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release -p notch-gateway --bin notch-gateway-bench -- --out bench/results/gateway.md`
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

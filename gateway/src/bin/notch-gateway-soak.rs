@@ -10,6 +10,9 @@
 //!
 //! `cargo run --release -p notch-gateway --bin notch-gateway-soak -- --minutes 10 --out bench/results/gateway-soak.md`
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
