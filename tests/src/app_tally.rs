@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::webdriver::AppSession;
-use crate::{KillOnDrop, bin, eventually};
+use crate::{KillOnDrop, bin, eventually, within_time};
 
 // ---------------------------------------------------------------- the page
 
@@ -49,11 +49,24 @@ pub fn chit_ids(app: &AppSession) -> Vec<String> {
 /// Waits until a row with `prefix` appears whose id is not in `before`;
 /// returns its id.
 pub fn wait_new_id(app: &AppSession, prefix: &str, before: &[String], within: Duration) -> String {
-    eventually(&format!("a new [data-testid^={prefix}]"), within, || {
+    let found = within_time(within, || {
         ids_with_prefix(app, prefix)
             .into_iter()
             .find(|id| !before.contains(id))
-    })
+    });
+    match found {
+        Some(id) => id,
+        None => {
+            let picture = app.screenshot(&format!("timeout-new-{prefix}"));
+            panic!(
+                "timed out after {within:?} waiting for a new [data-testid^={prefix}] \
+                 (before: {before:?}; now: {:?}; the app's tallies: {:?}); the window: {}",
+                ids_with_prefix(app, prefix),
+                invoke(app, "tallies", json!({})),
+                picture.display()
+            )
+        }
+    }
 }
 
 /// The current value of an input or textarea (WebDriver's text of an

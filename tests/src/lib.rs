@@ -42,16 +42,23 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Polls `f` until it returns Some, or panics after `within`.
-pub fn eventually<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, within: Duration, f: impl FnMut() -> Option<T>) -> T {
+    match within_time(within, f) {
+        Some(value) => value,
+        None => panic!("timed out after {within:?} waiting for {what}"),
+    }
+}
+
+/// Polls `f` until it returns Some; `None` once `within` has passed.
+pub fn within_time<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(value) = f() {
-            return value;
+            return Some(value);
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(150));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::{KillOnDrop, eventually, free_port};
+use crate::{KillOnDrop, eventually, free_port, within_time};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -145,9 +145,26 @@ impl AppSession {
 
     /// Waits until the element's text satisfies `ok`, and returns it.
     pub fn wait_text(&self, test_id: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
-        eventually(&format!("[data-testid={test_id}] to match"), within, || {
-            self.text(test_id).filter(|t| ok(t))
-        })
+        match within_time(within, || self.text(test_id).filter(|t| ok(t))) {
+            Some(text) => text,
+            None => self.timed_out(
+                test_id,
+                &format!(
+                    "[data-testid={test_id}] to match (its text now: {:?})",
+                    self.text(test_id)
+                ),
+                within,
+            ),
+        }
+    }
+
+    /// Fails the test, with a picture of the window as it was.
+    fn timed_out(&self, test_id: &str, what: &str, within: Duration) -> ! {
+        let picture = self.screenshot(&format!("timeout-{test_id}"));
+        panic!(
+            "timed out after {within:?} waiting for {what}; the window: {}",
+            picture.display()
+        )
     }
 
     pub fn click(&self, test_id: &str) {
@@ -167,6 +184,10 @@ impl AppSession {
             .find(test_id)
             .unwrap_or_else(|| panic!("no element [data-testid={test_id}]"));
         let _ = self.post(&format!("element/{element}/clear"), json!({}));
+        // WebKitWebDriver refuses to send no keys at all: clearing is typing "".
+        if text.is_empty() {
+            return;
+        }
         let answer = self.post(&format!("element/{element}/value"), json!({ "text": text }));
         assert!(
             answer["value"].is_null(),
@@ -176,11 +197,14 @@ impl AppSession {
 
     /// Waits until the element is on the page.
     pub fn wait_for(&self, test_id: &str, within: Duration) -> String {
-        eventually(
-            &format!("[data-testid={test_id}] to appear"),
-            within,
-            || self.find(test_id),
-        )
+        match within_time(within, || self.find(test_id)) {
+            Some(element) => element,
+            None => self.timed_out(
+                test_id,
+                &format!("[data-testid={test_id}] to appear"),
+                within,
+            ),
+        }
     }
 
     /// Runs a script in the page and returns its value.

@@ -53,6 +53,11 @@ fn unix_now() -> u64 {
 fn open_tallies(app: &AppSession) {
     app.click("nav-tallies");
     app.wait_for("tallies-list", LONG);
+    // Loaded: its rows, or the words for none (the list is empty while
+    // the app's answer is on its way).
+    eventually("the tallies to be listed", LONG, || {
+        (app.find("tallies-empty").is_some() || !tally_ids(app).is_empty()).then_some(())
+    });
 }
 
 /// Opens a tally's detail from the list.

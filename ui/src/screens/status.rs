@@ -68,16 +68,37 @@ fn AgentStatus() -> impl IntoView {
             .get()
             .is_some_and(|s| !s.locked && matches!(s.wallet, WalletState::Open { .. }))
     });
-    Effect::new(move |_| {
-        if !usable.get() {
-            return;
-        }
+    // The app tells a change once. An answer to our own question can come
+    // after a newer event (asked while starting, answered after the event
+    // "listening"): it counts only if no event came in the meantime.
+    let events_seen = StoredValue::new(0u64);
+    let ask = move || {
+        let asked_at = events_seen.get_value();
         spawn_local(async move {
             let r = ipc::call0::<AgentStatusView>(tally::command::AGENT_STATUS).await;
-            agent.try_set(Some(r));
+            if events_seen.try_get_value() == Some(asked_at) {
+                agent.try_set(Some(r));
+            }
         });
+    };
+    Effect::new(move |_| {
+        if usable.get() {
+            ask();
+        }
+    });
+    // While it starts, ask again now and then: the event that ends
+    // "starting" may have gone out before this window listened.
+    Effect::new(move |_| {
+        let starting = matches!(agent.get(), Some(Ok(ref s)) if s.state == "starting");
+        if starting && usable.get_untracked() {
+            spawn_local(async move {
+                crate::ipc_sleep(1000).await;
+                ask();
+            });
+        }
     });
     ipc::listen::<AgentStatusView>(tally::event::AGENT_STATUS, move |s| {
+        events_seen.update_value(|n| *n += 1);
         agent.try_set(Some(Ok(s)));
     });
 
