@@ -3,11 +3,15 @@
 //! reject, list), and the chit outbox.
 //!
 //! The ledger is pure and is never kept in memory between operations: each
-//! one restores it from the store inside its write transaction
-//! ([`ChitLedger::restore`]), runs, and writes the whole
-//! [`ChitOutcome`] — the chit rows, the confirmed chain position, the
-//! outgoing messages (into `chit_outbox`) and the notifications — in that
-//! same transaction (PROTOCOL §13). So a restart, or the CLI and the agent
+//! one restores what it needs of it from the store inside its write
+//! transaction ([`load_tail`]: the chain's unconfirmed tail, the chits not
+//! linked, the chits the operation names, and the tally's summary — what
+//! its chits add up to — for the rest; [`ChitLedger::restore_tail`]),
+//! runs, and writes the whole [`ChitOutcome`] — the chit rows, the
+//! confirmed chain position, the tally's new summary, the outgoing
+//! messages (into `chit_outbox`) and the notifications — in that same
+//! transaction (PROTOCOL §13). Each chit is checked once, when it is made
+//! or received; what an operation reads does not grow with the tally. So a restart, or the CLI and the agent
 //! in two processes, always see one consistent ledger, and a message is
 //! sent only once its cause is committed. After a chit message is
 //! delivered, [`delivered`] marks it sent (`A.draft.pend` → `A.pend`, …)
@@ -234,6 +238,35 @@ pub enum ChitRejectError {
     Store(#[from] StoreError),
 }
 
+/// How many verified tally records [`verified_tally`] keeps.
+const VERIFIED_TALLIES: usize = 4096;
+
+/// `verify_tally_json` of a stored tally record, remembered by the
+/// record's exact text: the two P-521 signatures of a tally are checked
+/// once in this process, not again on every chit operation (the same
+/// bytes verify the same way; a record changed in any byte is checked
+/// anew). Emptied when full.
+fn verified_tally(
+    record: &str,
+) -> Result<crate::tally::VerifiedTally, crate::tally::TallyVerifyError> {
+    type Verified = std::collections::HashMap<String, crate::tally::VerifiedTally>;
+    static VERIFIED: std::sync::Mutex<Option<Verified>> = std::sync::Mutex::new(None);
+    if let Ok(cache) = VERIFIED.lock()
+        && let Some(found) = cache.as_ref().and_then(|c| c.get(record))
+    {
+        return Ok(found.clone());
+    }
+    let verified = verify_tally_json(record)?;
+    if let Ok(mut cache) = VERIFIED.lock() {
+        let cache = cache.get_or_insert_with(Verified::new);
+        if cache.len() >= VERIFIED_TALLIES {
+            cache.clear();
+        }
+        cache.insert(record.to_owned(), verified.clone());
+    }
+    Ok(verified)
+}
+
 /// Restores the ledger of an open tally from its stored rows.
 fn restore(
     row: &TallyRow,
@@ -245,12 +278,15 @@ fn restore(
     };
     // Checked when it was opened; checked again because the ledger trusts
     // the tally's keys for every chit it verifies.
-    let tally = verify_tally_json(&row.record).map_err(|e| ChitLoadError::Broken(e.to_string()))?;
+    let tally = verified_tally(&row.record).map_err(|e| ChitLoadError::Broken(e.to_string()))?;
     ChitLedger::restore(&tally, side, chits.into_iter().map(|c| c.row), confirmed)
         .map_err(|e| ChitLoadError::Broken(e.to_string()))
 }
 
-/// The ledger of `row`, read inside `tx`.
+/// The whole ledger of `row`, every chit read and its chain re-hashed from
+/// the tally's digest: what [`load_tail`] gives in part, for diagnostics and
+/// tests (a summary kept with each change must equal this ledger's
+/// [`ChitLedger::totals`]).
 pub(crate) fn load(
     tx: &StoreTx<'_>,
     row: &TallyRow,
@@ -258,6 +294,113 @@ pub(crate) fn load(
     let chits = tx.chits_of(&row.id)?;
     let confirmed = tx.chits_confirmed(&row.id)?;
     Ok(restore(row, chits, confirmed))
+}
+
+/// What an operation needs of a tally's chits besides its chain's tail: the
+/// lowest chain index it names, and the chits it names.
+#[derive(Debug, Default)]
+pub(crate) struct Needs<'a> {
+    pub lowest: Option<u64>,
+    pub uuids: Vec<&'a str>,
+    /// The named chits are needed in the held chain (a message: its
+    /// answer may start at their place), not only for their state (a local
+    /// action on a chit).
+    pub in_chain: bool,
+}
+
+impl<'a> Needs<'a> {
+    pub(crate) fn chit(uuid: &'a str) -> Self {
+        Self {
+            lowest: None,
+            uuids: vec![uuid],
+            in_chain: false,
+        }
+    }
+
+    pub(crate) fn message(message: &'a ChitMessage) -> Self {
+        let (lowest, uuids) = crate::tally::chain::message_needs(message);
+        Self {
+            lowest,
+            uuids,
+            in_chain: true,
+        }
+    }
+}
+
+/// The ledger of `row` as an operation that `needs` this needs it, read
+/// inside `tx`: the chain after the lowest of the confirmed end and what a
+/// message names; every chit not linked and not void; the chits the
+/// operation names; and the tally's summary for the rest
+/// ([`ChitLedger::restore_tail`]). What it reads grows with the chain's
+/// unconfirmed tail (and the invoices still open), not with the tally.
+pub(crate) fn load_tail(
+    tx: &StoreTx<'_>,
+    row: &TallyRow,
+    needs: &Needs<'_>,
+) -> Result<Result<ChitLedger, ChitLoadError>, StoreError> {
+    let (true, Some(side)) = (row.state.has_chits(), row.side) else {
+        return Ok(Err(ChitLoadError::NotOpen(row.state)));
+    };
+    let Some(totals) = tx.chit_totals(&row.id)? else {
+        // No summary: a tally without chits yet (or written before
+        // migration 9 filled it): the whole ledger, as it is small.
+        return load(tx, row);
+    };
+    let confirmed = tx.chits_confirmed(&row.id)?;
+    let mut offset = confirmed;
+    if let Some(index) = needs.lowest {
+        offset = offset.min(index.saturating_sub(1));
+    }
+    let mut named = Vec::new();
+    for uuid in &needs.uuids {
+        if let Some(chit) = tx.chit_of(&row.id, uuid)? {
+            if needs.in_chain
+                && let Some(link) = chit.row.link
+            {
+                offset = offset.min(link.index.saturating_sub(1));
+            }
+            named.push(chit);
+        }
+    }
+    let mut chits = tx.chit_tail(&row.id, offset)?;
+    // The tail holds every chit linked after `offset` and every unlinked
+    // one but the void ones.
+    let in_tail = |c: &StoredChit| match c.row.link {
+        Some(link) => link.index > offset,
+        None => c.row.state.status != crate::tally::ChitStatus::Void,
+    };
+    for chit in named {
+        if !in_tail(&chit) && !chits.iter().any(|c| c.row.uuid == chit.row.uuid) {
+            chits.push(chit);
+        }
+    }
+    let offset_hash = match offset {
+        0 => None,
+        index => match tx.link_hash_at(&row.id, index)? {
+            Some(hash) => Some(hash),
+            None => {
+                return Ok(Err(ChitLoadError::Broken(format!(
+                    "no chit is linked at index {index} of the chain"
+                ))));
+            }
+        },
+    };
+    // Checked when it was opened; checked again because the ledger trusts
+    // the tally's keys for every chit it verifies.
+    let tally = match verified_tally(&row.record) {
+        Ok(tally) => tally,
+        Err(e) => return Ok(Err(ChitLoadError::Broken(e.to_string()))),
+    };
+    Ok(ChitLedger::restore_tail(
+        &tally,
+        side,
+        chits.into_iter().map(|c| c.row),
+        confirmed,
+        offset,
+        offset_hash,
+        &totals,
+    )
+    .map_err(|e| ChitLoadError::Broken(e.to_string())))
 }
 
 /// Writes an outcome in `tx`: the chit rows, the confirmed position, the
@@ -276,6 +419,10 @@ pub(crate) fn persist(
     }
     if let Some(confirmed) = changes.confirmed {
         tx.set_chits_confirmed(&row.id, confirmed)?;
+    }
+    if !changes.chits.is_empty() {
+        // What the tally's chits add up to, kept with them.
+        tx.put_chit_totals(&row.id, &ledger.totals())?;
     }
     for message in &outcome.outgoing {
         queue(tx, me, row, message)?;
@@ -611,38 +758,83 @@ pub(crate) struct ChitSummary {
     /// `None` when it cannot be enforced).
     pub my_limit: Option<u64>,
     pub partner_limit: Option<u64>,
+    /// Invoices waiting for our approval or rejection.
+    pub invoices_to_approve: usize,
 }
 
-/// The chits of a tally, its balance and limits; `None` for a tally that
-/// holds no chits (not open, closing or closed).
+/// A tally's balance and limits, from its summary (no chit is read);
+/// `None` for a tally that holds no chits (not open, closing or closed).
+pub(crate) fn read_totals(
+    store: &crate::store::Store,
+    row: &TallyRow,
+) -> Result<Option<ChitSummary>, StoreError> {
+    let (true, Some(side)) = (row.state.has_chits(), row.side) else {
+        return Ok(None);
+    };
+    // Its own record, checked when the tally opened: only its terms are
+    // read here.
+    let record = match crate::tally::TallyRecord::parse(&row.record) {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::warn!(tally = %row.id, "cannot read the tally's record: {e}");
+            return Ok(None);
+        }
+    };
+    let totals = match store.chit_totals(&row.id)? {
+        Some(totals) => totals,
+        None if store.chit_count(&row.id)? == 0 => Default::default(),
+        // Chits without a summary (written by hand): summed from them.
+        None => {
+            let chits = store.chits_of(&row.id)?;
+            let confirmed = store.chits_confirmed(&row.id)?;
+            match restore(row, chits, confirmed) {
+                Ok(ledger) => ledger.totals(),
+                Err(e) => {
+                    tracing::warn!(tally = %row.id, "cannot read the tally's chits: {e}");
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let limit = |by: Side| {
+        let value = totals
+            .limit(by)
+            .or_else(|| record.party(by).terms().get("limit"));
+        parse_limit(by, value).ok().map(|l| l.milli_chips)
+    };
+    let needs_action = crate::tally::chain::ChitState::new(
+        Direction::Liability,
+        crate::tally::ChitStatus::Pend,
+        None,
+    );
+    Ok(Some(ChitSummary {
+        chits: Vec::new(),
+        balance: saturate(totals.balance.good),
+        my_limit: limit(side),
+        partner_limit: limit(side.other()),
+        invoices_to_approve: usize::try_from(store.chits_in_state(&row.id, &needs_action.code())?)
+            .unwrap_or(usize::MAX),
+    }))
+}
+
+/// The chits of a tally (read from their rows, not checked again), its
+/// balance and limits (from its summary); `None` for a tally that holds
+/// no chits.
 pub(crate) fn read_chits(
     store: &crate::store::Store,
     row: &TallyRow,
 ) -> Result<Option<ChitSummary>, StoreError> {
-    if !row.state.has_chits() {
+    let Some(mut summary) = read_totals(store, row)? else {
         return Ok(None);
-    }
+    };
+    let Some(side) = row.side else {
+        return Ok(None);
+    };
     let chits = store.chits_of(&row.id)?;
     let confirmed = store.chits_confirmed(&row.id)?;
-    let ledger = match restore(row, chits.clone(), confirmed) {
-        Ok(ledger) => ledger,
-        Err(e) => {
-            tracing::warn!(tally = %row.id, "cannot read the tally's chits: {e}");
-            return Ok(None);
-        }
-    };
-    let balance = saturate(ledger.balance().good);
-    let side = ledger.side();
     let waiting = store.chits_waiting(&row.id)?;
-    Ok(Some(ChitSummary {
-        chits: chit_infos(side, ledger.confirmed(), &chits, &waiting),
-        balance,
-        my_limit: ledger.limit_granted_by(side).ok().map(|l| l.milli_chips),
-        partner_limit: ledger
-            .limit_granted_by(side.other())
-            .ok()
-            .map(|l| l.milli_chips),
-    }))
+    summary.chits = chit_infos(side, confirmed, &chits, &waiting);
+    Ok(Some(summary))
 }
 
 fn check_memo(memo: &Option<String>) -> bool {
@@ -668,14 +860,26 @@ fn finish(
 ) -> Result<Done, StoreError> {
     let events = persist(tx, me, row, ledger, outcome)?;
     let waiting = tx.chits_waiting(&row.id)?;
-    let info = chit_infos(
-        ledger.side(),
-        ledger.confirmed(),
-        &tx.chits_of(&row.id)?,
-        &waiting,
-    )
-    .into_iter()
-    .find(|c| c.uuid == uuid);
+    let info = match tx.chit_of(&row.id, uuid)? {
+        Some(stored) => {
+            // The good balance after it: every good chit but those after
+            // it in list order (as `chit_infos` sums them).
+            let running = if stored.row.state.status == crate::tally::ChitStatus::Good {
+                let after = tx.good_after(&row.id, crate::store::ChitCursor::of(&stored))?;
+                Some(saturate(ledger.balance().good - after))
+            } else {
+                None
+            };
+            Some(chit_info(
+                ledger.side(),
+                ledger.confirmed(),
+                &stored,
+                waiting.contains(uuid),
+                running,
+            ))
+        }
+        None => None,
+    };
     Ok(Done {
         partner: row.partner_agent,
         events,
@@ -747,7 +951,7 @@ pub(crate) async fn pay(
                 let Some(row) = tx.tally(&id2)? else {
                     return Ok(Err(TallyPayError::UnknownTally(id2.clone())));
                 };
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::chit(&uuid))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -801,7 +1005,7 @@ pub(crate) async fn invoice(
                 let Some(row) = tx.tally(&id2)? else {
                     return Ok(Err(TallyInvoiceError::UnknownTally(id2.clone())));
                 };
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::chit(&uuid))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -850,7 +1054,7 @@ pub(crate) async fn set(
                 let Some(row) = tx.tally(&id2)? else {
                     return Ok(Err(TallySettingError::UnknownTally(id2.clone())));
                 };
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::chit(&uuid))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -915,7 +1119,7 @@ pub(crate) async fn approve(inner: &Arc<Inner>, uuid: &str) -> Result<ChitInfo, 
                 let Some(row) = tally_of_chit(tx, &uuid2)? else {
                     return Ok(Err(ChitApproveError::UnknownChit(uuid2.clone())));
                 };
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::chit(&uuid2))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -952,7 +1156,7 @@ pub(crate) async fn reject(inner: &Arc<Inner>, uuid: &str) -> Result<ChitInfo, C
                 let Some(row) = tally_of_chit(tx, &uuid2)? else {
                     return Ok(Err(ChitRejectError::UnknownChit(uuid2.clone())));
                 };
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::chit(&uuid2))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -991,7 +1195,7 @@ pub(crate) async fn list(inner: &Inner, id: &str) -> Result<Vec<ChitInfo>, super
 /// At most `limit` chits of a tally, newest first, from `before` (the
 /// `next` of the page before; `None`: the newest). Only the page's rows are
 /// read, and nothing is verified again: each chit was checked when it was
-/// stored, and every change restores (and so checks) the whole chain. The
+/// stored, and each change checks the part of the chain it reads. The
 /// running balances are summed from the stored amounts of the good chits,
 /// without reading their records.
 pub(crate) async fn page(
@@ -1093,7 +1297,7 @@ pub(crate) async fn on_message(
                 if row.partner_agent != Some(*remote.as_bytes()) {
                     return Ok(Err("the sender is not this tally's partner".to_owned()));
                 }
-                let mut ledger = match load(tx, &row)? {
+                let mut ledger = match load_tail(tx, &row, &Needs::message(&message))? {
                     Ok(ledger) => ledger,
                     Err(e) => return Ok(Err(e.to_string())),
                 };
@@ -1135,12 +1339,26 @@ pub(crate) async fn sync_over(
                 if !row.state.has_chits() || row.partner_agent != Some(*remote.as_bytes()) {
                     continue;
                 }
-                let chits = s.chits_of(&row.id)?;
-                let confirmed = s.chits_confirmed(&row.id)?;
-                let Ok(ledger) = restore(&row, chits, confirmed) else {
+                // Only where our chain is confirmed up to: no chit is read.
+                let (Some(side), Ok(record)) =
+                    (row.side, crate::tally::TallyRecord::parse(&row.record))
+                else {
                     continue;
                 };
-                for message in ledger.sync() {
+                let confirmed = s.chits_confirmed(&row.id)?;
+                let hash = match confirmed {
+                    0 => Some(crate::tally::chit::chain_genesis(&record)),
+                    index => s.link_hash_at(&row.id, index)?,
+                };
+                let Some(hash) = hash else {
+                    tracing::warn!(tally = %row.id, "the tally's chain is broken at {confirmed}");
+                    continue;
+                };
+                let end = crate::tally::chit::ChainLink {
+                    index: confirmed,
+                    hash,
+                };
+                for message in ChitLedger::sync_from(record.uuid(), side, end) {
                     out.push(for_attempt(&envelope(&me2, &row, &message).to_string(), 1));
                 }
             }
@@ -1204,7 +1422,7 @@ pub(crate) async fn delivered(inner: &Arc<Inner>, me: &Arc<Identity>, row: ChitO
                 let mut events = Vec::new();
                 if let Some(uuid) = &row.chit
                     && let Some(tally) = tx.tally(&row.tally)?
-                    && let Ok(mut ledger) = load(tx, &tally)?
+                    && let Ok(mut ledger) = load_tail(tx, &tally, &Needs::chit(uuid))?
                     // Only a chit still waiting for this delivery moves on
                     // (a repeat, or a message the state already passed, not).
                     && ledger.state(uuid).is_some_and(|s| s.request.is_some())

@@ -224,6 +224,43 @@ pub(crate) struct AgentShared {
     config: Mutex<AgentConfig>,
     /// Where a message just queued goes (shared with the store's hook).
     links: Arc<Links>,
+    /// Scans waiting for the answer of a ticket's issuer, by its agent: an
+    /// offer from it that reaches this process on another session (its
+    /// agent may send it on one it already had open with ours) goes to the
+    /// scan (see [`ops::scan`]).
+    scans: Mutex<HashMap<[u8; 32], UnboundedSender<Value>>>,
+}
+
+/// A scan's claim on the offers of one issuer's agent, while it waits for
+/// the answer to its ticket; removed when dropped.
+pub(crate) struct ScanWait {
+    inner: Arc<Inner>,
+    agent: [u8; 32],
+    pub(crate) offers: UnboundedReceiver<Value>,
+}
+
+impl ScanWait {
+    /// `None` if another scan waits for the same issuer's agent (that
+    /// scan takes its offers; this one has only its own session).
+    pub(crate) fn new(inner: &Arc<Inner>, agent: [u8; 32]) -> Option<ScanWait> {
+        let mut scans = lock(&inner.agent.scans);
+        if scans.get(&agent).is_some_and(|s| !s.is_closed()) {
+            return None;
+        }
+        let (send, offers) = unbounded_channel();
+        scans.insert(agent, send);
+        Some(ScanWait {
+            inner: inner.clone(),
+            agent,
+            offers,
+        })
+    }
+}
+
+impl Drop for ScanWait {
+    fn drop(&mut self) {
+        lock(&self.inner.agent.scans).remove(&self.agent);
+    }
 }
 
 impl AgentShared {
@@ -698,6 +735,7 @@ async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, str
         }
     };
     let remote = incoming.remote_agent();
+    let first_contact = matches!(incoming.kind(), HandshakeKind::FirstContact);
     let (mut session, live) = match incoming.kind() {
         HandshakeKind::FirstContact => {
             let hello = incoming.hello().cloned().unwrap_or(Value::Null);
@@ -745,6 +783,18 @@ async fn serve(inner: &Arc<Inner>, me: &Arc<Identity>, config: &AgentConfig, str
         }
     };
     let idle = config.peer.read_timeout.unwrap_or(Duration::from_secs(60));
+    if first_contact {
+        // A session opened for a ticket: its answer (queued by `on_ticket`)
+        // goes out first, before anything else we have for this partner
+        // (the chain checks of the tallies we already share with it): the
+        // scanner waits for that answer (PROTOCOL §14).
+        let (sender, _) = session.halves();
+        if !flush(inner, me, sender, remote, &live).await {
+            drop(live);
+            session.close().await;
+            return;
+        }
+    }
     converse(inner, me, &mut session, remote, &live, idle, idle).await;
     drop(live);
     session.close().await;
@@ -911,6 +961,29 @@ async fn route(inner: &Arc<Inner>, me: &Arc<Identity>, remote: AgentId, message:
         tracing::debug!(%remote, ?target, "a peer message this agent does not handle");
         return;
     };
+    if action == Action::Offer && lock(&inner.agent.scans).contains_key(remote.as_bytes()) {
+        // The offer of a tally we do not hold yet, while a scan of this
+        // agent's ticket waits for its answer: the scan applies it.
+        let uuid = message
+            .get("object")
+            .and_then(|o| o.get("uuid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let known = match uuid {
+            Some(uuid) => inner
+                .db(move |s| s.tally_by_uuid(&uuid))
+                .await
+                .map(|row| row.is_some())
+                .unwrap_or(true),
+            None => true,
+        };
+        if !known
+            && let Some(scan) = lock(&inner.agent.scans).get(remote.as_bytes())
+            && scan.send(message.clone()).is_ok()
+        {
+            return;
+        }
+    }
     if action == Action::Ticket {
         // A ticket on an open session: the answer goes out with the outbox.
         if let TicketAnswer::Refused { refusal, .. } = on_ticket(inner, me, remote, &message).await

@@ -481,6 +481,9 @@ pub(crate) async fn scan(
         "from": me.chad(),
         "ticket": {"token": ticket.token(), "cert": me.cert(SystemTime::now())},
     });
+    // An offer that comes from the issuer's agent another way while we
+    // wait (on a session its agent had open with ours) is the answer too.
+    let mut waiting = super::ScanWait::new(inner, *remote.as_bytes());
     let addr = (chad.host().to_owned(), chad.port());
     let connected = peer::connect(
         (addr.0.as_str(), addr.1),
@@ -506,21 +509,63 @@ pub(crate) async fn scan(
         }
         Err(other) => return Err(TallyScanError::Handshake(other.to_string())),
     };
-    let answer = tokio::time::timeout(config.reply_timeout, session.recv()).await;
-    let message = match answer {
-        Ok(Ok(message)) => message,
-        // The issuer took the ticket but has not answered: ask again later
-        // (it takes a repeat from us as a repeat and sends its offer again).
-        _ => {
-            session.close().await;
-            return queue_ticket(inner, row, &hello, "no answer from the issuer yet".into()).await;
+    // The answer is the issuer's offer or refusal. Anything else its agent
+    // sends on the session first (a partner we share a tally with checks
+    // our chit chains on every session, PROTOCOL §13, and sends what its
+    // outbox holds for us) is a message like any other: handled as the
+    // agent handles it on any session (MyCHIPs dispatches every message
+    // on a connection by its target), and we keep waiting.
+    let deadline = tokio::time::Instant::now() + config.reply_timeout;
+    let (message, action) = loop {
+        let elsewhere = async {
+            match waiting.as_mut() {
+                Some(w) => w.offers.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let answer = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                received = session.recv() => received,
+                Some(offer) = elsewhere => Ok(offer),
+            }
+        })
+        .await;
+        let message = match answer {
+            Ok(Ok(message)) => message,
+            Ok(Err(peer::RecvError::NotJson(_))) => continue,
+            // The issuer took the ticket but has not answered: ask again
+            // later (it takes a repeat from us as a repeat and sends its
+            // offer again).
+            _ => {
+                session.close().await;
+                return queue_ticket(inner, row, &hello, "no answer from the issuer yet".into())
+                    .await;
+            }
+        };
+        let action = message
+            .get("action")
+            .and_then(Value::as_str)
+            .and_then(Action::from_name);
+        let tally = message.get("target").and_then(Value::as_str) == Some("tally");
+        let answers = tally
+            && match action {
+                Some(Action::Offer) => true,
+                // A refusal names the token it refuses (or none, when the
+                // issuer could not read ours).
+                Some(Action::Refuse) => message
+                    .get("ticket")
+                    .and_then(|t| t.get("token"))
+                    .and_then(Value::as_str)
+                    .is_none_or(|t| t == ticket.token()),
+                _ => false,
+            };
+        if answers {
+            break (message, action);
         }
+        super::route(inner, &me, remote, message).await;
     };
     session.close().await;
-    let action = message
-        .get("action")
-        .and_then(Value::as_str)
-        .and_then(Action::from_name);
+    drop(waiting);
     match action {
         Some(Action::Refuse) => {
             let reason = message.get("reason");
@@ -694,7 +739,7 @@ pub(crate) async fn tallies(inner: &Inner) -> Result<Vec<TallyInfo>, TallyError>
             let rows = s.tallies()?;
             let mut balances = Vec::with_capacity(rows.len());
             for row in &rows {
-                balances.push(super::chits::read_chits(s, row)?.unwrap_or_default());
+                balances.push(super::chits::read_totals(s, row)?.unwrap_or_default());
             }
             Ok::<_, StoreError>((rows, s.outbox()?, balances, s.chit_outbox()?))
         })
@@ -714,7 +759,7 @@ fn with_chits(
     chit_outbox: &[ChitOutboxRow],
 ) -> TallyInfo {
     info.balance = summary.balance;
-    info.invoices_to_approve = summary.chits.iter().filter(|c| c.needs_action).count();
+    info.invoices_to_approve = summary.invoices_to_approve;
     info.my_limit = summary.my_limit;
     info.partner_limit = summary.partner_limit;
     let mut pending = chit_outbox.iter().filter(|o| o.tally == info.id).peekable();

@@ -4,12 +4,14 @@
 //! Only the agent's chit step (`crate::agent::chits`) writes these: one
 //! [`crate::tally::chain::ChitOutcome`] in one transaction, together with
 //! its outgoing messages and notifications. The rows read back into a
-//! [`crate::tally::chain::ChitLedger`] with `ChitLedger::restore`.
+//! [`crate::tally::chain::ChitLedger`] with `ChitLedger::restore_tail`
+//! (the chain's tail and the tally's summary, `chit_summaries`, migration
+//! 9) or, whole, `ChitLedger::restore`.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{StoreError, StoreTx, now};
-use crate::tally::chain::{ChitRow, ChitState};
+use crate::tally::chain::{Balance, ChitRow, ChitState, ChitTotals};
 use crate::tally::chit::{ChainLink, ChitRecord};
 
 /// One stored chit, with the tally it belongs to and when it was written.
@@ -268,6 +270,33 @@ pub(super) fn good_chits(conn: &Connection, tally: &str) -> Result<Vec<GoodChit>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What a tally's good chits after `at` (in list order: newer, or as new
+/// and written later) add up to, milliCHIPs from our side.
+pub(super) fn good_after(
+    conn: &Connection,
+    tally: &str,
+    at: ChitCursor,
+) -> Result<i128, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, units FROM chits
+         WHERE tally = ?1 AND state IN ('A.good', 'L.good') AND created_at >= ?2
+             AND (created_at > ?2 OR rowid > ?3)",
+    )?;
+    let mut sum: i128 = 0;
+    for row in stmt.query_map(params![tally, at.created_at, at.seq], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+    })? {
+        let (state, units) = row?;
+        let units = i128::from(units.unwrap_or(0));
+        sum += if state.starts_with('A') {
+            units
+        } else {
+            -units
+        };
+    }
+    Ok(sum)
+}
+
 /// The chits of a tally whose message waits in the chit outbox.
 pub(super) fn chits_waiting(
     conn: &Connection,
@@ -288,6 +317,120 @@ pub(super) fn partners_waiting(conn: &Connection) -> Result<u64, StoreError> {
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The chit `uuid` of a tally.
+pub(super) fn chit_of(
+    conn: &Connection,
+    tally: &str,
+    uuid: &str,
+) -> Result<Option<StoredChit>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CHIT_COLUMNS} FROM chits WHERE tally = ?1 AND uuid = ?2"
+    ))?;
+    Ok(stmt.query_row([tally, uuid], chit_from_row).optional()?)
+}
+
+/// The tail of a tally's chits: those linked after index `after`, and
+/// those not linked that are not void (in no order).
+pub(super) fn chit_tail(
+    conn: &Connection,
+    tally: &str,
+    after: u64,
+) -> Result<Vec<StoredChit>, StoreError> {
+    let mut linked = conn.prepare_cached(&format!(
+        "SELECT {CHIT_COLUMNS} FROM chits WHERE tally = ?1 AND link_index > ?2"
+    ))?;
+    let mut out: Vec<StoredChit> = linked
+        .query_map(params![tally, to_i64(after)], chit_from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut unlinked = conn.prepare_cached(&format!(
+        "SELECT {CHIT_COLUMNS} FROM chits WHERE tally = ?1 AND link_index IS NULL
+             AND state NOT IN ('A.void', 'L.void')"
+    ))?;
+    for row in unlinked.query_map([tally], chit_from_row)? {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
+/// The chain hash of a tally's chit linked at `index`.
+pub(super) fn link_hash_at(
+    conn: &Connection,
+    tally: &str,
+    index: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let hash: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT link_hash FROM chits WHERE tally = ?1 AND link_index = ?2",
+            params![tally, to_i64(index)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    hash.map(|h| {
+        h.try_into()
+            .map_err(|_| StoreError::Corrupt("a chain hash is not 32 bytes".into()))
+    })
+    .transpose()
+}
+
+/// How many of a tally's chits are in `state`.
+pub(super) fn chits_in_state(
+    conn: &Connection,
+    tally: &str,
+    state: &str,
+) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM chits WHERE tally = ?1 AND state = ?2",
+        [tally, state],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// What a tally's chits add up to (migration 9); `None`: no summary row
+/// (a tally without chits).
+pub(super) fn chit_totals(
+    conn: &Connection,
+    tally: &str,
+) -> Result<Option<ChitTotals>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT good, pending, committed, stock_limit, foil_limit, stock_close, foil_close
+         FROM chit_summaries WHERE tally = ?1",
+    )?;
+    let mut rows = stmt.query([tally])?;
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    let (good, pending, committed): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (stock_limit, foil_limit): (Option<String>, Option<String>) = (r.get(3)?, r.get(4)?);
+    let (stock_close, foil_close): (bool, bool) = (r.get(5)?, r.get(6)?);
+    let amount = |text: &str| {
+        text.parse::<i128>().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "a tally's chit summary holds {text:?}, not an amount"
+            ))
+        })
+    };
+    let limit = |text: Option<String>| {
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|_| {
+                StoreError::Corrupt(format!("a tally's chit summary holds {t:?}, not a limit"))
+            })
+        })
+        .transpose()
+    };
+    Ok(Some(ChitTotals {
+        balance: Balance {
+            good: amount(&good)?,
+            pending: amount(&pending)?,
+            committed: amount(&committed)?,
+        },
+        stock_limit: limit(stock_limit)?,
+        foil_limit: limit(foil_limit)?,
+        stock_close,
+        foil_close,
+    }))
 }
 
 pub(super) fn chits_confirmed(conn: &Connection, tally: &str) -> Result<u64, StoreError> {
@@ -367,6 +510,35 @@ impl StoreTx<'_> {
                 at
             ],
         )?;
+        Ok(())
+    }
+
+    /// Writes what a tally's chits add up to (its summary, migration 9).
+    pub fn put_chit_totals(&self, tally: &str, totals: &ChitTotals) -> Result<(), StoreError> {
+        let limit = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+        self.conn().execute(
+            "INSERT OR REPLACE INTO chit_summaries (tally, good, pending, committed,
+                 stock_limit, foil_limit, stock_close, foil_close)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                tally,
+                totals.balance.good.to_string(),
+                totals.balance.pending.to_string(),
+                totals.balance.committed.to_string(),
+                limit(&totals.stock_limit),
+                limit(&totals.foil_limit),
+                totals.stock_close,
+                totals.foil_close
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Recomputes every tally's chit summary from its stored chits alone,
+    /// as migration 9 filled it (diagnostics and tests).
+    pub fn refill_chit_summaries(&self) -> Result<(), StoreError> {
+        self.conn()
+            .execute_batch(super::migrations::FILL_CHIT_SUMMARIES)?;
         Ok(())
     }
 
@@ -479,6 +651,44 @@ macro_rules! chit_read_methods {
         /// How many partners undelivered messages wait for.
         pub fn partners_waiting(&self) -> Result<u64, StoreError> {
             chits::partners_waiting(self.conn())
+        }
+
+        /// What a tally's good chits after `at` (list order) add up to.
+        pub fn good_after(&self, tally: &str, at: ChitCursor) -> Result<i128, StoreError> {
+            chits::good_after(self.conn(), tally, at)
+        }
+
+        /// The chit `uuid` of a tally.
+        pub fn chit_of(&self, tally: &str, uuid: &str) -> Result<Option<StoredChit>, StoreError> {
+            chits::chit_of(self.conn(), tally, uuid)
+        }
+
+        /// The chits of a tally linked after index `after`, and those not
+        /// linked that are not void.
+        pub fn chit_tail(&self, tally: &str, after: u64) -> Result<Vec<StoredChit>, StoreError> {
+            chits::chit_tail(self.conn(), tally, after)
+        }
+
+        /// The chain hash at `index` of a tally's chain.
+        pub fn link_hash_at(
+            &self,
+            tally: &str,
+            index: u64,
+        ) -> Result<Option<[u8; 32]>, StoreError> {
+            chits::link_hash_at(self.conn(), tally, index)
+        }
+
+        /// How many of a tally's chits are in `state` (a state code).
+        pub fn chits_in_state(&self, tally: &str, state: &str) -> Result<u64, StoreError> {
+            chits::chits_in_state(self.conn(), tally, state)
+        }
+
+        /// What a tally's chits add up to (its summary); `None`: none kept.
+        pub fn chit_totals(
+            &self,
+            tally: &str,
+        ) -> Result<Option<crate::tally::chain::ChitTotals>, StoreError> {
+            chits::chit_totals(self.conn(), tally)
         }
 
         /// How many links of the tally's chain both halves agree on.

@@ -433,4 +433,77 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE chits ADD COLUMN opened_as TEXT;
     CREATE INDEX chits_by_time ON chits (tally, created_at);
     "#,
+    // 9: what a tally's chits add up to, kept with every chit change (the
+    // ledger's `ChitTotals`), so that a chit operation reads only the
+    // chain's tail and the tally screens read no chit at all. Balances are
+    // milliCHIPs from our side as decimal text (the ledger sums in i128);
+    // `*_limit` the JSON of the `limit` of the latest binding setting chit
+    // of that side with one (NULL: none, the tally's terms hold);
+    // `*_close` whether that side's close request binds. Filled here from
+    // the stored chits, as the ledger sums them (`ChitLedger::balance`,
+    // `limit_granted_by`, `close_requested_by`). `chits_by_link`: the
+    // chain's tail and the link at an index; `chits_by_uuid`: a chit found
+    // by its uuid alone (approving, rejecting, a delivery).
+    MIGRATION_9,
 ];
+
+/// The `INSERT` of migration 9: every tally's chit summary from its stored
+/// chits.
+macro_rules! fill_chit_summaries {
+    () => {
+        "INSERT OR REPLACE INTO chit_summaries (tally, good, pending, committed, stock_limit, \
+             foil_limit, stock_close, foil_close) \
+         SELECT t.id, \
+             CAST(coalesce((SELECT sum(CASE WHEN c.state LIKE 'A.%' THEN coalesce(c.units, 0) \
+                 ELSE -coalesce(c.units, 0) END) FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good')), 0) AS TEXT), \
+             CAST(coalesce((SELECT sum(CASE WHEN c.state LIKE 'A.%' THEN coalesce(c.units, 0) \
+                 ELSE -coalesce(c.units, 0) END) FROM chits c \
+                 WHERE c.tally = t.id AND c.state NOT IN ('A.void', 'L.void')), 0) AS TEXT), \
+             CAST(coalesce((SELECT sum(CASE WHEN c.state LIKE 'A.%' THEN coalesce(c.units, 0) \
+                 ELSE -coalesce(c.units, 0) END) FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good', 'L.pend.good')), 0) AS TEXT), \
+             (SELECT c.record -> '$.ref.limit' FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good', 'L.pend.good') \
+                 AND c.record ->> '$.by' = 'stock' AND c.record ->> '$.type' = 'set' \
+                 AND json_type(c.record, '$.ref.limit') IS NOT NULL \
+                 ORDER BY (c.link_index IS NULL) DESC, c.link_index DESC, c.uuid DESC LIMIT 1), \
+             (SELECT c.record -> '$.ref.limit' FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good', 'L.pend.good') \
+                 AND c.record ->> '$.by' = 'foil' AND c.record ->> '$.type' = 'set' \
+                 AND json_type(c.record, '$.ref.limit') IS NOT NULL \
+                 ORDER BY (c.link_index IS NULL) DESC, c.link_index DESC, c.uuid DESC LIMIT 1), \
+             EXISTS (SELECT 1 FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good', 'L.pend.good') \
+                 AND c.record ->> '$.by' = 'stock' AND c.record ->> '$.type' = 'set' \
+                 AND json_type(c.record, '$.ref.close') = 'true'), \
+             EXISTS (SELECT 1 FROM chits c \
+                 WHERE c.tally = t.id AND c.state IN ('A.good', 'L.good', 'L.pend.good') \
+                 AND c.record ->> '$.by' = 'foil' AND c.record ->> '$.type' = 'set' \
+                 AND json_type(c.record, '$.ref.close') = 'true') \
+         FROM tallies t WHERE EXISTS (SELECT 1 FROM chits c WHERE c.tally = t.id);"
+    };
+}
+
+/// Migration 9 (see [`MIGRATIONS`]).
+const MIGRATION_9: &str = concat!(
+    r#"
+    CREATE INDEX chits_by_link ON chits (tally, link_index);
+    CREATE INDEX chits_by_uuid ON chits (uuid);
+    CREATE TABLE chit_summaries (
+        tally        TEXT    PRIMARY KEY REFERENCES tallies (id) ON DELETE CASCADE,
+        good         TEXT    NOT NULL,
+        pending      TEXT    NOT NULL,
+        committed    TEXT    NOT NULL,
+        stock_limit  TEXT,
+        foil_limit   TEXT,
+        stock_close  INTEGER NOT NULL CHECK (stock_close IN (0, 1)),
+        foil_close   INTEGER NOT NULL CHECK (foil_close IN (0, 1))
+    );
+    "#,
+    fill_chit_summaries!()
+);
+
+/// Recomputes every tally's chit summary from its stored chits, as
+/// migration 9 fills it (diagnostics and tests).
+pub const FILL_CHIT_SUMMARIES: &str = fill_chit_summaries!();

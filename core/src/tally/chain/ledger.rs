@@ -6,7 +6,13 @@
 //! [`ChitOutcome`]: the rows to write ([`ChitChangeSet`]), the messages to
 //! send and what to tell the user. The caller writes the change set (and
 //! queues the messages in its outbox) in one database transaction, then
-//! sends. [`ChitLedger::restore`] rebuilds the ledger from the written rows.
+//! sends. [`ChitLedger::restore`] rebuilds the ledger from the written rows;
+//! [`ChitLedger::restore_tail`] rebuilds only what an operation needs (the
+//! chain after the confirmed end, the chits not yet final, the chits it
+//! names) with [`ChitTotals`] standing for the rest, so that an operation
+//! costs the same on a tally with ten chits or ten thousand. A ledger so
+//! restored refuses, as a chain that does not match, anything that would
+//! need a link it does not hold.
 //!
 //! # The chain and who orders it
 //!
@@ -181,12 +187,72 @@ struct Entry {
 pub struct ChitLedger {
     tally: Arc<VerifiedTally>,
     me: Side,
-    genesis: [u8; 32],
     chits: BTreeMap<String, Entry>,
-    /// Chit uuids in chain order: `chain[i]` is linked at index `i + 1`.
+    /// Chit uuids in chain order: `chain[i]` is linked at index
+    /// `offset + i + 1`.
     chain: Vec<String>,
     /// How many links both halves agree on (the foil: all of them).
     confirmed: u64,
+    /// How many links at the start of the chain this ledger does not hold
+    /// (0 for a whole ledger; see [`ChitLedger::restore_tail`]).
+    offset: u64,
+    /// The chain hash at index `offset` (the tally's digest at 0).
+    offset_hash: [u8; 32],
+    /// What the chits it does not hold add up to.
+    base: ChitTotals,
+}
+
+/// What a tally's chits add up to: what the ledger needs of the chits it
+/// does not hold, and what a wallet keeps of all of them (its per-tally
+/// summary) to show a tally's balance and limits without reading its
+/// chits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChitTotals {
+    pub balance: Balance,
+    /// The `limit` of the latest binding setting chit of the stock that
+    /// has one (see [`ChitLedger::limit_granted_by`]); `None`: no such
+    /// chit.
+    pub stock_limit: Option<Value>,
+    pub foil_limit: Option<Value>,
+    /// A binding close request of the stock / foil.
+    pub stock_close: bool,
+    pub foil_close: bool,
+}
+
+impl ChitTotals {
+    pub fn limit(&self, side: Side) -> Option<&Value> {
+        match side {
+            Side::Stock => self.stock_limit.as_ref(),
+            Side::Foil => self.foil_limit.as_ref(),
+        }
+    }
+
+    pub fn close(&self, side: Side) -> bool {
+        match side {
+            Side::Stock => self.stock_close,
+            Side::Foil => self.foil_close,
+        }
+    }
+}
+
+/// The lowest chain index a message names (a chit's place, a chain end,
+/// where a request starts), and the chits it names: what a ledger that
+/// holds only the chain's tail must hold to apply it
+/// ([`ChitLedger::restore_tail`]).
+pub fn message_needs(message: &ChitMessage) -> (Option<u64>, Vec<&str>) {
+    match message {
+        ChitMessage::Chit { chit, link, .. } => (link.map(|l| l.index), vec![chit.uuid()]),
+        ChitMessage::Update {
+            uuid, end, chits, ..
+        } => {
+            let lowest = chits.iter().map(|c| c.link.index).chain([end.index]).min();
+            let mut uuids: Vec<&str> = chits.iter().map(|c| c.chit.uuid()).collect();
+            uuids.extend(uuid.as_deref());
+            (lowest, uuids)
+        }
+        ChitMessage::Request { after, .. } => (Some(after.index), Vec::new()),
+        ChitMessage::Error { .. } => (None, Vec::new()),
+    }
 }
 
 /// Why a received message was refused; the ledger is unchanged.
@@ -360,14 +426,88 @@ fn direction_of(me: Side, by: Side) -> Direction {
 impl ChitLedger {
     /// An empty ledger for `me`'s half of an open tally.
     pub fn new(tally: &VerifiedTally, me: Side) -> Self {
+        let genesis = chain_genesis(tally.record());
         Self {
-            genesis: chain_genesis(tally.record()),
             tally: Arc::new(tally.clone()),
             me,
             chits: BTreeMap::new(),
             chain: Vec::new(),
             confirmed: 0,
+            offset: 0,
+            offset_hash: genesis,
+            base: ChitTotals::default(),
         }
+    }
+
+    /// Rebuilds the part of a ledger an operation needs: the chain after
+    /// index `offset` (whose hash is `offset_hash`; `offset` ≤ `confirmed`),
+    /// every chit not linked that is not void, and any other the operation
+    /// names (held for its state, not as part of the chain, if linked at or
+    /// before `offset`), from their rows (`offset_hash`: `None` for 0); `all` is what every chit of the
+    /// tally adds up to (the wallet's summary, written with each change:
+    /// [`ChitLedger::totals`]). The held part is checked as
+    /// [`ChitLedger::restore`] checks a whole ledger, its chain from
+    /// `offset_hash` on; the chits before `offset` were checked when they
+    /// were stored and change only through an operation that names them. A
+    /// message from the partner needs the chain from the lowest index it
+    /// names and from the chits it names ([`message_needs`]); a local
+    /// action on a chit needs only that chit. The ledger refuses what would
+    /// need a link it does not hold (as a chain that does not match).
+    pub fn restore_tail(
+        tally: &VerifiedTally,
+        me: Side,
+        rows: impl IntoIterator<Item = ChitRow>,
+        confirmed: u64,
+        offset: u64,
+        offset_hash: Option<[u8; 32]>,
+        all: &ChitTotals,
+    ) -> Result<Self, RestoreError> {
+        if offset > confirmed {
+            return Err(RestoreError::Confirmed {
+                confirmed,
+                problem: format!("the held chain starts after it, at {offset}"),
+            });
+        }
+        let offset_hash = match (offset, offset_hash) {
+            (0, _) => chain_genesis(tally.record()),
+            (_, Some(hash)) => hash,
+            (index, None) => {
+                return Err(RestoreError::Chain {
+                    index,
+                    problem: "no chit is linked there".into(),
+                });
+            }
+        };
+        let mut ledger = Self::restore_from(tally, me, rows, confirmed, offset, offset_hash)?;
+        let held = ledger.totals();
+        let mut balance = all.balance;
+        balance.good -= held.balance.good;
+        balance.pending -= held.balance.pending;
+        balance.committed -= held.balance.committed;
+        ledger.base = ChitTotals {
+            balance,
+            stock_limit: all.stock_limit.clone(),
+            foil_limit: all.foil_limit.clone(),
+            stock_close: all.stock_close,
+            foil_close: all.foil_close,
+        };
+        Ok(ledger)
+    }
+
+    /// What every chit of the tally adds up to (held or not).
+    pub fn totals(&self) -> ChitTotals {
+        ChitTotals {
+            balance: self.balance(),
+            stock_limit: self.latest_limit(Side::Stock).cloned(),
+            foil_limit: self.latest_limit(Side::Foil).cloned(),
+            stock_close: self.close_requested_by(Side::Stock),
+            foil_close: self.close_requested_by(Side::Foil),
+        }
+    }
+
+    /// How many links at the start of the chain this ledger does not hold.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Rebuilds a ledger from the rows its change sets wrote. Checks that
@@ -381,7 +521,21 @@ impl ChitLedger {
         rows: impl IntoIterator<Item = ChitRow>,
         confirmed: u64,
     ) -> Result<Self, RestoreError> {
+        let genesis = chain_genesis(tally.record());
+        Self::restore_from(tally, me, rows, confirmed, 0, genesis)
+    }
+
+    fn restore_from(
+        tally: &VerifiedTally,
+        me: Side,
+        rows: impl IntoIterator<Item = ChitRow>,
+        confirmed: u64,
+        offset: u64,
+        offset_hash: [u8; 32],
+    ) -> Result<Self, RestoreError> {
         let mut ledger = Self::new(tally, me);
+        ledger.offset = offset;
+        ledger.offset_hash = offset_hash;
         let bad = |uuid: &str, problem: String| RestoreError::Row {
             uuid: uuid.to_owned(),
             problem,
@@ -424,6 +578,22 @@ impl ChitLedger {
                 return Err(bad(&uuid, "it has a claim it cannot have".into()));
             }
             if let Some(link) = row.link
+                && link.index <= offset
+            {
+                // A chit the operation names, linked before the held
+                // chain: held for its state, not as part of the chain.
+                let entry = Entry {
+                    record: Arc::new(row.record),
+                    state: row.state,
+                    link: row.link,
+                    claim: row.claim,
+                };
+                if ledger.chits.insert(uuid.clone(), entry).is_some() {
+                    return Err(bad(&uuid, "it is stored twice".into()));
+                }
+                continue;
+            }
+            if let Some(link) = row.link
                 && linked.insert(link.index, uuid.clone()).is_some()
             {
                 return Err(RestoreError::Chain {
@@ -441,9 +611,9 @@ impl ChitLedger {
                 return Err(bad(&uuid, "it is stored twice".into()));
             }
         }
-        let mut prior = ledger.genesis;
+        let mut prior = offset_hash;
         for (position, (index, uuid)) in linked.into_iter().enumerate() {
-            let expected = position as u64 + 1;
+            let expected = offset + position as u64 + 1;
             if index != expected {
                 return Err(RestoreError::Chain {
                     index: expected,
@@ -471,7 +641,7 @@ impl ChitLedger {
                 "the foil confirms all its {len} links"
             )));
         }
-        for uuid in &ledger.chain[confirmed as usize..] {
+        for uuid in &ledger.chain[(confirmed - offset) as usize..] {
             if ledger.chits[uuid].record.by() != me {
                 return Err(confirmed_problem(format!(
                     "the provisional chit {uuid} is not the stock's own"
@@ -504,14 +674,20 @@ impl ChitLedger {
         self.tally.record().uuid()
     }
 
-    /// Every chit as a row: the linked ones in chain order, then the others
-    /// by uuid.
+    /// Every chit held as a row: the linked ones in chain order, then the
+    /// others by uuid (for a tail, those linked before it come last).
     pub fn rows(&self) -> Vec<ChitRow> {
         let mut rows: Vec<ChitRow> = self.chain.iter().filter_map(|u| self.row(u)).collect();
         rows.extend(
             self.chits
                 .iter()
                 .filter(|(_, e)| e.link.is_none())
+                .filter_map(|(u, _)| self.row(u)),
+        );
+        rows.extend(
+            self.chits
+                .iter()
+                .filter(|(_, e)| e.link.is_some_and(|l| l.index <= self.offset))
                 .filter_map(|(u, _)| self.row(u)),
         );
         rows
@@ -577,7 +753,7 @@ impl ChitLedger {
 
     /// The balance from this half's side (positive: the partner owes us).
     pub fn balance(&self) -> Balance {
-        let mut balance = Balance::default();
+        let mut balance = self.base.balance;
         for entry in self.chits.values() {
             let units = i128::from(entry.record.units().unwrap_or(0));
             let signed_units = match entry.state.direction {
@@ -603,9 +779,19 @@ impl ChitLedger {
     /// latest binding setting chit `side` issued with one (chain order,
     /// then unlinked ones by uuid), else `side`'s tally terms.
     pub fn limit_granted_by(&self, side: Side) -> Result<CreditLimit, LimitProblem> {
+        match self.latest_limit(side) {
+            Some(limit) => parse_limit(side, Some(limit)),
+            None => parse_limit(side, self.tally.record().party(side).terms().get("limit")),
+        }
+    }
+
+    /// The `limit` of the latest binding setting chit of `side` that has
+    /// one: chain order, then the unlinked ones by uuid; before the held
+    /// chain, the one its totals name.
+    fn latest_limit(&self, side: Side) -> Option<&Value> {
         let linked = self.chain.iter().filter_map(|u| self.chits.get(u));
         let unlinked = self.chits.values().filter(|e| e.link.is_none());
-        let setting = linked
+        linked
             .chain(unlinked)
             .filter(|e| {
                 e.state.is_signed()
@@ -613,11 +799,8 @@ impl ChitLedger {
                     && e.record.chit_type() == ChitType::Setting
             })
             .filter_map(|e| e.record.reference()?.get("limit"))
-            .next_back();
-        match setting {
-            Some(limit) => parse_limit(side, Some(limit)),
-            None => parse_limit(side, self.tally.record().party(side).terms().get("limit")),
-        }
+            .next_back()
+            .or_else(|| self.base.limit(side))
     }
 
     /// How many milliCHIPs we may still pledge: our committed balance plus
@@ -631,9 +814,11 @@ impl ChitLedger {
     /// `side` signed a close request that binds it (its own setting chit
     /// with `close: true`, ours as soon as we signed it).
     pub fn close_requested_by(&self, side: Side) -> bool {
-        self.chits
-            .values()
-            .any(|e| e.state.is_signed() && e.record.by() == side && asks_close(&e.record))
+        self.base.close(side)
+            || self
+                .chits
+                .values()
+                .any(|e| e.state.is_signed() && e.record.by() == side && asks_close(&e.record))
     }
 
     /// Where the tally is in its closing: `Open` until either side's close
@@ -823,15 +1008,22 @@ impl ChitLedger {
     /// timer): the stock asks for the chits after its confirmed end; the
     /// foil announces its end.
     pub fn sync(&self) -> Vec<ChitMessage> {
-        match self.me {
+        Self::sync_from(self.tally_uuid(), self.me, self.link_at(self.confirmed))
+    }
+
+    /// [`ChitLedger::sync`] of `me`'s half of tally `tally` whose confirmed
+    /// end is `confirmed` (the foil's is its chain's end), without the
+    /// ledger.
+    pub fn sync_from(tally: &str, me: Side, confirmed: ChainLink) -> Vec<ChitMessage> {
+        match me {
             Side::Stock => vec![ChitMessage::Request {
-                tally: self.tally_uuid().to_owned(),
-                after: self.link_at(self.confirmed),
+                tally: tally.to_owned(),
+                after: confirmed,
             }],
-            Side::Foil if self.len() > 0 => vec![ChitMessage::Update {
-                tally: self.tally_uuid().to_owned(),
+            Side::Foil if confirmed.index > 0 => vec![ChitMessage::Update {
+                tally: tally.to_owned(),
                 uuid: None,
-                end: self.end(),
+                end: confirmed,
                 chits: Vec::new(),
             }],
             Side::Foil => Vec::new(),
@@ -839,7 +1031,8 @@ impl ChitLedger {
     }
 
     /// The chit messages still owed: one per chit whose request has not
-    /// been marked [`ChitLedger::sent`].
+    /// been marked [`ChitLedger::sent`] (of a tail: among the chits it
+    /// holds).
     pub fn unsent(&self) -> Vec<ChitMessage> {
         self.chits
             .values()
@@ -922,21 +1115,41 @@ impl ChitLedger {
 
     // ---- internals ------------------------------------------------------
 
-    fn len(&self) -> u64 {
-        self.chain.len() as u64
+    /// How many chits are linked (held or not).
+    pub fn chain_len(&self) -> u64 {
+        self.len()
     }
 
-    /// The link at `index` (0: the tally's digest); `index` ≤ `len`.
+    fn len(&self) -> u64 {
+        self.offset + self.chain.len() as u64
+    }
+
+    /// The link at `index` (0: the tally's digest), from `offset` (the
+    /// start of the held chain) to `len`; `None` outside.
+    fn held_link(&self, index: u64) -> Option<ChainLink> {
+        if index == self.offset {
+            return Some(ChainLink {
+                index,
+                hash: self.offset_hash,
+            });
+        }
+        let uuid = self.chain_uuid(index)?;
+        self.chits.get(uuid)?.link
+    }
+
+    /// The uuid of the chit linked at `index`, if held.
+    fn chain_uuid(&self, index: u64) -> Option<&String> {
+        let position = index.checked_sub(self.offset + 1)?;
+        self.chain.get(usize::try_from(position).ok()?)
+    }
+
+    /// The link at `index`, from `offset` to `len` (the confirmed end and
+    /// the chain's end always are).
     fn link_at(&self, index: u64) -> ChainLink {
-        let hash = match index {
-            0 => self.genesis,
-            i => self
-                .chain
-                .get(i as usize - 1)
-                .and_then(|u| self.chits.get(u)?.link)
-                .map_or(self.genesis, |l| l.hash),
-        };
-        ChainLink { index, hash }
+        self.held_link(index).unwrap_or(ChainLink {
+            index: self.offset,
+            hash: self.offset_hash,
+        })
     }
 
     fn check_payment(&self, units: u64) -> Result<(), LimitCheck> {
@@ -1112,7 +1325,8 @@ impl Work {
     /// Stock: links `run` (verified, consecutive from `confirmed + 1`) as
     /// confirmed, then moves the provisional chits behind it.
     fn place_confirmed(&mut self, run: &[(String, ChainLink)]) {
-        let tail: Vec<String> = self.l.chain.drain(self.l.confirmed as usize..).collect();
+        let held = (self.l.confirmed - self.l.offset) as usize;
+        let tail: Vec<String> = self.l.chain.drain(held..).collect();
         for (uuid, link) in run {
             if let Some(entry) = self.entry_mut(uuid) {
                 entry.link = Some(*link);
@@ -1285,7 +1499,13 @@ impl Work {
     fn update(&self, uuid: Option<String>, from: u64) -> ChitMessage {
         let mut chits = Vec::new();
         let mut bytes = 0usize;
-        for uuid in self.l.chain.iter().skip(from.saturating_sub(1) as usize) {
+        let skip = from.saturating_sub(1).saturating_sub(self.l.offset);
+        for uuid in self
+            .l
+            .chain
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        {
             let Some(entry) = self.l.chits.get(uuid) else {
                 break;
             };
@@ -1482,8 +1702,9 @@ impl Work {
                     let index = item.link.index;
                     let uuid = item.chit.uuid();
                     if index <= confirmed {
-                        let ours = self.l.link_at(index);
-                        if self.l.chain[index as usize - 1] != uuid || ours.hash != item.link.hash {
+                        let ours = self.l.held_link(index);
+                        let same = self.l.chain_uuid(index).is_some_and(|u| u == uuid);
+                        if !same || ours.map(|l| l.hash) != Some(item.link.hash) {
                             return Err(ApplyError::Fork { index });
                         }
                         continue;
@@ -1491,7 +1712,10 @@ impl Work {
                     // The link before: ours if agreed, else the run's
                     // previous one (checked in the step before).
                     let prior = if index - 1 <= confirmed {
-                        self.l.link_at(index - 1).hash
+                        self.l
+                            .held_link(index - 1)
+                            .ok_or(ApplyError::Fork { index: index - 1 })?
+                            .hash
                     } else {
                         chits[(index - 1 - first_index) as usize].link.hash
                     };
@@ -1518,10 +1742,10 @@ impl Work {
         // it, our provisional chain may reach it (an acknowledgement).
         let confirmed = self.l.confirmed;
         if end.index <= confirmed {
-            if self.l.link_at(end.index) != end {
+            if self.l.held_link(end.index) != Some(end) {
                 return Err(ApplyError::Fork { index: end.index });
             }
-        } else if end.index <= self.l.len() && self.l.link_at(end.index) == end {
+        } else if end.index <= self.l.len() && self.l.held_link(end.index) == Some(end) {
             self.l.confirmed = end.index;
         }
         self.try_claims();
@@ -1531,7 +1755,8 @@ impl Work {
         } else if answered.is_none() && self.l.len() > confirmed {
             // Caught up with the foil's end and still holding provisional
             // chits: the foil did not have them when it answered.
-            let leftovers: Vec<ChitMessage> = self.l.chain[confirmed as usize..]
+            let held = (confirmed - self.l.offset) as usize;
+            let leftovers: Vec<ChitMessage> = self.l.chain[held..]
                 .iter()
                 .filter_map(|u| self.l.chits.get(u))
                 .map(|e| ChitMessage::Chit {
@@ -1552,7 +1777,7 @@ impl Work {
                 what: "chain requests (req)",
             });
         }
-        if after.index > self.l.len() || self.l.link_at(after.index) != after {
+        if after.index > self.l.len() || self.l.held_link(after.index) != Some(after) {
             return Err(ApplyError::Fork { index: after.index });
         }
         let reply = self.update(None, after.index + 1);
@@ -1889,5 +2114,338 @@ mod tests {
         let back =
             ChitLedger::restore(&t, Side::Foil, foil.rows(), foil.confirmed()).expect("restores");
         assert_eq!(back.close_state(), CloseState::Closed);
+    }
+
+    /// The part of `whole` an agent loads for an operation that names
+    /// `lowest` and `uuids` (as `crate::agent::chits::load_tail` picks it
+    /// from the store): the chain after the confirmed end and (`in_chain`,
+    /// a message) what is named; the unlinked chits but the void ones; the
+    /// chits named; and the totals for the rest.
+    fn tail_of(
+        whole: &ChitLedger,
+        lowest: Option<u64>,
+        uuids: &[&str],
+        in_chain: bool,
+    ) -> ChitLedger {
+        let rows = whole.rows();
+        let mut offset = whole.confirmed();
+        if let Some(index) = lowest {
+            offset = offset.min(index.saturating_sub(1));
+        }
+        for row in rows.iter().filter(|r| uuids.contains(&r.uuid.as_str())) {
+            if let Some(link) = row.link
+                && in_chain
+            {
+                offset = offset.min(link.index - 1);
+            }
+        }
+        let held = rows.iter().filter(|r| {
+            uuids.contains(&r.uuid.as_str())
+                || match r.link {
+                    Some(link) => link.index > offset,
+                    None => r.state.status != ChitStatus::Void,
+                }
+        });
+        let hash = (offset > 0).then(|| whole.link_at(offset).hash);
+        let tail = ChitLedger::restore_tail(
+            whole.tally(),
+            whole.side(),
+            held.cloned(),
+            whole.confirmed(),
+            offset,
+            hash,
+            &whole.totals(),
+        )
+        .expect("the tail restores");
+        assert_eq!(tail.totals(), whole.totals());
+        tail
+    }
+
+    /// Applies `message` to `whole` and to the tail an agent would load for
+    /// it: the same outcome (or the same refusal), and the same totals and
+    /// ends after.
+    fn apply_both(
+        whole: &mut ChitLedger,
+        message: &ChitMessage,
+    ) -> Result<ChitOutcome, ApplyError> {
+        let (lowest, uuids) = message_needs(message);
+        let mut tail = tail_of(whole, lowest, &uuids, true);
+        let got = tail.apply(message);
+        let want = whole.apply(message);
+        assert_eq!(
+            got, want,
+            "the tail and the whole ledger differ on {message:?}"
+        );
+        assert_eq!(tail.totals(), whole.totals());
+        assert_eq!(tail.end(), whole.end());
+        assert_eq!(tail.confirmed(), whole.confirmed());
+        assert_eq!(tail.is_consensed(), whole.is_consensed());
+        want
+    }
+
+    /// A local action on `whole` and on the tail loaded for it.
+    fn act_both(
+        whole: &mut ChitLedger,
+        uuid: &str,
+        act: impl Fn(&mut ChitLedger) -> Option<ChitOutcome>,
+    ) -> Option<ChitOutcome> {
+        // A signature differs each time (and so the chain hash): what the
+        // outcomes say is compared, not their signed bytes.
+        fn shape(outcome: &ChitOutcome) -> impl PartialEq + std::fmt::Debug {
+            let rows: Vec<_> = outcome
+                .changes
+                .chits
+                .iter()
+                .map(|r| (r.uuid.clone(), r.state, r.link.map(|l| l.index), r.claim))
+                .collect();
+            let outgoing: Vec<_> = outcome
+                .outgoing
+                .iter()
+                .map(|m| match m {
+                    ChitMessage::Chit { action, chit, link } => {
+                        format!("{action:?} {} {:?}", chit.uuid(), link.map(|l| l.index))
+                    }
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            (
+                rows,
+                outcome.changes.confirmed,
+                outcome.changes.notices.clone(),
+                outgoing,
+                outcome.ignored.clone(),
+            )
+        }
+        let mut tail = tail_of(whole, None, &[uuid], false);
+        let got = act(&mut tail);
+        let want = act(whole);
+        assert_eq!(
+            got.as_ref().map(shape),
+            want.as_ref().map(shape),
+            "the tail and the whole ledger differ on {uuid}"
+        );
+        assert_eq!(tail.totals(), whole.totals());
+        assert_eq!(tail.end().index, whole.end().index);
+        want
+    }
+
+    /// Crossing payments, invoices approved and rejected, settings and a
+    /// close, delivered out of order with repeats and losses (then synced):
+    /// at every step a ledger holding only the tail an agent loads does
+    /// exactly what the whole ledger does.
+    #[test]
+    fn the_tail_an_agent_loads_does_what_the_whole_ledger_does() {
+        let (sk, fk) = (key(1), key(2));
+        let t = tally(&sk, &fk);
+        for seed in 0..30u64 {
+            let mut rng = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut next = move |n: u64| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 33) % n
+            };
+            let mut stock = ChitLedger::new(&t, Side::Stock);
+            let mut foil = ChitLedger::new(&t, Side::Foil);
+            // (to the stock?, message)
+            let mut flight: Vec<(bool, ChitMessage)> = Vec::new();
+            let mut invoices: Vec<(Side, String)> = Vec::new();
+            for step in 0..60u64 {
+                match next(9) {
+                    0..=2 => {
+                        let side = if next(2) == 0 {
+                            Side::Stock
+                        } else {
+                            Side::Foil
+                        };
+                        let uuid = format!("p{seed}-{step}");
+                        let (ledger, key) = match side {
+                            Side::Stock => (&mut stock, &sk),
+                            Side::Foil => (&mut foil, &fk),
+                        };
+                        let units = 1 + next(900);
+                        let chit = pay(side, &uuid, units);
+                        if let Some(out) =
+                            act_both(ledger, &uuid, |l| l.issue(key, chit.clone()).ok())
+                        {
+                            for m in out.outgoing {
+                                flight.push((side == Side::Foil, m));
+                            }
+                        }
+                    }
+                    3 => {
+                        // An invoice to the other side.
+                        let payee = if next(2) == 0 {
+                            Side::Stock
+                        } else {
+                            Side::Foil
+                        };
+                        let uuid = format!("i{seed}-{step}");
+                        let ledger = match payee {
+                            Side::Stock => &mut stock,
+                            Side::Foil => &mut foil,
+                        };
+                        let chit = pay(payee.other(), &uuid, 1 + next(500));
+                        if let Some(out) = act_both(ledger, &uuid, |l| l.invoice(chit.clone()).ok())
+                        {
+                            invoices.push((payee.other(), uuid));
+                            for m in out.outgoing {
+                                flight.push((payee == Side::Foil, m));
+                            }
+                        }
+                    }
+                    4 if !invoices.is_empty() => {
+                        let (payer, uuid) = invoices.remove(next(invoices.len() as u64) as usize);
+                        let (ledger, key) = match payer {
+                            Side::Stock => (&mut stock, &sk),
+                            Side::Foil => (&mut foil, &fk),
+                        };
+                        let approve = next(2) == 0;
+                        let out = act_both(ledger, &uuid, |l| {
+                            if approve {
+                                l.approve(key, &uuid).ok()
+                            } else {
+                                l.reject(&uuid).ok()
+                            }
+                        });
+                        for m in out.into_iter().flat_map(|o| o.outgoing) {
+                            flight.push((payer == Side::Foil, m));
+                        }
+                    }
+                    5 => {
+                        // A new limit from either side (a close comes
+                        // once all is delivered, below: a limit raised
+                        // before a close request and delivered after it is
+                        // refused, and the two chains then never agree).
+                        let side = if next(2) == 0 {
+                            Side::Stock
+                        } else {
+                            Side::Foil
+                        };
+                        let uuid = format!("s{seed}-{step}");
+                        let settings = json!({"limit": 5 + next(20)});
+                        let (ledger, key) = match side {
+                            Side::Stock => (&mut stock, &sk),
+                            Side::Foil => (&mut foil, &fk),
+                        };
+                        let chit = setting(side, &uuid, settings);
+                        if let Some(out) =
+                            act_both(ledger, &uuid, |l| l.issue(key, chit.clone()).ok())
+                        {
+                            for m in out.outgoing {
+                                flight.push((side == Side::Foil, m));
+                            }
+                        }
+                    }
+                    6 => {
+                        // A consensus check from either side.
+                        let to_stock = next(2) == 0;
+                        let from = if to_stock { &foil } else { &stock };
+                        for m in from.sync() {
+                            flight.push((to_stock, m));
+                        }
+                    }
+                    _ if !flight.is_empty() => {
+                        // Deliver one in flight (any of them), maybe twice,
+                        // maybe lose it.
+                        let at = next(flight.len() as u64) as usize;
+                        let (to_stock, message) = flight.remove(at);
+                        // Lost (a chain message only: a chit message is
+                        // kept in the outbox until delivered).
+                        if next(8) == 0 && !matches!(message, ChitMessage::Chit { .. }) {
+                            continue;
+                        }
+                        if next(5) == 0 {
+                            flight.push((to_stock, message.clone()));
+                        }
+                        let (sender, receiver) = if to_stock {
+                            (&mut foil, &mut stock)
+                        } else {
+                            (&mut stock, &mut foil)
+                        };
+                        if let ChitMessage::Chit { chit, .. } = &message
+                            && sender
+                                .state(chit.uuid())
+                                .is_some_and(|s| s.request.is_some())
+                        {
+                            let uuid = chit.uuid().to_owned();
+                            act_both(sender, &uuid, |l| l.sent(&uuid).ok());
+                        }
+                        if let Ok(out) = apply_both(receiver, &message) {
+                            for m in out.outgoing {
+                                flight.push((!to_stock, m));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Everything delivered, then resynced until quiet; then one
+            // side asks to close, and that is delivered too.
+            for round in 0..5 {
+                if round == 4 {
+                    let side = if seed % 2 == 0 {
+                        Side::Stock
+                    } else {
+                        Side::Foil
+                    };
+                    let uuid = format!("close{seed}");
+                    let (ledger, key) = match side {
+                        Side::Stock => (&mut stock, &sk),
+                        Side::Foil => (&mut foil, &fk),
+                    };
+                    let chit = setting(side, &uuid, json!({"close": true}));
+                    let out = act_both(ledger, &uuid, |l| l.issue(key, chit.clone()).ok())
+                        .expect("asks to close");
+                    for m in out.outgoing {
+                        flight.push((side == Side::Foil, m));
+                    }
+                }
+                for m in foil.sync() {
+                    flight.push((true, m));
+                }
+                for m in stock.sync() {
+                    flight.push((false, m));
+                }
+                for m in stock.unsent() {
+                    flight.push((false, m));
+                }
+                for m in foil.unsent() {
+                    flight.push((true, m));
+                }
+                let mut rounds = 0;
+                while !flight.is_empty() {
+                    rounds += 1;
+                    assert!(rounds < 10_000, "the ledgers keep talking");
+                    let (to_stock, message) = flight.remove(0);
+                    let (sender, receiver) = if to_stock {
+                        (&mut foil, &mut stock)
+                    } else {
+                        (&mut stock, &mut foil)
+                    };
+                    if let ChitMessage::Chit { chit, .. } = &message
+                        && sender
+                            .state(chit.uuid())
+                            .is_some_and(|s| s.request.is_some())
+                    {
+                        let uuid = chit.uuid().to_owned();
+                        act_both(sender, &uuid, |l| l.sent(&uuid).ok());
+                    }
+                    if let Ok(out) = apply_both(receiver, &message) {
+                        for m in out.outgoing {
+                            flight.push((!to_stock, m));
+                        }
+                    }
+                }
+            }
+            assert!(stock.is_consensed() && foil.is_consensed(), "seed {seed}");
+            assert_eq!(stock.links(), foil.links(), "seed {seed}");
+            assert_eq!(stock.balance(), foil.balance().flipped(), "seed {seed}");
+            assert!(stock.chain_len() > 5, "seed {seed}: a chain worth the name");
+            assert!(stock.totals().stock_close || stock.totals().foil_close);
+            assert_ne!(stock.close_state(), CloseState::Open);
+        }
     }
 }

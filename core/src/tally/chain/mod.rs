@@ -24,8 +24,9 @@ pub use balance::{
     SettingProblem, check_settings, check_toward_zero, limit_value, parse_limit,
 };
 pub use ledger::{
-    ApplyError, ApproveError, ChitChangeSet, ChitLedger, ChitOutcome, ChitRow, Consensus, Ignored,
-    InvoiceError, IssueError, LedgerNotice, RejectError, RestoreError, SentError,
+    ApplyError, ApproveError, ChitChangeSet, ChitLedger, ChitOutcome, ChitRow, ChitTotals,
+    Consensus, Ignored, InvoiceError, IssueError, LedgerNotice, RejectError, RestoreError,
+    SentError, message_needs,
 };
 pub use message::{
     ChitAction, ChitMessage, LinkedChit, MAX_UPDATE_CHITS, MessageError, UPDATE_CHIT_BYTES,
