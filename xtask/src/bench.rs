@@ -1,5 +1,5 @@
-//! `cargo xtask bench [gateway|wallet|app|peer|tallies]`: every benchmark (or the one
-//! named), results in bench/results/.
+//! `cargo xtask bench [gateway|wallet|app|peer|tallies] [-- ARGS…]`: every benchmark (or
+//! the one named, with ARGS passed to its binary), results in bench/results/.
 
 use crate::sh::{self, Result, Timer, cmd};
 use crate::{session, ui};
@@ -8,8 +8,13 @@ use crate::{session, ui};
 const BENCHES: [&str; 5] = ["gateway", "wallet", "app", "peer", "tallies"];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
+    // What follows `--` goes to the one benchmark's binary (e.g. a smaller fixture).
+    let (args, extra) = match args.iter().position(|a| a == "--") {
+        Some(at) => (&args[..at], &args[at + 1..]),
+        None => (args, &[][..]),
+    };
     let only = match args {
-        [] => None,
+        [] if extra.is_empty() => None,
         [name] if BENCHES.contains(&name.as_str()) => Some(name.as_str()),
         _ => {
             return Err(format!(
@@ -88,7 +93,7 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         if only.is_some() {
             ui::build(timer, ui::Profile::Release)?;
         }
-        timer.step("tallies app benchmark", tallies_benchmark)?;
+        timer.step("tallies app benchmark", || tallies_benchmark(extra))?;
     }
     Ok(())
 }
@@ -117,7 +122,7 @@ fn app_benchmark() -> Result {
 
 /// The tallies benchmark of the release app, in the same kind of session as
 /// [`app_benchmark`].
-fn tallies_benchmark() -> Result {
+fn tallies_benchmark(extra: &[String]) -> Result {
     sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
     sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-app"]))?;
     let (display, _xvfb) = session::start_xvfb()?;
@@ -125,11 +130,13 @@ fn tallies_benchmark() -> Result {
     let _ = std::fs::remove_dir_all(&keyring_home);
     std::fs::create_dir_all(&keyring_home)
         .map_err(|e| format!("cannot create {}: {e}", keyring_home.display()))?;
+    // The extra arguments are the script's positional parameters ("$@"): no quoting to get wrong.
     let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
-                  cargo run --release -p notch-tests --bin notch-tally-app-bench -- --out bench/results/tallies.md";
+                  cargo run --release -p notch-tests --bin notch-tally-app-bench -- --out bench/results/tallies.md \"$@\"";
     sh::run(
         cmd("dbus-run-session")
-            .args(["--", "sh", "-c", script])
+            .args(["--", "sh", "-c", script, "tallies-bench"])
+            .args(extra)
             .env("DISPLAY", &display)
             .env("XDG_DATA_HOME", &keyring_home)
             .env("NOTCH_TEST_SECRET_SERVICE", "1"),
