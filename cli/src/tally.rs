@@ -563,34 +563,12 @@ pub fn default_listen() -> String {
 mod tests {
     use super::parse_chips;
 
+    /// Which texts are amounts is notch-core's (its tests); here only that a
+    /// refusal is bad input (exit code 3) and an amount passes through.
     #[test]
-    fn amounts_in_chips_have_at_most_three_decimals() {
-        for (text, milli) in [
-            ("12.5", 12_500),
-            ("1", 1_000),
-            ("0.001", 1),
-            (".25", 250),
-            ("007.100", 7_100),
-            ("9223372036854775.807", 9_223_372_036_854_775_807),
-        ] {
-            assert_eq!(parse_chips(text).unwrap_or(0), milli, "{text}");
-        }
-        for text in [
-            "",
-            ".",
-            "1.",
-            "0",
-            "0.000",
-            "-1",
-            "+1",
-            "1.0001",
-            "1e3",
-            "1,5",
-            " 1",
-            "1..2",
-            "9223372036854775.808",
-            "99999999999999999999",
-        ] {
+    fn a_refused_amount_is_bad_input() {
+        assert_eq!(parse_chips("12.5").ok(), Some(12_500));
+        for text in ["", "0", "-1", "1.0001", "1e3"] {
             let err = parse_chips(text).err().map(|e| e.class.code());
             assert_eq!(err, Some(3), "{text:?} must be refused with exit code 3");
         }
