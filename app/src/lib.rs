@@ -27,11 +27,15 @@ const STATUS_POLL: Duration = Duration::from_secs(3);
 const AGENT_POLL: Duration = Duration::from_secs(2);
 
 /// The single-instance D-Bus id: one running app per wallet directory, so
-/// a link opened while Notch runs goes to it, and test apps with wallets
-/// of their own (`NOTCH_DATA_DIR`) do not take each other for a second
+/// a link opened while Notch runs goes to it, and apps with wallets of
+/// their own (`NOTCH_DATA_DIR`, or another `XDG_DATA_HOME` or `HOME`, where
+/// the default directory lives) do not take each other for a second
 /// instance.
 fn instance_id(identifier: &str) -> String {
-    match data_dir_from_env() {
+    let place = data_dir_from_env()
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+    match place {
         None => identifier.to_owned(),
         Some(dir) => {
             use std::hash::{Hash, Hasher};
