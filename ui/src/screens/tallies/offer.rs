@@ -18,6 +18,9 @@ pub fn OfferReview(detail: TallyDetailView) -> impl IntoView {
     let partner = detail.partner.clone();
     let unknown = || "not given".to_owned();
 
+    // Gone once the person has left this review (this component is then
+    // disposed): a late answer must not take them back.
+    let shown = StoredValue::new(());
     let answer = move |accept: bool| {
         error.set(None);
         busy.set(true);
@@ -31,7 +34,9 @@ pub fn OfferReview(detail: TallyDetailView) -> impl IntoView {
             // Accepting may reach the partner's agent before it answers.
             let r = ipc::call::<_, TallyRow>(cmd, &args, ipc::LONG_TIMEOUT_MS).await;
             busy.try_set(false);
+            let still_here = shown.try_get_value().is_some();
             match r {
+                Ok(_) if !still_here => cx.tally_rev.update(|n| *n += 1),
                 Ok(row) => {
                     cx.tally_rev.update(|n| *n += 1);
                     if accept {
