@@ -351,6 +351,7 @@ impl CliWallet {
             .unwrap_or_else(|_| panic!("{}: the agent did not say it listens", self.name));
         let said: Value = serde_json::from_str(&first).unwrap();
         assert_eq!(said["listening"], listen.as_str(), "{first}");
+        assert_eq!(said["port"], port, "{first}");
         CliAgent {
             child: Some(child),
             lines,

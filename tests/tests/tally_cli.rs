@@ -29,188 +29,20 @@
 
 #![allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
+use notch_tests::app_tally::CliWallet;
 use notch_tests::gateway::Sandbox;
-use notch_tests::{KillOnDrop, bin, eventually, free_port};
+use notch_tests::{eventually, free_port};
 use serde_json::Value;
 
 /// Long enough for the agents' default outbox poll (2 s) and a few doubling
 /// retries (2, 4, 8, 16 s) after a partner was offline.
 const SLOW: Duration = Duration::from_secs(60);
 
-struct Cli {
-    name: &'static str,
-    data_dir: PathBuf,
-    gateway: String,
-}
-
-impl Cli {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("notch"));
-        c.arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--gateway", &self.gateway, "--json"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs `args`, which must succeed, and returns its JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{}: notch {args:?} failed ({}): {}",
-            self.name,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{}: notch {args:?} printed no JSON ({e}): {}",
-                self.name,
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    /// Runs `args`, which must fail: returns its exit code and the message
-    /// of the JSON error line on stderr.
-    fn fails(&self, args: &[&str]) -> (i32, String) {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "{}: notch {args:?} should have failed, printed {}",
-            self.name,
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let error: Value = serde_json::from_str(stderr.lines().last().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("notch {args:?}: stderr is no JSON error ({e}): {stderr}"));
-        let message = error["error"]["message"].as_str().unwrap().to_owned();
-        (out.status.code().unwrap(), message)
-    }
-
-    fn tallies(&self) -> Vec<Value> {
-        self.json(&["tally", "list"]).as_array().unwrap().clone()
-    }
-
-    fn tally(&self, id: &str) -> Value {
-        self.json(&["tally", "show", id])
-    }
-
-    /// Waits until `notch tally show ID` satisfies `check`.
-    fn wait(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let what = format!("{}: {what}", self.name);
-        eventually(&what, SLOW, || {
-            let shown = self.tally(id);
-            check(&shown).then_some(shown)
-        })
-    }
-
-    fn wait_state(&self, id: &str, state: &str) -> Value {
-        self.wait(id, &format!("tally {id} to be {state}"), |t| {
-            t["state"] == state
-        })
-    }
-
-    /// Waits for this tally's balance (milliCHIPs, from this side) and
-    /// every chit on it good and linked (the partner's acknowledgement
-    /// stored), or void.
-    fn wait_settled(&self, id: &str, balance: i64) -> Value {
-        self.wait(id, &format!("balance {balance}, all chits settled"), |t| {
-            t["balance"] == balance
-                && t["chits"].as_array().unwrap().iter().all(|c| {
-                    let state = c["state"].as_str().unwrap();
-                    (state.ends_with(".good") && c["consensus"] == "linked")
-                        || state.ends_with(".void")
-                })
-        })
-    }
-
-    /// `notch agent --listen 127.0.0.1:PORT` in the background, once it
-    /// says it listens.
-    fn agent(&self, port: u16) -> Agent {
-        let listen = format!("127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("agent.log"))
-            .unwrap();
-        let mut child = self
-            .command(&["agent", "--listen", &listen])
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let seen = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("\"listening\"") {
-                    let _ = tx.send(line.clone());
-                }
-                seen.lock().unwrap().push(line);
-            }
-        });
-        let child = KillOnDrop(child);
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{}: the agent did not say it listens", self.name));
-        let said: Value = serde_json::from_str(&first).unwrap();
-        assert_eq!(said["listening"], listen.as_str());
-        assert_eq!(said["port"], port);
-        Agent {
-            child: Some(child),
-            lines,
-        }
-    }
-}
-
-struct Agent {
-    child: Option<KillOnDrop>,
-    /// What it printed on stdout (one JSON event a line).
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Agent {
-    /// Ctrl-C, as a user stops it; waits until it has exited.
-    fn stop(&mut self) {
-        let mut child = self.child.take().unwrap();
-        let process: &mut Child = &mut child.0;
-        let status = Command::new("kill")
-            .args(["-INT", &process.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exited = eventually(
-            "the agent to stop on Ctrl-C",
-            Duration::from_secs(15),
-            || process.try_wait().unwrap(),
-        );
-        assert!(exited.success(), "the agent exited with {exited}");
-    }
-
-    /// It printed a line holding every one of `needles`.
-    fn printed(&self, needles: &[&str]) -> bool {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().any(|l| needles.iter().all(|n| l.contains(n)))
-    }
-}
-
-fn verify(cli: &Cli, file: &Path) -> Output {
+fn verify(cli: &CliWallet, file: &Path) -> Output {
     cli.run(&["tally", "verify", file.to_str().unwrap()])
 }
 
@@ -223,11 +55,7 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     );
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path().join("gw"), "127.0.0.1:0");
-    let wallet = |name: &'static str| Cli {
-        name,
-        data_dir: dir.path().join(name),
-        gateway: sandbox.url.clone(),
-    };
+    let wallet = |name: &'static str| CliWallet::new(name, dir.path().join(name), &sandbox.url);
     let (alice, bob, carol) = (wallet("alice"), wallet("bob"), wallet("carol"));
     for cli in [&alice, &bob, &carol] {
         let init = cli.json(&["init"]);
@@ -273,7 +101,7 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     let b_id = scanned["tally"].as_str().unwrap().to_owned();
     let accepted = bob.json(&["tally", "accept", &b_id, "--yes"]);
     assert_eq!(accepted["state"], "open", "{accepted}");
-    let a_open = alice.wait_state(&a_id, "open");
+    let a_open = alice.wait_state(&a_id, "open", SLOW);
     let b_open = bob.tally(&b_id);
     assert_eq!(a_open["uuid"], b_open["uuid"]);
     assert!(a_open["uuid"].is_string());
@@ -299,8 +127,8 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     assert_eq!(paid["amount"], -12_500, "{paid}");
     assert_eq!(paid["units"], 12_500);
     assert_eq!(paid["mine"], true);
-    alice.wait_settled(&a_id, 12_500);
-    bob.wait_settled(&b_id, -12_500);
+    alice.wait_settled(&a_id, 12_500, SLOW);
+    bob.wait_settled(&b_id, -12_500, SLOW);
     let a_list = alice.tallies();
     let b_list = bob.tallies();
     assert_eq!(a_list[0]["balance"], 12_500);
@@ -319,7 +147,7 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     // 4. Alice invoices 2.5 CHIPs; Bob sees it waiting for him and approves.
     let invoice = alice.json(&["tally", "invoice", &a_id, "2.5", "--memo", "coffee"]);
     let chit = invoice["uuid"].as_str().unwrap().to_owned();
-    bob.wait(&b_id, "the invoice to need approval", |t| {
+    bob.wait(&b_id, "the invoice to need approval", SLOW, |t| {
         t["chits"]
             .as_array()
             .unwrap()
@@ -329,8 +157,8 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     let approved = bob.json(&["chit", "approve", &chit]);
     assert_eq!(approved["uuid"], chit.as_str());
     assert_eq!(approved["amount"], -2_500, "{approved}");
-    alice.wait_settled(&a_id, 15_000);
-    bob.wait_settled(&b_id, -15_000);
+    alice.wait_settled(&a_id, 15_000, SLOW);
+    bob.wait_settled(&b_id, -15_000, SLOW);
     // Approving twice is refused.
     let (code, message) = bob.fails(&["chit", "approve", &chit]);
     assert_ne!(code, 0);
@@ -355,18 +183,18 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
     let b_now = bob.tally(&b_id);
     assert_eq!(b_now["queued"], true, "{}", b_now);
     let _a_agent = alice.agent(a_port);
-    alice.wait_settled(&a_id, 16_000);
-    bob.wait_settled(&b_id, -16_000);
+    alice.wait_settled(&a_id, 16_000, SLOW);
+    bob.wait_settled(&b_id, -16_000, SLOW);
     assert_eq!(bob.tally(&b_id)["queued"], false);
 
     // 6. Alice lowers the credit she grants Bob to 20 CHIPs: Bob's wallet
     //    learns it, and refuses, before signing, a payment past it.
     let limit = alice.json(&["tally", "limit", &a_id, "20"]);
     assert_eq!(limit["type"], "set", "{limit}");
-    alice.wait(&a_id, "my limit to be 20 CHIPs", |t| {
+    alice.wait(&a_id, "my limit to be 20 CHIPs", SLOW, |t| {
         t["my_limit"] == 20_000
     });
-    bob.wait(&b_id, "Alice's limit to be 20 CHIPs", |t| {
+    bob.wait(&b_id, "Alice's limit to be 20 CHIPs", SLOW, |t| {
         t["partner_limit"] == 20_000
     });
     let (code, message) = bob.fails(&["tally", "pay", &b_id, "4.001"]);
@@ -375,19 +203,19 @@ fn two_cli_wallets_open_pay_invoice_offline_limit_close_and_refuse() {
         message.contains("credit") || message.contains("limit"),
         "{message}"
     );
-    bob.wait_settled(&b_id, -16_000);
+    bob.wait_settled(&b_id, -16_000, SLOW);
 
     // 7. Alice asks to close: both sides are closing; she pays Bob's debt
     //    back, the balance is zero and the tally is closed on both sides.
     let close = alice.json(&["tally", "close", &a_id]);
     assert_eq!(close["type"], "set", "{close}");
-    alice.wait_state(&a_id, "closing");
-    bob.wait_state(&b_id, "closing");
+    alice.wait_state(&a_id, "closing", SLOW);
+    bob.wait_state(&b_id, "closing", SLOW);
     alice.json(&["tally", "pay", &a_id, "16"]);
-    alice.wait_state(&a_id, "closed");
-    bob.wait_state(&b_id, "closed");
-    alice.wait_settled(&a_id, 0);
-    bob.wait_settled(&b_id, 0);
+    alice.wait_state(&a_id, "closed", SLOW);
+    bob.wait_state(&b_id, "closed", SLOW);
+    alice.wait_settled(&a_id, 0, SLOW);
+    bob.wait_settled(&b_id, 0, SLOW);
     for cli in [&alice, &bob] {
         let list = cli.tallies();
         assert_eq!(list.len(), 1);
