@@ -236,14 +236,20 @@ async fn chits_come_in_pages_with_running_balances_and_events() {
         linked(&bob, &b_id, &invoice.uuid)
     })
     .await;
-    until(&mut a_events, "the approval to be delivered", || async {
-        alice
-            .tally_chits(&a_id)
-            .await
-            .expect("chits")
-            .iter()
-            .all(|c| !c.waiting)
-    })
+    // Delivered, and the partner's confirmation of the chain back: a list
+    // and pages read while a chit is still provisional could differ.
+    until(
+        &mut a_events,
+        "the approval to be delivered and linked",
+        || async {
+            alice
+                .tally_chits(&a_id)
+                .await
+                .expect("chits")
+                .iter()
+                .all(|c| !c.waiting && c.consensus == "linked")
+        },
+    )
     .await;
 
     // The whole list and the pages agree, newest first.
