@@ -237,9 +237,12 @@ async fn chits_come_in_pages_with_running_balances_and_events() {
     })
     .await;
     // Delivered, and the partner's confirmation of the chain back: a list
-    // and pages read while a chit is still provisional could differ.
+    // and pages read while a chit is still provisional could differ. Waited
+    // for on a receiver of its own: `a_events` keeps every event for the
+    // check below.
+    let mut a_wait = alice.subscribe();
     until(
-        &mut a_events,
+        &mut a_wait,
         "the approval to be delivered and linked",
         || async {
             alice
