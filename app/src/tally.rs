@@ -196,7 +196,7 @@ fn detail_view(detail: &TallyDetail) -> Res<TallyDetailView> {
         partner_terms: info.partner_terms.to_string(),
         ticket,
         record_json: detail.record.to_string(),
-        chit_count: detail.chits.len() as u64,
+        chit_count: detail.chit_count,
         row,
     })
 }

@@ -377,8 +377,16 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
         }
         TallyCommand::Show { id } => {
             let detail = wallet.tally(id).await?;
+            // `show` is the whole tally, every chit: a person asked for it.
+            let chits = if detail.chit_count > 0 {
+                wallet.tally_chits(id).await?
+            } else {
+                Vec::new()
+            };
             if cli.json {
-                print_json(&serde_json::to_value(&detail)?);
+                let mut shown = serde_json::to_value(&detail)?;
+                shown["chits"] = serde_json::to_value(&chits)?;
+                print_json(&shown);
             } else {
                 print_info(&detail.info);
                 println!("  {}", detail.info.description);
@@ -387,9 +395,9 @@ pub async fn run(cli: &Cli, command: &TallyCommand) -> Res {
                     println!("  ticket: {ticket}");
                 }
                 println!("{}", serde_json::to_string_pretty(&detail.record)?);
-                if !detail.chits.is_empty() {
+                if !chits.is_empty() {
                     println!("chits (newest first):");
-                    for chit in &detail.chits {
+                    for chit in &chits {
                         print_chit(chit);
                     }
                 }

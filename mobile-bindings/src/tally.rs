@@ -133,8 +133,8 @@ pub struct TallyDetail {
     pub record_json: String,
     /// The ticket link of a draft still waiting for its partner.
     pub ticket: Option<String>,
-    /// The chits, newest first.
-    pub chits: Vec<ChitInfo>,
+    /// How many chits the tally holds (`tally_chits` reads them).
+    pub chit_count: u64,
 }
 
 /// Who the wallet is in its tallies.
@@ -368,7 +368,7 @@ impl NotchWallet {
         run(async move { Ok(w.tallies().await?.into_iter().map(Into::into).collect()) }).await
     }
 
-    /// One tally with its record and chits.
+    /// One tally with its record and how many chits it holds.
     pub async fn tally(&self, id: String) -> Result<TallyDetail, TallyError> {
         let w = self.wallet.clone();
         run(async move {
@@ -377,7 +377,7 @@ impl NotchWallet {
                 info: d.info.into(),
                 record_json: d.record.to_string(),
                 ticket: d.ticket,
-                chits: d.chits.into_iter().map(Into::into).collect(),
+                chit_count: d.chit_count,
             })
         })
         .await

@@ -1231,13 +1231,23 @@ pub(crate) async fn page(
             let total = s.chit_count(&row.id)?;
             let confirmed = s.chits_confirmed(&row.id)?;
             let waiting = s.chits_waiting(&row.id)?;
-            // The good balance after the page's newest row: every good
-            // chit up to it.
-            let good = s.good_chits(&row.id)?;
+            // The good balance after the page's newest row: the tally's
+            // (from its summary) less the good chits newer than that row, so
+            // the newest page reads a handful of rows, not every chit.
             let mut remaining: i128 = match chits.first() {
                 Some(first) => {
                     let top = crate::store::ChitCursor::of(first);
-                    good.iter().filter(|g| g.at <= top).map(|g| g.amount).sum()
+                    match s.chit_totals(&row.id)? {
+                        Some(totals) => totals.balance.good - s.good_after(&row.id, top)?,
+                        // No summary (chits written before migration 9
+                        // filled it): summed from the rows.
+                        None => s
+                            .good_chits(&row.id)?
+                            .iter()
+                            .filter(|g| g.at <= top)
+                            .map(|g| g.amount)
+                            .sum(),
+                    }
                 }
                 None => 0,
             };

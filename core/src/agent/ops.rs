@@ -132,8 +132,10 @@ pub struct TallyDetail {
     pub record: Value,
     /// The ticket link of a draft still waiting for its partner.
     pub ticket: Option<String>,
-    /// The chits of an open tally, newest first.
-    pub chits: Vec<super::ChitInfo>,
+    /// How many chits the tally holds. The chits themselves come in pages
+    /// ([`crate::Wallet::tally_chit_page`]): a tally of 10,000 chits shows
+    /// as fast as a new one.
+    pub chit_count: u64,
 }
 
 /// What one pass over the outbox did.
@@ -775,20 +777,20 @@ fn with_chits(
 pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyError> {
     let me = identity(inner).await?;
     let id2 = id.to_owned();
-    let (row, outbox, tokens, chits, chit_outbox) = inner
+    let (row, outbox, tokens, summary, chit_count, chit_outbox) = inner
         .db(move |s| {
             let row = s.tally(&id2)?;
             let outbox = s.outbox()?;
             let tokens = s.tokens_of(&id2)?;
-            let chits = match &row {
-                Some(row) => super::chits::read_chits(s, row)?,
-                None => None,
+            let (summary, chit_count) = match &row {
+                Some(row) => (super::chits::read_totals(s, row)?, s.chit_count(&row.id)?),
+                None => (None, 0),
             };
-            Ok::<_, StoreError>((row, outbox, tokens, chits, s.chit_outbox()?))
+            Ok::<_, StoreError>((row, outbox, tokens, summary, chit_count, s.chit_outbox()?))
         })
         .await?;
     let row = row.ok_or_else(|| TallyError::UnknownTally(id.to_owned()))?;
-    let summary = chits.unwrap_or_default();
+    let summary = summary.unwrap_or_default();
     let ticket = if row.state == TallyState::Draft {
         tokens
             .iter()
@@ -806,7 +808,7 @@ pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyEr
         info: with_chits(info(&row, &outbox), &summary, &chit_outbox),
         record: serde_json::from_str(&row.record).unwrap_or(Value::Null),
         ticket,
-        chits: summary.chits,
+        chit_count,
     })
 }
 

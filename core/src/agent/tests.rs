@@ -649,7 +649,7 @@ async fn what_a_chit_costs_on_a_short_and_a_long_tally() {
         let listed = started.elapsed();
         eprintln!(
             "{held} chits: a payment {pay:?}, the tally's detail {shown:?} ({} chits in it), the tally list {listed:?}",
-            detail.chits.len()
+            detail.chit_count
         );
         // The payments wait for the partner: not good yet.
         assert_eq!(i128::from(list[0].balance), good);

@@ -601,7 +601,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_notchwallet_tallies() != 18371:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_notch_mobile_checksum_method_notchwallet_tally() != 52558:
+    if lib.uniffi_notch_mobile_checksum_method_notchwallet_tally() != 18525:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_notchwallet_tally_accept() != 46196:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -5941,6 +5941,57 @@ class _UniffiFfiConverterTypeTallyError(_UniffiConverterRustBuffer):
         if isinstance(value, TallyError.Internal):
             buf.write_i32(5)
 
+@dataclass
+class TallyDetail:
+    """
+    One tally with its record exactly as signed.
+"""
+    def __init__(self, *, info:TallyInfo, record_json:str, ticket:typing.Optional[str], chit_count:int):
+        self.info = info
+        self.record_json = record_json
+        self.ticket = ticket
+        self.chit_count = chit_count
+        
+        
+
+    
+    def __str__(self):
+        return "TallyDetail(info={}, record_json={}, ticket={}, chit_count={})".format(self.info, self.record_json, self.ticket, self.chit_count)
+    def __eq__(self, other):
+        if self.info != other.info:
+            return False
+        if self.record_json != other.record_json:
+            return False
+        if self.ticket != other.ticket:
+            return False
+        if self.chit_count != other.chit_count:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeTallyDetail(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return TallyDetail(
+            info=_UniffiFfiConverterTypeTallyInfo.read(buf),
+            record_json=_UniffiFfiConverterString.read(buf),
+            ticket=_UniffiFfiConverterOptionalString.read(buf),
+            chit_count=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeTallyInfo.check_lower(value.info)
+        _UniffiFfiConverterString.check_lower(value.record_json)
+        _UniffiFfiConverterOptionalString.check_lower(value.ticket)
+        _UniffiFfiConverterUInt64.check_lower(value.chit_count)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeTallyInfo.write(value.info, buf)
+        _UniffiFfiConverterString.write(value.record_json, buf)
+        _UniffiFfiConverterOptionalString.write(value.ticket, buf)
+        _UniffiFfiConverterUInt64.write(value.chit_count, buf)
+
 class _UniffiFfiConverterSequenceTypeChitInfo(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -5963,57 +6014,6 @@ class _UniffiFfiConverterSequenceTypeChitInfo(_UniffiConverterRustBuffer):
         return [
             _UniffiFfiConverterTypeChitInfo.read(buf) for i in range(count)
         ]
-
-@dataclass
-class TallyDetail:
-    """
-    One tally with its record exactly as signed.
-"""
-    def __init__(self, *, info:TallyInfo, record_json:str, ticket:typing.Optional[str], chits:typing.List[ChitInfo]):
-        self.info = info
-        self.record_json = record_json
-        self.ticket = ticket
-        self.chits = chits
-        
-        
-
-    
-    def __str__(self):
-        return "TallyDetail(info={}, record_json={}, ticket={}, chits={})".format(self.info, self.record_json, self.ticket, self.chits)
-    def __eq__(self, other):
-        if self.info != other.info:
-            return False
-        if self.record_json != other.record_json:
-            return False
-        if self.ticket != other.ticket:
-            return False
-        if self.chits != other.chits:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeTallyDetail(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return TallyDetail(
-            info=_UniffiFfiConverterTypeTallyInfo.read(buf),
-            record_json=_UniffiFfiConverterString.read(buf),
-            ticket=_UniffiFfiConverterOptionalString.read(buf),
-            chits=_UniffiFfiConverterSequenceTypeChitInfo.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterTypeTallyInfo.check_lower(value.info)
-        _UniffiFfiConverterString.check_lower(value.record_json)
-        _UniffiFfiConverterOptionalString.check_lower(value.ticket)
-        _UniffiFfiConverterSequenceTypeChitInfo.check_lower(value.chits)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterTypeTallyInfo.write(value.info, buf)
-        _UniffiFfiConverterString.write(value.record_json, buf)
-        _UniffiFfiConverterOptionalString.write(value.ticket, buf)
-        _UniffiFfiConverterSequenceTypeChitInfo.write(value.chits, buf)
 
 @dataclass
 class TxStatus:
@@ -6246,7 +6246,7 @@ class NotchWalletProtocol(typing.Protocol):
         raise NotImplementedError
     async def tally(self, id: str) -> TallyDetail:
         """
-        One tally with its record and chits.
+        One tally with its record and how many chits it holds.
 """
         raise NotImplementedError
     async def tally_accept(self, id: str) -> TallyInfo:
@@ -6923,7 +6923,7 @@ class NotchWallet(NotchWalletProtocol):
         )
     async def tally(self, id: str) -> TallyDetail:
         """
-        One tally with its record and chits.
+        One tally with its record and how many chits it holds.
 """
         
         _UniffiFfiConverterString.check_lower(id)

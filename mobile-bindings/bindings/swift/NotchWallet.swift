@@ -1055,7 +1055,7 @@ public protocol NotchWalletProtocol: AnyObject, Sendable {
     func tallies() async throws  -> [TallyInfo]
     
     /**
-     * One tally with its record and chits.
+     * One tally with its record and how many chits it holds.
      */
     func tally(id: String) async throws  -> TallyDetail
     
@@ -1509,7 +1509,7 @@ open func tallies()async throws  -> [TallyInfo]  {
 }
     
     /**
-     * One tally with its record and chits.
+     * One tally with its record and how many chits it holds.
      */
 open func tally(id: String)async throws  -> TallyDetail  {
     return
@@ -3895,9 +3895,9 @@ public struct TallyDetail: Equatable, Hashable {
      */
     public let ticket: String?
     /**
-     * The chits, newest first.
+     * How many chits the tally holds (`tally_chits` reads them).
      */
-    public let chits: [ChitInfo]
+    public let chitCount: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3909,12 +3909,12 @@ public struct TallyDetail: Equatable, Hashable {
          * The ticket link of a draft still waiting for its partner.
          */ticket: String?, 
         /**
-         * The chits, newest first.
-         */chits: [ChitInfo]) {
+         * How many chits the tally holds (`tally_chits` reads them).
+         */chitCount: UInt64) {
         self.info = info
         self.recordJson = recordJson
         self.ticket = ticket
-        self.chits = chits
+        self.chitCount = chitCount
     }
 
     
@@ -3936,7 +3936,7 @@ public struct FfiConverterTypeTallyDetail: FfiConverterRustBuffer {
                 info: FfiConverterTypeTallyInfo.read(from: &buf), 
                 recordJson: FfiConverterString.read(from: &buf), 
                 ticket: FfiConverterOptionString.read(from: &buf), 
-                chits: FfiConverterSequenceTypeChitInfo.read(from: &buf)
+                chitCount: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3944,7 +3944,7 @@ public struct FfiConverterTypeTallyDetail: FfiConverterRustBuffer {
         FfiConverterTypeTallyInfo.write(value.info, into: &buf)
         FfiConverterString.write(value.recordJson, into: &buf)
         FfiConverterOptionString.write(value.ticket, into: &buf)
-        FfiConverterSequenceTypeChitInfo.write(value.chits, into: &buf)
+        FfiConverterUInt64.write(value.chitCount, into: &buf)
     }
 }
 
@@ -7446,7 +7446,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_notch_mobile_checksum_method_notchwallet_tallies() != 18371) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_notch_mobile_checksum_method_notchwallet_tally() != 52558) {
+    if (uniffi_notch_mobile_checksum_method_notchwallet_tally() != 18525) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_notch_mobile_checksum_method_notchwallet_tally_accept() != 46196) {

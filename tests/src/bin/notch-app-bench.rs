@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 
 use notch_core::keys::{RecoveryPhrase, WordCount};
 use notch_core::secrets::{OsSecretStore, SecretStore};
-use notch_core::{HistoryFilter, Network, Wallet, WalletConfig};
+use notch_core::wallet::HistoryPageFilter;
+use notch_core::{Network, Wallet, WalletConfig};
 use notch_tests::app_bench::*;
 use notch_tests::gateway::Sandbox;
 use notch_tests::wallet::Gw;
@@ -52,8 +53,9 @@ use notch_tests::bench::ENTROPY;
 const WALLET_AMOUNT: u64 = 1_000_000;
 /// The history list's row height in pixels (ui/src/screens/history.rs).
 const ROW_HEIGHT: f64 = 56.0;
-/// How long a screen may take before the bench gives up.
-const LONG: Duration = Duration::from_secs(180);
+/// How many times History is opened again from Home (the memory they add is
+/// a figure of its own).
+const REOPENINGS: usize = 10;
 /// How long the app is left alone after a screen appears before its memory
 /// is read (the web process finishes its start-up work in the background).
 const SETTLE: Duration = Duration::from_secs(3);
@@ -168,16 +170,25 @@ async fn history_wallet(
         u128::from(expected * WALLET_AMOUNT),
         "the wallet did not find every payment to it"
     );
-    let mut core_ms = Vec::new();
+    // What History asks for: its first page, and one in the middle of the
+    // list (where a scroll bar dragged half-way lands).
+    let (mut core_ms, mut deep_ms) = (Vec::new(), Vec::new());
     let mut count = 0;
+    let mut total = 0;
     for _ in 0..3 {
         let started = Instant::now();
-        count = wallet
-            .history(HistoryFilter::default())
+        let page = wallet
+            .history_page(HistoryPageFilter::default(), None, 100)
             .await
-            .unwrap()
-            .len();
+            .unwrap();
         core_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        (count, total) = (page.rows.len(), page.total);
+        let started = Instant::now();
+        wallet
+            .history_page_at(HistoryPageFilter::default(), None, total / 2, 100)
+            .await
+            .unwrap();
+        deep_ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
     json!({
         "wallet_id": wallet.wallet_id(),
@@ -186,7 +197,9 @@ async fn history_wallet(
         "height": report.height,
         "payments_found": received / u128::from(WALLET_AMOUNT),
         "core_history_ms": summary(&core_ms),
+        "core_history_deep_ms": summary(&deep_ms),
         "core_history_rows": count,
+        "core_history_total": total,
         "db_bytes": std::fs::metadata(dir.join("wallet.sqlite")).map(|m| m.len()).unwrap_or(0),
     })
 }
@@ -250,6 +263,31 @@ mo.observe(document.body, { childList: true, subtree: true, characterData: true 
 q('nav-history').click();
 "#;
 
+/// Clicks Home and times it: until the home screen's element (its sync
+/// state) is in the DOM, until the balances table is, and the frame that
+/// paints it. The balances come from the table the wallet keeps
+/// (`wallet_balances`), so the gap between the two is the figure.
+const OPEN_HOME_SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+let home = null, finished = false;
+const check = () => {
+  if (finished) return;
+  if (home === null && q('sync-state')) home = performance.now() - t0;
+  if (q('balances') || q('balances-error')) {
+    finished = true;
+    mo.disconnect();
+    const inDom = performance.now() - t0;
+    requestAnimationFrame(() => done({ home_ms: home, in_dom_ms: inDom, shown_ms: performance.now() - t0,
+                                       error: q('balances-error') ? q('balances-error').textContent : null }));
+  }
+};
+const mo = new MutationObserver(check);
+mo.observe(document.body, { childList: true, subtree: true, characterData: true });
+q('nav-home').click();
+"#;
+
 /// Scrolls the history list for `secs`: 'steady' at `pxPerSec`, or
 /// 'sweep' from the top to the bottom of the whole list. Per frame:
 /// the interval since the last frame, and whether the row at the position
@@ -291,11 +329,11 @@ const INVOKE_HISTORY_SCRIPT: &str = r#"
 const done = arguments[arguments.length - 1];
 const t0 = performance.now();
 window.__TAURI__.core.invoke('history', { args: { query: { asset: null, incoming: null, search: null } } })
-  .then((rows) => {
+  .then((page) => {
     const ms = performance.now() - t0;
     const t1 = performance.now();
-    const bytes = JSON.stringify(rows).length;
-    done({ ms, rows: rows.length, json_bytes: bytes, stringify_ms: performance.now() - t1 });
+    const bytes = JSON.stringify(page).length;
+    done({ ms, rows: page.rows.length, total: page.total, json_bytes: bytes, stringify_ms: performance.now() - t1 });
   })
   .catch((e) => done({ error: String(e && e.message || JSON.stringify(e)) }));
 "#;
@@ -418,11 +456,11 @@ fn history_session(
     std::thread::sleep(Duration::from_secs(1));
     let mem_scrolled = tree_memory(run.pid);
 
-    // Again, from Home: the screen fetches the whole history on every visit.
+    // Again, from Home: each visit asks for its first page again.
     let mut reopen = Vec::new();
-    for _ in 0..2 {
-        run.session.click("nav-home");
-        run.session.wait_for("balances", LONG);
+    let mut home = Vec::new();
+    for _ in 0..REOPENINGS {
+        home.push(run.session.execute_async(OPEN_HOME_SCRIPT, json!([])));
         std::thread::sleep(Duration::from_secs(1));
         reopen.push(run.session.execute_async(OPEN_HISTORY_SCRIPT, json!([])));
     }
@@ -450,6 +488,7 @@ fn history_session(
         "start": start,
         "open_first": with_frames(&open_first),
         "reopen": reopen.iter().map(with_frames).collect::<Vec<_>>(),
+        "home": home,
         "idle_home": frame_stats(&floats(&idle_home["frames"])),
         "idle_history": frame_stats(&floats(&idle_history["frames"])),
         "scroll_steady": with_frames(&steady),
@@ -459,7 +498,7 @@ fn history_session(
             "after_start": mem_start,
             "after_history_open": mem_history,
             "after_scrolling": mem_scrolled,
-            "after_reopening_twice": mem_reopened,
+            "after_reopening": mem_reopened,
             "after_two_raw_history_calls": mem_end,
         },
     })
@@ -718,7 +757,7 @@ to start {} ms before it. {}\n\n",
     s += "### Opening History\n\n\
 The click on the History link and the wait run inside the page (one WebDriver script): from `click()` to the first row \
 (`history-row-0`) in the DOM, and to the next animation frame (painted). The history screen asks the app for the whole \
-history in one `history` command and renders only the rows in view.\n\n\
+history a page of 100 rows at a time (`history` command) and renders only the rows in view.\n\n\
 | | click → first rows in DOM | click → painted | longest frame meanwhile | rows in DOM | shown |\n|---|---:|---:|---:|---:|---|\n";
     let open_row = |label: &str, v: &Value| -> String {
         format!(
@@ -741,27 +780,35 @@ history in one `history` command and renders only the rows in view.\n\n\
     }
     s += "\nWhere that time goes:\n\n| step | time |\n|---|---:|\n";
     s += &format!(
-        "| core: `Wallet::history` (all rows), in the bench process, median of {} | {} ms |\n",
+        "| core: `Wallet::history_page` (the first {} of {} rows), in the bench process, median of {} | {} ms |\n",
+        hw["core_history_rows"],
+        hw["core_history_total"],
         hw["core_history_ms"]["n"],
         mmm(&hw["core_history_ms"]),
+    );
+    s += &format!(
+        "| core: a page of 100 from the middle of the list (`history_page_at`, skip half), median of {} | {} ms |\n",
+        hw["core_history_deep_ms"]["n"],
+        mmm(&hw["core_history_deep_ms"]),
     );
     if let Some(list) = h["invoke"].as_array() {
         for (i, v) in list.iter().enumerate() {
             s += &format!(
-                "| app: `invoke('history')` from the page, without the UI (core + conversion to rows + JSON over IPC + `JSON.parse`), call {}: {} rows, {} MB of JSON | {} ms |\n",
+                "| app: `invoke('history')` from the page, without the UI (core + conversion to rows + JSON over IPC + `JSON.parse`), call {}: a page of {} rows of {}, {} kB of JSON | {} ms |\n",
                 i + 1,
                 v["rows"],
-                f(&(v["json_bytes"].as_f64().unwrap_or(0.0) / 1e6).into(), 1),
+                v["total"],
+                f(&(v["json_bytes"].as_f64().unwrap_or(0.0) / 1e3).into(), 1),
                 f(&v["ms"], 0),
             );
         }
     }
     s += "\nThe UI's own share (deserialising the rows into the wasm UI, rendering the visible ones) is \"click → painted\" \
 minus the app's; the two are measured at different moments.\n\n\
-**Note:** the History screen fetches the whole history when it opens and again only when the wallet's transactions \
-change (a payment, a state change, a reorg: ui/src/screens/history.rs), not on every sync pass; confirmations follow \
-the tip from each row's block height. Each opening of History still fetches every row (no paging yet), which is what \
-the memory figures after reopening show.\n\n";
+**Note:** the History screen is a virtual list of 100-row pages (ui/src/screens/history.rs): it asks for the pages \
+the visible rows fall in, keeps at most five, and shows a placeholder row until its page arrives (a frame whose row \
+at the scroll position is a placeholder counts as blank). It asks again when the wallet's transactions change, not \
+on every sync pass; confirmations follow the tip from each row's block height.\n\n";
 
     s += "### Scrolling the list\n\n\
 `requestAnimationFrame` intervals inside the page while a script scrolls the list container (`[data-testid=history-list]`) \
@@ -800,6 +847,26 @@ WebKitGTK paces frames itself).\n\n\
         "the page's frames from the click until the rows were painted",
     );
 
+    if let Some(list) = h["home"].as_array() {
+        s += "\n### Home\n\nThe click on the Home link, timed inside the page: until the home screen's first element \
+(`sync-state`) is in the DOM, until the balances table (`balances`) is, and the frame that paints it. The balances come \
+from the table the wallet keeps as it applies blocks.\n\n\
+| opening | click → home element | click → balances in DOM | click → balances painted | home element → balances painted |\n|---|---:|---:|---:|---:|\n";
+        for (i, v) in list.iter().enumerate() {
+            let gap = v["shown_ms"]
+                .as_f64()
+                .zip(v["home_ms"].as_f64())
+                .map(|(a, b)| a - b);
+            s += &format!(
+                "| {} | {} ms | {} ms | {} ms | **{} ms** |\n",
+                i + 1,
+                f(&v["home_ms"], 0),
+                f(&v["in_dom_ms"], 0),
+                f(&v["shown_ms"], 0),
+                f(&gap.into(), 0),
+            );
+        }
+    }
     s += "\n### Memory of the app's process tree\n\n\
 VmRSS (resident, counts shared pages once per process) and Pss (proportional: shared pages divided among the processes \
 sharing them, so the sum is fair) of `notch-app` and every descendant process (WebKitWebProcess, WebKitNetworkProcess), \
@@ -816,8 +883,8 @@ from `/proc/<pid>/status` and `/proc/<pid>/smaps_rollup`.\n\n\
     );
     s += &mem_row("after the two scrolls", &m["after_scrolling"]);
     s += &mem_row(
-        "after opening History twice more (from Home)",
-        &m["after_reopening_twice"],
+        &format!("after opening History {REOPENINGS} more times (from Home)"),
+        &m["after_reopening"],
     );
     s += &mem_row(
         "after two more `history` calls from the page",

@@ -1176,7 +1176,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_tallies() and 0xFFFF) != 18371) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_tally() and 0xFFFF) != 52558) {
+    if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_tally() and 0xFFFF) != 18525) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_tally_accept() and 0xFFFF) != 46196) {
@@ -2338,7 +2338,7 @@ public interface NotchWalletInterface {
     suspend fun `tallies`(): List<TallyInfo>
     
     /**
-     * One tally with its record and chits.
+     * One tally with its record and how many chits it holds.
      */
     suspend fun `tally`(`id`: kotlin.String): TallyDetail
     
@@ -2914,7 +2914,7 @@ open class NotchWallet: Disposable, AutoCloseable, NotchWalletInterface
 
     
     /**
-     * One tally with its record and chits.
+     * One tally with its record and how many chits it holds.
      */
     @Throws(TallyException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5408,9 +5408,9 @@ data class TallyDetail (
     val `ticket`: kotlin.String?
     , 
     /**
-     * The chits, newest first.
+     * How many chits the tally holds (`tally_chits` reads them).
      */
-    val `chits`: List<ChitInfo>
+    val `chitCount`: kotlin.ULong
     
 ){
     
@@ -5430,7 +5430,7 @@ public object FfiConverterTypeTallyDetail: FfiConverterRustBuffer<TallyDetail> {
             FfiConverterTypeTallyInfo.read(buf),
             FfiConverterString.read(buf),
             FfiConverterOptionalString.read(buf),
-            FfiConverterSequenceTypeChitInfo.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -5438,14 +5438,14 @@ public object FfiConverterTypeTallyDetail: FfiConverterRustBuffer<TallyDetail> {
             FfiConverterTypeTallyInfo.allocationSize(value.`info`) +
             FfiConverterString.allocationSize(value.`recordJson`) +
             FfiConverterOptionalString.allocationSize(value.`ticket`) +
-            FfiConverterSequenceTypeChitInfo.allocationSize(value.`chits`)
+            FfiConverterULong.allocationSize(value.`chitCount`)
     )
 
     override fun write(value: TallyDetail, buf: ByteBuffer) {
             FfiConverterTypeTallyInfo.write(value.`info`, buf)
             FfiConverterString.write(value.`recordJson`, buf)
             FfiConverterOptionalString.write(value.`ticket`, buf)
-            FfiConverterSequenceTypeChitInfo.write(value.`chits`, buf)
+            FfiConverterULong.write(value.`chitCount`, buf)
     }
 }
 
