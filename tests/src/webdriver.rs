@@ -34,13 +34,19 @@ impl AppSession {
     /// Like [`AppSession::launch`], with screenshots saved in `screens`
     /// (created if missing) rather than under `NOTCH_E2E_SCREENS`.
     pub fn launch_with_screens(app: &Path, env: &[(&str, &str)], screens: PathBuf) -> AppSession {
-        // tauri-driver now and then drops the new-session request on a busy
-        // machine; a fresh driver on fresh ports gets through.
+        // Should the new-session request still be dropped (a busy machine),
+        // a fresh driver on fresh ports, a moment later, gets through.
         let mut last = String::new();
-        for _ in 0..3 {
+        for attempt in 0..4 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_secs(2));
+            }
             match Self::try_launch_with_screens(app, env, screens.clone()) {
                 Ok(session) => return session,
-                Err(e) => last = e,
+                Err(e) => {
+                    eprintln!("WebDriver session, attempt {}: {e}", attempt + 1);
+                    last = e;
+                }
             }
         }
         panic!("{last}")
@@ -79,6 +85,13 @@ impl AppSession {
             .unwrap();
         eventually("tauri-driver to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        // tauri-driver listens before the WebKitWebDriver it started does,
+        // and drops a request it cannot forward (the client then sees the
+        // connection closed): the native driver must be up first. On a cold
+        // machine (CI's first e2e test) it takes seconds.
+        eventually("WebKitWebDriver to listen", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", native_port)).ok()
         });
         let capabilities = json!({
             "capabilities": { "alwaysMatch": { "tauri:options": { "application": app } } }

@@ -19,12 +19,16 @@
 //!    and leave no tally.
 //! 5. (second test) A ticket link the app is started with (NOTCH_OPEN_LINK)
 //!    is shown first, scanned only when the person proceeds, and refused.
+//!    Then a payment link opened while the app runs: a second `notch-app
+//!    LINK` hands it to the running one over D-Bus and exits; Send holds
+//!    its address.
 //!
 //! Screenshots of every tally screen go to `<NOTCH_E2E_SCREENS>/tallies/`.
 
 #![allow(clippy::unwrap_used)] // a failed assumption should fail the test loudly
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use notch_core::ticket::Ticket;
@@ -583,6 +587,33 @@ fn a_ticket_link_the_app_is_opened_with_is_scanned_only_when_asked_and_can_be_re
         t["state"].as_str().is_some_and(|s| s.ends_with("void"))
     });
     eprintln!("Bob's tally after the app refused: {}", refused["state"]);
+
+    // A link the system opens while the app runs: it starts a second
+    // `notch-app LINK` (the .desktop file's `Exec=notch-app %u`), which hands
+    // the link to the running app over D-Bus (single-instance) and exits.
+    let address = bob.json(&["address"])["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payment = format!("notch:{address}?amount=2.5&memo=lunch");
+    let mut second = Command::new(bin("notch-app"));
+    second.arg(&payment);
+    for (k, v) in &env(None) {
+        second.env(k, v);
+    }
+    let mut second = second.spawn().unwrap();
+    let exited = notch_tests::within_time(LONG, || second.try_wait().unwrap());
+    let Some(status) = exited else {
+        let _ = second.kill();
+        panic!("the second notch-app did not hand its link over and exit");
+    };
+    assert!(status.success(), "the second notch-app: {status}");
+    app.wait_for("deep-link-banner", LONG);
+    app.wait_text("deep-link-text", LONG, |t| t.trim() == payment);
+    // Send holds the address only: the amount and memo are the person's to
+    // type and check.
+    wait_value(&app, "send-address-0", LONG, |v| v == address);
+    app.screenshot("13-deep-link-payment-handed-over");
 }
 
 /// Refuses the offer shown; the app's tally is void (or gone from the list).

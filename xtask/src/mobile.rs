@@ -34,18 +34,10 @@ fn kotlin_home() -> PathBuf {
         .join("kotlin-compiler")
 }
 
-/// Builds the cdylib and the generator (same features, one build).
+/// Builds the cdylib and the generator, in the same build (and feature set)
+/// as the workspace's binaries.
 fn build_library_and_generator() -> Result {
-    sh::run(cmd("cargo").args([
-        "build",
-        "-p",
-        "notch-mobile",
-        "--features",
-        "cli",
-        "--lib",
-        "--bin",
-        "uniffi-bindgen",
-    ]))
+    crate::test::build_binaries()
 }
 
 /// Generates every language into `out/<lang>`.

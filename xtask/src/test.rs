@@ -126,8 +126,21 @@ fn fuzz_targets() -> Result {
 
 /// The binaries people run (gateway, CLI, app), built the way they ship:
 /// without the dev-only `tauri/test` feature that `cargo test` turns on.
-fn build_binaries() -> Result {
-    sh::run(cmd("cargo").args(["build", "--workspace", "--exclude", "notch-ui", "--bins"]))
+/// With them the bindings generator and the phones' library for the host
+/// (`notch-mobile/cli`): one build, one feature set. A build of
+/// `-p notch-mobile` alone resolves other features for the shared
+/// dependencies and compiled the whole tree again (390 s of a fresh run).
+pub fn build_binaries() -> Result {
+    sh::run(cmd("cargo").args([
+        "build",
+        "--workspace",
+        "--exclude",
+        "notch-ui",
+        "--features",
+        "notch-mobile/cli",
+        "--lib",
+        "--bins",
+    ]))
 }
 
 /// The real Secret Service: a throwaway session bus and gnome-keyring,
