@@ -456,6 +456,40 @@ fn tallies_open_both_ways_pay_invoice_wait_for_an_offline_partner_and_refuse_bad
     app_balance_is(&app, &app_b, -bob_b_balance);
     eprintln!("balances agree: app {text:?}, Bob {bob_balance}");
 
+    // The inbox told the person of each step that needed or concerned them
+    // (each one also goes to the desktop through the notification plugin).
+    app.click("nav-notifications");
+    app.wait_for("notifications-list", LONG);
+    let kinds = |app: &AppSession| -> Vec<String> {
+        let found = app.execute(
+            "return [...document.querySelectorAll('[data-testid^=\"notification-\"][data-kind]')].map(e => e.dataset.kind);",
+            json!([]),
+        );
+        found
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let wanted = [
+        "tally_offered",
+        "tally_opened",
+        "chit_received",
+        "invoice_to_approve",
+    ];
+    let shown = eventually("the tally notifications in the inbox", LONG, || {
+        let shown = kinds(&app);
+        wanted
+            .iter()
+            .all(|w| shown.iter().any(|k| k == w))
+            .then_some(shown)
+    });
+    eprintln!("notifications: {shown:?}");
+    app.screenshot("37-tally-notifications");
+
     // ------------------------------------------------------------------
     // 4. Tickets that are no good: a clear message and no new tally.
     open_tallies(&app);

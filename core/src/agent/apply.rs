@@ -405,8 +405,8 @@ fn notification(
             let terms = match (&record, row.side) {
                 (Some(r), Some(side)) => format!(
                     " You would hold the {side}; you grant {}, {partner} grants {}.",
-                    r.party(side).terms(),
-                    r.party(side.other()).terms()
+                    credit_words(side, r.party(side).terms()),
+                    credit_words(side.other(), r.party(side.other()).terms())
                 ),
                 _ => String::new(),
             };
@@ -444,5 +444,43 @@ fn notification(
         title,
         body,
         txid: None,
+    }
+}
+
+/// A party's terms as a person reads them: "credit of 50.000 CHIP" for a
+/// readable limit, the terms as signed otherwise.
+fn credit_words(by: Side, terms: &Value) -> String {
+    match crate::tally::chain::parse_limit(by, terms.get("limit")) {
+        Ok(limit) if terms.get("limit").is_some() => format!(
+            "credit of {} CHIP",
+            crate::tally::format_chips(limit.milli_chips)
+        ),
+        _ => format!("the terms {terms}"),
+    }
+}
+
+#[cfg(test)]
+mod credit_words_tests {
+    use serde_json::json;
+
+    use super::credit_words;
+    use crate::tally::Side;
+
+    #[test]
+    fn terms_read_as_credit_in_chips() {
+        assert_eq!(
+            credit_words(Side::Stock, &json!({"limit": 50})),
+            "credit of 50.000 CHIP"
+        );
+        assert_eq!(
+            credit_words(Side::Foil, &json!({"limit": 2.5})),
+            "credit of 2.500 CHIP"
+        );
+        // Terms a limit cannot be read from are shown as signed.
+        assert_eq!(
+            credit_words(Side::Stock, &json!({"limit": "lots"})),
+            r#"the terms {"limit":"lots"}"#
+        );
+        assert_eq!(credit_words(Side::Stock, &json!({})), "the terms {}");
     }
 }
