@@ -30,6 +30,18 @@ pub fn agent_config(listen: &str) -> AgentConfig {
     }
 }
 
+/// Names the two wallets of a tally test in the certificates of their
+/// tallies: CHIP user `alice` ("Alice") and `bob` ("Bob").
+pub async fn name_alice_and_bob(alice: &Wallet, bob: &Wallet) {
+    alice
+        .set_tally_profile(Some("alice".into()), Some("Alice".into()))
+        .await
+        .unwrap();
+    bob.set_tally_profile(Some("bob".into()), Some("Bob".into()))
+        .await
+        .unwrap();
+}
+
 /// Starts `wallet`'s agent on `listen`.
 pub async fn agent(wallet: &Wallet, listen: &str) -> AgentHandle {
     wallet.start_agent(agent_config(listen)).await.unwrap()

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use notch_core::tally::Side;
 use notch_core::{TicketOptions, Wallet};
-use notch_tests::tally::{NO_GATEWAY, agent, balance, converged, state_of, wait_chit};
+use notch_tests::tally::{
+    NO_GATEWAY, agent, balance, converged, name_alice_and_bob, state_of, wait_chit,
+};
 use notch_tests::wallet::new_wallet;
 use serde_json::json;
 
@@ -64,13 +66,7 @@ async fn three_tallies_between_two_wallets_open_by_scan_in_both_directions() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (alice, _) = new_wallet(da.path(), NO_GATEWAY).await;
     let (bob, _) = new_wallet(db.path(), NO_GATEWAY).await;
-    alice
-        .set_tally_profile(Some("alice".into()), Some("Alice".into()))
-        .await
-        .unwrap();
-    bob.set_tally_profile(Some("bob".into()), Some("Bob".into()))
-        .await
-        .unwrap();
+    name_alice_and_bob(&alice, &bob).await;
     let a_agent = agent(&alice, "127.0.0.1:0").await;
     let b_agent = agent(&bob, "127.0.0.1:0").await;
 

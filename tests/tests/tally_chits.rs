@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use notch_core::tally::Side;
 use notch_core::{NotificationKind, TallyPayError, TicketOptions, Wallet};
-use notch_tests::tally::{NO_GATEWAY, agent, balance, chain, chit, converged, state_of, wait_chit};
+use notch_tests::tally::{
+    NO_GATEWAY, agent, balance, chain, chit, converged, name_alice_and_bob, state_of, wait_chit,
+};
 use notch_tests::wallet::new_wallet;
 use serde_json::json;
 
@@ -59,13 +61,7 @@ async fn payments_invoices_an_offline_partner_and_crossing_payments_converge() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (alice, _) = new_wallet(da.path(), NO_GATEWAY).await;
     let (bob, _) = new_wallet(db.path(), NO_GATEWAY).await;
-    alice
-        .set_tally_profile(Some("alice".into()), Some("Alice".into()))
-        .await
-        .unwrap();
-    bob.set_tally_profile(Some("bob".into()), Some("Bob".into()))
-        .await
-        .unwrap();
+    name_alice_and_bob(&alice, &bob).await;
     // Both agents listen before the tally is drafted, so each certificate
     // says where its agent is reached.
     let _a_agent = agent(&alice, "127.0.0.1:0").await;

@@ -30,7 +30,9 @@ use notch_core::tally::Side;
 use notch_core::{
     ChitApproveError, NotificationKind, TallyInvoiceError, TallyPayError, TicketOptions, Wallet,
 };
-use notch_tests::tally::{NO_GATEWAY, agent, chain, chit, converged, state_of, wait_chit};
+use notch_tests::tally::{
+    NO_GATEWAY, agent, chain, chit, converged, name_alice_and_bob, state_of, wait_chit,
+};
 use notch_tests::wallet::config;
 use serde_json::json;
 
@@ -66,13 +68,7 @@ async fn reopenable(dir: &std::path::Path) -> (Wallet, Arc<MemorySecretStore>) {
 /// Alice (stock, the ticket's issuer) and Bob (foil) with an open tally in
 /// which each grants the other 10 CHIPs; both agents must be running.
 async fn open_tally(alice: &Wallet, bob: &Wallet) -> (String, String) {
-    alice
-        .set_tally_profile(Some("alice".into()), Some("Alice".into()))
-        .await
-        .unwrap();
-    bob.set_tally_profile(Some("bob".into()), Some("Bob".into()))
-        .await
-        .unwrap();
+    name_alice_and_bob(alice, bob).await;
     let (ticket, draft) = alice
         .tally_ticket_with(TicketOptions {
             expires_in: Duration::from_secs(600),
