@@ -347,20 +347,7 @@ async fn a_long_tally_opens_with_one_page() {
             s.write(|tx| {
                 let row = tx.tally(&id)?.expect("tally");
                 let mut ledger = super::chits::load(tx, &row)?.expect("ledger");
-                for k in 0..n {
-                    let chit = crate::tally::ChitBuilder::transaction(
-                        ledger.tally_uuid(),
-                        ledger.side(),
-                        format!("fixture-{k:06}"),
-                        crate::tally::format_date(std::time::SystemTime::now()),
-                        1,
-                    )
-                    .build()
-                    .expect("chit");
-                    let uuid = chit.uuid().to_owned();
-                    ledger.issue(&me.key, chit).expect("issues");
-                    ledger.sent(&uuid).expect("sent");
-                }
+                issue_fixture_payments(&mut ledger, &me.key, 0..n);
                 for chit in ledger.rows() {
                     tx.put_chit(&row.id, &chit)?;
                 }
@@ -609,20 +596,7 @@ async fn what_a_chit_costs_on_a_short_and_a_long_tally() {
                     let row = tx.tally(&id)?.expect("tally");
                     let mut ledger = super::chits::load(tx, &row)?.expect("ledger");
                     let before = ledger.rows().len();
-                    for k in from..target {
-                        let chit = crate::tally::ChitBuilder::transaction(
-                            ledger.tally_uuid(),
-                            ledger.side(),
-                            format!("fixture-{k:06}"),
-                            crate::tally::format_date(std::time::SystemTime::now()),
-                            1,
-                        )
-                        .build()
-                        .expect("chit");
-                        let uuid = chit.uuid().to_owned();
-                        ledger.issue(&me2.key, chit).expect("issues");
-                        ledger.sent(&uuid).expect("sent");
-                    }
+                    issue_fixture_payments(&mut ledger, &me2.key, from..target);
                     for chit in ledger.rows().iter().skip(before) {
                         tx.put_chit(&row.id, chit)?;
                     }
@@ -654,5 +628,29 @@ async fn what_a_chit_costs_on_a_short_and_a_long_tally() {
         // The payments wait for the partner: not good yet.
         assert_eq!(i128::from(list[0].balance), good);
         assert_eq!(i128::from(detail.info.balance), good);
+    }
+}
+
+/// Signs one-milliCHIP payments `fixture-{k}` for each `k` of `ks` into
+/// `ledger`, each marked sent: a fixture the callers write straight into
+/// the store, not chits made through the protocol.
+fn issue_fixture_payments(
+    ledger: &mut crate::tally::chain::ChitLedger,
+    key: &crate::keys::TallyKey,
+    ks: std::ops::Range<usize>,
+) {
+    for k in ks {
+        let chit = crate::tally::ChitBuilder::transaction(
+            ledger.tally_uuid(),
+            ledger.side(),
+            format!("fixture-{k:06}"),
+            crate::tally::format_date(std::time::SystemTime::now()),
+            1,
+        )
+        .build()
+        .expect("chit");
+        let uuid = chit.uuid().to_owned();
+        ledger.issue(key, chit).expect("issues");
+        ledger.sent(&uuid).expect("sent");
     }
 }
