@@ -1411,6 +1411,7 @@ pub(crate) async fn flush_over(
             return true;
         }
     };
+    tracing::trace!(%remote, rows = rows.len(), "flushing chit messages");
     for row in rows {
         let message = for_attempt(&row.message, row.attempts.saturating_add(1));
         if let Err(e) = session.send(&message).await {

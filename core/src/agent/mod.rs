@@ -299,6 +299,19 @@ struct Links {
     sessions: Mutex<HashMap<[u8; 32], Vec<Arc<Line>>>>,
     /// To the running agent's dispatcher ([`dispatch_loop`]).
     dispatch: Mutex<Option<UnboundedSender<[u8; 32]>>>,
+    /// One outbox flush at a time per partner: two sessions with one
+    /// partner (each side opened one) would otherwise both send every
+    /// queued message.
+    flushing: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Links {
+    fn flush_turn(&self, partner: [u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flushing = lock(&self.flushing);
+        // Partners no session flushes to any more are forgotten.
+        flushing.retain(|_, turn| Arc::strong_count(turn) > 1);
+        flushing.entry(partner).or_default().clone()
+    }
 }
 
 /// One open session, as the outbox sees it.
@@ -413,6 +426,12 @@ impl Live {
     fn heard(&self) {
         *lock(&self.line.heard) = Instant::now();
         self.line.answering.store(true, Ordering::SeqCst);
+    }
+
+    /// The session ends with messages still queued for the partner: they
+    /// are passed on when it goes.
+    fn pass_on(&self) {
+        self.line.poked.store(true, Ordering::SeqCst);
     }
 
     /// Until something is queued for the partner.
@@ -813,37 +832,75 @@ async fn converse(
     first: Duration,
     idle: Duration,
 ) {
-    // A receive is kept pending while we send: it must not be dropped half
-    // way through a packet.
+    use futures_util::StreamExt;
     let (sender, receiver) = session.halves();
+    // One receive stays pending for the whole session, also while we send:
+    // a partner flushing to us at the same time as we flush to it must find
+    // us reading, or both block on full socket buffers. (A receive must not
+    // be dropped half way through a packet either.) The stream ends after
+    // the first error that ends the session.
+    let incoming = futures_util::stream::unfold(Some(receiver), |receiver| async move {
+        let receiver = receiver?;
+        let received = receiver.recv().await;
+        let ended = matches!(&received, Err(e) if !matches!(e, RecvError::NotJson(_)));
+        Some((received, (!ended).then_some(receiver)))
+    });
+    tokio::pin!(incoming);
+    let mut inbox = Inbox::default();
+    tracing::trace!(%remote, ours = live.line.ours, "tally session");
     // A session with the partner: check every chit chain we share with it
     // (PROTOCOL §13, `sync()` on reconnection).
-    if !chits::sync_over(inner, me, sender, remote).await {
+    if !inbox
+        .while_sending(&mut incoming, chits::sync_over(inner, me, sender, remote))
+        .await
+    {
+        live.pass_on();
         return;
     }
     let mut deadline = Instant::now() + first;
     loop {
-        if !flush(inner, me, sender, remote, live).await {
+        if !inbox
+            .while_sending(&mut incoming, flush(inner, me, sender, remote, live))
+            .await
+        {
+            // What is left in the outbox goes out on another session or a
+            // new connection, whose chain check also brings back the chits
+            // this one wrote but the partner may not have read.
+            live.pass_on();
             return;
         }
-        let received = {
-            let next = receiver.recv();
-            tokio::pin!(next);
-            loop {
+        let received = match inbox.held.pop_front() {
+            Some(held) => held,
+            None => loop {
                 tokio::select! {
                     biased;
-                    received = &mut next => break received,
+                    received = incoming.next() => match received {
+                        Some(received) => break received,
+                        None => return,
+                    },
                     () = live.poked() => {
-                        if !flush(inner, me, sender, remote, live).await {
+                        if !inbox
+                            .while_sending(&mut incoming, flush(inner, me, sender, remote, live))
+                            .await
+                        {
+                            live.pass_on();
                             return;
                         }
                         deadline = deadline.max(Instant::now() + idle);
+                        if let Some(held) = inbox.held.pop_front() {
+                            break held;
+                        }
                     }
-                    () = tokio::time::sleep_until(deadline) => return,
+                    () = tokio::time::sleep_until(deadline) => {
+                        let drained = drain(inner, me, remote, sender, &mut incoming, &mut inbox).await;
+                        tracing::debug!(%remote, drained, "quiet tally session closed");
+                        return;
+                    }
                 }
-            }
+            },
         };
         live.heard();
+        tracing::trace!(%remote, held = inbox.held.len(), "routing");
         match received {
             Ok(message) => route(inner, me, remote, message).await,
             Err(RecvError::NotJson(_)) => {}
@@ -856,6 +913,98 @@ async fn converse(
     }
 }
 
+/// Ends a quiet session without losing what the partner sent meanwhile:
+/// our direction closes first, then what the partner still sends (it may
+/// be flushing as we decide to stop) is read and routed until it closes
+/// too. Bounded: each message within [`DRAIN_GAP`], all within
+/// [`DRAIN_LIMIT`]. Answers queued meanwhile are passed on with the
+/// session's end.
+async fn drain<I>(
+    inner: &Arc<Inner>,
+    me: &Arc<Identity>,
+    remote: AgentId,
+    sender: &mut SessionSender<TcpStream>,
+    incoming: &mut std::pin::Pin<&mut I>,
+    inbox: &mut Inbox,
+) -> usize
+where
+    I: futures_util::Stream<Item = Result<Value, RecvError>>,
+{
+    use futures_util::StreamExt;
+    sender.shutdown().await;
+    let end = Instant::now() + DRAIN_LIMIT;
+    let mut drained = 0;
+    loop {
+        let received = match inbox.held.pop_front() {
+            Some(held) => held,
+            None => {
+                let gap = (Instant::now() + DRAIN_GAP).min(end);
+                match tokio::time::timeout_at(gap, incoming.next()).await {
+                    Ok(Some(received)) => received,
+                    Ok(None) | Err(_) => return drained,
+                }
+            }
+        };
+        match received {
+            Ok(message) => {
+                drained += 1;
+                route(inner, me, remote, message).await;
+            }
+            Err(RecvError::NotJson(_)) => {}
+            Err(_) => return drained,
+        }
+    }
+}
+
+/// How long a closing session waits for each of the partner's last
+/// messages, and for all of them.
+const DRAIN_GAP: Duration = Duration::from_secs(5);
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Messages received while we were sending, kept in order to be routed
+/// once the send is done.
+#[derive(Default)]
+struct Inbox {
+    held: std::collections::VecDeque<Result<Value, RecvError>>,
+}
+
+impl Inbox {
+    /// At most this many messages wait while we send: past it we stop
+    /// reading (and a partner that keeps writing waits, as TCP makes it).
+    /// Each is one packet, so at most 64 KiB.
+    const MAX_HELD: usize = 1024;
+
+    /// Runs `send` to its end, receiving into the inbox meanwhile. What
+    /// `send` answers (`false`: the session failed).
+    async fn while_sending<I, F>(&mut self, incoming: &mut std::pin::Pin<&mut I>, send: F) -> bool
+    where
+        I: futures_util::Stream<Item = Result<Value, RecvError>>,
+        F: std::future::Future<Output = bool>,
+    {
+        use futures_util::StreamExt;
+        tokio::pin!(send);
+        let mut open = true;
+        loop {
+            if !open || self.held.len() >= Self::MAX_HELD {
+                tracing::trace!(open, held = self.held.len(), "sending without reading");
+                return send.await;
+            }
+            tokio::select! {
+                biased;
+                sent = &mut send => return sent,
+                received = incoming.next() => match received {
+                    Some(received) => {
+                        open = received.as_ref().is_ok()
+                            || matches!(received, Err(RecvError::NotJson(_)));
+                        self.held.push_back(received);
+                    }
+                    None => open = false,
+                },
+            }
+        }
+    }
+}
+
 /// Sends what both outboxes hold for `remote`. `false` if the session
 /// failed.
 async fn flush(
@@ -865,6 +1014,8 @@ async fn flush(
     remote: AgentId,
     live: &Live,
 ) -> bool {
+    let turn = live.links.flush_turn(*remote.as_bytes());
+    let _turn = turn.lock().await;
     live.take();
     let sent = flush_over(inner, me, sender, remote).await
         && chits::flush_over(inner, me, sender, remote).await;
@@ -953,6 +1104,7 @@ async fn route(inner: &Arc<Inner>, me: &Arc<Identity>, remote: AgentId, message:
         .and_then(Value::as_str)
         .and_then(Action::from_name);
     if target == Some("chit") {
+        tracing::trace!(%remote, action = ?message.get("action"), "chit message");
         chits::on_message(inner, me, remote, message).await;
         return;
     }

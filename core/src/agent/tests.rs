@@ -164,9 +164,25 @@ async fn open_tally(
     String,
     String,
 ) {
+    open_tally_with(da, db, no_poll()).await
+}
+
+/// [`open_tally`] with both agents started on `config`.
+async fn open_tally_with(
+    da: &std::path::Path,
+    db: &std::path::Path,
+    config: AgentConfig,
+) -> (
+    Wallet,
+    Wallet,
+    super::AgentHandle,
+    super::AgentHandle,
+    String,
+    String,
+) {
     let (alice, bob) = (wallet(da).await, wallet(db).await);
-    let a_agent = alice.start_agent(no_poll()).await.expect("agent");
-    let b_agent = bob.start_agent(no_poll()).await.expect("agent");
+    let a_agent = alice.start_agent(config.clone()).await.expect("agent");
+    let b_agent = bob.start_agent(config).await.expect("agent");
     let mut a_events = alice.subscribe();
     let limit = json!({"limit": 100});
     let (ticket, draft) = alice
@@ -374,10 +390,83 @@ async fn a_long_tally_opens_with_one_page() {
     assert_eq!(page.rows[0].running_balance, Some(-(n as i64)));
 }
 
+/// Both partners pay a burst of chits at once, so the two agents flush to
+/// each other at the same time and each answers the other's chits while
+/// its own are still going out. An agent that stops reading while it
+/// writes blocks on a full socket buffer, and so does its partner: with
+/// the write timeout an hour away (and no poll, no retry) that is a
+/// deadlock this test sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_both_sides_at_once_all_arrives() {
+    // `RUST_LOG=notch_core::agent=trace` shows the sessions of a failed run.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let burst: i64 = std::env::var("NOTCH_CHIT_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut config = no_poll();
+    config.peer.write_timeout = HOUR;
+    let (alice, bob, a_agent, b_agent, a_id, b_id) =
+        open_tally_with(da.path(), db.path(), config.clone()).await;
+    // Both queue their whole burst while their agents are down, then both
+    // agents start together and flush at once.
+    let (a_addr, b_addr) = (a_agent.local_addr(), b_agent.local_addr());
+    a_agent.stop().await;
+    b_agent.stop().await;
+    let mut payments = tokio::task::JoinSet::new();
+    for _ in 0..burst {
+        for (payer, id, units) in [(&alice, &a_id, 2u64), (&bob, &b_id, 1)] {
+            let (payer, id) = (payer.clone(), id.clone());
+            payments.spawn(async move { payer.tally_pay(&id, units, None).await.map(|_| ()) });
+        }
+    }
+    while let Some(paid) = payments.join_next().await {
+        paid.expect("joins").expect("pays");
+    }
+    // On the ports their partners know.
+    let again = |addr: std::net::SocketAddr| AgentConfig {
+        listen: addr.to_string(),
+        ..config.clone()
+    };
+    let (_a, _b) = (
+        alice.start_agent(again(a_addr)).await.expect("agent"),
+        bob.start_agent(again(b_addr)).await.expect("agent"),
+    );
+    // One more payment each wakes the fast path (the poll is an hour away),
+    // which sends the whole outbox.
+    let (a_paid, b_paid) = tokio::join!(
+        alice.tally_pay(&a_id, 2, None),
+        bob.tally_pay(&b_id, 1, None)
+    );
+    a_paid.expect("pays");
+    b_paid.expect("pays");
+    let burst = burst + 1;
+    // Slow in a debug build on a busy machine (every chit of one side moves
+    // in the chain when the other's comes in), but a deadlock never ends.
+    settled_within(&alice, &a_id, &bob, &b_id, 3 * LIMIT).await;
+    let chits = alice.tally_chits(&a_id).await.expect("chits");
+    assert_eq!(chits.len() as i64, 2 * burst);
+    assert!(chits.iter().all(|c| c.state.ends_with(".good")));
+    let a = alice.tally(&a_id).await.expect("tally").info.balance;
+    let b = bob.tally(&b_id).await.expect("tally").info.balance;
+    assert_eq!((a, b), (-burst, burst));
+}
+
 /// Waits (polling) until both halves hold the same chits, each settled
 /// (good and linked, or void), with nothing left to send.
 async fn settled(alice: &Wallet, a_id: &str, bob: &Wallet, b_id: &str) {
-    let deadline = Instant::now() + LIMIT;
+    settled_within(alice, a_id, bob, b_id, LIMIT).await;
+}
+
+async fn settled_within(alice: &Wallet, a_id: &str, bob: &Wallet, b_id: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
     loop {
         let a = alice.tally_chits(a_id).await.expect("chits");
         let b = bob.tally_chits(b_id).await.expect("chits");

@@ -453,6 +453,14 @@ impl<S: AsyncRead + AsyncWrite> SessionSender<S> {
     }
 
     pub async fn close(mut self) {
+        self.shutdown().await;
+    }
+
+    /// Ends our direction only (a TCP half-close): the partner reads what
+    /// we sent and then the end, while we can still read what it sends
+    /// until it ends its own.
+    pub async fn shutdown(&mut self) {
+        self.failed = true;
         let _ = within(self.timeout, (), async {
             let _ = self.writer.shutdown().await;
             Ok(())
