@@ -838,13 +838,16 @@ async fn converse(
     // a partner flushing to us at the same time as we flush to it must find
     // us reading, or both block on full socket buffers. (A receive must not
     // be dropped half way through a packet either.) The stream ends after
-    // the first error that ends the session.
+    // the first error that ends the session, and stays ended.
     let incoming = futures_util::stream::unfold(Some(receiver), |receiver| async move {
         let receiver = receiver?;
         let received = receiver.recv().await;
         let ended = matches!(&received, Err(e) if !matches!(e, RecvError::NotJson(_)));
         Some((received, (!ended).then_some(receiver)))
-    });
+    })
+    // Ended, it answers `None` to every later poll (an unfused `Unfold`
+    // panics when polled again).
+    .fuse();
     tokio::pin!(incoming);
     let mut inbox = Inbox::default();
     tracing::trace!(%remote, ours = live.line.ours, "tally session");
