@@ -11,7 +11,8 @@
 //!   exception whose message is that text);
 //! - the host's capabilities as foreign traits: the secret store
 //!   ([`HostSecretStore`], the core's OS keystore when the host gives none)
-//!   and the event listener ([`WalletListener`]);
+//!   the event listener ([`WalletListener`]) and the log ([`HostLogger`],
+//!   set with [`set_logger`]; stderr at `Warn` when the host sets none);
 //! - one tokio runtime (`runtime`) that every async method runs on, so a
 //!   host's executor (Kotlin coroutines, Swift concurrency, asyncio) can
 //!   await them; a panic inside becomes an `Internal` error, never an abort.
@@ -23,6 +24,7 @@ uniffi::setup_scaffolding!("notch");
 
 mod errors;
 mod events;
+mod logging;
 mod runtime;
 mod secrets;
 mod tally;
@@ -31,6 +33,7 @@ mod wallet;
 
 pub use errors::*;
 pub use events::{WalletEvent, WalletListener};
+pub use logging::{HostLogger, LogLevel, set_logger};
 pub use secrets::{HostSecretStore, SecretStoreError};
 pub use tally::*;
 pub use types::*;

@@ -22,6 +22,8 @@ static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 pub(crate) fn runtime() -> Result<&'static Runtime, String> {
     RUNTIME
         .get_or_init(|| {
+            // The wallet's log lines go somewhere from its first call on.
+            crate::logging::install_default();
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("notch-wallet")

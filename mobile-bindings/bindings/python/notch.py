@@ -533,6 +533,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_func_restore_wallet() != 13619:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_notch_mobile_checksum_func_set_logger() != 39682:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_notch_mobile_checksum_method_hostlogger_log() != 14183:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_hostsecretstore_get() != 40572:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_hostsecretstore_set() != 54901:
@@ -670,6 +674,12 @@ _UniffiLib.uniffi_notch_mobile_checksum_func_open_wallet.restype = ctypes.c_uint
 _UniffiLib.uniffi_notch_mobile_checksum_func_restore_wallet.argtypes = (
 )
 _UniffiLib.uniffi_notch_mobile_checksum_func_restore_wallet.restype = ctypes.c_uint16
+_UniffiLib.uniffi_notch_mobile_checksum_func_set_logger.argtypes = (
+)
+_UniffiLib.uniffi_notch_mobile_checksum_func_set_logger.restype = ctypes.c_uint16
+_UniffiLib.uniffi_notch_mobile_checksum_method_hostlogger_log.argtypes = (
+)
+_UniffiLib.uniffi_notch_mobile_checksum_method_hostlogger_log.restype = ctypes.c_uint16
 _UniffiLib.uniffi_notch_mobile_checksum_method_hostsecretstore_get.argtypes = (
 )
 _UniffiLib.uniffi_notch_mobile_checksum_method_hostsecretstore_get.restype = ctypes.c_uint16
@@ -835,6 +845,20 @@ _UniffiLib.uniffi_notch_mobile_fn_func_restore_wallet.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_notch_mobile_fn_func_restore_wallet.restype = ctypes.c_uint64
+_UniffiLib.uniffi_notch_mobile_fn_func_set_logger.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_notch_mobile_fn_func_set_logger.restype = ctypes.c_int8
+_UniffiLib.uniffi_notch_mobile_fn_method_hostlogger_log.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_notch_mobile_fn_method_hostlogger_log.restype = None
 _UniffiLib.uniffi_notch_mobile_fn_method_hostsecretstore_get.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1079,6 +1103,16 @@ _UniffiLib.uniffi_notch_mobile_fn_method_walletlistener_on_event.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_notch_mobile_fn_method_walletlistener_on_event.restype = None
+_UniffiLib.uniffi_notch_mobile_fn_clone_hostlogger.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_notch_mobile_fn_clone_hostlogger.restype = ctypes.c_uint64
+_UniffiLib.uniffi_notch_mobile_fn_free_hostlogger.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_notch_mobile_fn_free_hostlogger.restype = None
 _UniffiLib.uniffi_notch_mobile_fn_clone_hostsecretstore.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1119,6 +1153,23 @@ _UniffiLib.uniffi_notch_mobile_fn_free_walletlistener.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_notch_mobile_fn_free_walletlistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_NOTCH_HOST_LOGGER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_NOTCH_HOST_LOGGER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_NOTCH_HOST_LOGGER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceNotchHostLogger(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_NOTCH_HOST_LOGGER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_NOTCH_HOST_LOGGER),
+        ("log", _UNIFFI_CALLBACK_INTERFACE_NOTCH_HOST_LOGGER_METHOD0),
+    ]
+_UniffiLib.uniffi_notch_mobile_fn_init_callback_vtable_hostlogger.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceNotchHostLogger),
+)
+_UniffiLib.uniffi_notch_mobile_fn_init_callback_vtable_hostlogger.restype = None
 _UNIFFI_CALLBACK_INTERFACE_NOTCH_HOST_SECRET_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -7337,6 +7388,75 @@ class _UniffiFfiConverterTypeWalletConfig(_UniffiConverterRustBuffer):
 
 
 
+
+
+
+class LogLevel(enum.Enum):
+    """
+    How much the library says, most severe first. A logger set at a level
+    gets that level and every more severe one (`Info`: errors, warnings and
+    info lines).
+"""
+    
+    ERROR = 0
+    
+    WARN = 1
+    
+    INFO = 2
+    
+    DEBUG = 3
+    
+    TRACE = 4
+    
+
+
+class _UniffiFfiConverterTypeLogLevel(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return LogLevel.ERROR
+        if variant == 2:
+            return LogLevel.WARN
+        if variant == 3:
+            return LogLevel.INFO
+        if variant == 4:
+            return LogLevel.DEBUG
+        if variant == 5:
+            return LogLevel.TRACE
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == LogLevel.ERROR:
+            return
+        if value == LogLevel.WARN:
+            return
+        if value == LogLevel.INFO:
+            return
+        if value == LogLevel.DEBUG:
+            return
+        if value == LogLevel.TRACE:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == LogLevel.ERROR:
+            buf.write_i32(1)
+        if value == LogLevel.WARN:
+            buf.write_i32(2)
+        if value == LogLevel.INFO:
+            buf.write_i32(3)
+        if value == LogLevel.DEBUG:
+            buf.write_i32(4)
+        if value == LogLevel.TRACE:
+            buf.write_i32(5)
+
+
+
+
+
 # OpenError
 # We want to define each variant as a nested class that's also a subclass,
 # which is tricky in Python.  To accomplish this we're going to create each
@@ -7652,6 +7772,158 @@ class _UniffiFfiConverterTypeSecretStoreError(_UniffiConverterRustBuffer):
         if isinstance(value, SecretStoreError.Failed):
             buf.write_i32(3)
             _UniffiFfiConverterString.write(value.reason, buf)
+
+
+class HostLogger():
+    """
+    The host's log. Called on one thread of the library (`notch-log`), one
+    line at a time, in the order the lines were emitted. `target` is the
+    Rust module that logged (`notch_core::sync`); `message` is the line,
+    its fields appended as `key=value`. A call that throws loses that line;
+    a slow logger makes the library drop lines (it then says how many), it
+    never makes the wallet wait.
+"""
+    
+    def log(self, level: LogLevel,target: str,message: str) -> None:
+        raise NotImplementedError
+
+class HostLoggerImpl(HostLogger):
+    """
+    The host's log. Called on one thread of the library (`notch-log`), one
+    line at a time, in the order the lines were emitted. `target` is the
+    Rust module that logged (`notch_core::sync`); `message` is the line,
+    its fields appended as `key=value`. A call that throws loses that line;
+    a slow logger makes the library drop lines (it then says how many), it
+    never makes the wallet wait.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_notch_mobile_fn_free_hostlogger, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_notch_mobile_fn_clone_hostlogger, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def log(self, level: LogLevel,target: str,message: str) -> None:
+        
+        _UniffiFfiConverterTypeLogLevel.check_lower(level)
+
+        _UniffiFfiConverterString.check_lower(target)
+
+        _UniffiFfiConverterString.check_lower(message)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeLogLevel.lower(level),
+            _UniffiFfiConverterString.lower(target),
+            _UniffiFfiConverterString.lower(message),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_notch_mobile_fn_method_hostlogger_log,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplHostLoggerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_NOTCH_HOST_LOGGER_METHOD0
+    def log(
+            uniffi_handle,
+            level,
+            target,
+            message,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeHostLogger._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeLogLevel.lift(level), _UniffiFfiConverterString.lift(target), _UniffiFfiConverterString.lift(message), )
+            uniffi_method = uniffi_obj.log
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_NOTCH_HOST_LOGGER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeHostLogger._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_NOTCH_HOST_LOGGER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeHostLogger._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceNotchHostLogger(
+        _uniffi_free,
+        _uniffi_clone,
+        log,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_notch_mobile_fn_init_callback_vtable_hostlogger(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeHostLogger:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return HostLoggerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeHostLogger._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: HostLogger):
+        if not isinstance(value, HostLogger):
+            raise TypeError("Expected HostLogger subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: HostLogger):
+         if isinstance(value, HostLoggerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeHostLogger._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: HostLogger, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
 
 class _UniffiFfiConverterOptionalBytes(_UniffiConverterRustBuffer):
     @classmethod
@@ -7983,6 +8255,31 @@ class _UniffiFfiConverterOptionalTypeHostSecretStore(_UniffiConverterRustBuffer)
             return _UniffiFfiConverterTypeHostSecretStore.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeHostLogger(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeHostLogger.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeHostLogger.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeHostLogger.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 def core_version() -> str:
     """
     The version of notch-core inside this library.
@@ -8079,6 +8376,35 @@ async def restore_wallet(config: WalletConfig,recovery_phrase: str,secret_store:
         _uniffi_lift_return,
         _uniffi_error_converter,
     )
+def set_logger(logger: typing.Optional[HostLogger],level: LogLevel) -> bool:
+    """
+    Routes the library's log lines at `level` and more severe to `logger`
+    (null: to stderr, at `level`). May be called any time and any number of
+    times: each call replaces the logger and the level for the lines emitted
+    after it (the subscriber is installed once per process, the logger
+    behind it is swapped). Lines already emitted still go where they were
+    routed. Before the first call, `Warn` and above go to stderr.
+
+    Returns false if the process already had another global `tracing`
+    subscriber (other Rust code in the app installed one first): the
+    library's lines then go to that one and `logger` is never called.
+"""
+    
+    _UniffiFfiConverterOptionalTypeHostLogger.check_lower(logger)
+
+    _UniffiFfiConverterTypeLogLevel.check_lower(level)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterOptionalTypeHostLogger.lower(logger),
+        _UniffiFfiConverterTypeLogLevel.lower(level),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_notch_mobile_fn_func_set_logger,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
@@ -8093,6 +8419,7 @@ __all__ = [
     "ScanError",
     "SyncError",
     "TallyError",
+    "LogLevel",
     "OpenError",
     "SecretStoreError",
     "AddressInfo",
@@ -8123,12 +8450,15 @@ __all__ = [
     "create_wallet",
     "open_wallet",
     "restore_wallet",
+    "set_logger",
     "PreparedSend",
     "PreparedSendProtocol",
     "WalletListenerImpl",
     "WalletListener",
     "NotchWallet",
     "NotchWalletProtocol",
+    "HostLoggerImpl",
+    "HostLogger",
     "HostSecretStoreImpl",
     "HostSecretStore",
 ]

@@ -640,6 +640,226 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * The host's log. Called on one thread of the library (`notch-log`), one
+ * line at a time, in the order the lines were emitted. `target` is the
+ * Rust module that logged (`notch_core::sync`); `message` is the line,
+ * its fields appended as `key=value`. A call that throws loses that line;
+ * a slow logger makes the library drop lines (it then says how many), it
+ * never makes the wallet wait.
+ */
+public protocol HostLogger: AnyObject, Sendable {
+    
+    func log(level: LogLevel, target: String, message: String) 
+    
+}
+/**
+ * The host's log. Called on one thread of the library (`notch-log`), one
+ * line at a time, in the order the lines were emitted. `target` is the
+ * Rust module that logged (`notch_core::sync`); `message` is the line,
+ * its fields appended as `key=value`. A call that throws loses that line;
+ * a slow logger makes the library drop lines (it then says how many), it
+ * never makes the wallet wait.
+ */
+open class HostLoggerImpl: HostLogger, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_notch_mobile_fn_clone_hostlogger(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_notch_mobile_fn_free_hostlogger(handle, $0) }
+    }
+
+    
+
+    
+open func log(level: LogLevel, target: String, message: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_notch_mobile_fn_method_hostlogger_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLogLevel_lower(level),
+        FfiConverterString.lower(target),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceHostLogger {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceHostLogger = UniffiVTableCallbackInterfaceHostLogger(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeHostLogger.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface HostLogger: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeHostLogger.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface HostLogger: handle missing in uniffiClone")
+            }
+        },
+        log: { (
+            uniffiHandle: UInt64,
+            level: RustBuffer,
+            target: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeHostLogger.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.log(
+                     level: try FfiConverterTypeLogLevel_lift(level),
+                     target: try FfiConverterString.lift(target),
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHostLogger> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHostLogger>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitHostLogger() {
+    uniffi_notch_mobile_fn_init_callback_vtable_hostlogger(UniffiCallbackInterfaceHostLogger.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHostLogger: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<HostLogger>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = HostLogger
+
+    public static func lift(_ handle: UInt64) throws -> HostLogger {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HostLoggerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: HostLogger) -> UInt64 {
+         if let rustImpl = value as? HostLoggerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostLogger {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: HostLogger, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostLogger_lift(_ handle: UInt64) throws -> HostLogger {
+    return try FfiConverterTypeHostLogger.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostLogger_lower(_ value: HostLogger) -> UInt64 {
+    return FfiConverterTypeHostLogger.lower(value)
+}
+
+
+
+
+
+
+/**
  * Where the host keeps secrets, by name. The wallet keeps one secret (its
  * seed, a few dozen bytes) under its wallet id. Calls come from a worker
  * thread of the library and may block (to ask the person to unlock).
@@ -4935,6 +5155,98 @@ public func FfiConverterTypeChitError_lower(_ value: ChitError) -> RustBuffer {
 
 
 /**
+ * How much the library says, most severe first. A logger set at a level
+ * gets that level and every more severe one (`Info`: errors, warnings and
+ * info lines).
+ */
+
+public enum LogLevel: Equatable, Hashable {
+    
+    case error
+    case warn
+    case info
+    case debug
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
+/**
  * Which ledger a wallet is on.
  */
 
@@ -6764,6 +7076,30 @@ fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeHostLogger: FfiConverterRustBuffer {
+    typealias SwiftType = HostLogger?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHostLogger.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHostLogger.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeHostSecretStore: FfiConverterRustBuffer {
     typealias SwiftType = HostSecretStore?
 
@@ -7313,6 +7649,27 @@ public func coreVersion() -> String  {
 })
 }
 /**
+ * Routes the library's log lines at `level` and more severe to `logger`
+ * (null: to stderr, at `level`). May be called any time and any number of
+ * times: each call replaces the logger and the level for the lines emitted
+ * after it (the subscriber is installed once per process, the logger
+ * behind it is swapped). Lines already emitted still go where they were
+ * routed. Before the first call, `Warn` and above go to stderr.
+ *
+ * Returns false if the process already had another global `tracing`
+ * subscriber (other Rust code in the app installed one first): the
+ * library's lines then go to that one and `logger` is never called.
+ */
+public func setLogger(logger: HostLogger?, level: LogLevel) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_notch_mobile_fn_func_set_logger(
+        FfiConverterOptionTypeHostLogger.lower(logger),
+        FfiConverterTypeLogLevel_lower(level),uniffiCallStatus
+    )
+})
+}
+/**
  * Creates a wallet in `config.data_dir` with a fresh recovery phrase of
  * `word_count` words (12 or 24). Its secret goes to `secret_store`, or to
  * the OS keystore when that is null.
@@ -7386,6 +7743,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_notch_mobile_checksum_func_core_version() != 595) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_notch_mobile_checksum_func_set_logger() != 39682) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_notch_mobile_checksum_func_create_wallet() != 26973) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7396,6 +7756,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_notch_mobile_checksum_method_walletlistener_on_event() != 44735) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_notch_mobile_checksum_method_hostlogger_log() != 14183) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_notch_mobile_checksum_method_hostsecretstore_get() != 40572) {
@@ -7540,6 +7903,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitHostLogger()
     uniffiCallbackInitHostSecretStore()
     uniffiCallbackInitWalletListener()
     return InitializationResult.ok

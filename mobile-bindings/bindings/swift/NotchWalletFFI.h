@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceWalletListenerMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_LOGGER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_LOGGER_METHOD0
+typedef void (*UniffiCallbackInterfaceHostLoggerMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_SECRET_STORE_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_SECRET_STORE_METHOD0
 typedef void (*UniffiCallbackInterfaceHostSecretStoreMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
@@ -287,6 +294,15 @@ typedef struct UniffiVTableCallbackInterfaceWalletListener {
 } UniffiVTableCallbackInterfaceWalletListener;
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_LOGGER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_LOGGER
+typedef struct UniffiVTableCallbackInterfaceHostLogger {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHostLoggerMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceHostLogger;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_SECRET_STORE
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_SECRET_STORE
 typedef struct UniffiVTableCallbackInterfaceHostSecretStore {
@@ -317,6 +333,26 @@ void uniffi_notch_mobile_fn_init_callback_vtable_walletlistener(const UniffiVTab
 #ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_METHOD_WALLETLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_METHOD_WALLETLISTENER_ON_EVENT
 void uniffi_notch_mobile_fn_method_walletlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_CLONE_HOSTLOGGER
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_CLONE_HOSTLOGGER
+uint64_t uniffi_notch_mobile_fn_clone_hostlogger(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FREE_HOSTLOGGER
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FREE_HOSTLOGGER
+void uniffi_notch_mobile_fn_free_hostlogger(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_INIT_CALLBACK_VTABLE_HOSTLOGGER
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_INIT_CALLBACK_VTABLE_HOSTLOGGER
+void uniffi_notch_mobile_fn_init_callback_vtable_hostlogger(const UniffiVTableCallbackInterfaceHostLogger* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_METHOD_HOSTLOGGER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_METHOD_HOSTLOGGER_LOG
+void uniffi_notch_mobile_fn_method_hostlogger_log(uint64_t ptr, RustBuffer level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_CLONE_HOSTSECRETSTORE
@@ -593,6 +629,11 @@ RustBuffer uniffi_notch_mobile_fn_method_preparedsend_summary(uint64_t ptr, Rust
 #define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FUNC_CORE_VERSION
 RustBuffer uniffi_notch_mobile_fn_func_core_version(RustCallStatus *_Nonnull out_status
     
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FUNC_SET_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FUNC_SET_LOGGER
+int8_t uniffi_notch_mobile_fn_func_set_logger(RustBuffer logger, RustBuffer level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_FN_FUNC_CREATE_WALLET
@@ -876,6 +917,12 @@ uint16_t uniffi_notch_mobile_checksum_func_core_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_FUNC_SET_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_FUNC_SET_LOGGER
+uint16_t uniffi_notch_mobile_checksum_func_set_logger(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_FUNC_CREATE_WALLET
 #define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_FUNC_CREATE_WALLET
 uint16_t uniffi_notch_mobile_checksum_func_create_wallet(void
@@ -897,6 +944,12 @@ uint16_t uniffi_notch_mobile_checksum_func_restore_wallet(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_METHOD_WALLETLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_METHOD_WALLETLISTENER_ON_EVENT
 uint16_t uniffi_notch_mobile_checksum_method_walletlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_METHOD_HOSTLOGGER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_NOTCH_MOBILE_CHECKSUM_METHOD_HOSTLOGGER_LOG
+uint16_t uniffi_notch_mobile_checksum_method_hostlogger_log(void
     
 );
 #endif
