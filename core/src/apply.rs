@@ -539,6 +539,8 @@ fn apply_tx(
                 txid,
                 state,
                 own: !ours_in.is_empty(),
+                // Read for the history at the end of this write, then kept
+                // only for an own send (store/facts.rs).
                 raw: Some(t.encode()),
                 block,
             })?;
@@ -553,6 +555,9 @@ fn apply_tx(
             if let Some(c) = lifecycle::apply(tx, &txid, event, block, None)? {
                 ctx.changed(tx, c, "")?;
             }
+            // Its bytes are at hand again: the store reads its facts anew
+            // and keeps them only if the wallet needs them (store/facts.rs).
+            tx.offer_raw(&txid, &t.encode())?;
         }
     }
     for op in &ours_in {

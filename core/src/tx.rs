@@ -647,7 +647,7 @@ pub(crate) async fn confirm_send(
         .db(move |store| {
             let txid = tx.txid().0;
             if let Some(existing) = store.transaction(&txid)? {
-                return Ok::<_, SendError>((existing.raw.unwrap_or_default(), txid, false));
+                return Ok::<_, SendError>((existing.raw, txid, false));
             }
             // Sign with the key of each coin's address.
             let mut signers = Vec::with_capacity(tx.inputs.len());
@@ -737,10 +737,15 @@ pub(crate) async fn confirm_send(
                     StoreError::Conflict(what) => SendError::StaleProposal(what),
                     other => SendError::Store(other),
                 })?;
-            Ok((raw, txid, true))
+            Ok((Some(raw), txid, true))
         })
         .await?;
     let txid_hex = hex::encode(txid);
+    // Confirmed before and no longer kept: the send is final, or failed
+    // with its coins released, and there is nothing to hand over again.
+    let Some(raw) = raw else {
+        return Ok(txid_hex);
+    };
     if fresh {
         inner.events.emit(WalletEvent::state_changed(
             &txid,

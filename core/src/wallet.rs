@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notch_protocol::api::LedgerInfo;
-use notch_protocol::{Address, AssetId, Network, Transaction};
+use notch_protocol::{AssetId, Network};
 use serde::Serialize;
 
 use crate::context::{
@@ -808,10 +808,9 @@ impl Wallet {
     /// The wallet's transactions, newest first.
     pub async fn history(&self, filter: HistoryFilter) -> Result<Vec<HistoryEntry>, WalletError> {
         let ledger = self.inner.ledger();
-        let network = self.inner.network;
         let entries = self
             .inner
-            .db(move |store| history_entries(store, ledger.as_ref(), network))
+            .db(move |store| history_entries(store, ledger.as_ref()))
             .await?;
         let asset = match (&filter.asset, &self.inner.ledger()) {
             (Some(name), Some(l)) => Some(
@@ -1467,7 +1466,6 @@ fn history_row(r: HistoryRecord, tip: Option<u64>, ledger: Option<&Ledger>) -> H
 fn history_entries(
     store: &mut Store,
     ledger: Option<&Ledger>,
-    network: Network,
 ) -> Result<Vec<HistoryEntry>, WalletError> {
     let tip = store.tip()?.map(|h| h.height);
     let mut out = Vec::new();
@@ -1484,41 +1482,21 @@ fn history_entries(
             }
             None => sums.push((asset, u128::from(received), u128::from(sent))),
         };
-        let mut counterparties = Vec::new();
-        let mut fee = None;
-        let decoded = record
-            .raw
-            .as_deref()
-            .and_then(|raw| Transaction::decode(raw).ok());
-        match &decoded {
-            Some(tx) => {
-                for input in &tx.inputs {
-                    let op = crate::store::OutPoint {
-                        txid: input.txid.0,
-                        vout: input.index,
-                    };
-                    if let Some(coin) = store.output(&op)? {
-                        add(coin.asset, 0, coin.amount);
-                    }
-                }
-                for output in &tx.outputs {
-                    let address = Address::new(network, output.owner).encode();
-                    if store.find_address(&address)?.is_some() {
-                        add(output.asset.0, output.amount, 0);
-                    } else if !counterparties.contains(&address) {
-                        counterparties.push(address);
-                    }
-                }
-                if record.own && !tx.inputs.is_empty() {
-                    fee = Some(tx.fee);
-                }
-            }
-            None => {
-                for coin in store.outputs_of(&record.txid)? {
-                    add(coin.asset, coin.amount, 0);
-                }
+        // What the transaction's bytes said, as the store kept it when the
+        // transaction was applied (the bytes themselves are gone for all
+        // but the wallet's unresolved sends): the wallet's coins it spends,
+        // the addresses it pays that are not the wallet's, its fee.
+        let facts = store.transaction_facts(&record.txid)?;
+        for op in &facts.spends {
+            if let Some(coin) = store.output(op)? {
+                add(coin.asset, 0, coin.amount);
             }
         }
+        for coin in store.outputs_of(&record.txid)? {
+            add(coin.asset, coin.amount, 0);
+        }
+        let counterparties = facts.counterparties;
+        let fee = facts.fee;
         let amounts: Vec<HistoryAmount> = sums
             .into_iter()
             .map(|(asset, received, sent)| {

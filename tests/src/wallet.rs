@@ -209,8 +209,11 @@ pub async fn confirmed(wallet: &Wallet) -> HashMap<String, u128> {
 /// The history and balances the store keeps (read through
 /// `Wallet::history_page` and the store's own table) equal what is computed
 /// from scratch: the store's full recomputation, `Wallet::history` (which
-/// decodes the transactions) and `Wallet::balances` (which sums every
-/// output). Pages of `page_size` neither skip nor repeat a row.
+/// scans every transaction, its outputs and the facts kept of its bytes)
+/// and `Wallet::balances` (which sums every output). Pages of `page_size`
+/// neither skip nor repeat a row. The store's check also holds the kept
+/// transaction bytes to their rule: only the wallet's own sends keep them,
+/// until final (or failed with their coins released).
 pub async fn assert_history_consistent(wallet: &Wallet, dir: &Path, page_size: usize) {
     let store =
         notch_core::store::Store::open(config(dir, "http://127.0.0.1:1").db_path()).unwrap();

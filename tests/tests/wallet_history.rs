@@ -302,3 +302,135 @@ async fn home_balances_from_the_kept_table_equal_the_sum_of_outputs() {
     assert_eq!(of(&same(&bob).await, "EURT"), (1_234, 0, 0, 1_234));
     assert_history_consistent(&alice, &dir.path().join("a"), 3).await;
 }
+
+/// A transaction's bytes stay in the wallet file only while the wallet may
+/// have to hand them to the gateway again: its own sends until they are
+/// final. Payments in drop them at once, a send once it is final; what the
+/// history lists of them (counterparties, fee, amounts, search by address)
+/// stays the same. (`assert_history_consistent` checks the same rule for
+/// every transaction, through the store's `check_history`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_are_kept_only_for_own_sends_until_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = tokio::task::block_in_place(|| {
+        Sandbox::start_with_args(
+            dir.path().join("gw"),
+            "127.0.0.1:0",
+            &["--finality-depth", "3"],
+        )
+    });
+    let gw = Gw::new(&sandbox.url);
+    let (alice_dir, bob_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (alice, _) = new_wallet(&alice_dir, &gw.url).await;
+    let (bob, _) = new_wallet(&bob_dir, &gw.url).await;
+    let a0 = alice.receive_address().await.unwrap();
+    let b0 = bob.receive_address().await.unwrap();
+    gw.faucet(&a0, "NOTE", 100_000_000).await;
+    gw.faucet(&a0, "NOTE", 100_000_000).await;
+    gw.faucet(&b0, "NOTE", 100_000_000).await;
+    gw.mine(1).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let send = |from: &notch_core::Wallet, to: String, amount: &str| {
+        let (from, amount) = (from.clone(), amount.to_owned());
+        async move {
+            let p = from
+                .prepare_send(&[Recipient {
+                    address: to,
+                    amount,
+                    asset: None,
+                }])
+                .await
+                .unwrap();
+            from.confirm_send(&p).await.unwrap()
+        }
+    };
+    // Alice pays Bob; Bob pays Alice (with change back to himself: a
+    // counterparty of the payment in).
+    let to_bob = bob.receive_address().await.unwrap();
+    let alice_send = send(&alice, to_bob.clone(), "0.25").await;
+    let to_alice = alice.receive_address().await.unwrap();
+    let bob_send = send(&bob, to_alice.clone(), "0.1").await;
+    assert_eq!(kept_bytes(&alice_dir), vec![alice_send.clone()]);
+    gw.mine(1).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_history_consistent(&alice, &alice_dir, 2).await;
+    assert_history_consistent(&bob, &bob_dir, 2).await;
+    assert_eq!(
+        alice.tx_status(&alice_send).await.unwrap().state,
+        TxState::Confirmed
+    );
+    // Confirmed is not final: a reorg could still send it back.
+    assert_eq!(kept_bytes(&alice_dir), vec![alice_send.clone()]);
+    assert_eq!(kept_bytes(&bob_dir), vec![bob_send.clone()]);
+    let listed = |w: &notch_core::Wallet| {
+        let w = w.clone();
+        async move {
+            let mut rows: Vec<_> = w
+                .history_page(Default::default(), None, 0)
+                .await
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|r| (r.txid, r.direction, r.fee, r.amounts, r.counterparties))
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows
+        }
+    };
+    let before = listed(&alice).await;
+    let payment_in = before.iter().find(|r| r.0 == bob_send).unwrap();
+    assert_eq!(payment_in.1, "in");
+    assert_eq!(payment_in.4.len(), 1, "Bob's change: {payment_in:?}");
+    let bob_change = payment_in.4[0].clone();
+    assert_ne!(bob_change, b0);
+
+    // Both sends go final; a new send of Alice's stays unresolved.
+    gw.mine(3).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(
+        alice.tx_status(&alice_send).await.unwrap().state,
+        TxState::Final
+    );
+    let pending = send(&alice, to_bob.clone(), "0.01").await;
+    assert_eq!(kept_bytes(&alice_dir), vec![pending.clone()]);
+    assert!(kept_bytes(&bob_dir).is_empty());
+    assert_history_consistent(&alice, &alice_dir, 3).await;
+    assert_history_consistent(&bob, &bob_dir, 3).await;
+    let after: Vec<_> = listed(&alice)
+        .await
+        .into_iter()
+        .filter(|r| r.0 != pending)
+        .collect();
+    assert_eq!(after, before);
+    for (address, txid) in [(&to_bob, &alice_send), (&bob_change, &bob_send)] {
+        let found = alice
+            .history_page(
+                HistoryPageFilter {
+                    search: Some(address.clone()),
+                    ..Default::default()
+                },
+                None,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(found.rows.iter().any(|r| &r.txid == txid), "{address}");
+    }
+}
+
+/// The transactions whose bytes the wallet file in `dir` holds (hex txids).
+fn kept_bytes(dir: &std::path::Path) -> Vec<String> {
+    let store = notch_core::store::Store::open(dir.join("wallet.sqlite")).unwrap();
+    let mut kept: Vec<String> = store
+        .all_transactions()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.raw.is_some())
+        .map(|t| hex::encode(t.txid))
+        .collect();
+    kept.sort();
+    kept
+}

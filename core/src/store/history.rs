@@ -6,8 +6,11 @@
 //! `history_dirty_asset`); [`refresh`] runs at the end of every
 //! [`Store::write`](super::Store::write), before the commit, and brings
 //! `wallet_history`, `wallet_tx_effects`, `wallet_tx_addresses` and
-//! `wallet_balances` up to date for exactly those. Raw transactions are
-//! decoded here, once per change, never to answer a page.
+//! `wallet_balances` up to date for exactly those. What a row needs of a
+//! transaction's bytes (counterparties, fee, the wallet's coins it spends)
+//! is read from them here, once per change, into the facts the store keeps
+//! ([`super::facts`]); the bytes themselves are kept only for the wallet's
+//! own unresolved sends. Nothing is decoded to answer a page.
 //!
 //! Pages are newest first by `(sort_time, seq)`: both are fixed when a
 //! transaction is first listed, so a keyset cursor neither skips nor
@@ -15,11 +18,11 @@
 
 use std::fmt::Write as _;
 
-use notch_protocol::{Address, Network, Transaction};
+use notch_protocol::Network;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
 
 use super::ledger::{TxState, amount_from_sql, amount_to_sql, hex};
-use super::{Hash32, StoreError, chain, inbox, ledger, to_i64, to_u64, wallet};
+use super::{Hash32, StoreError, chain, facts, inbox, ledger, to_i64, to_u64, wallet};
 
 /// How a transaction moves the wallet's coins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -185,7 +188,10 @@ pub(super) fn refresh(conn: &Connection) -> Result<(), StoreError> {
              SELECT DISTINCT asset FROM outputs WHERE txid = ?1 OR spent_by = ?1 OR locked_by = ?1",
         )?
         .execute([txid])?;
-        refresh_tx(conn, network, txid)?;
+        // The facts first (from the bytes, if the change brought them), then
+        // the row computed from them.
+        facts::settle(conn, network, txid)?;
+        refresh_tx(conn, txid)?;
     }
     let assets: Vec<Hash32> = {
         let mut stmt = conn.prepare_cached("SELECT asset FROM history_dirty_asset")?;
@@ -216,11 +222,11 @@ pub(super) fn refresh(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// What the history row of `txid` should hold, from the tables it is
-/// derived from (`None`: the wallet does not know it). The one definition,
-/// used to maintain the rows and to check them.
+/// derived from: the transaction, its facts, the wallet's outputs, the
+/// headers (`None`: the wallet does not know it). The one definition, used
+/// to maintain the rows and to check them.
 pub(super) fn compute(
     conn: &Connection,
-    network: Network,
     txid: &Hash32,
 ) -> Result<Option<(HistoryRecord, Vec<String>)>, StoreError> {
     let Some(record) = ledger::transaction(conn, txid)? else {
@@ -241,48 +247,24 @@ pub(super) fn compute(
             sent: u128::from(sent),
         }),
     };
-    let mut counterparties = Vec::new();
-    let mut paid_ours: Vec<String> = Vec::new();
-    let mut fee = None;
-    let decoded = record
-        .raw
-        .as_deref()
-        .and_then(|raw| Transaction::decode(raw).ok());
-    match &decoded {
-        Some(tx) => {
-            for input in &tx.inputs {
-                let op = ledger::OutPoint {
-                    txid: input.txid.0,
-                    vout: input.index,
-                };
-                if let Some(coin) = ledger::output(conn, &op)? {
-                    add(coin.asset, 0, coin.amount);
-                }
-            }
-            for output in &tx.outputs {
-                let address = Address::new(network, output.owner).encode();
-                if wallet::find_address(conn, &address)?.is_some() {
-                    add(output.asset.0, output.amount, 0);
-                    if !paid_ours.contains(&address) {
-                        paid_ours.push(address);
-                    }
-                } else if !counterparties.contains(&address) {
-                    counterparties.push(address);
-                }
-            }
-            if record.own && !tx.inputs.is_empty() {
-                fee = Some(tx.fee);
-            }
-        }
-        None => {
-            for coin in inbox::outputs_of(conn, &record.txid)? {
-                add(coin.asset, coin.amount, 0);
-                if !paid_ours.contains(&coin.address) {
-                    paid_ours.push(coin.address);
-                }
-            }
+    // What the transaction's bytes said, kept when it was applied: the
+    // wallet's coins it spends (what it sent), the addresses it pays that
+    // are not the wallet's, the fee of an own send.
+    let kept = facts::read(conn, &record.txid)?;
+    for op in &kept.spends {
+        if let Some(coin) = ledger::output(conn, op)? {
+            add(coin.asset, 0, coin.amount);
         }
     }
+    let mut paid_ours: Vec<String> = Vec::new();
+    for coin in inbox::outputs_of(conn, &record.txid)? {
+        add(coin.asset, coin.amount, 0);
+        if !paid_ours.contains(&coin.address) {
+            paid_ours.push(coin.address);
+        }
+    }
+    let counterparties = kept.counterparties;
+    let fee = kept.fee;
     let spent_any = effects.iter().any(|e| e.sent > 0);
     let direction = match (spent_any, counterparties.is_empty()) {
         (false, _) => Direction::In,
@@ -320,8 +302,8 @@ pub(super) fn compute(
     )))
 }
 
-fn refresh_tx(conn: &Connection, network: Network, txid: &Hash32) -> Result<(), StoreError> {
-    let Some((row, addresses)) = compute(conn, network, txid)? else {
+fn refresh_tx(conn: &Connection, txid: &Hash32) -> Result<(), StoreError> {
+    let Some((row, addresses)) = compute(conn, txid)? else {
         conn.prepare_cached("DELETE FROM wallet_history WHERE txid = ?1")?
             .execute([txid])?;
         return Ok(());
@@ -748,6 +730,16 @@ pub(super) fn holds_asset(conn: &Connection, asset: &Hash32) -> Result<bool, Sto
 /// Differences between the maintained tables and a full recomputation
 /// from the tables they are derived from (empty: they agree). For tests
 /// and diagnostics.
+///
+/// Independent of the maintained rows for what the wallet's outputs, the
+/// transactions' states and the headers hold: each row's state, block,
+/// time, what it received, and the balances. What only a transaction's
+/// bytes said (its counterparties, the fee of an own send, which of the
+/// wallet's coins it spends) is checked against the facts stored when it
+/// was applied ([`facts`]): once the bytes are dropped nothing else holds
+/// it to recompute from. Where the bytes are still kept (own unresolved
+/// sends) the facts are read from them again and compared, and the kept
+/// bytes themselves are checked against the rule of [`facts::keeps_raw`].
 pub(super) fn check(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let network = wallet::wallet(conn)?
         .and_then(|w| Network::from_name(&w.network))
@@ -766,7 +758,10 @@ pub(super) fn check(conn: &Connection) -> Result<Vec<String>, StoreError> {
         ));
     }
     for txid in &txids {
-        let Some((mut want, want_addresses)) = compute(conn, network, txid)? else {
+        if let Some(record) = ledger::transaction(conn, txid)? {
+            problems.extend(facts::check(conn, network, &record)?);
+        }
+        let Some((mut want, want_addresses)) = compute(conn, txid)? else {
             continue;
         };
         let Some(have) = history_record_of(conn, txid)? else {
@@ -866,7 +861,9 @@ macro_rules! history_read_methods {
         }
 
         /// Where the maintained history and balances differ from a full
-        /// recomputation (empty: nowhere).
+        /// recomputation (empty: nowhere). Counterparties, fees and the
+        /// coins a transaction spends are checked against the facts kept
+        /// when it was applied (see `history::check`).
         pub fn check_history(&self) -> Result<Vec<String>, StoreError> {
             history::check(self.conn())
         }
@@ -878,7 +875,7 @@ pub(super) use history_read_methods;
 mod tests {
     use std::collections::HashSet;
 
-    use notch_protocol::{AssetId, PublicKey, TxId};
+    use notch_protocol::{Address, AssetId, PublicKey, Transaction, TxId};
 
     use super::*;
     use crate::keys::AddressChain;

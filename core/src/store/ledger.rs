@@ -95,7 +95,9 @@ pub struct NewTransaction {
     pub state: TxState,
     /// Built by this wallet.
     pub own: bool,
-    /// The encoded transaction (kept for own sends, to resubmit).
+    /// The encoded transaction. What the history needs of it is read at
+    /// the end of the write; the bytes stay only while the wallet needs
+    /// them (its own sends until final, see `facts::keeps_raw`).
     pub raw: Option<Vec<u8>>,
     /// The block holding it, if it is in one: (height, hash).
     pub block: Option<(u64, Hash32)>,
@@ -107,6 +109,9 @@ pub struct TxRecord {
     pub txid: Hash32,
     pub state: TxState,
     pub own: bool,
+    /// The encoded transaction, kept only for the wallet's own sends that
+    /// may still have to be submitted again (until final, or failed with
+    /// their coins released).
     pub raw: Option<Vec<u8>>,
     pub block: Option<(u64, Hash32)>,
     /// Why it was rejected or dropped.
@@ -319,6 +324,20 @@ impl StoreTx<'_> {
             params![new.txid, new.state.as_str(), new.own, new.raw, height, hash, now],
         )?;
         Ok(inserted == 1)
+    }
+
+    /// Hands over the bytes of a known transaction seen again (in the pool
+    /// or a block) if the store no longer has them: at the end of the
+    /// write its facts are read from them again (more of the wallet's
+    /// addresses or coins may be known now), and they are kept only if the
+    /// wallet needs them (an own send given up that is on its way to a
+    /// block after all). One `UPDATE` of a row that has none; nothing if it
+    /// has them.
+    pub fn offer_raw(&self, txid: &Hash32, raw: &[u8]) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("UPDATE transactions SET raw = ?2 WHERE txid = ?1 AND raw IS NULL")?
+            .execute(params![txid, raw])?;
+        Ok(())
     }
 
     /// Moves a transaction to `state`. `block` is where it was mined

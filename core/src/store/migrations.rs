@@ -445,6 +445,52 @@ pub const MIGRATIONS: &[&str] = &[
     // chain's tail and the link at an index; `chits_by_uuid`: a chit found
     // by its uuid alone (approving, rejecting, a delivery).
     MIGRATION_9,
+    // 10: a transaction's bytes are kept only while the wallet needs them
+    // (its own sends until they are final, core/src/store/facts.rs); what
+    // the history needs of them is kept instead. `tx_facts`: the addresses
+    // a transaction pays that are not the wallet's (newline-separated, in
+    // output order) and the fee of an own send; no row when it has neither
+    // (a payment in from a mint). `tx_spends`: which of the wallet's coins
+    // it spends, in input order (what it sent). `history_tx_update` now
+    // fires only for the columns a history row is computed from, so that
+    // dropping the bytes marks nothing; `history_tx_raw` marks a
+    // transaction whose bytes arrive again (its facts are read again).
+    // Existing wallets: every transaction that holds its bytes is marked,
+    // and the refresh the store runs when it opens (right after the
+    // migrations, as for migration 7) reads the facts from the bytes, then
+    // drops the bytes the wallet does not need, in one transaction. A crash
+    // before that commit leaves the marks: the next open does it again.
+    r#"
+    CREATE TABLE tx_facts (
+        txid            BLOB    PRIMARY KEY REFERENCES transactions (txid) ON DELETE CASCADE,
+        -- u64 bits as a signed integer, like outputs.amount.
+        fee             INTEGER,
+        counterparties  TEXT    NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE tx_spends (
+        txid       BLOB    NOT NULL REFERENCES transactions (txid) ON DELETE CASCADE,
+        input      INTEGER NOT NULL CHECK (input >= 0),
+        coin_txid  BLOB    NOT NULL CHECK (length(coin_txid) = 32),
+        coin_vout  INTEGER NOT NULL CHECK (coin_vout BETWEEN 0 AND 4294967295),
+        PRIMARY KEY (txid, input)
+    ) WITHOUT ROWID;
+
+    DROP TRIGGER history_tx_update;
+    CREATE TRIGGER history_tx_update
+        AFTER UPDATE OF txid, state, own, block_height, block_hash, reason, created_at
+        ON transactions
+    BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (OLD.txid);
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+    END;
+    CREATE TRIGGER history_tx_raw AFTER UPDATE OF raw ON transactions
+        WHEN NEW.raw IS NOT NULL
+    BEGIN
+        INSERT OR IGNORE INTO history_dirty_tx VALUES (NEW.txid);
+    END;
+
+    INSERT OR IGNORE INTO history_dirty_tx SELECT txid FROM transactions WHERE raw IS NOT NULL;
+    "#,
 ];
 
 /// The `INSERT` of migration 9: every tally's chit summary from its stored

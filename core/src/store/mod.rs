@@ -12,6 +12,7 @@
 
 mod chain;
 mod chits;
+mod facts;
 pub mod history;
 mod inbox;
 mod ledger;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chain::Header;
 pub use chits::{ChitCursor, ChitOutboxRow, GoodChit, NewChitOutbox, StoredChit};
+pub use facts::TxFacts;
 pub use history::{
     Direction, HistoryPageRecords, HistoryQuery, HistoryRecord, StoredBalance, TxEffect,
 };
@@ -372,6 +374,12 @@ macro_rules! read_methods {
         /// The transactions in any of `states`, oldest first.
         pub fn transactions_in(&self, states: &[TxState]) -> Result<Vec<TxRecord>, StoreError> {
             ledger::transactions_in(self.conn(), states)
+        }
+
+        /// What the wallet keeps of a transaction's bytes for its history
+        /// (all empty for one it has none of).
+        pub fn transaction_facts(&self, txid: &Hash32) -> Result<TxFacts, StoreError> {
+            facts::read(self.conn(), txid)
         }
 
         /// One output of the wallet.
