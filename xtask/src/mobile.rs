@@ -2,7 +2,8 @@
 //! the Kotlin, Swift and Python sources with the crate's own uniffi-bindgen
 //! (library mode, from the built cdylib), checking that the checked-in ones
 //! are what it generates, and running the Python and Kotlin tests against a
-//! real sandbox gateway.
+//! real sandbox gateway (the Python one also with the `notch` CLI as a tally
+//! partner, in a session with a Secret Service).
 
 use std::path::{Path, PathBuf};
 
@@ -131,18 +132,27 @@ fn build_gateway() -> Result {
 }
 
 /// The Python test: the generated module with the built library, a real
-/// sandbox gateway.
+/// sandbox gateway, and the `notch` CLI as a tally partner. The CLI's
+/// processes share their wallet's seed through the OS keystore, so the test
+/// runs in a throwaway session bus with gnome-keyring unlocked by a test
+/// passphrase (its keyring files under target/, as the keystore tests do).
 pub fn python_tests() -> Result {
     build_library_and_generator()?;
     build_gateway()?;
+    let home = sh::target_dir().join("mobile-python-keyring-home");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+    let script = "printf 'notch-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+                  exec python3 \"$0\"";
+    let debug = sh::target_dir().join("debug");
     sh::run(
-        cmd("python3")
+        cmd("dbus-run-session")
+            .args(["--", "sh", "-c", script])
             .arg(sh::root().join("tests/mobile/python/test_bindings.py"))
+            .env("XDG_DATA_HOME", &home)
             .env("NOTCH_MOBILE_LIB", library())
-            .env(
-                "NOTCH_GATEWAY",
-                sh::target_dir().join("debug").join("notch-gateway"),
-            ),
+            .env("NOTCH_GATEWAY", debug.join("notch-gateway"))
+            .env("NOTCH_CLI", debug.join("notch")),
     )
 }
 

@@ -5,6 +5,10 @@
 // run with -Djna.library.path pointing at the built libnotch_mobile.so.
 //
 // Arguments: the notch-gateway binary, a scratch directory.
+//
+// Covered: a wallet pair (faucet, sync, send, a Kotlin listener, a Kotlin
+// secret store), a Kotlin HostLogger (its level, no secret in its lines),
+// typed exceptions.
 
 import java.io.File
 import java.net.URI
@@ -58,6 +62,24 @@ class Events : WalletListener {
             Thread.sleep(50)
         }
         throw AssertionError("no $what event in $seen")
+    }
+}
+
+/** The host's log: every line the library sends (as an app would hand them to android.util.Log). */
+class Lines : HostLogger {
+    val seen = CopyOnWriteArrayList<Triple<LogLevel, String, String>>()
+
+    override fun log(level: LogLevel, target: String, message: String) {
+        seen.add(Triple(level, target, message))
+    }
+
+    fun waitFor(what: String, test: (Triple<LogLevel, String, String>) -> Boolean): Triple<LogLevel, String, String> {
+        val deadline = System.nanoTime() + 20_000_000_000L
+        while (System.nanoTime() < deadline) {
+            seen.firstOrNull(test)?.let { return it }
+            Thread.sleep(50)
+        }
+        throw AssertionError("no log line: $what (of ${seen.size}: ${seen.takeLast(5)})")
     }
 }
 
@@ -181,6 +203,38 @@ fun main(args: Array<String>) {
             a.setListener(null)
             a.close()
             b.close()
+        }
+    }
+
+    test("a Kotlin logger gets the library's lines at its level, and no secret") {
+        val lines = Lines()
+        check(setLogger(lines, LogLevel.INFO)) { "the library's subscriber is the process's" }
+        try {
+            runBlocking {
+                val store = MapStore()
+                val created = createWallet(config("logged"), store)
+                val w = created.wallet
+                val listening = w.startAgent(AgentOptions(listen = "127.0.0.1:0"))
+                val port = listening.substringAfterLast(':')
+                val (level, target, _) = lines.waitFor("the agent listening on $port") { (_, _, m) ->
+                    m.startsWith("tally agent listening") && "port=$port" in m
+                }
+                check(level == LogLevel.INFO && target.startsWith("notch_core::agent")) { "$level $target" }
+                w.sync() // its wallet events are DEBUG lines: not for this logger
+                w.stopAgent()
+                Thread.sleep(500)
+                val below = lines.seen.filter { it.first == LogLevel.DEBUG || it.first == LogLevel.TRACE }
+                check(below.isEmpty()) { "lines below INFO: $below" }
+                // No two words of the phrase in a row, no byte of the stored secret as hex.
+                val words = created.recoveryPhrase.split(" ")
+                val pairs = words.zipWithNext { a, b -> Regex("\\b$a\\W{1,4}$b\\b", RegexOption.IGNORE_CASE) }
+                val secret = store.secrets.getValue(w.walletId()).joinToString("") { "%02x".format(it) }
+                val leaked = lines.seen.filter { (_, _, m) -> pairs.any { it.containsMatchIn(m) } || secret in m.lowercase() }
+                check(leaked.isEmpty()) { "a secret reached the log: $leaked" }
+                w.close()
+            }
+        } finally {
+            setLogger(null, LogLevel.WARN)
         }
     }
 

@@ -1,24 +1,37 @@
 """The generated Python bindings of notch-mobile against a real sandbox
 gateway on loopback.
 
-Run by `cargo xtask test` (step "mobile bindings: Python"), or by hand:
+Run by `cargo xtask test` (step "mobile bindings: Python"), or by hand
+(after `cargo xtask bindings`, which builds the library, the gateway and
+the CLI). The tally with a CLI wallet runs `notch` processes that share
+their wallet's seed through the OS keystore, so the test needs a running,
+unlocked Secret Service, as the xtask gives it:
 
-    cargo build -p notch-mobile -p notch-gateway
-    python3 tests/mobile/python/test_bindings.py
+    dbus-run-session -- sh -c 'printf pw | gnome-keyring-daemon --unlock \
+        --components=secrets >/dev/null; python3 tests/mobile/python/test_bindings.py'
 
 NOTCH_MOBILE_LIB: the built libnotch_mobile.so (default target/debug);
-NOTCH_GATEWAY: the notch-gateway binary (default target/debug). The test
-copies the generated notch.py and the library into a temporary directory
-(uniffi's Python module loads the library from beside itself).
+NOTCH_GATEWAY: the notch-gateway binary, NOTCH_CLI: the notch binary (both
+default target/debug). The test copies the generated notch.py and the
+library into a temporary directory (uniffi's Python module loads the
+library from beside itself).
+
+The library's log lines go to a Python HostLogger at DEBUG from the start;
+every test checks that none of them holds a secret of its wallets.
 """
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -28,6 +41,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 LIB = os.environ.get("NOTCH_MOBILE_LIB") or os.path.join(TARGET, "debug", "libnotch_mobile.so")
 GATEWAY = os.environ.get("NOTCH_GATEWAY") or os.path.join(TARGET, "debug", "notch-gateway")
+CLI = os.environ.get("NOTCH_CLI") or os.path.join(TARGET, "debug", "notch")
 BINDINGS = os.path.join(ROOT, "mobile-bindings", "bindings", "python", "notch.py")
 
 WORK = tempfile.mkdtemp(prefix="notch-mobile-py-")
@@ -103,6 +117,98 @@ class Listener(notch.WalletListener):
                 self.cond.wait(left)
 
 
+class Lines(notch.HostLogger):
+    """The host's log: every line the library sends, kept."""
+
+    def __init__(self):
+        self.lines = []
+        self.cond = threading.Condition()
+
+    def log(self, level, target, message):
+        with self.cond:
+            self.lines.append((level, target, message))
+            self.cond.notify_all()
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.lines)
+
+    def wait_for(self, what, predicate, seconds=20.0):
+        deadline = time.monotonic() + seconds
+        with self.cond:
+            while True:
+                found = [line for line in self.lines if predicate(*line)]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no log line: {what} (of {len(self.lines)}: "
+                                         f"{self.lines[-5:]})")
+                self.cond.wait(left)
+
+    def settle(self, quiet=0.3, seconds=10.0):
+        """Waits until no line came for `quiet` seconds (the library hands
+        lines over on a thread of its own)."""
+        deadline = time.monotonic() + seconds
+        count = -1
+        while time.monotonic() < deadline:
+            now = len(self.snapshot())
+            if now == count:
+                return
+            count = now
+            time.sleep(quiet)
+
+
+class Throwing(notch.HostLogger):
+    """A logger that throws on every line, as a broken host's would."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def log(self, level, target, message):
+        self.calls += 1
+        raise RuntimeError("the host's logger broke")
+
+
+# The library's log, from before the first wallet on.
+LOG = Lines()
+LOG_INSTALLED = notch.set_logger(LOG, notch.LogLevel.DEBUG)
+
+def secret_forms(phrase, stored):
+    """What of a wallet's secrets must never appear in a log line: every two
+    words of its phrase in a row (however separated: the phrase printed,
+    or its words as a list), and the BIP-39 seed, the stored secret and
+    the phrase's entropy, each as hex, base64 and a list of bytes. One
+    word alone is not a finding: ordinary log lines hold BIP-39 words
+    (agent, open, state, payment, pool …), so a random phrase shares one
+    with them now and then."""
+    words = phrase.split()
+    patterns = [re.compile(rf"\b{a}\W{{1,4}}{b}\b", re.IGNORECASE)
+                for a, b in zip(words, words[1:])]
+    seed = hashlib.pbkdf2_hmac("sha512", phrase.encode(), b"mnemonic", 2048)
+    entropy = stored[2:2 + stored[1]] if len(stored) > 2 else stored
+    texts = []
+    for blob in (seed, stored, entropy):
+        texts += [blob.hex(), blob.hex().upper(), base64.b64encode(blob).decode().rstrip("="),
+                  base64.urlsafe_b64encode(blob).decode().rstrip("="),
+                  ", ".join(str(b) for b in blob)]
+    return patterns, texts
+
+
+def leaked(lines, phrase, stored):
+    """The first line holding one of the wallet's secrets, and which."""
+    patterns, texts = secret_forms(phrase, stored)
+    for line in lines:
+        text = " ".join(str(part) for part in line)
+        for pattern in patterns:
+            if pattern.search(text):
+                return line, f"two words of the recovery phrase ({pattern.pattern})"
+        for form in texts:
+            if form in text:
+                return line, "the seed, in one of its forms"
+    return None
+
+
 class Gateway:
     """`notch-gateway --sandbox` on a free loopback port, mining on demand."""
 
@@ -141,6 +247,79 @@ class Gateway:
         self.process.kill()
         self.process.wait()
         self.log.close()
+
+
+class CliWallet:
+    """A wallet of the `notch` CLI: its own data directory, one process a
+    command (JSON out), and `notch agent` in the background."""
+
+    def __init__(self, data_dir, gateway_url):
+        self.dir, self.url = data_dir, gateway_url
+        self.agent = None
+        self.printed = []
+        os.makedirs(data_dir, exist_ok=True)
+
+    def command(self, *args):
+        return [CLI, "--data-dir", self.dir, "--gateway", self.url, "--json", *args]
+
+    def run(self, *args):
+        """Runs `notch ARGS`, which must succeed; its JSON."""
+        out = subprocess.run(self.command(*args), capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, timeout=120)
+        if out.returncode != 0:
+            raise AssertionError(f"notch {' '.join(args)} failed ({out.returncode}): "
+                                 f"{out.stderr.strip()}")
+        return json.loads(out.stdout)
+
+    def start_agent(self):
+        """`notch agent --listen 127.0.0.1:0`, once it says where it listens."""
+        log = open(os.path.join(self.dir, "agent.log"), "a")
+        self.agent = subprocess.Popen(self.command("agent", "--listen", "127.0.0.1:0"),
+                                      stdout=subprocess.PIPE, stderr=log, text=True,
+                                      stdin=subprocess.DEVNULL)
+        log.close()
+        said = threading.Event()
+
+        def read():
+            for line in self.agent.stdout:
+                self.printed.append(line.strip())
+                if '"listening"' in line:
+                    said.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not said.wait(30):
+            self.stop_agent()
+            raise AssertionError("the CLI's agent did not say where it listens")
+        return json.loads(next(p for p in self.printed if '"listening"' in p))
+
+    def stop_agent(self):
+        """Ctrl-C, as a person stops it."""
+        if self.agent is None:
+            return
+        self.agent.send_signal(signal.SIGINT)
+        try:
+            self.agent.wait(20)
+        except subprocess.TimeoutExpired:
+            self.agent.kill()
+            self.agent.wait()
+        self.agent.stdout.close()
+        self.agent = None
+
+    def tally(self, tally_id):
+        return self.run("tally", "show", tally_id)
+
+    def wait(self, tally_id, what, check, seconds=60.0):
+        """`notch tally show ID` until `check` holds for it; what it showed."""
+        def shown():
+            detail = self.tally(tally_id)
+            return detail if check(detail) else None
+        return eventually(f"the CLI wallet: {what}", shown, seconds)
+
+
+def settled(chits):
+    """Every chit good and linked into the chain, or void."""
+    return all((state.endswith(".good") and consensus == "linked") or state.endswith(".void")
+               for state, consensus in chits)
 
 
 def png_to_luma(png):
@@ -219,12 +398,32 @@ class BindingsTest(unittest.TestCase):
                                   gateway_url=self.gateway.url,
                                   network=notch.Network.SANDBOX)
 
+    def setUp(self):
+        self.secrets = []
+
+    def tearDown(self):
+        # No line the library logged holds a secret of this test's wallets.
+        LOG.settle()
+        lines = LOG.snapshot()
+        for phrase, stored in self.secrets:
+            found = leaked(lines, phrase, stored)
+            self.assertIsNone(found, f"a secret reached the log: {found}")
+
+    def wallet(self, name, store=None, words=12):
+        """A new wallet (and its store), its secrets kept for tearDown."""
+        store = store if store is not None else DictStore()
+        created = run(notch.create_wallet(self.config(name), store, words))
+        stored = store.secrets[created.wallet.wallet_id()]
+        self.secrets.append((created.recovery_phrase, stored))
+        return created, store
+
     def test_a_wallet_pair_receives_sends_and_reports(self):
-        store_a, store_b = DictStore(), DictStore()
-        created = run(notch.create_wallet(self.config("a"), store_a))
+        created, store_a = self.wallet("a")
         a = created.wallet
         self.assertEqual(len(created.recovery_phrase.split()), 12)
-        b = run(notch.create_wallet(self.config("b"), store_b, 24)).wallet
+        created_b, store_b = self.wallet("b", words=24)
+        b = created_b.wallet
+        self.assertEqual(len(created_b.recovery_phrase.split()), 24)
         listener = Listener()
         a.set_listener(listener)
 
@@ -303,8 +502,8 @@ class BindingsTest(unittest.TestCase):
         self.assertTrue(all(op in ("get", "set", "delete") for op, _ in store_a.calls))
 
     def test_a_tally_from_a_ticket_png_and_a_camera_frame_with_payments_both_ways(self):
-        alice = run(notch.create_wallet(self.config("alice"), DictStore())).wallet
-        bob = run(notch.create_wallet(self.config("bob"), DictStore())).wallet
+        alice = self.wallet("alice")[0].wallet
+        bob = self.wallet("bob")[0].wallet
         run(alice.set_tally_profile("alice", "Alice"))
         run(bob.set_tally_profile("bob", "Bob"))
         listener = Listener()
@@ -364,8 +563,201 @@ class BindingsTest(unittest.TestCase):
         run(bob.stop_agent())
         bob.set_listener(None)
 
+    def test_a_tally_with_a_cli_wallet_from_its_ticket_png_with_payments_both_ways(self):
+        """The partner is the real `notch` CLI: its ticket PNG scanned here,
+        a payment each way, both sides agreeing on the balance."""
+        self.assertTrue(os.access(CLI, os.X_OK), f"no notch CLI at {CLI} (NOTCH_CLI)")
+        cli = CliWallet(os.path.join(WORK, "cli-carol"), self.gateway.url)
+        try:
+            init = cli.run("init")
+        except AssertionError as e:
+            raise AssertionError(
+                f"{e}\nThe CLI keeps its seed in the OS keystore: run this test inside a "
+                "session with an unlocked Secret Service (see the module's docstring)") from e
+        self.assertEqual(len(init["phrase"].split()), 12, init)
+        dave = self.wallet("dave")[0].wallet
+        run(dave.set_tally_profile("dave", "Dave"))
+        listener = Listener()
+        dave.set_listener(listener)
+        try:
+            # Both agents listen before the tally is drafted, so each
+            # certificate says where its agent is.
+            said = cli.start_agent()
+            self.assertTrue(said["listening"].startswith("127.0.0.1:"), said)
+            run(dave.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+
+            # The CLI's ticket as a PNG; the bindings wallet scans the file.
+            png = os.path.join(WORK, "cli-ticket.png")
+            issued = cli.run("tally", "ticket", "--qr", png, "--name", "Carol",
+                             "--terms", '{"limit":100}', "--partner-terms", '{"limit":100}')
+            self.assertTrue(issued["url"].startswith("https://mychips.org/invite?"), issued)
+            self.assertEqual(issued["qr"], png)
+            cli_id = issued["tally"]
+            offered = run(dave.scan_ticket_image_file(png))
+            self.assertEqual(offered.state, "P.offer", offered)
+            self.assertEqual(offered.partner_name, "Carol")
+            self.assertEqual(json.loads(offered.partner_terms_json), {"limit": 100})
+            self.assertEqual(run(dave.tally_accept(offered.id)).state, "open")
+            shown = cli.wait(cli_id, "the tally open", lambda t: t["state"] == "open")
+            listener.wait_for(lambda e: e.is_TALLY_CHANGED() and e.tally == offered.id
+                              and e.state == "open")
+            mine = run(dave.tally(offered.id)).info
+            self.assertIsNotNone(mine.uuid)
+            self.assertEqual(shown["uuid"], mine.uuid, "one tally, the same record on both sides")
+            self.assertEqual((shown["side"], mine.side), ("stock", "foil"))
+            eventually("the CLI's agent to print the tally opening", lambda: any(
+                '"tally_changed"' in p and cli_id in p and '"open"' in p for p in cli.printed))
+
+            # The bindings wallet pays the CLI 12.5 CHIPs ...
+            paid = run(dave.tally_pay(offered.id, 12_500, "from the phone"))
+            self.assertEqual(paid.amount, -12_500)
+            got = cli.wait(cli_id, "the phone's payment", lambda t: any(
+                c["uuid"] == paid.uuid and c["state"].endswith(".good") for c in t["chits"]))
+            [chit] = [c for c in got["chits"] if c["uuid"] == paid.uuid]
+            self.assertEqual((chit["amount"], chit["memo"], chit["mine"]),
+                             (12_500, "from the phone", False))
+
+            # ... and the CLI pays 2 CHIPs back.
+            back = cli.run("tally", "pay", cli_id, "2", "--memo", "from the cli")
+            self.assertEqual((back["amount"], back["mine"]), (-2_000, True), back)
+            eventually("the CLI's payment in the bindings wallet", lambda: any(
+                c.uuid == back["uuid"] and c.state.endswith(".good") and c.amount == 2_000
+                and c.memo == "from the cli" and not c.mine
+                for c in run(dave.tally_chits(offered.id))))
+
+            # Both sides agree: the CLI is owed 10.5 CHIPs, every chit settled.
+            final = cli.wait(cli_id, "balance 10,500, settled", lambda t: t["balance"] == 10_500
+                             and settled((c["state"], c["consensus"]) for c in t["chits"]))
+            self.assertEqual(len(final["chits"]), 2)
+            eventually("the bindings wallet's balance and chits", lambda:
+                       run(dave.tally(offered.id)).info.balance == -10_500
+                       and settled((c.state, c.consensus)
+                                   for c in run(dave.tally_chits(offered.id))))
+            [listed] = [t for t in cli.run("tally", "list") if t["id"] == cli_id]
+            self.assertEqual((listed["state"], listed["balance"]), ("open", 10_500))
+        finally:
+            cli.stop_agent()
+            run(dave.stop_agent())
+            dave.set_listener(None)
+
+    def test_the_host_logger_gets_the_library_s_lines_at_its_level(self):
+        self.assertTrue(LOG_INSTALLED, "the library's subscriber is the process's")
+        wallet = self.wallet("logged")[0].wallet
+        try:
+            # The core's lines at DEBUG and above reach the logger set at
+            # import: an INFO line of the agent with its fields, DEBUG events.
+            listening = run(wallet.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+            port = listening.rsplit(":", 1)[1]
+            level, _, message = LOG.wait_for("the agent listening", lambda lv, target, m:
+                                             target.startswith("notch_core::agent")
+                                             and m.startswith("tally agent listening")
+                                             and f"port={port}" in m)
+            self.assertEqual(level, notch.LogLevel.INFO, message)
+            run(wallet.stop_agent())
+            run(wallet.sync())
+            LOG.wait_for("a wallet event", lambda lv, target, m: lv == notch.LogLevel.DEBUG
+                         and target == "notch_core::events" and m.startswith("wallet event"))
+
+            # A second call swaps the logger and the level: INFO and above
+            # only, and the first logger hears no more.
+            LOG.settle()
+            before = len(LOG.snapshot())
+            info = Lines()
+            self.assertTrue(notch.set_logger(info, notch.LogLevel.INFO), "swapped, still ours")
+            run(wallet.sync())
+            listening = run(wallet.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+            port = listening.rsplit(":", 1)[1]
+            info.wait_for("the agent listening again", lambda lv, target, m:
+                          m.startswith("tally agent listening") and f"port={port}" in m)
+            run(wallet.stop_agent())
+            info.settle()
+            LOG.settle()
+            self.assertEqual([line for line in info.snapshot() if line[0] not in
+                              (notch.LogLevel.ERROR, notch.LogLevel.WARN, notch.LogLevel.INFO)], [])
+            self.assertEqual(LOG.snapshot()[before:], [], "the first logger was replaced")
+
+            # A logger that throws loses its lines; the wallet goes on, and
+            # so does the next logger.
+            thrower = Throwing()
+            self.assertTrue(notch.set_logger(thrower, notch.LogLevel.INFO))
+            run(wallet.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+            eventually("the throwing logger to be called", lambda: thrower.calls > 0)
+            run(wallet.stop_agent())
+            self.assertGreaterEqual(run(wallet.sync()).height, 0)
+        finally:
+            self.assertTrue(notch.set_logger(LOG, notch.LogLevel.DEBUG))
+        listening = run(wallet.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+        port = listening.rsplit(":", 1)[1]
+        LOG.wait_for("a line after the throwing logger", lambda lv, target, m:
+                     m.startswith("tally agent listening") and f"port={port}" in m)
+        run(wallet.stop_agent())
+
+    def test_without_a_logger_warnings_go_to_stderr_and_nothing_less(self):
+        """A process that sets no logger: stderr at WARN (no DEBUG event
+        line), until set_logger(None, DEBUG) lets them through; then a
+        logger that throws, said once on stderr."""
+        script = textwrap.dedent(f"""
+            import asyncio, sys, time
+            sys.path.insert(0, {WORK!r})
+            import notch
+
+            class Store(notch.HostSecretStore):
+                def __init__(self):
+                    self.secrets = {{}}
+                def get(self, name):
+                    return self.secrets.get(name)
+                def set(self, name, secret):
+                    self.secrets[name] = bytes(secret)
+                def delete(self, name):
+                    self.secrets.pop(name, None)
+                def description(self):
+                    return "dictionary"
+
+            store = Store()
+            config = notch.WalletConfig(data_dir={os.path.join(WORK, "stderr")!r},
+                                        gateway_url={self.gateway.url!r},
+                                        network=notch.Network.SANDBOX)
+            created = asyncio.run(notch.create_wallet(config, store))
+            print(created.recovery_phrase)
+            print(store.secrets[created.wallet.wallet_id()].hex(), flush=True)
+            asyncio.run(created.wallet.sync())
+            time.sleep(0.5)
+            print("-- set_logger(None, DEBUG)", file=sys.stderr, flush=True)
+            assert notch.set_logger(None, notch.LogLevel.DEBUG)
+            asyncio.run(created.wallet.sync())
+            time.sleep(0.5)
+
+            class Throwing(notch.HostLogger):
+                def log(self, level, target, message):
+                    raise RuntimeError("the logger broke")
+
+            print("-- a logger that throws", file=sys.stderr, flush=True)
+            assert notch.set_logger(Throwing(), notch.LogLevel.DEBUG)
+            asyncio.run(created.wallet.sync())
+            asyncio.run(created.wallet.sync())
+            time.sleep(0.5)
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        before, switched, after = out.stderr.partition("-- set_logger(None, DEBUG)")
+        after, threw, throwing = after.partition("-- a logger that throws")
+        self.assertTrue(switched and threw, out.stderr)
+        self.assertNotRegex(before, r"notch (INFO|DEBUG|TRACE) ")
+        self.assertRegex(after, r"(?m)^notch DEBUG notch_core::events: wallet event")
+        # The throwing logger: its lines lost, said once, no panic message
+        # (and the wallet went on: the script ran to its end).
+        said = [line for line in throwing.splitlines() if "the app's logger threw" in line]
+        self.assertEqual(len(said), 1, throwing)
+        self.assertIn("the logger broke", said[0])
+        self.assertNotIn("panicked", throwing)
+        self.assertNotIn("wallet event", throwing)
+        phrase, stored = out.stdout.splitlines()[:2]
+        found = leaked([(line,) for line in out.stderr.splitlines()], phrase, bytes.fromhex(stored))
+        self.assertIsNone(found, f"a secret reached stderr: {found}")
+
     def test_bad_input_raises_typed_errors_with_readable_messages(self):
-        wallet = run(notch.create_wallet(self.config("bad"), DictStore())).wallet
+        wallet = self.wallet("bad")[0].wallet
         with self.assertRaises(notch.SendError.NotSynced) as caught:
             run(wallet.prepare_send([notch.Recipient(address="not-an-address", amount="1")]))
         self.assertIn("sync first", str(caught.exception))
