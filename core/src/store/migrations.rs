@@ -8,6 +8,11 @@
 /// `PRAGMA application_id` of a Notch wallet database ("NOTC").
 pub const APPLICATION_ID: i32 = 0x4E4F_5443;
 
+/// The schema version whose migration drops the transaction bytes the
+/// wallet does not need (migration 10): a database older than that is
+/// compacted once after it is upgraded (`Store::open`).
+pub const DROPS_TX_BYTES: u32 = 10;
+
 pub const MIGRATIONS: &[&str] = &[
     // 1: wallet metadata, addresses, headers, transactions, outputs.
     r#"
