@@ -7,17 +7,24 @@
 //! that the wallet's outputs do not hold: the addresses it pays that are
 //! not the wallet's (`tx_facts.counterparties`), the fee of an own send
 //! (`tx_facts.fee`), and which of the wallet's coins it spends
-//! (`tx_spends`, for what it sent). [`settle`] reads those facts from the
-//! bytes and then drops the bytes the wallet does not need. It runs in
-//! [`super::history::refresh`], at the end of every write transaction,
-//! for each transaction the write touched, before its history row is
-//! computed: one place, in the same SQLite transaction as the change.
+//! (`tx_spends`, for what it sent).
 //!
-//! The facts are read again whenever the bytes come back (apply hands them
-//! over each time it sees the transaction in the pool or a block,
-//! [`super::StoreTx::offer_raw`]): a rescan that found more of the
+//! Bytes reach the store in two ways, both inside the caller's write
+//! transaction: a new transaction (`StoreTx::insert_transaction`) and a
+//! known one seen again in the pool or a block (`StoreTx::offer_raw`).
+//! Both go through [`take`]: the facts are read from the bytes against
+//! what the store holds then, and the bytes are written to the row only if
+//! the wallet needs them, so a payment in never has them in its row, not
+//! even for the length of the write (a row that grows and shrinks again
+//! leaves its pages part-empty). [`settle`], at the end of every write
+//! ([`super::history::refresh`]), drops the bytes an own send no longer
+//! needs once the write made it final or released its coins, and reads the
+//! facts of rows that hold bytes (after migration 10, every row), before
+//! the history rows are computed from the facts.
+//!
+//! A later sighting reads the facts again: a rescan that found more of the
 //! wallet's addresses corrects them, and an own send that shows up in a
-//! block again after it was given up keeps its bytes while it needs them.
+//! block after it was given up has its bytes again while it needs them.
 
 use notch_protocol::{Address, Network, Transaction};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -35,6 +42,13 @@ pub struct TxFacts {
     pub counterparties: Vec<String>,
     /// The wallet's coins it spends, in input order.
     pub spends: Vec<OutPoint>,
+}
+
+/// The wallet's network (addresses are encoded for it).
+pub(super) fn network(conn: &Connection) -> Result<Network, StoreError> {
+    Ok(wallet::wallet(conn)?
+        .and_then(|w| Network::from_name(&w.network))
+        .unwrap_or(Network::Sandbox))
 }
 
 /// The facts of `t`, a transaction of the wallet recorded as `record`,
@@ -69,10 +83,16 @@ pub(super) fn derive(
     Ok(facts)
 }
 
-/// Replaces the stored facts of `txid`. A transaction with none (a payment
-/// in from a mint: no counterparty, no fee, no coin of the wallet spent)
-/// has no row, so most payments in cost nothing here.
+/// Stores `facts` as those of `txid` if they differ from what is stored
+/// (a sighting that changes nothing writes nothing), and marks the
+/// transaction for the refresh of its history row: the facts are what the
+/// row is computed from. A transaction with none (a payment in from a mint:
+/// no counterparty, no fee, no coin of the wallet spent) has no row, so
+/// most payments in cost nothing here.
 pub(super) fn write(conn: &Connection, txid: &Hash32, facts: &TxFacts) -> Result<(), StoreError> {
+    if &read(conn, txid)? == facts {
+        return Ok(());
+    }
     if facts.fee.is_none() && facts.counterparties.is_empty() {
         conn.prepare_cached("DELETE FROM tx_facts WHERE txid = ?1")?
             .execute([txid])?;
@@ -95,6 +115,8 @@ pub(super) fn write(conn: &Connection, txid: &Hash32, facts: &TxFacts) -> Result
     for (input, op) in facts.spends.iter().enumerate() {
         insert.execute(params![txid, input as i64, op.txid, op.vout])?;
     }
+    conn.prepare_cached("INSERT OR IGNORE INTO history_dirty_tx VALUES (?1)")?
+        .execute([txid])?;
     Ok(())
 }
 
@@ -147,10 +169,29 @@ pub(super) fn keeps_raw(conn: &Connection, record: &TxRecord) -> Result<bool, St
     Ok(!inbox::outputs_used_by(conn, &record.txid)?.is_empty())
 }
 
-/// Reads the facts of `txid` from its bytes, if the store has them, and
-/// drops the bytes if the wallet no longer needs them ([`keeps_raw`]).
-/// Bytes that do not decode (never written by this wallet) leave the facts
-/// as they are.
+/// The bytes `raw` of the recorded transaction `txid`, just inserted or
+/// seen again: its facts are read from them, and they are written to its
+/// row only if the wallet needs them and the row has none. Bytes that do
+/// not decode (never from this wallet's checks) leave the facts as they
+/// are.
+pub(super) fn take(conn: &Connection, txid: &Hash32, raw: &[u8]) -> Result<(), StoreError> {
+    let Some(record) = ledger::transaction(conn, txid)? else {
+        return Ok(());
+    };
+    if let Ok(t) = Transaction::decode(raw) {
+        write(conn, txid, &derive(conn, network(conn)?, &record, &t)?)?;
+    }
+    if record.raw.is_none() && keeps_raw(conn, &record)? {
+        conn.prepare_cached("UPDATE transactions SET raw = ?2 WHERE txid = ?1")?
+            .execute(params![txid, raw])?;
+    }
+    Ok(())
+}
+
+/// At the end of a write, for a transaction it touched: if its row holds
+/// bytes, reads the facts from them (they may have changed with the
+/// write: coins recorded, addresses derived) and drops them if the wallet
+/// no longer needs them ([`keeps_raw`]).
 pub(super) fn settle(conn: &Connection, network: Network, txid: &Hash32) -> Result<(), StoreError> {
     let Some(record) = ledger::transaction(conn, txid)? else {
         return Ok(());
@@ -513,7 +554,7 @@ mod tests {
                 tx.offer_raw(&send_id, &send.encode())
             })
             .expect("confirms again");
-        assert!(!raw_kept(&store, &paid_id), "offered, read, dropped");
+        assert!(!raw_kept(&store, &paid_id), "offered, read, not kept");
         assert!(raw_kept(&store, &send_id));
         set_state(&mut store, &send_id, TxState::Final, Some(2), 9);
         assert!(!raw_kept(&store, &send_id), "final: nothing to resubmit");
@@ -538,6 +579,41 @@ mod tests {
             )
             .expect("counts");
         assert_eq!(no_bytes, 3);
+    }
+
+    #[test]
+    fn a_payment_in_never_has_its_bytes_in_its_row_even_inside_the_write() {
+        let mut store = wallet();
+        let paid = transaction(
+            &[OutPoint {
+                txid: [0xAA; 32],
+                vout: 0,
+            }],
+            &[(PAYER, COIN, 5), (OURS, COIN, 7)],
+            1,
+        );
+        let txid = paid.txid().0;
+        store
+            .write(|tx| {
+                tx.insert_transaction(&NewTransaction {
+                    txid,
+                    state: TxState::InPool,
+                    own: false,
+                    raw: Some(paid.encode()),
+                    block: None,
+                })?;
+                // A row that grew and shrank again would leave its pages
+                // part-empty: the bytes never reach it.
+                assert_eq!(tx.transaction(&txid)?.and_then(|r| r.raw), None);
+                assert_eq!(
+                    tx.transaction_facts(&txid)?.counterparties,
+                    vec![address(PAYER)]
+                );
+                tx.offer_raw(&txid, &paid.encode())?;
+                assert_eq!(tx.transaction(&txid)?.and_then(|r| r.raw), None);
+                Ok(())
+            })
+            .expect("records");
     }
 
     #[test]

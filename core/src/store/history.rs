@@ -8,9 +8,10 @@
 //! `wallet_history`, `wallet_tx_effects`, `wallet_tx_addresses` and
 //! `wallet_balances` up to date for exactly those. What a row needs of a
 //! transaction's bytes (counterparties, fee, the wallet's coins it spends)
-//! is read from them here, once per change, into the facts the store keeps
+//! is read from them when they reach the store, into the facts it keeps
 //! ([`super::facts`]); the bytes themselves are kept only for the wallet's
-//! own unresolved sends. Nothing is decoded to answer a page.
+//! own unresolved sends. Rows are computed from the facts, nothing is
+//! decoded to answer a page.
 //!
 //! Pages are newest first by `(sort_time, seq)`: both are fixed when a
 //! transaction is first listed, so a keyset cursor neither skips nor
@@ -18,11 +19,10 @@
 
 use std::fmt::Write as _;
 
-use notch_protocol::Network;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
 
 use super::ledger::{TxState, amount_from_sql, amount_to_sql, hex};
-use super::{Hash32, StoreError, chain, facts, inbox, ledger, to_i64, to_u64, wallet};
+use super::{Hash32, StoreError, chain, facts, inbox, ledger, to_i64, to_u64};
 
 /// How a transaction moves the wallet's coins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,9 +168,7 @@ pub(super) fn refresh(conn: &Connection) -> Result<(), StoreError> {
     if !is_dirty(conn)? {
         return Ok(());
     }
-    let network = wallet::wallet(conn)?
-        .and_then(|w| Network::from_name(&w.network))
-        .unwrap_or(Network::Sandbox);
+    let network = facts::network(conn)?;
     // Oldest first, so that rows listed in one write get `seq` in chain
     // order.
     let txids: Vec<Hash32> = {
@@ -188,8 +186,9 @@ pub(super) fn refresh(conn: &Connection) -> Result<(), StoreError> {
              SELECT DISTINCT asset FROM outputs WHERE txid = ?1 OR spent_by = ?1 OR locked_by = ?1",
         )?
         .execute([txid])?;
-        // The facts first (from the bytes, if the change brought them), then
-        // the row computed from them.
+        // The bytes an own send no longer needs go (and rows that hold
+        // bytes have their facts read), then the row is computed from the
+        // facts.
         facts::settle(conn, network, txid)?;
         refresh_tx(conn, txid)?;
     }
@@ -741,9 +740,7 @@ pub(super) fn holds_asset(conn: &Connection, asset: &Hash32) -> Result<bool, Sto
 /// sends) the facts are read from them again and compared, and the kept
 /// bytes themselves are checked against the rule of [`facts::keeps_raw`].
 pub(super) fn check(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let network = wallet::wallet(conn)?
-        .and_then(|w| Network::from_name(&w.network))
-        .unwrap_or(Network::Sandbox);
+    let network = facts::network(conn)?;
     let mut problems = Vec::new();
     let txids: Vec<Hash32> = {
         let mut stmt = conn.prepare("SELECT txid FROM transactions")?;
@@ -875,7 +872,7 @@ pub(super) use history_read_methods;
 mod tests {
     use std::collections::HashSet;
 
-    use notch_protocol::{Address, AssetId, PublicKey, Transaction, TxId};
+    use notch_protocol::{Address, AssetId, Network, PublicKey, Transaction, TxId};
 
     use super::*;
     use crate::keys::AddressChain;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{Hash32, StoreError, StoreTx, now, to_i64, to_u64};
+use super::{Hash32, StoreError, StoreTx, facts, now, to_i64, to_u64};
 
 /// Where a transaction is on its way to being final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,28 +316,31 @@ impl StoreTx<'_> {
             None => (None, None),
         };
         let now = now();
+        // Without its bytes: `facts::take` reads them and writes them to
+        // the row only if the wallet needs them.
         let inserted = self.conn().execute(
             &format!(
-                "INSERT INTO transactions ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)
+                "INSERT INTO transactions ({TX_COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, ?5, NULL, ?6, ?6)
                  ON CONFLICT (txid) DO NOTHING"
             ),
-            params![new.txid, new.state.as_str(), new.own, new.raw, height, hash, now],
+            params![new.txid, new.state.as_str(), new.own, height, hash, now],
         )?;
+        if inserted == 1
+            && let Some(raw) = &new.raw
+        {
+            facts::take(self.conn(), &new.txid, raw)?;
+        }
         Ok(inserted == 1)
     }
 
     /// Hands over the bytes of a known transaction seen again (in the pool
-    /// or a block) if the store no longer has them: at the end of the
-    /// write its facts are read from them again (more of the wallet's
-    /// addresses or coins may be known now), and they are kept only if the
-    /// wallet needs them (an own send given up that is on its way to a
-    /// block after all). One `UPDATE` of a row that has none; nothing if it
-    /// has them.
+    /// or a block): its facts are read from them again (more of the
+    /// wallet's addresses or coins may be known now; written only if they
+    /// changed), and the bytes are written to its row only if the wallet
+    /// needs them and the row has none (an own send given up that is on
+    /// its way to a block after all).
     pub fn offer_raw(&self, txid: &Hash32, raw: &[u8]) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached("UPDATE transactions SET raw = ?2 WHERE txid = ?1 AND raw IS NULL")?
-            .execute(params![txid, raw])?;
-        Ok(())
+        facts::take(self.conn(), txid, raw)
     }
 
     /// Moves a transaction to `state`. `block` is where it was mined

@@ -10,7 +10,8 @@ pub const APPLICATION_ID: i32 = 0x4E4F_5443;
 
 /// The schema version whose migration drops the transaction bytes the
 /// wallet does not need (migration 10): a database older than that is
-/// compacted once after it is upgraded (`Store::open`).
+/// compacted once after it is upgraded, if bytes were dropped
+/// (`Store::open`).
 pub const DROPS_TX_BYTES: u32 = 10;
 
 pub const MIGRATIONS: &[&str] = &[
@@ -459,12 +460,13 @@ pub const MIGRATIONS: &[&str] = &[
     // it spends, in input order (what it sent). `history_tx_update` now
     // fires only for the columns a history row is computed from, so that
     // dropping the bytes marks nothing; `history_tx_raw` marks a
-    // transaction whose bytes arrive again (its facts are read again).
-    // Existing wallets: every transaction that holds its bytes is marked,
-    // and the refresh the store runs when it opens (right after the
-    // migrations, as for migration 7) reads the facts from the bytes, then
-    // drops the bytes the wallet does not need, in one transaction. A crash
-    // before that commit leaves the marks: the next open does it again.
+    // transaction whose bytes are written to its row (an own send seen
+    // again after it was given up). Existing wallets: every transaction
+    // that holds its bytes is marked, and the refresh the store runs when
+    // it opens (right after the migrations, as for migration 7) reads the
+    // facts from the bytes, then drops the bytes the wallet does not need,
+    // in one transaction. A crash before that commit leaves the marks: the
+    // next open does it again. Then the store VACUUMs once (`Store::open`).
     r#"
     CREATE TABLE tx_facts (
         txid            BLOB    PRIMARY KEY REFERENCES transactions (txid) ON DELETE CASCADE,
