@@ -31,8 +31,10 @@ const PAGE: usize = 100;
 /// Pages kept in memory (the others are dropped, and asked for again if
 /// the user scrolls back to them).
 const MAX_PAGES: usize = 5;
-/// Page requests of one generation under way at once.
+/// Page requests of one generation under way at once, for the neighbours
+/// of the rows in view, and at most for the rows in view themselves.
 const IN_FLIGHT: usize = 2;
+const IN_FLIGHT_IN_VIEW: usize = 6;
 /// How long the search box must rest before the list asks for it.
 const SEARCH_DEBOUNCE_MS: i32 = 250;
 
@@ -198,14 +200,23 @@ impl List {
             }
         }
         let generation = self.generation.get_value();
-        for k in wanted {
+        let in_view = wanted.len().min(to - from + 1);
+        for (n, k) in wanted.into_iter().enumerate() {
             let busy = self.in_flight.with_value(|f| {
                 (
                     f.iter().filter(|(g, _)| *g == generation).count(),
                     f.contains(&(generation, k)),
                 )
             });
-            if busy.0 >= IN_FLIGHT {
+            // The pages in view are asked for even past the limit: those
+            // under way may be for rows a fast scroll has already left.
+            // The neighbours wait for a free place.
+            let limit = if n < in_view {
+                IN_FLIGHT_IN_VIEW
+            } else {
+                IN_FLIGHT
+            };
+            if busy.0 >= limit {
                 return;
             }
             let have = self
@@ -324,20 +335,28 @@ pub fn History() -> impl IntoView {
                             }
                         }>
                         <div style=move || format!("height:{}px;position:relative", total() as f64 * ROW_HEIGHT)>
-                            {move || {
-                                let total = total();
-                                let first = ((list.scroll.get() / ROW_HEIGHT).max(0.0).floor() as usize).saturating_sub(OVERSCAN);
-                                let shown = (VIEW_HEIGHT / ROW_HEIGHT).ceil() as usize + 2 * OVERSCAN;
-                                let end = (first + shown).min(total);
-                                list.pages.with(|pages| {
-                                    (first.min(end)..end)
-                                        .map(|i| match pages.get(&(i / PAGE)).and_then(|p| p.rows.get(i % PAGE)) {
-                                            Some(r) => row_view(i, r.clone()).into_any(),
-                                            None => placeholder(i).into_any(),
-                                        })
-                                        .collect_view()
-                                })
-                            }}
+                            // Keyed by position and content: a scroll by one row
+                            // adds one row and removes one, and a page that comes in
+                            // replaces only its placeholders. (Rendering the whole
+                            // window again on each scroll event made 50 ms frames.)
+                            <For
+                                each=move || {
+                                    let total = total();
+                                    let first = ((list.scroll.get() / ROW_HEIGHT).max(0.0).floor() as usize).saturating_sub(OVERSCAN);
+                                    let shown = (VIEW_HEIGHT / ROW_HEIGHT).ceil() as usize + 2 * OVERSCAN;
+                                    let end = (first + shown).min(total);
+                                    list.pages.with(|pages| {
+                                        (first.min(end)..end)
+                                            .map(|i| (i, pages.get(&(i / PAGE)).and_then(|p| p.rows.get(i % PAGE)).cloned()))
+                                            .collect::<Vec<_>>()
+                                    })
+                                }
+                                key=|(i, row)| (*i, row.as_ref().map(|r| (r.txid.clone(), r.state.clone(), r.confirmations)))
+                                children=|(i, row)| match row {
+                                    Some(r) => row_view(i, r).into_any(),
+                                    None => placeholder(i).into_any(),
+                                }
+                            />
                         </div>
                     </div>
                 }.into_any(),
