@@ -112,3 +112,140 @@ pub fn loadavg(n: usize) -> String {
         .map(|s| s.split_whitespace().take(n).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// Where the long-history ledger of the app benchmark lives (every
+/// transaction pays the fixed wallet): `<target>/bench-ledger-app/…`. The
+/// app benchmark and the wallet size benchmark sync the same one.
+pub fn app_history_ledger_dir(target: &Path, txs: u64, block_txs: u64) -> PathBuf {
+    target
+        .join("bench-ledger-app")
+        .join(format!("v1-txs{txs}-block{block_txs}-every1"))
+}
+
+/// How the wallet file at `path` uses its space (per table and index, from
+/// SQLite's `dbstat`), as JSON; read-only, so a file of an older schema is
+/// reported as it is.
+pub fn space_json(path: &Path) -> Value {
+    let r = notch_core::store::space_report_of_file(path).unwrap();
+    serde_json::json!({
+        "file_bytes": r.file_bytes(),
+        "page_size": r.page_size,
+        "pages": r.pages,
+        "free_pages": r.free_pages,
+        "kept_txs": r.kept_txs,
+        "kept_tx_bytes": r.kept_tx_bytes,
+        "objects": r.objects.iter().map(|o| serde_json::json!({
+            "name": o.name,
+            "table": o.table,
+            "kind": o.kind,
+            "bytes": o.bytes,
+            "payload": o.payload,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+/// A markdown table of [`space_json`]: each table with its indexes (bytes
+/// of the pages they take, and per payment of `payments`), largest first;
+/// the tables of one page each in one row.
+pub fn space_markdown(space: &Value, payments: u64) -> String {
+    let objects = space["objects"].as_array().cloned().unwrap_or_default();
+    let file = space["file_bytes"].as_f64().unwrap_or(0.0);
+    let per = |bytes: f64| {
+        if payments == 0 {
+            "–".to_owned()
+        } else {
+            format!("{:.0} B", bytes / payments as f64)
+        }
+    };
+    struct TableSpace {
+        name: String,
+        bytes: f64,
+        payload: f64,
+        indexes: Vec<(String, f64)>,
+    }
+    impl TableSpace {
+        fn together(&self) -> f64 {
+            self.bytes + self.indexes.iter().map(|i| i.1).sum::<f64>()
+        }
+    }
+    let mut tables: Vec<TableSpace> = Vec::new();
+    for o in &objects {
+        let table = o["table"].as_str().unwrap_or("?").to_owned();
+        let bytes = o["bytes"].as_f64().unwrap_or(0.0);
+        let at = match tables.iter().position(|t| t.name == table) {
+            Some(at) => at,
+            None => {
+                tables.push(TableSpace {
+                    name: table,
+                    bytes: 0.0,
+                    payload: 0.0,
+                    indexes: Vec::new(),
+                });
+                tables.len() - 1
+            }
+        };
+        if o["kind"] == "index" {
+            let name = o["name"].as_str().unwrap_or("?").to_owned();
+            tables[at].indexes.push((name, bytes));
+        } else {
+            tables[at].bytes += bytes;
+            tables[at].payload += o["payload"].as_f64().unwrap_or(0.0);
+        }
+    }
+    tables.sort_by(|a, b| {
+        b.together()
+            .total_cmp(&a.together())
+            .then(a.name.cmp(&b.name))
+    });
+    let page = space["page_size"].as_f64().unwrap_or(4096.0);
+    let mut s = String::from(
+        "| table | its rows | its indexes | together | per payment | of the file |\n|---|---:|---|---:|---:|---:|\n",
+    );
+    let (mut small, mut small_bytes) = (0, 0.0);
+    for t in &tables {
+        let together = t.together();
+        if together <= page * (1 + t.indexes.len()) as f64 {
+            small += 1;
+            small_bytes += together;
+            continue;
+        }
+        let mut indexes: Vec<String> = t
+            .indexes
+            .iter()
+            .map(|(name, bytes)| format!("`{name}` {}", mib(*bytes)))
+            .collect();
+        if indexes.is_empty() {
+            indexes.push("–".into());
+        }
+        s += &format!(
+            "| `{}` | {} (records {}) | {} | **{}** | {} | {:.1} % |\n",
+            t.name,
+            mib(t.bytes),
+            mib(t.payload),
+            indexes.join(", "),
+            mib(together),
+            per(together),
+            100.0 * together / file.max(1.0),
+        );
+    }
+    if small > 0 {
+        s += &format!(
+            "| {small} other tables (one page each, with their indexes) | | | {} | | {:.1} % |\n",
+            mib(small_bytes),
+            100.0 * small_bytes / file.max(1.0)
+        );
+    }
+    let free = space["free_pages"].as_f64().unwrap_or(0.0) * page;
+    s += &format!(
+        "| free pages | | | {} | | {:.1} % |\n| **the file** | | | **{}** | **{}** | 100 % |\n",
+        mib(free),
+        100.0 * free / file.max(1.0),
+        mib(file),
+        per(file),
+    );
+    s
+}

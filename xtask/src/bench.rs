@@ -1,11 +1,11 @@
-//! `cargo xtask bench [gateway|wallet|app|peer|tallies] [-- ARGS…]`: every benchmark (or
+//! `cargo xtask bench [gateway|wallet|wallet-size|app|peer|tallies] [-- ARGS…]`: every benchmark (or
 //! the one named, with ARGS passed to its binary), results in bench/results/.
 
 use crate::sh::{self, Result, Timer, cmd};
 use crate::{session, ui};
 
 /// The benchmarks, in the order they run; `cargo xtask bench NAME` runs one.
-const BENCHES: [&str; 5] = ["gateway", "wallet", "app", "peer", "tallies"];
+const BENCHES: [&str; 6] = ["gateway", "wallet", "wallet-size", "app", "peer", "tallies"];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     // What follows `--` goes to the one benchmark's binary (e.g. a smaller fixture).
@@ -58,6 +58,29 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
                 "--out",
                 "bench/results/wallet.md",
             ]))
+        })?;
+    }
+    // Wallet file size: the app benchmark's long-history wallet (100,000 payments, the same
+    // ledger in target/bench-ledger-app/) restored and synced without the app, and what each
+    // table and index of its wallet.sqlite takes (SQLite's dbstat).
+    if wanted("wallet-size") {
+        timer.step("wallet size benchmark", || {
+            sh::run(cmd("cargo").args(["build", "--release", "-p", "notch-gateway", "--bins"]))?;
+            sh::run(
+                cmd("cargo")
+                    .args([
+                        "run",
+                        "--release",
+                        "-p",
+                        "notch-tests",
+                        "--bin",
+                        "notch-wallet-size-bench",
+                        "--",
+                        "--out",
+                        "bench/results/wallet-size.md",
+                    ])
+                    .args(extra),
+            )
         })?;
     }
     // Desktop app: cold start to the first usable screen, memory of the app's process tree,

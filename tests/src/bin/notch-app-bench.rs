@@ -110,9 +110,7 @@ fn phrase() -> RecoveryPhrase {
 /// The populated long-history ledger (populated if needed), its
 /// `populated.json`, and whether it was reused.
 fn ledger(txs: u64, block_txs: u64) -> (PathBuf, Value, bool) {
-    let dir = target_dir()
-        .join("bench-ledger-app")
-        .join(format!("v1-txs{txs}-block{block_txs}-every1"));
+    let dir = notch_tests::bench::app_history_ledger_dir(&target_dir(), txs, block_txs);
     let (populated, cached) =
         notch_tests::bench::ledger(&bin("notch-gateway-populate"), &dir, txs, block_txs, 1);
     (dir, populated, cached)
@@ -201,6 +199,8 @@ async fn history_wallet(
         "core_history_rows": count,
         "core_history_total": total,
         "db_bytes": std::fs::metadata(dir.join("wallet.sqlite")).map(|m| m.len()).unwrap_or(0),
+        // What each table and index takes (dbstat), the wallet still open.
+        "db_space": notch_tests::bench::space_json(&dir.join("wallet.sqlite")),
     })
 }
 
@@ -753,6 +753,15 @@ to start {} ms before it. {}\n\n",
         hw["payments_found"],
         f(&(hw["db_bytes"].as_f64().unwrap_or(0.0) / 1e6).into(), 0),
     );
+    if hw["db_space"].is_object() {
+        s += "What each table of that wallet.sqlite takes with its indexes (SQLite's `dbstat`, read after the sync; \
+              `cargo xtask bench wallet-size` gives the same figures without the app, bench/results/wallet-size.md):\n\n";
+        s += &notch_tests::bench::space_markdown(
+            &hw["db_space"],
+            hw["payments_found"].as_u64().unwrap_or(0),
+        );
+        s += "\n";
+    }
     let of = &h["open_first"];
     s += "### Opening History\n\n\
 The click on the History link and the wait run inside the page (one WebDriver script): from `click()` to the first row \
