@@ -504,6 +504,86 @@ fn history_session(
     })
 }
 
+/// Where the first open's time goes: a fresh start-up, the `history`
+/// command called cold from the page (nothing of History has run yet), then
+/// History opened with the data path warm.
+fn first_open_split_session(cx: &Ctx, gateway: &str, dir: &Path) -> Value {
+    let dir_s = dir.display().to_string();
+    let run = launch(
+        &cx.app,
+        &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+        &cx.screens.join("history-split"),
+        cx.ticks,
+    );
+    run.session.set_script_timeout(Duration::from_secs(120));
+    wait_screen(&run, "balances");
+    std::thread::sleep(SETTLE);
+    let cold_invoke = run.session.execute_async(INVOKE_HISTORY_SCRIPT, json!([]));
+    std::thread::sleep(Duration::from_secs(1));
+    let warm_invoke = run.session.execute_async(INVOKE_HISTORY_SCRIPT, json!([]));
+    std::thread::sleep(Duration::from_secs(1));
+    let open = run.session.execute_async(OPEN_HISTORY_SCRIPT, json!([]));
+    eprintln!(
+        "app-bench: split first open: cold invoke {} ms, warm invoke {} ms, then History painted {} ms",
+        f(&cold_invoke["ms"], 0),
+        f(&warm_invoke["ms"], 0),
+        f(&open["shown_ms"], 0)
+    );
+    // Is it the list that slows the idle History screen's frames? The same
+    // idle measurement with the list shown, then hidden (display: none).
+    std::thread::sleep(SETTLE);
+    let idle_with_list = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+    // What in the list: its content's height, or its scrollbar.
+    let mut variants = Vec::new();
+    for (label, script) in [
+        (
+            "spacer 1,000,000 px",
+            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '1000000px';",
+        ),
+        (
+            "spacer 100,000 px",
+            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '100000px';",
+        ),
+        (
+            "spacer 10,000 px",
+            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '10000px';",
+        ),
+        (
+            "spacer 5,600,000 px, overflow hidden",
+            "const l = document.querySelector('[data-testid=history-list]'); l.firstElementChild.style.height = '5600000px'; l.style.overflowY = 'hidden';",
+        ),
+    ] {
+        let _ = run.session.execute(script, json!([]));
+        std::thread::sleep(Duration::from_secs(1));
+        let idle = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+        let stats = frame_stats(&floats(&idle["frames"]));
+        eprintln!(
+            "app-bench: idle History, {label}: median {} ms",
+            f(&stats["median_ms"], 0)
+        );
+        variants.push(json!({ "variant": label, "frames": stats }));
+    }
+    let _ = run.session.execute(
+        "document.querySelector('[data-testid=history-list]').style.display = 'none';",
+        json!([]),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_without_list = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+    close(run);
+    let mut open = open.clone();
+    if let Some(o) = open.as_object_mut() {
+        o.remove("frames");
+    }
+    json!({
+        "cold_invoke": cold_invoke,
+        "warm_invoke": warm_invoke,
+        "open_after_invoke": open,
+        "idle_history_with_list": frame_stats(&floats(&idle_with_list["frames"])),
+        "idle_history_list_hidden": frame_stats(&floats(&idle_without_list["frames"])),
+        "idle_history_variants": variants,
+    })
+}
+
 fn parent() {
     check_session();
     let runs: usize = arg("--runs", 5);
@@ -578,6 +658,7 @@ fn parent() {
         "balances",
     );
     let history = history_session(&cx, &big_gateway.url, &big_dir, scroll_secs, px_per_sec);
+    let first_open_split = first_open_split_session(&cx, &big_gateway.url, &big_dir);
 
     for id in [small_id.as_str(), big["wallet_id"].as_str().unwrap_or("")] {
         if !id.is_empty() {
@@ -597,6 +678,7 @@ fn parent() {
             "populate_secs_this_run": populate_secs,
         },
         "history_wallet": big,
+        "first_open_split": first_open_split,
         "cold_start": { "fresh_profile": fresh, "small_wallet": small, "history_wallet": long },
         "history": history,
         "params": {
@@ -788,6 +870,21 @@ history a page of 100 rows at a time (`history` command) and renders only the ro
         }
     }
     s += "\nWhere that time goes:\n\n| step | time |\n|---|---:|\n";
+    let split = &r["first_open_split"];
+    if split.is_object() {
+        s += &format!(
+            "| another start-up: `invoke('history')` from the page before History ever ran (cold), then again (warm) | {} ms, then {} ms |\n\
+             | the same start-up: History opened after those two calls, click → painted | {} ms |\n",
+            f(&split["cold_invoke"]["ms"], 0),
+            f(&split["warm_invoke"]["ms"], 0),
+            f(&split["open_after_invoke"]["shown_ms"], 0),
+        );
+        s += &format!(
+            "| the same start-up, idle History: median frame with the list shown, then with it hidden (`display: none`) | {} ms, then {} ms |\n",
+            f(&split["idle_history_with_list"]["median_ms"], 0),
+            f(&split["idle_history_list_hidden"]["median_ms"], 0),
+        );
+    }
     s += &format!(
         "| core: `Wallet::history_page` (the first {} of {} rows), in the bench process, median of {} | {} ms |\n",
         hw["core_history_rows"],
