@@ -151,19 +151,19 @@ async fn payments_go_out_at_once_without_the_poll() {
     assert!(!alice.tally(&a_id).await.expect("tally").info.queued);
 }
 
+/// Alice, Bob, their running agents, and the tally's id on each side.
+type OpenedTally = (
+    Wallet,
+    Wallet,
+    super::AgentHandle,
+    super::AgentHandle,
+    String,
+    String,
+);
+
 /// A tally between two agents, opened: `(alice, bob, alice's id, bob's id)`
 /// (Alice drafted it, the stock; each grants the other 100 CHIPs).
-async fn open_tally(
-    da: &std::path::Path,
-    db: &std::path::Path,
-) -> (
-    Wallet,
-    Wallet,
-    super::AgentHandle,
-    super::AgentHandle,
-    String,
-    String,
-) {
+async fn open_tally(da: &std::path::Path, db: &std::path::Path) -> OpenedTally {
     open_tally_with(da, db, no_poll()).await
 }
 
@@ -172,14 +172,7 @@ async fn open_tally_with(
     da: &std::path::Path,
     db: &std::path::Path,
     config: AgentConfig,
-) -> (
-    Wallet,
-    Wallet,
-    super::AgentHandle,
-    super::AgentHandle,
-    String,
-    String,
-) {
+) -> OpenedTally {
     let (alice, bob) = (wallet(da).await, wallet(db).await);
     let a_agent = alice.start_agent(config.clone()).await.expect("agent");
     let b_agent = bob.start_agent(config).await.expect("agent");
