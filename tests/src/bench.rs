@@ -249,3 +249,47 @@ pub fn space_markdown(space: &Value, payments: u64) -> String {
     );
     s
 }
+
+/// What each payment of the populated long-history ledger gives the fixed
+/// wallet (`notch-gateway-populate`), in base units.
+pub const HISTORY_WALLET_AMOUNT: u64 = 1_000_000;
+
+/// The fixed wallet ([`ENTROPY`]) restored into `dir` and synced to the tip
+/// of the long-history ledger at `url`, checked to have found all
+/// `expected` payments: the wallet, and the figures of the restore.
+pub async fn restore_history_wallet(
+    dir: &Path,
+    url: &str,
+    store: std::sync::Arc<dyn notch_core::secrets::SecretStore>,
+    expected: u64,
+) -> (notch_core::Wallet, serde_json::Value) {
+    let config = notch_core::WalletConfig::new(dir, url, notch_core::Network::Sandbox);
+    let phrase = RecoveryPhrase::from_entropy(&ENTROPY).unwrap();
+    let started = std::time::Instant::now();
+    let wallet = notch_core::Wallet::restore(config, store, phrase)
+        .await
+        .unwrap();
+    let restore_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let report = wallet.sync().await.unwrap();
+    let sync_secs = started.elapsed().as_secs_f64();
+    let received: u128 = wallet
+        .balances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.confirmed)
+        .sum();
+    assert_eq!(
+        received,
+        u128::from(expected * HISTORY_WALLET_AMOUNT),
+        "the wallet did not find every payment to it"
+    );
+    let figures = serde_json::json!({
+        "restore_secs": restore_secs,
+        "sync_secs": sync_secs,
+        "height": report.height,
+        "payments_found": received / u128::from(HISTORY_WALLET_AMOUNT),
+    });
+    (wallet, figures)
+}

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notch_core::keys::{RecoveryPhrase, WordCount};
+use notch_core::keys::WordCount;
 use notch_core::secrets::{OsSecretStore, SecretStore};
 use notch_core::wallet::HistoryPageFilter;
 use notch_core::{Network, Wallet, WalletConfig};
@@ -48,9 +48,7 @@ use notch_tests::gateway::Sandbox;
 use notch_tests::wallet::Gw;
 use serde_json::{Value, json};
 
-use notch_tests::bench::ENTROPY;
 /// What `notch-gateway-populate` pays a listed key, per payment.
-const WALLET_AMOUNT: u64 = 1_000_000;
 /// The history list's row height in pixels (ui/src/screens/history.rs).
 const ROW_HEIGHT: f64 = 56.0;
 /// How many times History is opened again from Home (the memory they add is
@@ -103,10 +101,6 @@ use notch_tests::bench::utc_now;
 
 // ---------------------------------------------------------------- fixtures
 
-fn phrase() -> RecoveryPhrase {
-    RecoveryPhrase::from_entropy(&ENTROPY).unwrap()
-}
-
 /// The populated long-history ledger (populated if needed), its
 /// `populated.json`, and whether it was reused.
 fn ledger(txs: u64, block_txs: u64) -> (PathBuf, Value, bool) {
@@ -148,26 +142,8 @@ async fn history_wallet(
     store: Arc<dyn SecretStore>,
     expected: u64,
 ) -> Value {
-    let started = Instant::now();
-    let wallet = Wallet::restore(config(dir, url), store, phrase())
-        .await
-        .unwrap();
-    let restore_secs = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let report = wallet.sync().await.unwrap();
-    let sync_secs = started.elapsed().as_secs_f64();
-    let received: u128 = wallet
-        .balances()
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| u128::from(b.confirmed))
-        .sum();
-    assert_eq!(
-        received,
-        u128::from(expected * WALLET_AMOUNT),
-        "the wallet did not find every payment to it"
-    );
+    let (wallet, restored) =
+        notch_tests::bench::restore_history_wallet(dir, url, store, expected).await;
     // What History asks for: its first page, and one in the middle of the
     // list (where a scroll bar dragged half-way lands).
     let (mut core_ms, mut deep_ms) = (Vec::new(), Vec::new());
@@ -190,10 +166,10 @@ async fn history_wallet(
     }
     json!({
         "wallet_id": wallet.wallet_id(),
-        "restore_secs": restore_secs,
-        "sync_secs": sync_secs,
-        "height": report.height,
-        "payments_found": received / u128::from(WALLET_AMOUNT),
+        "restore_secs": restored["restore_secs"],
+        "sync_secs": restored["sync_secs"],
+        "height": restored["height"],
+        "payments_found": restored["payments_found"],
         "core_history_ms": summary(&core_ms),
         "core_history_deep_ms": summary(&deep_ms),
         "core_history_rows": count,

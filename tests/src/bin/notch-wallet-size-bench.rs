@@ -23,17 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use notch_core::keys::RecoveryPhrase;
 use notch_core::secrets::{MemorySecretStore, SecretStore};
-use notch_core::{Network, Wallet, WalletConfig};
 use notch_tests::bench::{
-    ENTROPY, app_history_ledger_dir, arg_str, exe_dir, loadavg, sibling, space_json,
-    space_markdown, start_gateway, utc_now,
+    app_history_ledger_dir, arg_str, exe_dir, loadavg, sibling, space_json, space_markdown,
+    start_gateway, utc_now,
 };
 use serde_json::{Value, json};
 
 /// What `notch-gateway-populate` pays a listed key, per payment.
-const WALLET_AMOUNT: u64 = 1_000_000;
 
 fn arg(name: &str, default: u64) -> u64 {
     arg_str(name)
@@ -64,30 +61,15 @@ fn file_len(path: &Path) -> u64 {
 /// Restores the fixed wallet into `dir`, syncs it to the tip, closes it.
 async fn build_wallet(dir: &Path, url: &str, expected: u64) -> Value {
     let store: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
-    let config = WalletConfig::new(dir, url, Network::Sandbox);
-    let phrase = RecoveryPhrase::from_entropy(&ENTROPY).unwrap();
-    let started = Instant::now();
-    let wallet = Wallet::restore(config, store, phrase).await.unwrap();
-    let report = wallet.sync().await.unwrap();
-    let sync_secs = started.elapsed().as_secs_f64();
-    let received: u128 = wallet
-        .balances()
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| b.confirmed)
-        .sum();
-    assert_eq!(
-        received,
-        u128::from(expected * WALLET_AMOUNT),
-        "the wallet did not find every payment to it"
-    );
+    let (wallet, figures) =
+        notch_tests::bench::restore_history_wallet(dir, url, store, expected).await;
     // Closed: the last connection checkpoints the WAL into the file.
     drop(wallet);
+    let secs = |k: &str| figures[k].as_f64().unwrap_or(0.0);
     json!({
-        "restore_and_sync_secs": sync_secs,
-        "height": report.height,
-        "payments_found": received / u128::from(WALLET_AMOUNT),
+        "restore_and_sync_secs": secs("restore_secs") + secs("sync_secs"),
+        "height": figures["height"],
+        "payments_found": figures["payments_found"],
     })
 }
 
