@@ -312,49 +312,118 @@ fn refresh_tx(conn: &Connection, txid: &Hash32) -> Result<(), StoreError> {
         .block_height
         .map(|h| to_i64(h, "a block height"))
         .transpose()?;
-    conn.prepare_cached(
-        "INSERT INTO wallet_history (txid, txid_hex, sort_time, time, state, own, direction,
-             block_height, fee, counterparties, memo, reason)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (txid) DO UPDATE SET time = ?3, state = ?4, own = ?5, direction = ?6,
-             block_height = ?7, fee = ?8, counterparties = ?9, memo = ?10, reason = ?11",
-    )?
-    .execute(params![
-        txid,
-        hex(txid),
-        time,
-        row.state.as_str(),
-        row.own,
-        row.direction.as_str(),
-        height,
-        row.fee.map(amount_to_sql),
-        row.counterparties.join("\n"),
-        row.memo,
-        row.reason,
-    ])?;
-    conn.prepare_cached("DELETE FROM wallet_tx_effects WHERE txid = ?1")?
-        .execute([txid])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO wallet_tx_effects (txid, asset, pos, received, sent) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO wallet_history (txid, sort_time, time, state, own, direction,
+                 block_height, fee, counterparties, memo, reason)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (txid) DO UPDATE SET time = ?2, state = ?3, own = ?4, direction = ?5,
+                 block_height = ?6, fee = ?7, counterparties = ?8, memo = ?9, reason = ?10
+             RETURNING seq",
+        )?
+        .query_row(
+            params![
+                txid,
+                time,
+                row.state.as_str(),
+                row.own,
+                row.direction.as_str(),
+                height,
+                row.fee.map(amount_to_sql),
+                row.counterparties.join("\n"),
+                row.memo,
+                row.reason,
+            ],
+            |r| r.get(0),
+        )?;
+    conn.prepare_cached("DELETE FROM wallet_tx_effects WHERE seq = ?1")?
+        .execute([seq])?;
     for (pos, e) in row.effects.iter().enumerate() {
-        insert.execute(params![
-            txid,
-            e.asset,
+        let asset = intern_asset(conn, &e.asset)?;
+        conn.prepare_cached(
+            "INSERT INTO wallet_tx_effects (seq, asset, pos, received, sent)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            seq,
+            asset,
             pos as i64,
             e.received.to_string(),
             e.sent.to_string()
         ])?;
     }
-    conn.prepare_cached("DELETE FROM wallet_tx_addresses WHERE txid = ?1")?
-        .execute([txid])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO wallet_tx_addresses (address, txid) VALUES (?1, ?2)",
-    )?;
+    conn.prepare_cached("DELETE FROM wallet_tx_addresses WHERE seq = ?1")?
+        .execute([seq])?;
     for a in &addresses {
-        insert.execute(params![a, txid])?;
+        let address = intern_address(conn, a)?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO wallet_tx_addresses (address, seq) VALUES (?1, ?2)",
+        )?
+        .execute(params![address, seq])?;
     }
     Ok(())
+}
+
+/// The small integer id the history tables know `asset` by (added on
+/// first use; never removed).
+fn intern_asset(conn: &Connection, asset: &Hash32) -> Result<i64, StoreError> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT id FROM history_assets WHERE asset = ?1")?
+        .query_row([asset], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO history_assets (asset) VALUES (?1)")?
+        .execute([asset])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The small integer id the history tables know `address` by (added on
+/// first use; never removed).
+fn intern_address(conn: &Connection, address: &str) -> Result<i64, StoreError> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT id FROM history_addresses WHERE address = ?1")?
+        .query_row([address], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO history_addresses (address) VALUES (?1)")?
+        .execute([address])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The `[lo, hi)` range of 32-byte txids whose hex starts with `prefix`
+/// (`hi` `None`: no upper bound), or `None` if `prefix` is not 1 to 64 hex
+/// digits. An odd length's last digit is the high half of a byte. Blobs
+/// compare bytewise, and a shorter one first when it is a prefix of the
+/// other, so `lo` and `hi` may be shorter than a txid.
+pub(super) fn txid_range(prefix: &str) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    if prefix.is_empty() || prefix.len() > 64 {
+        return None;
+    }
+    let digits: Vec<u8> = prefix
+        .chars()
+        .map(|c| c.to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    let pack = |digits: &[u8]| -> Vec<u8> {
+        digits
+            .chunks(2)
+            .map(|pair| (pair[0] << 4) | pair.get(1).copied().unwrap_or(0))
+            .collect()
+    };
+    let lo = pack(&digits);
+    // The prefix plus one in its last digit, carried: the first txid past
+    // every one it starts; none if the prefix is all `f`.
+    let mut next = digits;
+    while let Some(last) = next.pop() {
+        if last < 15 {
+            next.push(last + 1);
+            return Some((lo, Some(pack(&next))));
+        }
+    }
+    Some((lo, None))
 }
 
 /// [`compute_balance`] summed by SQLite, without reading each output:
@@ -497,10 +566,11 @@ fn history_from_row(row: &Row<'_>) -> rusqlite::Result<HistoryRow> {
 fn history_record(conn: &Connection, row: HistoryRow) -> Result<HistoryRecord, StoreError> {
     let (seq, sort_time, txid, state, own, direction, height, time, fee, cps, memo, reason) = row;
     let mut stmt = conn.prepare_cached(
-        "SELECT asset, received, sent FROM wallet_tx_effects WHERE txid = ?1 ORDER BY pos",
+        "SELECT a.asset, e.received, e.sent FROM wallet_tx_effects e
+         JOIN history_assets a ON a.id = e.asset WHERE e.seq = ?1 ORDER BY e.pos",
     )?;
     let effects = stmt
-        .query_map([txid], |r| {
+        .query_map([seq], |r| {
             Ok((
                 r.get::<_, Hash32>(0)?,
                 r.get::<_, String>(1)?,
@@ -546,7 +616,8 @@ fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> 
         values.push(Value::Blob(asset.to_vec()));
         let _ = write!(
             sql,
-            " AND h.txid IN (SELECT f.txid FROM wallet_tx_effects f WHERE f.asset = ?{})",
+            " AND h.seq IN (SELECT f.seq FROM wallet_tx_effects f
+                 WHERE f.asset = (SELECT a.id FROM history_assets a WHERE a.asset = ?{}))",
             values.len()
         );
     }
@@ -584,8 +655,30 @@ fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> 
         let lower = search.to_ascii_lowercase();
         values.push(Value::Text(lower.clone()));
         let exact = values.len();
-        values.push(Value::Text(format!("{lower}~")));
-        let below = values.len();
+        // A txid prefix: a range of the txid's index (nothing if it is not
+        // hex).
+        let by_txid = match txid_range(&lower) {
+            Some((lo, hi)) => {
+                values.push(Value::Blob(lo));
+                let lo = values.len();
+                match hi {
+                    Some(hi) => {
+                        values.push(Value::Blob(hi));
+                        format!(
+                            "SELECT t.seq FROM wallet_history t
+                                 WHERE t.txid >= ?{lo} AND t.txid < ?{}
+                             UNION ",
+                            values.len()
+                        )
+                    }
+                    None => format!(
+                        "SELECT t.seq FROM wallet_history t WHERE t.txid >= ?{lo}
+                         UNION "
+                    ),
+                }
+            }
+            None => String::new(),
+        };
         let like: String = search
             .chars()
             .flat_map(|c| match c {
@@ -598,11 +691,11 @@ fn filter_sql(query: &HistoryQuery) -> Result<(String, Vec<Value>), StoreError> 
         let _ = write!(
             sql,
             // Each part from an index (memo: only the rows that have one).
-            " AND h.txid IN (
-                 SELECT t.txid FROM wallet_history t
-                     WHERE t.txid_hex >= ?{exact} AND t.txid_hex < ?{below}
-                 UNION SELECT a.txid FROM wallet_tx_addresses a WHERE a.address = ?{exact}
-                 UNION SELECT m.txid FROM wallet_history m
+            " AND h.seq IN ({by_txid}
+                 SELECT a.seq FROM wallet_tx_addresses a
+                     WHERE a.address = (SELECT n.id FROM history_addresses n
+                                        WHERE n.address = ?{exact})
+                 UNION SELECT m.seq FROM wallet_history m
                      WHERE m.memo IS NOT NULL AND m.memo LIKE ?{memo} ESCAPE '\\')"
         );
     }
@@ -626,9 +719,9 @@ pub(super) fn history_page(
         ))?
         .query_row(params_from_iter(values.iter()), |r| r.get(0))?;
     // The page walks the (sort_time, seq) index and checks the asset's set
-    // of transactions for each row (`+`: not the index of txid), instead of
+    // of transactions for each row (`+`: not the rowid), instead of
     // sorting all of that asset's rows; the count uses the asset's index.
-    let filter = filter.replace("h.txid IN (SELECT f.txid", "+h.txid IN (SELECT f.txid");
+    let filter = filter.replace("h.seq IN (SELECT f.seq", "+h.seq IN (SELECT f.seq");
     let mut sql = format!("SELECT {HISTORY_COLUMNS} FROM wallet_history h WHERE {filter}");
     if let Some((time, seq)) = before {
         values.push(Value::Integer(time));
@@ -774,9 +867,11 @@ pub(super) fn check(conn: &Connection) -> Result<Vec<String>, StoreError> {
             ));
         }
         let mut have_addresses: Vec<String> = {
-            let mut stmt =
-                conn.prepare_cached("SELECT address FROM wallet_tx_addresses WHERE txid = ?1")?;
-            stmt.query_map([txid], |r| r.get(0))?
+            let mut stmt = conn.prepare_cached(
+                "SELECT n.address FROM wallet_tx_addresses a
+                 JOIN history_addresses n ON n.id = a.address WHERE a.seq = ?1",
+            )?;
+            stmt.query_map([have.seq], |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
         let mut want_addresses = want_addresses;
@@ -1537,6 +1632,274 @@ mod tests {
         assert_eq!(page.rows[1].time, 9, "first seen");
         let b = &store.stored_balances().expect("balances")[0];
         assert_eq!((b.confirmed, b.pending, b.spendable), (42, 8, 42));
+    }
+
+    #[test]
+    fn migration_11_keeps_every_row_its_place_keyed_by_seq() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wallet.sqlite");
+        let (a, b, c) = (id(1), id(2), [0xAB; 32]);
+        {
+            // A wallet of schema 10, with its history as that schema kept
+            // it: keyed by txid, with the txid's hex, and a row deleted
+            // after seq 9 (AUTOINCREMENT must not hand 10 out again).
+            let conn = Connection::open(&path).expect("opens");
+            conn.pragma_update(None, "foreign_keys", true).expect("fk");
+            for sql in &crate::store::migrations::MIGRATIONS[..10] {
+                conn.execute_batch(sql).expect("old schema");
+            }
+            conn.pragma_update(
+                None,
+                "application_id",
+                crate::store::migrations::APPLICATION_ID,
+            )
+            .expect("id");
+            conn.pragma_update(None, "user_version", 10)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
+                     VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);
+                 INSERT INTO addresses (chain, idx, address, public_key, used)
+                     VALUES (0, 0, 'mine', zeroblob(32), 1);
+                 INSERT INTO headers (height, hash, prev_hash, time, verified)
+                     VALUES (1, randomblob(32), zeroblob(32), 777, 1);",
+            )
+            .expect("wallet");
+            let tx = |txid: &Hash32, state: &str, own: bool, block: bool, seen: i64| {
+                conn.execute(
+                    "INSERT INTO transactions (txid, state, own, block_height, block_hash,
+                         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![
+                        txid,
+                        state,
+                        own,
+                        block.then_some(1),
+                        block.then_some([7u8; 32]),
+                        seen
+                    ],
+                )
+                .expect("transaction");
+            };
+            // A: 42 COIN in, in block 1; B: 8 EURO in, in the pool; C: an
+            // own send of A's coin to "other", final, fee 1.
+            tx(&a, "final", false, true, 5);
+            tx(&b, "in_pool", false, false, 9);
+            tx(&c, "final", true, true, 6);
+            conn.execute(
+                "INSERT INTO outputs (txid, vout, asset, amount, address, height, spent_by)
+                 VALUES (?1, 0, ?2, 42, 'mine', 1, ?3)",
+                params![a, COIN, c],
+            )
+            .expect("output");
+            conn.execute(
+                "INSERT INTO outputs (txid, vout, asset, amount, address)
+                 VALUES (?1, 0, ?2, 8, 'mine')",
+                params![b, EURO],
+            )
+            .expect("output");
+            conn.execute(
+                "INSERT INTO tx_facts (txid, fee, counterparties) VALUES (?1, 1, 'other')",
+                [c],
+            )
+            .expect("facts");
+            conn.execute(
+                "INSERT INTO tx_spends (txid, input, coin_txid, coin_vout) VALUES (?1, 0, ?2, 0)",
+                params![c, a],
+            )
+            .expect("spends");
+            let row =
+                |seq: i64, txid: &Hash32, sort: i64, time: i64, state: &str, dir: &str| {
+                    let own = dir == "out";
+                    let height = (state != "in_pool").then_some(1);
+                    let (fee, cps) = if own { (Some(1), "other") } else { (None, "") };
+                    conn.execute(
+                    "INSERT INTO wallet_history (seq, txid, txid_hex, sort_time, time, state, own,
+                         direction, block_height, fee, counterparties)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![seq, txid, hex(txid), sort, time, state, own, dir, height, fee, cps],
+                )
+                .expect("history row");
+                };
+            row(3, &a, 100, 777, "final", "in");
+            row(5, &c, 200, 777, "final", "out");
+            row(7, &b, 300, 9, "in_pool", "in");
+            conn.execute_batch(
+                "UPDATE sqlite_sequence SET seq = 10 WHERE name = 'wallet_history';",
+            )
+            .expect("sequence");
+            let effect = |txid: &Hash32, asset: &Hash32, received: &str, sent: &str| {
+                conn.execute(
+                    "INSERT INTO wallet_tx_effects (txid, asset, pos, received, sent)
+                     VALUES (?1, ?2, 0, ?3, ?4)",
+                    params![txid, asset, received, sent],
+                )
+                .expect("effect");
+            };
+            effect(&a, &COIN, "42", "0");
+            effect(&b, &EURO, "8", "0");
+            effect(&c, &COIN, "0", "42");
+            for (address, txid) in [("mine", &a), ("mine", &b), ("other", &c)] {
+                conn.execute(
+                    "INSERT INTO wallet_tx_addresses (address, txid) VALUES (?1, ?2)",
+                    params![address, txid],
+                )
+                .expect("address row");
+            }
+            conn.execute(
+                "INSERT INTO notifications (kind, title, body, txid, created_at)
+                 VALUES ('payment_received', 'You received 42', 'b', ?1, 5)",
+                [a],
+            )
+            .expect("notification");
+            // The triggers marked what the rows above were written for:
+            // the transactions' marks go, as a schema-10 write would have
+            // cleared them (the rows must come through the migration, not
+            // a refresh), the assets' stay (their balances are recomputed
+            // when the store opens).
+            conn.execute_batch("DELETE FROM history_dirty_tx;")
+                .expect("marks");
+        }
+        let mut store = Store::open(&path).expect("migrates");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            crate::store::SCHEMA_VERSION
+        );
+        assert_consistent(&store);
+        let all = all_pages(&store, &HistoryQuery::default(), 2);
+        assert_eq!(
+            all.iter()
+                .map(|r| (r.txid, r.seq, r.sort_time))
+                .collect::<Vec<_>>(),
+            vec![(b, 7, 300), (c, 5, 200), (a, 3, 100)],
+            "seq and sort_time as they were"
+        );
+        assert_eq!(
+            all[1].effects,
+            vec![TxEffect {
+                asset: COIN,
+                received: 0,
+                sent: 42
+            }]
+        );
+        assert_eq!(all[1].counterparties, vec!["other".to_owned()]);
+        assert_eq!(all[2].effects[0].received, 42);
+        let found = |store: &Store, q: HistoryQuery| -> Vec<Hash32> {
+            all_pages(store, &q, 0).iter().map(|r| r.txid).collect()
+        };
+        let search = |s: &str| HistoryQuery {
+            search: Some(s.into()),
+            ..HistoryQuery::default()
+        };
+        assert_eq!(found(&store, search("other")), vec![c]);
+        assert_eq!(found(&store, search("mine")), vec![b, a]);
+        assert_eq!(found(&store, search(&hex(&c)[..5])), vec![c]);
+        assert_eq!(found(&store, search(&hex(&b))), vec![b]);
+        let euro = HistoryQuery {
+            asset: Some(EURO),
+            ..HistoryQuery::default()
+        };
+        assert_eq!(found(&store, euro), vec![b]);
+        assert_eq!(store.notifications(false, 10).expect("inbox").len(), 1);
+        // The old column and its index are gone, and the file was
+        // compacted once.
+        let schema: String = store
+            .conn()
+            .query_row(
+                "SELECT group_concat(sql, ';') FROM sqlite_schema WHERE sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert!(!schema.contains("txid_hex"), "{schema}");
+        let free: i64 = store
+            .conn()
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .expect("freelist");
+        assert_eq!(free, 0, "VACUUMed");
+        // A new row comes after every seq ever handed out.
+        receive(&mut store, id(9), EURO, 5, None);
+        let new = store
+            .history_record(&id(9))
+            .expect("reads")
+            .expect("listed");
+        assert_eq!(new.seq, 11);
+        assert_eq!(found(&store, search("mine")), vec![id(9), b, a]);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn a_txid_prefix_is_a_range_of_txids() {
+        let range = |p: &str| txid_range(p);
+        assert_eq!(range("ab"), Some((vec![0xAB], Some(vec![0xAC]))));
+        assert_eq!(
+            range("abc"),
+            Some((vec![0xAB, 0xC0], Some(vec![0xAB, 0xD0])))
+        );
+        assert_eq!(range("abf"), Some((vec![0xAB, 0xF0], Some(vec![0xAC]))));
+        assert_eq!(range("a"), Some((vec![0xA0], Some(vec![0xB0]))));
+        assert_eq!(range("f"), Some((vec![0xF0], None)));
+        assert_eq!(range("ff"), Some((vec![0xFF], None)));
+        assert_eq!(range("0"), Some((vec![0x00], Some(vec![0x10]))));
+        assert_eq!(range("1ff"), Some((vec![0x1F, 0xF0], Some(vec![0x20]))));
+        let full = "ab".repeat(32);
+        assert_eq!(range(&full).map(|r| r.0), Some(vec![0xAB; 32]));
+        assert_eq!(range(&format!("{full}0")), None, "longer than a txid");
+        for bad in ["", "xyz", "ab ", "0x12", "é", "+1", "%"] {
+            assert_eq!(range(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_by_txid_prefix_of_any_length() {
+        let mut store = wallet_with_address();
+        store
+            .write(|tx| tx.append_header(&header(1, 0)))
+            .expect("header");
+        // Txids that share their first digits, and the edges of a range.
+        let ids: Vec<Hash32> = [
+            [0xAB, 0xC0],
+            [0xAB, 0xCF],
+            [0xAB, 0xD0],
+            [0xAC, 0x00],
+            [0xFF, 0xFF],
+            [0x00, 0x00],
+        ]
+        .iter()
+        .map(|head| {
+            let mut t = [0x11; 32];
+            t[..2].copy_from_slice(head);
+            t
+        })
+        .collect();
+        for t in &ids {
+            receive(&mut store, *t, COIN, 1, Some(1));
+        }
+        let found = |s: &str| -> HashSet<Hash32> {
+            let q = HistoryQuery {
+                search: Some(s.into()),
+                ..HistoryQuery::default()
+            };
+            let page = store.history_page(&q, None, 0).expect("page");
+            assert_eq!(page.total as usize, page.rows.len(), "{s}");
+            page.rows.iter().map(|r| r.txid).collect()
+        };
+        let set = |of: &[usize]| of.iter().map(|&i| ids[i]).collect::<HashSet<_>>();
+        assert_eq!(found("ab"), set(&[0, 1, 2]));
+        assert_eq!(found("AB"), set(&[0, 1, 2]), "upper case");
+        assert_eq!(found(" abc "), set(&[0, 1]), "odd length, trimmed");
+        assert_eq!(found("abcf"), set(&[1]));
+        assert_eq!(found("abd"), set(&[2]));
+        assert_eq!(found("a"), set(&[0, 1, 2, 3]));
+        assert_eq!(found("f"), set(&[4]), "no upper bound");
+        assert_eq!(found("ffff11"), set(&[4]));
+        assert_eq!(found("0"), set(&[5]));
+        assert_eq!(found(&hex(&ids[3])), set(&[3]), "a whole txid");
+        assert_eq!(found(&format!("{}0", hex(&ids[3]))), set(&[]), "too long");
+        assert_eq!(found("abx"), set(&[]), "not hex");
+        assert_eq!(found("0xab"), set(&[]));
+        // Not hex, but the wallet's address: found by the address.
+        assert_eq!(found("mine").len(), ids.len());
+        assert_consistent(&store);
     }
 
     /// Not an assertion: how long a page takes on a wallet of 20,000

@@ -14,6 +14,11 @@ pub const APPLICATION_ID: i32 = 0x4E4F_5443;
 /// (`Store::open`).
 pub const DROPS_TX_BYTES: u32 = 10;
 
+/// The schema version whose migration rebuilds the history's tables
+/// smaller (migration 11): a database older than that is compacted once
+/// after it is upgraded (`Store::open`).
+pub const COMPACTS_HISTORY: u32 = 11;
+
 pub const MIGRATIONS: &[&str] = &[
     // 1: wallet metadata, addresses, headers, transactions, outputs.
     r#"
@@ -497,6 +502,82 @@ pub const MIGRATIONS: &[&str] = &[
     END;
 
     INSERT OR IGNORE INTO history_dirty_tx SELECT txid FROM transactions WHERE raw IS NOT NULL;
+    "#,
+    // 11: the history at scale (issue 12). The rows of a transaction's
+    // effects and addresses are keyed by its history row's `seq` (an
+    // integer) instead of its 32-byte txid, with assets and addresses
+    // interned as small integer ids (`history_assets`, `history_addresses`:
+    // rows are only ever added); a txid prefix is searched as a range of
+    // `wallet_history.txid` (core/src/store/history.rs, `txid_range`), so
+    // `txid_hex` and its index go. Indexes no query uses go
+    // (`outputs_by_address`: addresses are never deleted nor renamed, so no
+    // foreign key check looks outputs up by address; `notifications_by_tally`);
+    // those whose column is mostly NULL keep only the rows that have one.
+    // The history rows are copied, not recomputed: `seq` and `sort_time`
+    // stay, so cursors and the order hold. No rebuilt table is one that
+    // the history triggers watch (`transactions`, `outputs`, `headers`).
+    // The store VACUUMs once after this upgrade (`Store::open`).
+    r#"
+    CREATE TABLE history_assets (
+        id     INTEGER PRIMARY KEY,
+        asset  BLOB    NOT NULL UNIQUE CHECK (length(asset) = 32)
+    );
+    CREATE TABLE history_addresses (
+        id       INTEGER PRIMARY KEY,
+        address  TEXT    NOT NULL UNIQUE
+    );
+    INSERT INTO history_assets (asset) SELECT DISTINCT asset FROM wallet_tx_effects ORDER BY asset;
+    INSERT INTO history_addresses (address)
+        SELECT DISTINCT address FROM wallet_tx_addresses ORDER BY address;
+
+    CREATE TABLE wallet_tx_effects_v11 (
+        seq       INTEGER NOT NULL REFERENCES wallet_history (seq) ON DELETE CASCADE,
+        asset     INTEGER NOT NULL REFERENCES history_assets (id),
+        -- First-seen order of the asset in the transaction.
+        pos       INTEGER NOT NULL,
+        received  TEXT    NOT NULL,
+        sent      TEXT    NOT NULL,
+        PRIMARY KEY (seq, asset)
+    ) WITHOUT ROWID;
+    INSERT INTO wallet_tx_effects_v11 (seq, asset, pos, received, sent)
+        SELECT h.seq, a.id, e.pos, e.received, e.sent
+        FROM wallet_tx_effects e
+        JOIN wallet_history h ON h.txid = e.txid
+        JOIN history_assets a ON a.asset = e.asset
+        ORDER BY h.seq, a.id;
+    DROP TABLE wallet_tx_effects;
+    ALTER TABLE wallet_tx_effects_v11 RENAME TO wallet_tx_effects;
+    CREATE INDEX wallet_tx_effects_by_asset ON wallet_tx_effects (asset, seq);
+
+    CREATE TABLE wallet_tx_addresses_v11 (
+        address  INTEGER NOT NULL REFERENCES history_addresses (id),
+        seq      INTEGER NOT NULL REFERENCES wallet_history (seq) ON DELETE CASCADE,
+        PRIMARY KEY (address, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO wallet_tx_addresses_v11 (address, seq)
+        SELECT n.id, h.seq
+        FROM wallet_tx_addresses a
+        JOIN wallet_history h ON h.txid = a.txid
+        JOIN history_addresses n ON n.address = a.address
+        ORDER BY n.id, h.seq;
+    DROP TABLE wallet_tx_addresses;
+    ALTER TABLE wallet_tx_addresses_v11 RENAME TO wallet_tx_addresses;
+    CREATE INDEX wallet_tx_addresses_by_seq ON wallet_tx_addresses (seq);
+
+    DROP INDEX wallet_history_by_txid_hex;
+    ALTER TABLE wallet_history DROP COLUMN txid_hex;
+
+    DROP INDEX outputs_by_address;
+    DROP INDEX outputs_by_spender;
+    DROP INDEX outputs_by_locker;
+    CREATE INDEX outputs_by_spender ON outputs (spent_by) WHERE spent_by IS NOT NULL;
+    CREATE INDEX outputs_by_locker ON outputs (locked_by) WHERE locked_by IS NOT NULL;
+
+    DROP INDEX notifications_by_tally;
+    DROP INDEX notifications_by_tx;
+    DROP INDEX notifications_unread;
+    CREATE INDEX notifications_by_tx ON notifications (txid, kind) WHERE txid IS NOT NULL;
+    CREATE INDEX notifications_unread ON notifications (id) WHERE read = 0;
     "#,
 ];
 

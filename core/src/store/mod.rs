@@ -201,6 +201,7 @@ impl Store {
         };
         store.migrate(version)?;
         let dropping_bytes = version > 0 && version < migrations::DROPS_TX_BYTES;
+        let compacting_history = version > 0 && version < migrations::COMPACTS_HISTORY;
         let kept_before = if dropping_bytes {
             kept_tx_bytes(store.conn())?
         } else {
@@ -211,23 +212,26 @@ impl Store {
         if history::is_dirty(store.conn())? {
             store.write(|_| Ok(()))?;
         }
-        if dropping_bytes && store.path.is_some() && kept_tx_bytes(store.conn())? < kept_before {
-            store.compact_after_dropping_bytes();
+        let dropped_bytes = dropping_bytes && kept_tx_bytes(store.conn())? < kept_before;
+        if store.path.is_some() && (compacting_history || dropped_bytes) {
+            store.compact_after_upgrade();
         }
         Ok(store)
     }
 
-    /// Once, when the upgrade past migration 10 dropped the bytes of the
-    /// transactions the wallet does not need: `VACUUM`. Emptying a column
-    /// in place leaves the pages of `transactions` as many as before and
-    /// mostly empty (on the app benchmark's wallet of 100,000 payments its
-    /// rows kept taking 30 MiB for 8 MiB of records), and SQLite never
-    /// merges them on its own. Best effort: if it cannot (another process
-    /// reading the wallet, no room for the copy), the wallet works as it is
-    /// and SQLite reuses the free space; it is not tried again.
-    fn compact_after_dropping_bytes(&mut self) {
+    /// Once, after an upgrade that rewrote tables in place: `VACUUM`.
+    /// Migration 10 empties the bytes of the transactions the wallet does
+    /// not need, and migration 11 drops a column of `wallet_history` and
+    /// rebuilds the history's other tables: either leaves pages part empty
+    /// or free (on the app benchmark's wallet of 100,000 payments the rows
+    /// of `transactions` kept taking 30 MiB for 8 MiB of records after
+    /// migration 10), and SQLite never merges them on its own. Best effort:
+    /// if it cannot (another process reading the wallet, no room for the
+    /// copy), the wallet works as it is and SQLite reuses the free space;
+    /// it is not tried again.
+    fn compact_after_upgrade(&mut self) {
         if let Err(e) = self.conn.execute_batch("VACUUM") {
-            tracing::warn!("could not compact the wallet file after dropping bytes: {e}");
+            tracing::warn!("could not compact the wallet file after its upgrade: {e}");
         }
     }
 
