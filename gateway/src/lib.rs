@@ -6,12 +6,14 @@
 //! Layout: [`store`] (the storage interface) and [`sqlite`] (its SQLite implementation),
 //! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes and
 //! their limits), `serve` below (connections and their limits), [`keys`] (authority and
-//! issuer keys).
+//! issuer keys), [`relay`] (the agent relay of ADR 6: phones' tally agents reached through
+//! the gateway, ciphertext only).
 
 pub mod error;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod relay;
 pub mod sqlite;
 pub mod store;
 
@@ -171,6 +173,42 @@ pub struct Config {
     /// its address here).
     #[arg(long, env = "NOTCH_GATEWAY_LIMIT_LOOPBACK")]
     pub limit_loopback: bool,
+    /// The agent relay (ADR 6): where wallet agents that cannot accept connections (phones)
+    /// register and connect for their tally partners. Default in sandbox mode: the IP of
+    /// `--listen`, its port + 1 (0, any free port, when `--listen`'s port is 0); outside
+    /// sandbox mode the relay is off unless this is given. The address is printed.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_LISTEN")]
+    pub relay_listen: Option<SocketAddr>,
+    /// No agent relay, also in sandbox mode.
+    #[arg(long, env = "NOTCH_GATEWAY_NO_RELAY")]
+    pub no_relay: bool,
+    /// The agents' ports on the relay's IP: `LO-HI`, or `0` for any free port (then a port
+    /// stays an agent's across restarts only while it is free). An agent keeps its port
+    /// (stored in the mirror database), so its tickets stay valid.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_PORTS", default_value = "47000-47031")]
+    pub relay_ports: notch_protocol::relay::PortRange,
+    /// Seconds a partner is held for the agent to come; then its connection is closed.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_WAIT_SECS", default_value_t = 8)]
+    pub relay_wait_secs: u64,
+    /// Agents registered with the relay at once.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_MAX_AGENTS", default_value_t = 1024)]
+    pub relay_max_agents: usize,
+    /// Partners waiting for one agent at once; more are closed at once.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_MAX_WAITING", default_value_t = 8)]
+    pub relay_max_waiting: usize,
+    /// Relayed connections (links) of one agent at once.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_MAX_LINKS", default_value_t = 16)]
+    pub relay_max_links: usize,
+    /// MiB one link may carry (both directions); then it is closed.
+    #[arg(long, env = "NOTCH_GATEWAY_RELAY_MAX_LINK_MIB", default_value_t = 64)]
+    pub relay_max_link_mib: u64,
+    /// Seconds one link may last.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_RELAY_MAX_LINK_SECS",
+        default_value_t = 3600
+    )]
+    pub relay_max_link_secs: u64,
     /// Log format on stderr (`RUST_LOG` filters; default `info`).
     #[arg(
         long,
@@ -184,6 +222,9 @@ pub struct Config {
 /// A started gateway.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the agent relay takes agents, if it runs.
+    pub relay: Option<SocketAddr>,
+    relay_handle: Option<relay::RelayHandle>,
     pub engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -197,6 +238,9 @@ impl Running {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.shutdown.send(true);
+        if let Some(r) = self.relay_handle {
+            r.stop().await;
+        }
         if let Some(t) = self.timer {
             let _ = t.await;
         }
@@ -393,9 +437,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
     });
+    let relay_handle = match config.relay_config(addr) {
+        Some(relay_config) => {
+            Some(relay::start(relay_config, engine.store.clone(), shutdown_rx.clone()).await?)
+        }
+        None => None,
+    };
     tracing::info!(%addr, sandbox = config.sandbox, block_interval = interval, "gateway started");
     Ok(Running {
         addr,
+        relay: relay_handle.as_ref().map(|r| r.addr),
+        relay_handle,
         engine,
         shutdown,
         server,
@@ -405,6 +457,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 impl Config {
+    /// The relay's settings, if it runs (see `--relay-listen`).
+    fn relay_config(&self, http: SocketAddr) -> Option<relay::RelayConfig> {
+        if self.no_relay {
+            return None;
+        }
+        let listen = match self.relay_listen {
+            Some(listen) => listen,
+            None if self.sandbox => {
+                let port = match self.listen.port() {
+                    0 => 0,
+                    p => p.checked_add(1)?,
+                };
+                SocketAddr::new(http.ip(), port)
+            }
+            None => return None,
+        };
+        let mut config = relay::RelayConfig::new(listen, self.relay_ports);
+        config.wait = Duration::from_secs(self.relay_wait_secs.max(1));
+        config.max_agents = self.relay_max_agents.max(1);
+        config.max_waiting = self.relay_max_waiting.max(1);
+        config.max_links = self.relay_max_links.max(1);
+        config.max_link_bytes = self.relay_max_link_mib.max(1).saturating_mul(1024 * 1024);
+        config.max_link_time = Duration::from_secs(self.relay_max_link_secs.max(1));
+        Some(config)
+    }
+
     fn http_limits(&self) -> http::HttpLimits {
         http::HttpLimits {
             max_requests: self.max_requests.max(1),

@@ -67,6 +67,9 @@ async fn serve(config: Config) -> std::process::ExitCode {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "notch-gateway listening on http://{}", running.addr);
+        if let Some(relay) = running.relay {
+            let _ = writeln!(out, "notch-gateway relay at {relay}");
+        }
         let _ = out.flush();
     }
     stop_signal().await;

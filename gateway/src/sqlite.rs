@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use notch_protocol::relay::PortRange;
 use notch_protocol::{Block, BlockHeader, BlockId, OutPoint, Output, PublicKey, Transaction, TxId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -57,6 +58,13 @@ CREATE TABLE IF NOT EXISTS pool_log (
 -- Rejections are kept in memory (ledger::RejectionCache): writing them cost every invalid
 -- submission a commit. Databases from before that keep an unused table; drop it.
 DROP TABLE IF EXISTS rejections;
+-- The agent relay (relay.rs): each registered agent's port, kept so its tickets stay valid
+-- across restarts; `seen` is the last registration (unix seconds).
+CREATE TABLE IF NOT EXISTS relay_ports (
+    agent BLOB PRIMARY KEY,
+    port INTEGER NOT NULL UNIQUE,
+    seen INTEGER NOT NULL
+);
 ";
 
 /// How hard SQLite syncs a commit to disk.
@@ -506,6 +514,26 @@ fn prune_pool_log(tx: &rusqlite::Transaction<'_>, keep: i64) -> StoreResult<()> 
     Ok(())
 }
 
+fn record_relay_port(
+    tx: &rusqlite::Transaction<'_>,
+    agent: &[u8; 32],
+    port: u16,
+    now: u64,
+) -> StoreResult<()> {
+    tx.execute(
+        "DELETE FROM relay_ports WHERE port = ?1 AND agent != ?2",
+        params![i64::from(port), &agent[..]],
+    )
+    .map_err(be)?;
+    tx.execute(
+        "INSERT INTO relay_ports (agent, port, seen) VALUES (?1, ?2, ?3)
+         ON CONFLICT(agent) DO UPDATE SET port = excluded.port, seen = excluded.seen",
+        params![&agent[..], i64::from(port), h(now)],
+    )
+    .map_err(be)?;
+    Ok(())
+}
+
 fn horizon_in(tx: &rusqlite::Transaction<'_>) -> StoreResult<i64> {
     let v: Option<String> = tx
         .query_row(
@@ -863,6 +891,76 @@ impl MirrorStore for SqliteStore {
             apply_block_in(tx, block)?;
             prune_pool_log(tx, self.pool_log_keep)
         })
+    }
+
+    fn relay_assign(
+        &self,
+        agent: &[u8; 32],
+        range: PortRange,
+        avoid: &[u16],
+        now: u64,
+        reclaim_before: u64,
+    ) -> StoreResult<Option<u16>> {
+        self.write(|tx| {
+            let stored: Option<i64> = tx
+                .query_row(
+                    "SELECT port FROM relay_ports WHERE agent = ?1",
+                    params![&agent[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            let stored = stored.and_then(|p| u16::try_from(p).ok());
+            let mut others = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT port, seen FROM relay_ports WHERE agent != ?1 AND port BETWEEN ?2 AND ?3",
+                    )
+                    .map_err(be)?;
+                let rows = stmt
+                    .query_map(
+                        params![&agent[..], i64::from(range.lo), i64::from(range.hi)],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .map_err(be)?;
+                for row in rows {
+                    let (port, seen) = row.map_err(be)?;
+                    if let Ok(port) = u16::try_from(port) {
+                        others.push((port, u64::try_from(seen).unwrap_or(0)));
+                    }
+                }
+            }
+            let Some((port, reclaimed)) =
+                choose_relay_port(stored, &others, range, avoid, reclaim_before)
+            else {
+                return Ok(None);
+            };
+            if let Some(old) = reclaimed {
+                tx.execute("DELETE FROM relay_ports WHERE port = ?1", params![i64::from(old)])
+                    .map_err(be)?;
+            }
+            record_relay_port(tx, agent, port, now)?;
+            Ok(Some(port))
+        })
+    }
+
+    fn relay_port(&self, agent: &[u8; 32]) -> StoreResult<Option<u16>> {
+        self.read(|tx| {
+            let port: Option<i64> = tx
+                .query_row(
+                    "SELECT port FROM relay_ports WHERE agent = ?1",
+                    params![&agent[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            Ok(port.and_then(|p| u16::try_from(p).ok()))
+        })
+    }
+
+    fn relay_record(&self, agent: &[u8; 32], port: u16, now: u64) -> StoreResult<()> {
+        self.write(|tx| record_relay_port(tx, agent, port, now))
     }
 
     fn reorg(&self, plan: &ReorgPlan) -> StoreResult<()> {

@@ -5,6 +5,7 @@
 //! Every write method is atomic: it commits everything or nothing, so a crash at any instant
 //! leaves a consistent mirror.
 
+use notch_protocol::relay::PortRange;
 use notch_protocol::{
     AssetId, Block, BlockHeader, BlockId, Network, OutPoint, Output, PublicKey, Transaction, TxId,
 };
@@ -201,4 +202,48 @@ pub trait MirrorStore: Send + Sync {
     /// if they were in it) and the unspent set is updated.
     fn apply_block(&self, block: &Block) -> StoreResult<()>;
     fn reorg(&self, plan: &ReorgPlan) -> StoreResult<()>;
+
+    /// The agent relay: gives `agent` a port of `range` and records it (with `seen = now`),
+    /// in one write. Its stored port if that is in `range` and not in `avoid` (ports found
+    /// taken on this host), else as [`choose_relay_port`] says. `None`: no port is free.
+    fn relay_assign(
+        &self,
+        agent: &[u8; 32],
+        range: PortRange,
+        avoid: &[u16],
+        now: u64,
+        reclaim_before: u64,
+    ) -> StoreResult<Option<u16>>;
+    /// The port recorded for `agent`, if any.
+    fn relay_port(&self, agent: &[u8; 32]) -> StoreResult<Option<u16>>;
+    /// Records `port` as `agent`'s (taken from any other agent that had it).
+    fn relay_record(&self, agent: &[u8; 32], port: u16, now: u64) -> StoreResult<()>;
+}
+
+/// Which port of `range` an agent gets (pure): `stored` if usable; else the lowest port
+/// that no other agent holds (`others`: port and when that agent last registered) and is
+/// not in `avoid`; else, the range being full, the port of the agent seen longest ago, if
+/// that was before `reclaim_before` (returned as the second value: its row goes).
+pub fn choose_relay_port(
+    stored: Option<u16>,
+    others: &[(u16, u64)],
+    range: PortRange,
+    avoid: &[u16],
+    reclaim_before: u64,
+) -> Option<(u16, Option<u16>)> {
+    if range.is_any() {
+        return None;
+    }
+    if let Some(port) = stored.filter(|p| range.contains(*p) && !avoid.contains(p)) {
+        return Some((port, None));
+    }
+    let held = |p: u16| others.iter().any(|(o, _)| *o == p);
+    if let Some(port) = (range.lo..=range.hi).find(|p| !held(*p) && !avoid.contains(p)) {
+        return Some((port, None));
+    }
+    others
+        .iter()
+        .filter(|(p, seen)| *seen < reclaim_before && !avoid.contains(p))
+        .min_by_key(|(_, seen)| *seen)
+        .map(|(p, _)| (*p, Some(*p)))
 }

@@ -102,6 +102,23 @@ impl MirrorStore for Faulty {
         trip(&self.reorg, "reorg")?;
         self.inner.reorg(plan)
     }
+    fn relay_assign(
+        &self,
+        agent: &[u8; 32],
+        range: notch_protocol::relay::PortRange,
+        avoid: &[u16],
+        now: u64,
+        reclaim_before: u64,
+    ) -> StoreResult<Option<u16>> {
+        self.inner
+            .relay_assign(agent, range, avoid, now, reclaim_before)
+    }
+    fn relay_port(&self, agent: &[u8; 32]) -> StoreResult<Option<u16>> {
+        self.inner.relay_port(agent)
+    }
+    fn relay_record(&self, agent: &[u8; 32], port: u16, now: u64) -> StoreResult<()> {
+        self.inner.relay_record(agent, port, now)
+    }
 }
 
 struct Fixture {

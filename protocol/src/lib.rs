@@ -11,12 +11,14 @@
 //! - [`block`]: headers, blocks, merkle root, header-chain and block checks, locators.
 //! - [`api`]: JSON shapes of the gateway's `/v1` API.
 //! - [`wire`]: the binary form of a blocks answer (`Accept: application/octet-stream`).
+//! - [`relay`]: the agent relay's control messages (how a phone's agent is reached).
 
 pub mod address;
 pub mod api;
 pub mod block;
 pub mod encoding;
 pub mod hash;
+pub mod relay;
 pub mod tx;
 pub mod wire;
 mod zip215;

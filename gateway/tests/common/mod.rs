@@ -22,6 +22,8 @@ pub struct Gateway {
     pub child: Child,
     pub base: String,
     pub dir: PathBuf,
+    /// The "relay at" line, if the gateway prints one.
+    relay: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 impl Gateway {
@@ -45,11 +47,17 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let (tx, rx) = mpsc::channel();
+        let (relay_tx, relay_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
+            let mut second = String::new();
+            let _ = reader.read_line(&mut second);
+            if let Some(addr) = second.strip_prefix("notch-gateway relay at ") {
+                let _ = relay_tx.send(addr.trim().to_owned());
+            }
             // Keep draining so the child never blocks on a full pipe.
             let mut sink = String::new();
             while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
@@ -70,7 +78,17 @@ impl Gateway {
             child,
             base,
             dir: dir.to_owned(),
+            relay: std::sync::Mutex::new(relay_rx),
         }
+    }
+
+    /// Where the agent relay takes agents (`HOST:PORT`), from the gateway's second line.
+    pub fn relay_addr(&self) -> String {
+        self.relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the gateway did not say where its relay is"))
     }
 
     pub fn sandbox(dir: &Path) -> Gateway {
