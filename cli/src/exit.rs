@@ -432,6 +432,11 @@ impl From<AgentError> for CliError {
         let class = match &e {
             AgentError::Bind { .. } => Class::Internal,
             AgentError::NeedHost { .. } | AgentError::BadAddress { .. } => Class::Usage,
+            AgentError::Relay {
+                reason: notch_core::RelayError::Address(_),
+                ..
+            } => Class::Usage,
+            AgentError::Relay { .. } => Class::Unreachable,
             AgentError::Key(k) => key_class(k),
             AgentError::Store(_) => Class::Wallet,
         };

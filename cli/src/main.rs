@@ -197,6 +197,11 @@ enum Command {
         /// address (needed when listening on 0.0.0.0).
         #[arg(long)]
         advertise: Option<String>,
+        /// Listen nowhere: reach partners through the gateway's agent relay
+        /// at HOST:PORT (its --relay-listen), for a machine nobody can
+        /// connect to. Tickets then carry HOST and the relay's port for you.
+        #[arg(long, value_name = "HOST:PORT", conflicts_with = "listen")]
+        relay: Option<String>,
     },
 }
 
@@ -743,9 +748,11 @@ async fn run(cli: Cli) -> Res {
         }
         Command::Tally { command } => tally::run(&cli, command).await?,
         Command::Chit { command } => tally::chit(&cli, command).await?,
-        Command::Agent { listen, advertise } => {
-            tally::agent(&cli, listen, advertise.as_deref()).await?
-        }
+        Command::Agent {
+            listen,
+            advertise,
+            relay,
+        } => tally::agent(&cli, listen, advertise.as_deref(), relay.as_deref()).await?,
         Command::Notifications { mark_read, unread } => {
             let wallet = open(&cli).await?;
             let list = wallet.notifications(*unread).await?;

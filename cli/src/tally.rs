@@ -498,7 +498,7 @@ fn verify(cli: &Cli, file: &Path) -> Res {
 
 /// `notch agent`: runs the tally agent in the foreground until Ctrl-C,
 /// printing what happens.
-pub async fn agent(cli: &Cli, listen: &str, advertise: Option<&str>) -> Res {
+pub async fn agent(cli: &Cli, listen: &str, advertise: Option<&str>, relay: Option<&str>) -> Res {
     let advertise = match advertise {
         None => None,
         Some(text) => Some(match text.rsplit_once(':') {
@@ -516,6 +516,7 @@ pub async fn agent(cli: &Cli, listen: &str, advertise: Option<&str>) -> Res {
     let wallet = open(cli).await?;
     let config = AgentConfig {
         listen: listen.to_owned(),
+        relay: relay.map(str::to_owned),
         advertise,
         ..AgentConfig::default()
     };
@@ -523,11 +524,22 @@ pub async fn agent(cli: &Cli, listen: &str, advertise: Option<&str>) -> Res {
     let handle = wallet.start_agent(config).await?;
     let (host, port) = handle.advertised();
     if cli.json {
+        let (listening, relay) = if handle.relayed() {
+            (None, Some(handle.local_addr().to_string()))
+        } else {
+            (Some(handle.local_addr().to_string()), None)
+        };
         print_json(&json!({
-            "listening": handle.local_addr().to_string(),
+            "listening": listening,
+            "relay": relay,
             "host": host,
             "port": port,
         }));
+    } else if handle.relayed() {
+        eprintln!(
+            "Tally agent reached through the relay at {} (partners connect to {host}:{port}). Ctrl-C stops it.",
+            handle.local_addr()
+        );
     } else {
         eprintln!(
             "Tally agent listening on {} (partners connect to {host}:{port}). Ctrl-C stops it.",

@@ -56,7 +56,7 @@ pub mod wallet;
 
 pub use agent::{
     AgentConfig, AgentError, AgentHandle, ChitApproveError, ChitInfo, ChitRejectError,
-    DeliveryReport, RetryPolicy, TallyActionError, TallyDetail, TallyError, TallyInfo,
+    DeliveryReport, RelayError, RetryPolicy, TallyActionError, TallyDetail, TallyError, TallyInfo,
     TallyInvoiceError, TallyPayError, TallyProfile, TallyScanError, TallyTicketError,
     TicketOptions,
 };

@@ -201,6 +201,8 @@ flat_error! {
         Bind,
         NeedHost,
         BadAddress,
+        /// The relay (reach-through-relay mode) could not be reached or refused the agent.
+        Relay,
         Key,
         Store,
     }
@@ -493,6 +495,7 @@ impl From<core::AgentError> for AgentError {
             C::Bind { .. } => Self::Bind(m),
             C::NeedHost { .. } => Self::NeedHost(m),
             C::BadAddress { .. } => Self::BadAddress(m),
+            C::Relay { .. } => Self::Relay(m),
             C::Key(_) => Self::Key(m),
             C::Store(_) => Self::Store(m),
         }

@@ -9,6 +9,8 @@ use crate::KillOnDrop;
 
 pub struct Sandbox {
     pub url: String,
+    /// Where its agent relay takes agents (`HOST:PORT`), if it runs.
+    pub relay: Option<String>,
     pub data_dir: PathBuf,
     _process: KillOnDrop,
 }
@@ -66,9 +68,12 @@ impl Sandbox {
         let stdout = child.stdout.take().unwrap();
         let process = KillOnDrop(child);
         let (tx, rx) = std::sync::mpsc::channel();
+        let (relay_tx, relay_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
+                if let Some(relay) = line.strip_prefix("notch-gateway relay at ") {
+                    let _ = relay_tx.send(relay.trim().to_owned());
+                } else if let Some(url) = line.split("listening on ").nth(1) {
                     let _ = tx.send(url.trim().to_owned());
                 }
             }
@@ -77,8 +82,16 @@ impl Sandbox {
         let url = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("gateway did not report its address");
+        // Printed right after the address, if the relay runs (on by default in sandbox
+        // mode; `--no-relay` turns it off).
+        let relay = if args.contains(&"--no-relay") {
+            None
+        } else {
+            relay_rx.recv_timeout(Duration::from_secs(5)).ok()
+        };
         Sandbox {
             url,
+            relay,
             data_dir,
             _process: process,
         }

@@ -39,6 +39,7 @@
 mod apply;
 mod chits;
 mod ops;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +60,7 @@ pub(crate) use ops::{
     ScanInput, accept_or_refuse, activity, agent_address, profile, scan, set_agent_address,
     set_profile, show, tallies, ticket,
 };
+pub use relay::RelayError;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,8 +119,18 @@ impl RetryPolicy {
 /// How the agent listens and talks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// Where to listen, `HOST:PORT` (port 0: any free port).
+    /// Where to listen, `HOST:PORT` (port 0: any free port). Not used with
+    /// [`relay`](Self::relay).
     pub listen: String,
+    /// Reach partners through the gateway's relay at `HOST:PORT` (its
+    /// `--relay-listen`, ADR 6) instead of listening: no listener is opened;
+    /// the agent registers over an outbound control connection (Noise XN,
+    /// its agent key) and partners connect to the relay's port for it,
+    /// which goes into tickets with `HOST` (or `advertise`'s host, if
+    /// given; its port is not used). For hosts that cannot accept
+    /// connections (phones). Outgoing deliveries still connect to partners
+    /// directly.
+    pub relay: Option<String>,
     /// The host and port partners should connect to, written into tickets
     /// and certificates. `None`: the listening address (which must then be
     /// a specific one, not 0.0.0.0). A port of 0 means the listening port.
@@ -145,6 +157,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             listen: format!("127.0.0.1:{DEFAULT_AGENT_PORT}"),
+            relay: None,
             advertise: None,
             peer: PeerConfig::default(),
             retry: RetryPolicy::default(),
@@ -167,6 +180,12 @@ pub enum AgentError {
     NeedHost { addr: String },
     #[error("partners could not connect to {host:?}: {reason}")]
     BadAddress { host: String, reason: String },
+    #[error("cannot register with the relay at {addr}: {reason}")]
+    Relay {
+        addr: String,
+        #[source]
+        reason: RelayError,
+    },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -179,13 +198,19 @@ pub struct AgentHandle {
     addr: SocketAddr,
     host: String,
     port: u16,
+    relayed: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl AgentHandle {
-    /// Where it listens.
+    /// Where it listens; in relay mode, the relay it registered with.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// It is reached through a relay ([`AgentConfig::relay`]), not a listener.
+    pub fn relayed(&self) -> bool {
+        self.relayed
     }
 
     /// The host and port it tells partners.
@@ -526,30 +551,69 @@ pub(crate) async fn identity(inner: &Inner) -> Result<Arc<Identity>, StoreError>
     }))
 }
 
-/// Binds, records the advertised address, and starts the listener and the
-/// outbox loop.
+/// Binds (or registers with the relay), records the advertised address, and
+/// starts the listener (or the relay's control loop) and the outbox loop.
 pub(crate) async fn start(
     inner: Arc<Inner>,
     config: AgentConfig,
 ) -> Result<AgentHandle, AgentError> {
-    let listener = TcpListener::bind(config.listen.as_str())
-        .await
-        .map_err(|e| AgentError::Bind {
-            addr: config.listen.clone(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| AgentError::Bind {
-        addr: config.listen.clone(),
-        reason: e.to_string(),
-    })?;
-    let (host, port) = match &config.advertise {
-        Some((host, port)) => (host.clone(), if *port == 0 { addr.port() } else { *port }),
-        None if addr.ip().is_unspecified() => {
-            return Err(AgentError::NeedHost {
-                addr: addr.to_string(),
-            });
+    let reach = match &config.relay {
+        Some(relay) => {
+            let me = identity(&inner).await?;
+            let fail = |reason| AgentError::Relay {
+                addr: relay.clone(),
+                reason,
+            };
+            let (relay_host, _) = relay::split_address(relay).map_err(fail)?;
+            let registered = relay::register(relay, &me.local, config.peer.handshake_timeout)
+                .await
+                .map_err(fail)?;
+            let host = match &config.advertise {
+                Some((host, _)) => host.clone(),
+                None => relay_host,
+            };
+            Reach::Relay {
+                addr: registered.addr,
+                host,
+                port: registered.port,
+                registered,
+            }
         }
-        None => (addr.ip().to_string(), addr.port()),
+        None => {
+            let listener = TcpListener::bind(config.listen.as_str())
+                .await
+                .map_err(|e| AgentError::Bind {
+                    addr: config.listen.clone(),
+                    reason: e.to_string(),
+                })?;
+            let addr = listener.local_addr().map_err(|e| AgentError::Bind {
+                addr: config.listen.clone(),
+                reason: e.to_string(),
+            })?;
+            let (host, port) = match &config.advertise {
+                Some((host, port)) => (host.clone(), if *port == 0 { addr.port() } else { *port }),
+                None if addr.ip().is_unspecified() => {
+                    return Err(AgentError::NeedHost {
+                        addr: addr.to_string(),
+                    });
+                }
+                None => (addr.ip().to_string(), addr.port()),
+            };
+            Reach::Listen {
+                listener,
+                addr,
+                host,
+                port,
+            }
+        }
+    };
+    let (addr, host, port) = match &reach {
+        Reach::Listen {
+            addr, host, port, ..
+        }
+        | Reach::Relay {
+            addr, host, port, ..
+        } => (*addr, host.clone(), *port),
     };
     // The address must be one a ticket can carry.
     let me = identity(&inner).await?;
@@ -563,15 +627,7 @@ pub(crate) async fn start(
         host: host.clone(),
         reason: e.to_string(),
     })?;
-    let (h, p) = (host.clone(), port.to_string());
-    inner
-        .db(move |s| {
-            s.write(|tx| {
-                tx.set_setting(apply::AGENT_HOST_SETTING, &h)?;
-                tx.set_setting(apply::AGENT_PORT_SETTING, &p)
-            })
-        })
-        .await?;
+    relay::record_address(&inner, host.clone(), port).await?;
     *lock(&inner.agent.config) = config.clone();
     let me = identity(&inner).await?;
     // From here on, what a commit queues is sent at once.
@@ -584,12 +640,25 @@ pub(crate) async fn start(
             Ok::<_, StoreError>(())
         })
         .await?;
-    let listen = tokio::spawn(accept_loop(
-        inner.clone(),
-        me.clone(),
-        config.clone(),
-        listener,
-    ));
+    let relayed = matches!(reach, Reach::Relay { .. });
+    let reached = match reach {
+        Reach::Listen { listener, .. } => tokio::spawn(accept_loop(
+            inner.clone(),
+            me.clone(),
+            config.clone(),
+            listener,
+        )),
+        Reach::Relay { registered, .. } => {
+            let relay = config.relay.clone().unwrap_or_default();
+            tokio::spawn(relay::relay_loop(
+                inner.clone(),
+                me.clone(),
+                config.clone(),
+                relay,
+                registered,
+            ))
+        }
+    };
     let dispatch = tokio::spawn(dispatch_loop(
         inner.clone(),
         me.clone(),
@@ -597,13 +666,34 @@ pub(crate) async fn start(
         kicked,
     ));
     let outbox = tokio::spawn(outbox_loop(inner, me, config));
-    tracing::info!(%addr, %host, port, "tally agent listening");
+    if relayed {
+        tracing::info!(relay = %addr, %host, port, "tally agent reached through the relay");
+    } else {
+        tracing::info!(%addr, %host, port, "tally agent listening");
+    }
     Ok(AgentHandle {
         addr,
         host,
         port,
-        tasks: vec![listen, dispatch, outbox],
+        relayed,
+        tasks: vec![reached, dispatch, outbox],
     })
+}
+
+/// How partners reach the agent being started.
+enum Reach {
+    Listen {
+        listener: TcpListener,
+        addr: SocketAddr,
+        host: String,
+        port: u16,
+    },
+    Relay {
+        registered: relay::Registered,
+        addr: SocketAddr,
+        host: String,
+        port: u16,
+    },
 }
 
 /// Delivers at once what was just queued for a partner no session is open
