@@ -98,61 +98,10 @@ pub(crate) fn apply(
     let old_tip = store.tip()?.map(|t| t.height).unwrap_or(0);
     let mut applied = Applied::default();
     store
-        .write(|tx| match &change {
-            ChangeSet::Blocks {
-                rollback,
-                blocks,
-                finality_depth,
-                pin,
-            } => {
-                if let Some(pin) = pin {
-                    write_pin(tx, pin)?;
-                }
-                if let Some(fork) = *rollback {
-                    roll_back(tx, fork, old_tip, blocks, *finality_depth, &mut applied)?;
-                }
-                for block in blocks {
-                    let header = Header {
-                        height: block.header.height,
-                        hash: block.id().0,
-                        prev_hash: block.header.prev.0,
-                        time: block.header.time,
-                        verified: true,
-                    };
-                    tx.append_header(&header)?;
-                    apply_block_txs(tx, ctx, &block.txs, Some((header.height, header.hash)))?;
-                    finalize(tx, ctx, header.height, *finality_depth)?;
-                }
-                applied.blocks = blocks.len() as u64;
-                Ok(())
-            }
-            ChangeSet::Rescan {
-                blocks,
-                tip,
-                finality_depth,
-            } => {
-                for block in blocks {
-                    let at = Some((block.header.height, block.id().0));
-                    apply_block_txs(tx, ctx, &block.txs, at)?;
-                }
-                finalize(tx, ctx, *tip, *finality_depth)
-            }
-            ChangeSet::Pool { txs, seq } => {
-                apply_block_txs(tx, ctx, txs, None)?;
-                tx.set_setting(MEMPOOL_SEQ_SETTING, &seq.to_string())
-            }
-            ChangeSet::Status {
-                txid,
-                event,
-                reason,
-            } => apply_status(tx, ctx, txid, *event, reason),
-            ChangeSet::Pin(pin) => write_pin(tx, pin),
-            ChangeSet::Notify(new) => {
-                let n = tx.add_notification(new)?;
-                ctx.events.push(notification_event(&n, false));
-                Ok(())
-            }
-            ChangeSet::RestoreDone => tx.delete_setting(RESTORING_SETTING),
+        .write(|tx| {
+            apply_change(tx, ctx, &change, old_tip, &mut applied)?;
+            // The catch-up's payments in, summed up in the same transaction.
+            ctx.write_summary(tx)
         })
         .map_err(|e| match e {
             StoreError::Conflict(what)
@@ -164,6 +113,71 @@ pub(crate) fn apply(
         })?;
     applied.events.append(&mut ctx.events);
     Ok(applied)
+}
+
+fn apply_change(
+    tx: &StoreTx<'_>,
+    ctx: &mut ApplyCtx,
+    change: &ChangeSet,
+    old_tip: u64,
+    applied: &mut Applied,
+) -> Result<(), StoreError> {
+    match change {
+        ChangeSet::Blocks {
+            rollback,
+            blocks,
+            finality_depth,
+            pin,
+        } => {
+            if let Some(pin) = pin {
+                write_pin(tx, pin)?;
+            }
+            if let Some(fork) = *rollback {
+                roll_back(tx, fork, old_tip, blocks, *finality_depth, applied)?;
+            }
+            for block in blocks {
+                let header = Header {
+                    height: block.header.height,
+                    hash: block.id().0,
+                    prev_hash: block.header.prev.0,
+                    time: block.header.time,
+                    verified: true,
+                };
+                tx.append_header(&header)?;
+                apply_block_txs(tx, ctx, &block.txs, Some((header.height, header.hash)))?;
+                finalize(tx, ctx, header.height, *finality_depth)?;
+            }
+            applied.blocks = blocks.len() as u64;
+            Ok(())
+        }
+        ChangeSet::Rescan {
+            blocks,
+            tip,
+            finality_depth,
+        } => {
+            for block in blocks {
+                let at = Some((block.header.height, block.id().0));
+                apply_block_txs(tx, ctx, &block.txs, at)?;
+            }
+            finalize(tx, ctx, *tip, *finality_depth)
+        }
+        ChangeSet::Pool { txs, seq } => {
+            apply_block_txs(tx, ctx, txs, None)?;
+            tx.set_setting(MEMPOOL_SEQ_SETTING, &seq.to_string())
+        }
+        ChangeSet::Status {
+            txid,
+            event,
+            reason,
+        } => apply_status(tx, ctx, txid, *event, reason),
+        ChangeSet::Pin(pin) => write_pin(tx, pin),
+        ChangeSet::Notify(new) => {
+            let n = tx.add_notification(new)?;
+            ctx.events.push(notification_event(&n, false));
+            Ok(())
+        }
+        ChangeSet::RestoreDone => tx.delete_setting(RESTORING_SETTING),
+    }
 }
 
 fn write_pin(tx: &StoreTx<'_>, pin: &Pin) -> Result<(), StoreError> {
@@ -249,6 +263,79 @@ fn apply_status(
     Ok(())
 }
 
+/// The payments in found by a quiet (catch-up) pass, told as one inbox
+/// entry per pass instead of one per payment: a restore of 100,000
+/// payments leaves one notification, not 100,000. Each
+/// [`WalletEvent::PaymentReceived`] is still sent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CatchUpPayments {
+    /// The summary's notification, once written.
+    pub id: Option<i64>,
+    pub count: u64,
+    /// The amounts received, per asset in first-seen order.
+    pub totals: Vec<AssetAmount>,
+    /// Added to since the summary was last written.
+    changed: bool,
+}
+
+impl CatchUpPayments {
+    fn add(&mut self, amounts: &[AssetAmount]) {
+        self.count += 1;
+        for a in amounts {
+            match self.totals.iter_mut().find(|t| t.asset == a.asset) {
+                Some(t) => t.amount = t.amount.saturating_add(a.amount),
+                None => self.totals.push(a.clone()),
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Title and body, e.g. "You received 1,234 payments while away:
+    /// 5.00 NOTE, 3.20 EURT".
+    fn text(&self) -> (String, String) {
+        let what = if self.count == 1 {
+            "1 payment".to_owned()
+        } else {
+            format!("{} payments", grouped(self.count))
+        };
+        (
+            format!(
+                "You received {what} while away: {}",
+                amounts_text(&self.totals)
+            ),
+            "Found while catching up with the ledger; the history lists each of them.".into(),
+        )
+    }
+}
+
+/// `n` with a comma between thousands (1,234,567).
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1.00 NOTE, 2.50 EURT".
+fn amounts_text(amounts: &[AssetAmount]) -> String {
+    amounts
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                crate::amount::format_amount(a.amount, a.decimals),
+                a.symbol
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Everything applying blocks needs, owned (it runs in a blocking task).
 pub(crate) struct ApplyCtx {
     pub keys: WalletKeys,
@@ -264,6 +351,9 @@ pub(crate) struct ApplyCtx {
     pub quiet: bool,
     pub quiet_count: u64,
     pub payments: u64,
+    /// The payments in of a quiet pass so far, told in one inbox entry
+    /// (carried from change set to change set by the pass).
+    pub summary: CatchUpPayments,
     /// Addresses derived while applying.
     pub grown: Vec<[u8; 32]>,
     /// First height per owner prefix (blocks only).
@@ -290,6 +380,7 @@ impl ApplyCtx {
             quiet: false,
             quiet_count: 0,
             payments: 0,
+            summary: CatchUpPayments::default(),
             grown: Vec::new(),
             owners: None,
         }
@@ -311,6 +402,36 @@ impl ApplyCtx {
             self.quiet_count += 1;
         }
         self.events.push(notification_event(&n, self.quiet));
+        Ok(())
+    }
+
+    /// Writes the catch-up's summary of payments in if this change set
+    /// added to it: the first time as a new notification (no txid: it is
+    /// about many), then the same one rewritten (and unread again).
+    fn write_summary(&mut self, tx: &StoreTx<'_>) -> Result<(), StoreError> {
+        if !std::mem::take(&mut self.summary.changed) {
+            return Ok(());
+        }
+        let (title, body) = self.summary.text();
+        let updated = match self.summary.id {
+            Some(id) => tx.update_notification(id, &title, &body)?,
+            None => None,
+        };
+        let n = match updated {
+            Some(n) => n,
+            None => {
+                let n = tx.add_notification(&NewNotification {
+                    kind: NotificationKind::PaymentReceived,
+                    title,
+                    body,
+                    txid: None,
+                })?;
+                self.summary.id = Some(n.id);
+                self.quiet_count += 1;
+                n
+            }
+        };
+        self.events.push(notification_event(&n, true));
         Ok(())
     }
 
@@ -338,7 +459,11 @@ impl ApplyCtx {
                         NotificationKind::TxDropped
                     },
                     title: title.into(),
-                    body: format!("Transaction {}: {reason}.", hex::encode(c.txid)),
+                    body: if reason.is_empty() {
+                        "No reason was given.".into()
+                    } else {
+                        format!("{reason}.")
+                    },
                     txid: Some(c.txid),
                 },
             )?;
@@ -368,10 +493,7 @@ fn finalize(
                 NewNotification {
                     kind: NotificationKind::TxFinal,
                     title: "Your payment is final".into(),
-                    body: format!(
-                        "Transaction {} is {depth} blocks deep and can no longer be undone.",
-                        hex::encode(c.txid)
-                    ),
+                    body: format!("It is {depth} blocks deep and can no longer be undone."),
                     txid: Some(c.txid),
                 },
             )?;
@@ -566,6 +688,21 @@ fn apply_tx(
             tx.mark_spent(op, &txid)?;
         }
     }
+    // Whether an earlier sighting already took it in as a payment to the
+    // receive chain: told then, by its own notification or (in a catch-up)
+    // by the summary, which names no transaction.
+    let mut told_before = false;
+    if existing.is_some() {
+        for coin in tx.outputs_of(&txid)? {
+            if tx
+                .find_address(&coin.address)?
+                .is_some_and(|a| a.chain == AddressChain::Receive)
+            {
+                told_before = true;
+                break;
+            }
+        }
+    }
     // Payments to the wallet's addresses.
     let mut received: Vec<(Hash32, u128)> = Vec::new();
     let mut to_receive_chain = false;
@@ -602,7 +739,7 @@ fn apply_tx(
     }
     // Notifications: a payment in (first sighting), an own send confirmed.
     let incoming = ours_in.is_empty() && !received.is_empty() && to_receive_chain;
-    if incoming && !tx.has_notification(NotificationKind::PaymentReceived, &txid)? {
+    if incoming && !told_before && !tx.has_notification(NotificationKind::PaymentReceived, &txid)? {
         let amounts: Vec<AssetAmount> = received
             .iter()
             .map(|(asset, amount)| {
@@ -618,36 +755,31 @@ fn apply_tx(
                 }
             })
             .collect();
-        let text = amounts
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {}",
-                    crate::amount::format_amount(a.amount, a.decimals),
-                    a.symbol
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let text = amounts_text(&amounts);
+        if ctx.quiet {
+            ctx.summary.add(&amounts);
+        }
         ctx.events.push(WalletEvent::PaymentReceived {
             txid: hex::encode(txid),
             amounts,
             confirmed: in_block,
         });
         ctx.payments += 1;
-        ctx.notify(
-            tx,
-            NewNotification {
-                kind: NotificationKind::PaymentReceived,
-                title: format!("You received {text}"),
-                body: format!(
-                    "Transaction {} ({}).",
-                    hex::encode(txid),
-                    if in_block { "confirmed" } else { "pending" }
-                ),
-                txid: Some(txid),
-            },
-        )?;
+        // The transaction is the notification's txid, not part of its text.
+        if !ctx.quiet {
+            ctx.notify(
+                tx,
+                NewNotification {
+                    kind: NotificationKind::PaymentReceived,
+                    title: format!("You received {text}"),
+                    body: match block {
+                        Some((height, _)) => format!("Confirmed in block {height}."),
+                        None => "Pending: not in a block yet.".into(),
+                    },
+                    txid: Some(txid),
+                },
+            )?;
+        }
     }
     let own = !ours_in.is_empty() || existing.as_ref().is_some_and(|r| r.own);
     if own && in_block && !tx.has_notification(NotificationKind::TxConfirmed, &txid)? {
@@ -656,14 +788,58 @@ fn apply_tx(
             NewNotification {
                 kind: NotificationKind::TxConfirmed,
                 title: "Your payment is confirmed".into(),
-                body: format!(
-                    "Transaction {} is in block {}.",
-                    hex::encode(txid),
-                    block.map(|b| b.0).unwrap_or(0)
-                ),
+                body: format!("It is in block {}.", block.map(|b| b.0).unwrap_or(0)),
                 txid: Some(txid),
             },
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(asset: u8, symbol: &str, decimals: u8, amount: u128) -> AssetAmount {
+        AssetAmount {
+            asset: hex::encode([asset; 32]),
+            symbol: symbol.into(),
+            decimals,
+            amount,
+        }
+    }
+
+    #[test]
+    fn a_catch_up_sums_its_payments_per_asset_in_first_seen_order() {
+        let mut summary = CatchUpPayments::default();
+        summary.add(&[amount(1, "NOTE", 2, 150)]);
+        assert_eq!(
+            summary.text().0,
+            "You received 1 payment while away: 1.50 NOTE"
+        );
+        for _ in 0..1232 {
+            summary.add(&[amount(2, "EURT", 2, 10)]);
+        }
+        summary.add(&[amount(1, "NOTE", 2, 350), amount(2, "EURT", 2, 1)]);
+        assert_eq!(summary.count, 1234);
+        assert_eq!(
+            summary.text().0,
+            "You received 1,234 payments while away: 5.00 NOTE, 123.21 EURT"
+        );
+        assert!(summary.changed);
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ] {
+            assert_eq!(grouped(n), text);
+        }
+    }
 }

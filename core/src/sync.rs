@@ -290,6 +290,9 @@ struct PassState {
     catch_up: bool,
     quiet_notifications: u64,
     payments_received: u64,
+    /// The payments in of the quiet parts of the pass, told in one inbox
+    /// entry ([`apply::CatchUpPayments`]).
+    summary: apply::CatchUpPayments,
 }
 
 impl PassState {
@@ -299,6 +302,9 @@ impl PassState {
         self.grown.append(&mut ctx.grown);
         self.quiet_notifications += ctx.quiet_count;
         self.payments_received += ctx.payments;
+        if ctx.quiet {
+            self.summary = std::mem::take(&mut ctx.summary);
+        }
     }
 }
 
@@ -949,6 +955,7 @@ fn start_apply<'a>(
 ) -> InFlight<'a> {
     let mut ctx = ApplyCtx::new(inner, ledger);
     ctx.quiet = pass.catch_up;
+    ctx.summary = pass.summary.clone();
     ctx.owners = Some(std::mem::take(&mut pass.owners));
     let pin = pass.pin.take();
     let pinned_now = pin.is_some();
@@ -1088,6 +1095,7 @@ async fn rescan(inner: &Inner, ledger: &Ledger, pass: &mut PassState) -> Result<
             }
             let mut ctx = ApplyCtx::new(inner, ledger);
             ctx.quiet = true;
+            ctx.summary = pass.summary.clone();
             ctx.owners = Some(std::mem::take(&mut pass.owners));
             let count = blocks.len() as u64;
             let change = ChangeSet::Rescan {

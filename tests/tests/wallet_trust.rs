@@ -964,9 +964,11 @@ async fn the_gateways_own_network_file_pins_assets_before_first_contact() {
     assert!(w.sync_status().await.unwrap().height.is_some());
 }
 
-/// A restore of old payments fills the inbox quietly and tells the desktop
-/// once: every notification event of the catch-up is `quiet`, and one
-/// `CaughtUp` sums them up.
+/// A restore of old payments tells of them once: one inbox entry sums up
+/// the catch-up's payments (no txid: it is about all of them), every
+/// notification event of the catch-up is `quiet`, and one `CaughtUp` sums
+/// them up for the desktop. Each payment still has its `PaymentReceived`
+/// event, and a payment after the catch-up has its own entry again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_notifies_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -984,15 +986,23 @@ async fn a_restore_notifies_once() {
     let mut events = restored.subscribe();
     restored.sync().await.unwrap();
     let mut loud = 0;
-    let mut quiet = 0;
+    let mut quiet = HashSet::new();
+    let mut payments = 0;
     let mut summaries = Vec::new();
     while let Ok(e) = events.try_recv() {
         match e {
-            notch_core::WalletEvent::Notification { quiet: true, .. } => quiet += 1,
+            notch_core::WalletEvent::Notification {
+                quiet: true, id, ..
+            } => {
+                quiet.insert(id);
+            }
             notch_core::WalletEvent::Notification { quiet: false, .. } => loud += 1,
+            notch_core::WalletEvent::PaymentReceived { .. } => payments += 1,
             notch_core::WalletEvent::CaughtUp {
-                payments_received, ..
-            } => summaries.push(payments_received),
+                notifications,
+                payments_received,
+                ..
+            } => summaries.push((notifications, payments_received)),
             _ => {}
         }
     }
@@ -1000,15 +1010,46 @@ async fn a_restore_notifies_once() {
         loud, 0,
         "a catch-up must not notify the desktop per payment"
     );
-    assert_eq!(quiet, 3);
-    assert_eq!(summaries, vec![3]);
-    // The inbox has each of them.
-    let inbox = restored.notifications(false).await.unwrap();
-    assert_eq!(
+    assert_eq!(payments, 3, "one event per payment");
+    assert_eq!(quiet.len(), 1, "one inbox entry, however often rewritten");
+    assert_eq!(summaries, vec![(1, 3)]);
+    let received = |inbox: &[notch_core::Notification]| -> Vec<notch_core::Notification> {
         inbox
             .iter()
             .filter(|n| n.kind == notch_core::NotificationKind::PaymentReceived)
-            .count(),
-        3
+            .cloned()
+            .collect()
+    };
+    let inbox = restored.notifications(false).await.unwrap();
+    let summary = received(&inbox);
+    assert_eq!(summary.len(), 1, "{inbox:#?}");
+    assert_eq!(summary[0].txid, None);
+    assert!(!summary[0].read);
+    assert_eq!(
+        summary[0].title, "You received 3 payments while away: 0.00006 NOTE",
+        "{summary:#?}"
+    );
+    // Synced again: nothing new to tell.
+    restored.sync().await.unwrap();
+    assert_eq!(
+        received(&restored.notifications(false).await.unwrap()).len(),
+        1
+    );
+    // A payment after the catch-up, seen in the pool: its own entry,
+    // about its transaction (named by its txid, not in its text).
+    let address = restored.receive_address().await.unwrap();
+    let txid = gw.faucet(&address, "NOTE", 4_000).await;
+    restored.sync().await.unwrap();
+    let inbox = received(&restored.notifications(false).await.unwrap());
+    assert_eq!(inbox.len(), 2, "{inbox:#?}");
+    assert_eq!(inbox[0].txid.map(hex::encode), Some(txid.clone()));
+    assert_eq!(inbox[0].title, "You received 0.00004 NOTE");
+    assert!(!inbox[0].body.contains(&txid), "{inbox:#?}");
+    // Seen again in a block, it is not told twice.
+    gw.mine(1).await;
+    restored.sync().await.unwrap();
+    assert_eq!(
+        received(&restored.notifications(false).await.unwrap()).len(),
+        2
     );
 }

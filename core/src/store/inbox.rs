@@ -179,22 +179,34 @@ pub(super) fn notifications(
          WHERE (?1 = 0 OR read = 0) ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![unread_only, limit], notification_from)?;
-    rows.map(|row| {
-        let (id, kind, title, body, txid, created_at, read, tally) = row?;
-        let kind = NotificationKind::from_name(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown notification kind {kind:?}")))?;
-        Ok(Notification {
-            id,
-            kind,
-            title,
-            body,
-            txid,
-            tally,
-            created_at,
-            read,
-        })
+    rows.map(|row| notification_record(row?)).collect()
+}
+
+fn notification(conn: &Connection, id: i64) -> Result<Option<Notification>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, kind, title, body, txid, created_at, read, tally FROM notifications
+             WHERE id = ?1",
+        )?
+        .query_row([id], notification_from)
+        .optional()?;
+    row.map(notification_record).transpose()
+}
+
+fn notification_record(row: NotificationRow) -> Result<Notification, StoreError> {
+    let (id, kind, title, body, txid, created_at, read, tally) = row;
+    let kind = NotificationKind::from_name(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown notification kind {kind:?}")))?;
+    Ok(Notification {
+        id,
+        kind,
+        title,
+        body,
+        txid,
+        tally,
+        created_at,
+        read,
     })
-    .collect()
 }
 
 pub(super) fn has_notification(
@@ -319,6 +331,25 @@ impl StoreTx<'_> {
             created_at,
             read: false,
         })
+    }
+
+    /// Rewrites the title and body of notification `id` and marks it
+    /// unread again (a catch-up's summary of payments, as more arrive);
+    /// `None` if there is none with that id.
+    pub fn update_notification(
+        &self,
+        id: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE notifications SET title = ?2, body = ?3, read = 0 WHERE id = ?1",
+            params![id, title, body],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        notification(self.conn(), id)
     }
 
     /// Marks one notification read; `false` if there is none with that id.
