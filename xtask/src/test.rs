@@ -34,6 +34,11 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     timer.step("unit and integration tests", || {
         sh::run(cmd("cargo").args(["test", "--workspace", "--exclude", "notch-ui"]))
     })?;
+    // The UI's pure logic (the history list's geometry and paging, deep
+    // links, formats) runs on the host too; the wasm build above is what ships.
+    timer.step("UI unit tests (host)", || {
+        sh::run(cmd("cargo").args(["test", "-p", "notch-ui"]))
+    })?;
     // The 10-minute soak is `cargo xtask soak gateway`; here a few seconds of it, on the
     // debug binaries the tests just built, so that it keeps working.
     timer.step(

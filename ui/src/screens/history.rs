@@ -5,7 +5,14 @@
 //! its height, the pages in view and next to it are asked for as the user
 //! scrolls (reading on from a neighbour's cursor, or jumping by position
 //! below the list's top), at most [`MAX_PAGES`] are kept and the farthest
-//! dropped, and only the rows in view are rendered. A new query (the
+//! dropped, and only the rows in view are rendered. The pages where a
+//! fast scroll will be in the next frames are asked for ahead (from its
+//! speed). A list taller than [`SPACER_CAP`] scrolls a shorter spacer,
+//! scaled: WebKitGTK paints every frame of a scroll container whose
+//! content is millions of pixels tall three times slower (42–47 ms
+//! frames at 5.6 million px, 16 ms at one million; bench/results/app.md).
+//! The wheel still moves the rows pixel for pixel; the scroll bar covers
+//! the whole list. A new query (the
 //! search is debounced) or a change of the wallet's transactions starts a
 //! new generation: an answer for an older one is dropped, so a late answer
 //! to an old query never overwrites a newer one.
@@ -30,7 +37,14 @@ const OVERSCAN: usize = 4;
 const PAGE: usize = 100;
 /// Pages kept in memory (the others are dropped, and asked for again if
 /// the user scrolls back to them).
-const MAX_PAGES: usize = 5;
+const MAX_PAGES: usize = 8;
+/// The tallest scrolled content, in pixels; a longer list is scaled to it.
+const SPACER_CAP: f64 = 1_000_000.0;
+/// How far ahead of a moving scroll its pages are asked for, in ms (about
+/// two frames: a page's round trip through the IPC is 7–13 ms).
+const LOOKAHEAD_MS: [f64; 2] = [16.0, 33.0];
+/// Scroll samples further apart than this say nothing about speed.
+const SPEED_WINDOW_MS: f64 = 100.0;
 /// Page requests of one generation under way at once, for the neighbours
 /// of the rows in view, and at most for the rows in view themselves.
 const IN_FLIGHT: usize = 2;
@@ -60,7 +74,91 @@ struct List {
     /// until its own come in.
     pages: RwSignal<BTreeMap<usize, Page>>,
     in_flight: StoredValue<Vec<(u64, usize)>>,
+    /// Where the view's top is in the whole list, in pixels (rows times
+    /// [`ROW_HEIGHT`]), not the spacer's `scrollTop` when it is scaled.
     scroll: RwSignal<f64>,
+    /// The last scroll position and when (ms), and the speed from the one
+    /// before it, in pixels per ms.
+    motion: StoredValue<Option<(f64, f64, f64)>>,
+}
+
+/// The spacer's height and how many pixels of the list one pixel of it
+/// scrolls.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Geometry {
+    spacer: f64,
+    scale: f64,
+}
+
+impl Geometry {
+    fn of(total: usize) -> Geometry {
+        let content = total as f64 * ROW_HEIGHT;
+        if content <= SPACER_CAP {
+            return Geometry {
+                spacer: content,
+                scale: 1.0,
+            };
+        }
+        Geometry {
+            spacer: SPACER_CAP,
+            scale: (content - VIEW_HEIGHT) / (SPACER_CAP - VIEW_HEIGHT),
+        }
+    }
+
+    /// The list position for the spacer's `scrollTop`.
+    fn position(self, scroll_top: f64) -> f64 {
+        scroll_top * self.scale
+    }
+
+    /// The spacer's `scrollTop` for a list position.
+    fn scroll_top(self, position: f64) -> f64 {
+        position / self.scale
+    }
+
+    /// How far the rows are drawn above their place in the list, so that
+    /// the one at `position` is at the top of the view.
+    fn shift(self, position: f64) -> f64 {
+        position - self.scroll_top(position)
+    }
+}
+
+/// The pages to ask for with the view's top at `scroll` (list pixels),
+/// moving at `speed` (pixels per ms), in a list of `total` rows (not 0),
+/// most wanted first, and how many of them are urgent: those in view and
+/// where a moving scroll will be in the next frames ([`LOOKAHEAD_MS`]),
+/// so that a fling finds its rows there. Then the neighbours of the view.
+fn wanted_pages(scroll: f64, speed: f64, total: usize) -> (Vec<usize>, usize) {
+    let last_page = total.saturating_sub(1) / PAGE;
+    let scroll = scroll.clamp(0.0, max_position(total));
+    let first = (scroll / ROW_HEIGHT) as usize;
+    let last = (((scroll + VIEW_HEIGHT) / ROW_HEIGHT) as usize).min(total.saturating_sub(1));
+    let (from, to) = ((first / PAGE).min(last_page), (last / PAGE).min(last_page));
+    let mut wanted: Vec<usize> = (from..=to).collect();
+    let speed = if speed.is_finite() { speed } else { 0.0 };
+    for ahead in LOOKAHEAD_MS {
+        let at = (scroll + speed * ahead).clamp(0.0, max_position(total));
+        for row in [at / ROW_HEIGHT, (at + VIEW_HEIGHT) / ROW_HEIGHT] {
+            let k = (row as usize / PAGE).min(last_page);
+            if !wanted.contains(&k) {
+                wanted.push(k);
+            }
+        }
+    }
+    let urgent = wanted.len();
+    // The neighbours, the nearer one first.
+    let below = (last + PAGE / 2).min(total.saturating_sub(1)) / PAGE;
+    let above = first.saturating_sub(PAGE / 2) / PAGE;
+    for k in [below, above, to + 1, from.wrapping_sub(1)] {
+        if k <= last_page && !wanted.contains(&k) {
+            wanted.push(k);
+        }
+    }
+    (wanted, urgent)
+}
+
+/// The farthest the view's top goes down a list of `total` rows.
+fn max_position(total: usize) -> f64 {
+    (total as f64 * ROW_HEIGHT - VIEW_HEIGHT).max(0.0)
 }
 
 #[derive(Clone, PartialEq)]
@@ -81,7 +179,26 @@ impl List {
             pages: RwSignal::new(BTreeMap::new()),
             in_flight: StoredValue::new(Vec::new()),
             scroll: RwSignal::new(0.0),
+            motion: StoredValue::new(None),
         }
+    }
+
+    /// The view's top is now at `position` (list pixels): remember it and
+    /// how fast it moves, and ask for what it needs.
+    fn scrolled_to(self, position: f64) {
+        let now = js_sys::Date::now();
+        self.motion.update_value(|m| {
+            let speed = match *m {
+                Some((at, when, _)) if now > when && now - when <= SPEED_WINDOW_MS => {
+                    (position - at) / (now - when)
+                }
+                Some((_, when, speed)) if now == when => speed,
+                _ => 0.0,
+            };
+            *m = Some((position, now, speed));
+        });
+        self.scroll.set(position);
+        self.ensure();
     }
 
     fn total_rows(self) -> usize {
@@ -101,6 +218,7 @@ impl List {
             self.pages.set(BTreeMap::new());
             self.total.set(None);
             self.scroll.set(0.0);
+            self.motion.set_value(None);
         }
         self.fetch(0);
     }
@@ -185,22 +303,11 @@ impl List {
         if total == 0 {
             return;
         }
-        let last_page = (total - 1) / PAGE;
-        let scroll = self.scroll.get_untracked().max(0.0);
-        let first = (scroll / ROW_HEIGHT) as usize;
-        let last = ((scroll + VIEW_HEIGHT) / ROW_HEIGHT) as usize;
-        let (from, to) = ((first / PAGE).min(last_page), (last / PAGE).min(last_page));
-        let mut wanted: Vec<usize> = (from..=to).collect();
-        // The neighbours, the nearer one first.
-        let below = (last + PAGE / 2).min(total - 1) / PAGE;
-        let above = first.saturating_sub(PAGE / 2) / PAGE;
-        for k in [below, above, to + 1, from.wrapping_sub(1)] {
-            if k <= last_page && !wanted.contains(&k) {
-                wanted.push(k);
-            }
-        }
+        let speed = self
+            .motion
+            .with_value(|m| m.map(|(_, _, speed)| speed).unwrap_or(0.0));
+        let (wanted, urgent) = wanted_pages(self.scroll.get_untracked(), speed, total);
         let generation = self.generation.get_value();
-        let in_view = wanted.len().min(to - from + 1);
         for (n, k) in wanted.into_iter().enumerate() {
             let busy = self.in_flight.with_value(|f| {
                 (
@@ -208,10 +315,11 @@ impl List {
                     f.contains(&(generation, k)),
                 )
             });
-            // The pages in view are asked for even past the limit: those
-            // under way may be for rows a fast scroll has already left.
-            // The neighbours wait for a free place.
-            let limit = if n < in_view {
+            // The pages in view and those a moving scroll is about to show
+            // are asked for even past the limit: those under way may be for
+            // rows a fast scroll has already left. The neighbours wait for
+            // a free place.
+            let limit = if n < urgent {
                 IN_FLIGHT_IN_VIEW
             } else {
                 IN_FLIGHT
@@ -303,6 +411,8 @@ pub fn History() -> impl IntoView {
         Some(Ok(n)) => n as usize,
         _ => 0,
     };
+    let geometry = Memo::new(move |_| Geometry::of(total()));
+    let geometry = move || geometry.get();
 
     view! {
         <h2>"History"</h2>
@@ -327,14 +437,43 @@ pub fn History() -> impl IntoView {
                 Shown::List => view! {
                     <p class="muted" data-testid="history-count">{total} " transactions"</p>
                     <div class="vlist" data-testid="history-list" style=format!("height:{VIEW_HEIGHT}px")
+                        data-scale=move || geometry().scale.to_string()
                         on:scroll=move |ev| {
                             use wasm_bindgen::JsCast;
-                            if let Some(el) = ev.target().map(|t| t.unchecked_into::<web_sys_element::Element>()) {
-                                list.scroll.set(el.scroll_top());
-                                list.ensure();
+                            let Some(el) = ev.target().map(|t| t.unchecked_into::<web_sys::Element>()) else { return };
+                            let g = geometry();
+                            let top = f64::from(el.scroll_top());
+                            // A scroll the wheel handler made leaves the
+                            // position it set; any other (the scroll bar, the
+                            // keyboard, a script) says where the view is.
+                            if (g.scroll_top(list.scroll.get_untracked()) - top).abs() >= 1.0 {
+                                list.scrolled_to(g.position(top).min(max_position(total())));
+                            }
+                        }
+                        on:wheel=move |ev: leptos::ev::WheelEvent| {
+                            let g = geometry();
+                            if g.scale == 1.0 {
+                                return;
+                            }
+                            // Scaled, the browser's own wheel scroll would
+                            // move the rows `scale` times too far.
+                            ev.prevent_default();
+                            let delta = match ev.delta_mode() {
+                                1 => ev.delta_y() * ROW_HEIGHT,
+                                2 => ev.delta_y() * VIEW_HEIGHT,
+                                _ => ev.delta_y(),
+                            };
+                            let position = (list.scroll.get_untracked() + delta).clamp(0.0, max_position(total()));
+                            list.scrolled_to(position);
+                            use wasm_bindgen::JsCast;
+                            if let Some(el) = ev.current_target().map(|t| t.unchecked_into::<web_sys::Element>()) {
+                                el.set_scroll_top(g.scroll_top(position).round() as i32);
                             }
                         }>
-                        <div style=move || format!("height:{}px;position:relative", total() as f64 * ROW_HEIGHT)>
+                        <div style=move || format!("height:{}px;position:relative", geometry().spacer)>
+                            // Rows are placed at their place in the whole list,
+                            // inside a layer drawn `shift` pixels higher.
+                            <div style=move || format!("position:absolute;left:0;right:0;top:{}px", -geometry().shift(list.scroll.get()))>
                             // Keyed by position and content: a scroll by one row
                             // adds one row and removes one, and a page that comes in
                             // replaces only its placeholders. (Rendering the whole
@@ -357,6 +496,7 @@ pub fn History() -> impl IntoView {
                                     None => placeholder(i).into_any(),
                                 }
                             />
+                            </div>
                         </div>
                     </div>
                 }.into_any(),
@@ -433,16 +573,60 @@ fn row_view(i: usize, r: HistoryRow) -> impl IntoView {
     }
 }
 
-/// The one DOM type the list needs, bound by hand (no web-sys dependency).
-mod web_sys_element {
-    use wasm_bindgen::prelude::*;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    #[wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(extends = js_sys::Object)]
-        pub type Element;
+    #[test]
+    fn a_short_list_is_not_scaled() {
+        let g = Geometry::of(1_000);
+        assert_eq!(g.scale, 1.0);
+        assert_eq!(g.spacer, 56_000.0);
+        assert_eq!(g.shift(30_000.0), 0.0);
+        assert_eq!(g.scroll_top(30_000.0), 30_000.0);
+    }
 
-        #[wasm_bindgen(method, getter, js_name = scrollTop)]
-        pub fn scroll_top(this: &Element) -> f64;
+    #[test]
+    fn a_long_list_scrolls_a_capped_spacer_end_to_end() {
+        let total = 100_000;
+        let g = Geometry::of(total);
+        assert_eq!(g.spacer, SPACER_CAP);
+        assert!(g.scale > 5.0 && g.scale < 6.0, "{}", g.scale);
+        // The spacer's last scroll position shows the list's last rows.
+        let end = g.position(SPACER_CAP - VIEW_HEIGHT);
+        assert!((end - max_position(total)).abs() < 1e-6, "{end}");
+        // The row at the view's top is drawn at the spacer's scrollTop.
+        for position in [0.0, 56.0 * 12_345.0, max_position(total)] {
+            let drawn = position - g.shift(position);
+            assert!((drawn - g.scroll_top(position)).abs() < 1e-6);
+            assert!(drawn >= 0.0 && drawn + VIEW_HEIGHT <= SPACER_CAP + 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_still_view_wants_its_pages_then_their_neighbours() {
+        // Rows 150..156 in view: page 1, then 2 (below) and 0 (above).
+        let (wanted, urgent) = wanted_pages(150.0 * ROW_HEIGHT, 0.0, 10_000);
+        assert_eq!(urgent, 1);
+        assert_eq!(wanted, vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn a_fast_scroll_wants_where_it_will_be_next() {
+        // 100,000 rows in 3 s: about 33 rows a ms' worth of pixels.
+        let speed = 100_000.0 * ROW_HEIGHT / 3_000.0;
+        let (wanted, urgent) = wanted_pages(10_000.0 * ROW_HEIGHT, speed, 100_000);
+        let in_16 = ((10_000.0 * ROW_HEIGHT + speed * 16.0) / ROW_HEIGHT) as usize / PAGE;
+        let in_33 = ((10_000.0 * ROW_HEIGHT + speed * 33.0) / ROW_HEIGHT) as usize / PAGE;
+        assert_eq!(wanted[0], 100);
+        assert!(wanted[..urgent].contains(&in_16), "{wanted:?}");
+        assert!(wanted[..urgent].contains(&in_33), "{wanted:?}");
+        // Upwards too, and never past either end.
+        let (wanted, _) = wanted_pages(100.0 * ROW_HEIGHT, -speed, 100_000);
+        assert!(wanted.contains(&0));
+        let (wanted, _) = wanted_pages(max_position(100_000), speed, 100_000);
+        assert!(wanted.iter().all(|k| *k <= 999), "{wanted:?}");
+        let (wanted, urgent) = wanted_pages(0.0, f64::NAN, 5);
+        assert_eq!((wanted, urgent), (vec![0], 1));
     }
 }
