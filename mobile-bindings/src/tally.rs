@@ -2,9 +2,11 @@
 //! calls the CLI has. Tickets, scans, offers and chits are the core's; the
 //! agent that talks to partners is the core's too.
 //!
-//! A phone cannot accept connections: until the relay of ADR 6 is built,
-//! the agent here listens on an address the host chooses, which serves
-//! desktop hosts and the Linux tests.
+//! A phone cannot accept connections: its agent reaches partners through
+//! the gateway's relay (ADR 6, `AgentOptions.relay`): it opens no listener,
+//! keeps an outbound control connection to the relay while it runs, and
+//! the relay's host and port go into its tickets. Hosts that can listen
+//! (desktops, the Linux tests) may give `listen` instead.
 
 use std::time::Duration;
 
@@ -231,11 +233,17 @@ pub struct TallyTicket {
     pub tally: TallyInfo,
 }
 
-/// Where the agent listens and what it tells partners.
+/// How partners reach the agent: through a relay (phones) or a listener.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AgentOptions {
-    /// `HOST:PORT` (port 0: any free port).
+    /// Listen on `HOST:PORT` (port 0: any free port). Not used with `relay`.
+    #[uniffi(default = "")]
     pub listen: String,
+    /// Reach partners through the gateway's agent relay at `HOST:PORT`
+    /// (what a phone does: it never listens). Partners are told `HOST`
+    /// (or `advertise_host`) and the port the relay gives this agent.
+    #[uniffi(default = None)]
+    pub relay: Option<String>,
     /// The host partners connect to, if not the listening address.
     #[uniffi(default = None)]
     pub advertise_host: Option<String>,
@@ -253,14 +261,16 @@ fn unix_now() -> u64 {
 
 #[uniffi::export]
 impl NotchWallet {
-    /// Starts the tally agent (listening for partners, delivering the
-    /// outbox with retries); replaces one started before. Returns the
-    /// address it listens on.
+    /// Starts the tally agent (listening for partners, or registered with
+    /// the relay, and delivering the outbox with retries); replaces one
+    /// started before. Returns the address it listens on, or in relay mode
+    /// the address partners are told (`HOST:PORT` on the relay).
     pub async fn start_agent(&self, options: AgentOptions) -> Result<String, AgentError> {
         let w = self.wallet.clone();
         let handle = run::<_, AgentError, _>(async move {
             let config = core::AgentConfig {
                 listen: options.listen,
+                relay: options.relay.filter(|r| !r.trim().is_empty()),
                 advertise: options
                     .advertise_host
                     .map(|h| (h, options.advertise_port.unwrap_or(0))),
@@ -269,7 +279,16 @@ impl NotchWallet {
             Ok(w.start_agent(config).await?)
         })
         .await?;
-        let addr = handle.local_addr().to_string();
+        let addr = if handle.relayed() {
+            let (host, port) = handle.advertised();
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        } else {
+            handle.local_addr().to_string()
+        };
         if let Some(old) = self.agent.lock().await.replace(handle) {
             drop(old);
         }

@@ -591,7 +591,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_notchwallet_set_tally_profile() != 4155:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_notch_mobile_checksum_method_notchwallet_start_agent() != 37425:
+    if lib.uniffi_notch_mobile_checksum_method_notchwallet_start_agent() != 15860:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_notch_mobile_checksum_method_notchwallet_start_watch() != 34160:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -1700,10 +1700,14 @@ class _UniffiFfiConverterOptionalUInt16(_UniffiConverterRustBuffer):
 @dataclass
 class AgentOptions:
     """
-    Where the agent listens and what it tells partners.
+    How partners reach the agent: through a relay (phones) or a listener.
 """
-    def __init__(self, *, listen:str, advertise_host:typing.Optional[str] = _DEFAULT, advertise_port:typing.Optional[int] = _DEFAULT):
+    def __init__(self, *, listen:str = "", relay:typing.Optional[str] = _DEFAULT, advertise_host:typing.Optional[str] = _DEFAULT, advertise_port:typing.Optional[int] = _DEFAULT):
         self.listen = listen
+        if relay is _DEFAULT:
+            self.relay = None
+        else:
+            self.relay = relay
         if advertise_host is _DEFAULT:
             self.advertise_host = None
         else:
@@ -1717,9 +1721,11 @@ class AgentOptions:
 
     
     def __str__(self):
-        return "AgentOptions(listen={}, advertise_host={}, advertise_port={})".format(self.listen, self.advertise_host, self.advertise_port)
+        return "AgentOptions(listen={}, relay={}, advertise_host={}, advertise_port={})".format(self.listen, self.relay, self.advertise_host, self.advertise_port)
     def __eq__(self, other):
         if self.listen != other.listen:
+            return False
+        if self.relay != other.relay:
             return False
         if self.advertise_host != other.advertise_host:
             return False
@@ -1732,6 +1738,7 @@ class _UniffiFfiConverterTypeAgentOptions(_UniffiConverterRustBuffer):
     def read(buf):
         return AgentOptions(
             listen=_UniffiFfiConverterString.read(buf),
+            relay=_UniffiFfiConverterOptionalString.read(buf),
             advertise_host=_UniffiFfiConverterOptionalString.read(buf),
             advertise_port=_UniffiFfiConverterOptionalUInt16.read(buf),
         )
@@ -1739,12 +1746,14 @@ class _UniffiFfiConverterTypeAgentOptions(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         _UniffiFfiConverterString.check_lower(value.listen)
+        _UniffiFfiConverterOptionalString.check_lower(value.relay)
         _UniffiFfiConverterOptionalString.check_lower(value.advertise_host)
         _UniffiFfiConverterOptionalUInt16.check_lower(value.advertise_port)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterString.write(value.listen, buf)
+        _UniffiFfiConverterOptionalString.write(value.relay, buf)
         _UniffiFfiConverterOptionalString.write(value.advertise_host, buf)
         _UniffiFfiConverterOptionalUInt16.write(value.advertise_port, buf)
 
@@ -3175,6 +3184,13 @@ class AgentError:  # type: ignore
         def __repr__(self):
             return "AgentError.BadAddress({})".format(repr(str(self)))
     _UniffiTempAgentError.BadAddress = BadAddress # type: ignore
+    class Relay(_UniffiTempAgentError):
+        """
+        The relay (reach-through-relay mode) could not be reached or refused the agent.
+"""
+        def __repr__(self):
+            return "AgentError.Relay({})".format(repr(str(self)))
+    _UniffiTempAgentError.Relay = Relay # type: ignore
     class Key(_UniffiTempAgentError):
         def __repr__(self):
             return "AgentError.Key({})".format(repr(str(self)))
@@ -3212,14 +3228,18 @@ class _UniffiFfiConverterTypeAgentError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 4:
-            return AgentError.Key(
+            return AgentError.Relay(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 5:
-            return AgentError.Store(
+            return AgentError.Key(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 6:
+            return AgentError.Store(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 7:
             return AgentError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -3232,6 +3252,8 @@ class _UniffiFfiConverterTypeAgentError(_UniffiConverterRustBuffer):
         if isinstance(value, AgentError.NeedHost):
             return
         if isinstance(value, AgentError.BadAddress):
+            return
+        if isinstance(value, AgentError.Relay):
             return
         if isinstance(value, AgentError.Key):
             return
@@ -3248,12 +3270,14 @@ class _UniffiFfiConverterTypeAgentError(_UniffiConverterRustBuffer):
             buf.write_i32(2)
         if isinstance(value, AgentError.BadAddress):
             buf.write_i32(3)
-        if isinstance(value, AgentError.Key):
+        if isinstance(value, AgentError.Relay):
             buf.write_i32(4)
-        if isinstance(value, AgentError.Store):
+        if isinstance(value, AgentError.Key):
             buf.write_i32(5)
-        if isinstance(value, AgentError.Internal):
+        if isinstance(value, AgentError.Store):
             buf.write_i32(6)
+        if isinstance(value, AgentError.Internal):
+            buf.write_i32(7)
 
 class _UniffiFfiConverterOptionalBoolean(_UniffiConverterRustBuffer):
     @classmethod
@@ -6256,9 +6280,10 @@ class NotchWalletProtocol(typing.Protocol):
         raise NotImplementedError
     async def start_agent(self, options: AgentOptions) -> str:
         """
-        Starts the tally agent (listening for partners, delivering the
-        outbox with retries); replaces one started before. Returns the
-        address it listens on.
+        Starts the tally agent (listening for partners, or registered with
+        the relay, and delivering the outbox with retries); replaces one
+        started before. Returns the address it listens on, or in relay mode
+        the address partners are told (`HOST:PORT` on the relay).
 """
         raise NotImplementedError
     def start_watch(self, poll_secs: int) -> None:
@@ -6847,9 +6872,10 @@ class NotchWallet(NotchWalletProtocol):
         )
     async def start_agent(self, options: AgentOptions) -> str:
         """
-        Starts the tally agent (listening for partners, delivering the
-        outbox with retries); replaces one started before. Returns the
-        address it listens on.
+        Starts the tally agent (listening for partners, or registered with
+        the relay, and delivering the outbox with retries); replaces one
+        started before. Returns the address it listens on, or in relay mode
+        the address partners are told (`HOST:PORT` on the relay).
 """
         
         _UniffiFfiConverterTypeAgentOptions.check_lower(options)

@@ -1258,9 +1258,10 @@ public protocol NotchWalletProtocol: AnyObject, Sendable {
     func setTallyProfile(cuid: String?, name: String?) async throws  -> TallyProfile
     
     /**
-     * Starts the tally agent (listening for partners, delivering the
-     * outbox with retries); replaces one started before. Returns the
-     * address it listens on.
+     * Starts the tally agent (listening for partners, or registered with
+     * the relay, and delivering the outbox with retries); replaces one
+     * started before. Returns the address it listens on, or in relay mode
+     * the address partners are told (`HOST:PORT` on the relay).
      */
     func startAgent(options: AgentOptions) async throws  -> String
     
@@ -1669,9 +1670,10 @@ open func setTallyProfile(cuid: String? = nil, name: String? = nil)async throws 
 }
     
     /**
-     * Starts the tally agent (listening for partners, delivering the
-     * outbox with retries); replaces one started before. Returns the
-     * address it listens on.
+     * Starts the tally agent (listening for partners, or registered with
+     * the relay, and delivering the outbox with retries); replaces one
+     * started before. Returns the address it listens on, or in relay mode
+     * the address partners are told (`HOST:PORT` on the relay).
      */
 open func startAgent(options: AgentOptions)async throws  -> String  {
     return
@@ -2721,13 +2723,19 @@ public func FfiConverterTypeAddressInfo_lower(_ value: AddressInfo) -> RustBuffe
 
 
 /**
- * Where the agent listens and what it tells partners.
+ * How partners reach the agent: through a relay (phones) or a listener.
  */
 public struct AgentOptions: Equatable, Hashable {
     /**
-     * `HOST:PORT` (port 0: any free port).
+     * Listen on `HOST:PORT` (port 0: any free port). Not used with `relay`.
      */
     public let listen: String
+    /**
+     * Reach partners through the gateway's agent relay at `HOST:PORT`
+     * (what a phone does: it never listens). Partners are told `HOST`
+     * (or `advertise_host`) and the port the relay gives this agent.
+     */
+    public let relay: String?
     /**
      * The host partners connect to, if not the listening address.
      */
@@ -2741,8 +2749,13 @@ public struct AgentOptions: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * `HOST:PORT` (port 0: any free port).
-         */listen: String, 
+         * Listen on `HOST:PORT` (port 0: any free port). Not used with `relay`.
+         */listen: String = "", 
+        /**
+         * Reach partners through the gateway's agent relay at `HOST:PORT`
+         * (what a phone does: it never listens). Partners are told `HOST`
+         * (or `advertise_host`) and the port the relay gives this agent.
+         */relay: String? = nil, 
         /**
          * The host partners connect to, if not the listening address.
          */advertiseHost: String? = nil, 
@@ -2750,6 +2763,7 @@ public struct AgentOptions: Equatable, Hashable {
          * Its port (0 or null: the listening port).
          */advertisePort: UInt16? = nil) {
         self.listen = listen
+        self.relay = relay
         self.advertiseHost = advertiseHost
         self.advertisePort = advertisePort
     }
@@ -2771,6 +2785,7 @@ public struct FfiConverterTypeAgentOptions: FfiConverterRustBuffer {
         return
             try AgentOptions(
                 listen: FfiConverterString.read(from: &buf), 
+                relay: FfiConverterOptionString.read(from: &buf), 
                 advertiseHost: FfiConverterOptionString.read(from: &buf), 
                 advertisePort: FfiConverterOptionUInt16.read(from: &buf)
         )
@@ -2778,6 +2793,7 @@ public struct FfiConverterTypeAgentOptions: FfiConverterRustBuffer {
 
     public static func write(_ value: AgentOptions, into buf: inout [UInt8]) {
         FfiConverterString.write(value.listen, into: &buf)
+        FfiConverterOptionString.write(value.relay, into: &buf)
         FfiConverterOptionString.write(value.advertiseHost, into: &buf)
         FfiConverterOptionUInt16.write(value.advertisePort, into: &buf)
     }
@@ -4832,6 +4848,11 @@ enum AgentError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
     case BadAddress(message: String)
     
+    /**
+     * The relay (reach-through-relay mode) could not be reached or refused the agent.
+     */
+    case Relay(message: String)
+    
     case Key(message: String)
     
     case Store(message: String)
@@ -4882,15 +4903,19 @@ public struct FfiConverterTypeAgentError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .Key(
+        case 4: return .Relay(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .Store(
+        case 5: return .Key(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .Internal(
+        case 6: return .Store(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -4911,12 +4936,14 @@ public struct FfiConverterTypeAgentError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
         case .BadAddress(_ /* message is ignored*/):
             writeInt(&buf, Int32(3))
-        case .Key(_ /* message is ignored*/):
+        case .Relay(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-        case .Store(_ /* message is ignored*/):
+        case .Key(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
-        case .Internal(_ /* message is ignored*/):
+        case .Store(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(7))
 
         
         }
@@ -7800,7 +7827,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_notch_mobile_checksum_method_notchwallet_set_tally_profile() != 4155) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_notch_mobile_checksum_method_notchwallet_start_agent() != 37425) {
+    if (uniffi_notch_mobile_checksum_method_notchwallet_start_agent() != 15860) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_notch_mobile_checksum_method_notchwallet_stop_agent() != 11799) {

@@ -210,13 +210,16 @@ def leaked(lines, phrase, stored):
 
 
 class Gateway:
-    """`notch-gateway --sandbox` on a free loopback port, mining on demand."""
+    """`notch-gateway --sandbox` on a free loopback port, mining on demand,
+    with its agent relay (ADR 6) on free loopback ports too (`relay`: where
+    agents register)."""
 
     def __init__(self, data_dir):
         os.makedirs(data_dir, exist_ok=True)
         self.log = open(os.path.join(data_dir, "gateway.log"), "w")
         self.process = subprocess.Popen(
             [GATEWAY, "--sandbox", "--block-interval", "0", "--listen", "127.0.0.1:0",
+             "--relay-listen", "127.0.0.1:0", "--relay-ports", "0",
              "--data-dir", data_dir],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.url = None
@@ -228,9 +231,13 @@ class Gateway:
             if "listening on " in line:
                 self.url = line.split("listening on ", 1)[1].strip()
                 break
-        if not self.url:
+        # The next line says where the relay is (it runs: --relay-listen).
+        relay = self.process.stdout.readline() if self.url else ""
+        prefix = "notch-gateway relay at "
+        self.relay = relay[len(prefix):].strip() if relay.startswith(prefix) else None
+        if not self.url or not self.relay:
             self.stop()
-            raise RuntimeError("the gateway did not say where it listens")
+            raise RuntimeError("the gateway did not say where it listens and where its relay is")
 
     def post(self, path, body):
         request = urllib.request.Request(
@@ -565,7 +572,10 @@ class BindingsTest(unittest.TestCase):
 
     def test_a_tally_with_a_cli_wallet_from_its_ticket_png_with_payments_both_ways(self):
         """The partner is the real `notch` CLI: its ticket PNG scanned here,
-        a payment each way, both sides agreeing on the balance."""
+        a payment each way, both sides agreeing on the balance. The bindings
+        wallet is a phone: its agent listens nowhere and is reached through
+        the gateway's relay (ADR 6), so the CLI's payment can only come that
+        way."""
         self.assertTrue(os.access(CLI, os.X_OK), f"no notch CLI at {CLI} (NOTCH_CLI)")
         cli = CliWallet(os.path.join(WORK, "cli-carol"), self.gateway.url)
         try:
@@ -580,11 +590,16 @@ class BindingsTest(unittest.TestCase):
         listener = Listener()
         dave.set_listener(listener)
         try:
-            # Both agents listen before the tally is drafted, so each
-            # certificate says where its agent is.
+            # Both agents run before the tally is drafted, so each
+            # certificate says where its agent is: the CLI's listens, the
+            # phone's is registered with the relay and told its port there.
             said = cli.start_agent()
             self.assertTrue(said["listening"].startswith("127.0.0.1:"), said)
-            run(dave.start_agent(notch.AgentOptions(listen="127.0.0.1:0")))
+            reached_at = run(dave.start_agent(notch.AgentOptions(relay=self.gateway.relay)))
+            host, port = reached_at.rsplit(":", 1)
+            self.assertEqual(host, "127.0.0.1", reached_at)
+            self.assertNotEqual(reached_at, self.gateway.relay, "a port of its own")
+            self.assertEqual(run(dave.tally_profile()).port, int(port))
 
             # The CLI's ticket as a PNG; the bindings wallet scans the file.
             png = os.path.join(WORK, "cli-ticket.png")
@@ -617,7 +632,8 @@ class BindingsTest(unittest.TestCase):
             self.assertEqual((chit["amount"], chit["memo"], chit["mine"]),
                              (12_500, "from the phone", False))
 
-            # ... and the CLI pays 2 CHIPs back.
+            # ... and the CLI pays 2 CHIPs back: its agent calls the phone's
+            # certificate's address, the relay's port for it.
             back = cli.run("tally", "pay", cli_id, "2", "--memo", "from the cli")
             self.assertEqual((back["amount"], back["mine"]), (-2_000, True), back)
             eventually("the CLI's payment in the bindings wallet", lambda: any(

@@ -1210,7 +1210,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_set_tally_profile() and 0xFFFF) != 4155) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_start_agent() and 0xFFFF) != 37425) {
+    if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_start_agent() and 0xFFFF) != 15860) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_notch_mobile_checksum_method_notchwallet_stop_agent() and 0xFFFF) != 11799) {
@@ -2695,9 +2695,10 @@ public interface NotchWalletInterface {
     suspend fun `setTallyProfile`(`cuid`: kotlin.String? = null, `name`: kotlin.String? = null): TallyProfile
     
     /**
-     * Starts the tally agent (listening for partners, delivering the
-     * outbox with retries); replaces one started before. Returns the
-     * address it listens on.
+     * Starts the tally agent (listening for partners, or registered with
+     * the relay, and delivering the outbox with retries); replaces one
+     * started before. Returns the address it listens on, or in relay mode
+     * the address partners are told (`HOST:PORT` on the relay).
      */
     suspend fun `startAgent`(`options`: AgentOptions): kotlin.String
     
@@ -3213,9 +3214,10 @@ open class NotchWallet: Disposable, AutoCloseable, NotchWalletInterface
 
     
     /**
-     * Starts the tally agent (listening for partners, delivering the
-     * outbox with retries); replaces one started before. Returns the
-     * address it listens on.
+     * Starts the tally agent (listening for partners, or registered with
+     * the relay, and delivering the outbox with retries); replaces one
+     * started before. Returns the address it listens on, or in relay mode
+     * the address partners are told (`HOST:PORT` on the relay).
      */
     @Throws(AgentException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -4674,13 +4676,20 @@ public object FfiConverterTypeAddressInfo: FfiConverterRustBuffer<AddressInfo> {
 
 
 /**
- * Where the agent listens and what it tells partners.
+ * How partners reach the agent: through a relay (phones) or a listener.
  */
 data class AgentOptions (
     /**
-     * `HOST:PORT` (port 0: any free port).
+     * Listen on `HOST:PORT` (port 0: any free port). Not used with `relay`.
      */
-    val `listen`: kotlin.String
+    val `listen`: kotlin.String = "" 
+    , 
+    /**
+     * Reach partners through the gateway's agent relay at `HOST:PORT`
+     * (what a phone does: it never listens). Partners are told `HOST`
+     * (or `advertise_host`) and the port the relay gives this agent.
+     */
+    val `relay`: kotlin.String? = null 
     , 
     /**
      * The host partners connect to, if not the listening address.
@@ -4709,18 +4718,21 @@ public object FfiConverterTypeAgentOptions: FfiConverterRustBuffer<AgentOptions>
         return AgentOptions(
             FfiConverterString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterOptionalUShort.read(buf),
         )
     }
 
     override fun allocationSize(value: AgentOptions) = (
             FfiConverterString.allocationSize(value.`listen`) +
+            FfiConverterOptionalString.allocationSize(value.`relay`) +
             FfiConverterOptionalString.allocationSize(value.`advertiseHost`) +
             FfiConverterOptionalUShort.allocationSize(value.`advertisePort`)
     )
 
     override fun write(value: AgentOptions, buf: ByteBuffer) {
             FfiConverterString.write(value.`listen`, buf)
+            FfiConverterOptionalString.write(value.`relay`, buf)
             FfiConverterOptionalString.write(value.`advertiseHost`, buf)
             FfiConverterOptionalUShort.write(value.`advertisePort`, buf)
     }
@@ -6326,6 +6338,11 @@ sealed class AgentException(message: String): kotlin.Exception(message) {
         
         class BadAddress(message: String) : AgentException(message)
         
+    /**
+     * The relay (reach-through-relay mode) could not be reached or refused the agent.
+     */
+        class Relay(message: String) : AgentException(message)
+        
         class Key(message: String) : AgentException(message)
         
         class Store(message: String) : AgentException(message)
@@ -6351,9 +6368,10 @@ public object FfiConverterTypeAgentError : FfiConverterRustBuffer<AgentException
             1 -> AgentException.Bind(FfiConverterString.read(buf))
             2 -> AgentException.NeedHost(FfiConverterString.read(buf))
             3 -> AgentException.BadAddress(FfiConverterString.read(buf))
-            4 -> AgentException.Key(FfiConverterString.read(buf))
-            5 -> AgentException.Store(FfiConverterString.read(buf))
-            6 -> AgentException.Internal(FfiConverterString.read(buf))
+            4 -> AgentException.Relay(FfiConverterString.read(buf))
+            5 -> AgentException.Key(FfiConverterString.read(buf))
+            6 -> AgentException.Store(FfiConverterString.read(buf))
+            7 -> AgentException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -6377,16 +6395,20 @@ public object FfiConverterTypeAgentError : FfiConverterRustBuffer<AgentException
                 buf.putInt(3)
                 Unit
             }
-            is AgentException.Key -> {
+            is AgentException.Relay -> {
                 buf.putInt(4)
                 Unit
             }
-            is AgentException.Store -> {
+            is AgentException.Key -> {
                 buf.putInt(5)
                 Unit
             }
-            is AgentException.Internal -> {
+            is AgentException.Store -> {
                 buf.putInt(6)
+                Unit
+            }
+            is AgentException.Internal -> {
+                buf.putInt(7)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
