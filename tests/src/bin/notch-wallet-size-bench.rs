@@ -6,8 +6,8 @@
 //! `wallet.sqlite` takes (SQLite's `dbstat`).
 //!
 //! With `--before FILE`, also a wallet file written by an older Notch (for
-//! the figures in bench/results/wallet-size.md: the one the app benchmark
-//! built before migration 10), reported as it is, then copied and opened
+//! the figures in bench/results/wallet-size.md: one synced by the build
+//! before the latest migration), reported as it is, then copied and opened
 //! with this build (migrations, the refresh that drops the transaction
 //! bytes the wallet does not need, the one-time VACUUM) and reported again.
 //!
@@ -173,10 +173,9 @@ grouped by table through `sqlite_schema`); \"records\" is the payload in the tab
         let (before, after) = (&up["before"], &up["after"]);
         s += &format!(
             "\n## An older wallet file, upgraded\n\n\
-`{}`: the same wallet (same ledger, same phrase) as synced by an older build, before migration 10 (every \
-transaction kept its bytes){}. As it was: \
-**{}**, {} transactions keeping {} ({:.0} bytes each on average). Opened by this build (migration 10, the refresh \
-that reads the facts from the bytes and drops the bytes not needed, the one-time VACUUM): {:.1} s, then **{}**, \
+`{}`: the same wallet (same ledger, same phrase) as synced by an older build{}. As it was: \
+**{}**, {} transactions keeping {} ({:.0} bytes each on average). Opened by this build (the migrations it \
+lacked, the refresh of what they marked, the one-time VACUUM after the upgrade): {:.1} s, then **{}**, \
 {} transactions keeping their bytes.\n\n",
             up["file"].as_str().unwrap_or("?"),
             match up["what"].as_str() {
