@@ -12,9 +12,19 @@
 //! tally on that connection; the scanner checks the issuer's signature,
 //! signs, and sends `open` over a Noise N + KK reconnection; the issuer
 //! verifies both signatures and the tally is open on both sides, the same
-//! bytes. Then the hostile cases: a tampered acceptance, the used token
-//! replayed (by another user and by the same one), an expired ticket, an
-//! unknown token.
+//! bytes. Then a chit each way (PROTOCOL §13): the Notch wallet pays first
+//! (queued: the MyCHIPs user cannot be called), the MyCHIPs user pays as the
+//! foil, its chit linked at index 1 with the chain hash MyCHIPs's database
+//! computes, and gets Notch's chit on that connection, checked with
+//! MyCHIPs's signature rule. Then the hostile cases: a tampered acceptance,
+//! the used token replayed (by another user and by the same one), an expired
+//! ticket, an unknown token.
+//!
+//! The opening and the chits run twice: with the Notch agent listening (a
+//! desktop), and in relay mode (a phone, ADR 6): no listener, registered with
+//! the relay of a real `notch-gateway --sandbox` on loopback, so the MyCHIPs
+//! user reaches it only at the relay's host and port that the ticket and the
+//! Notch certificate name, through the splice.
 //!
 //! Needs Node 20 and npm; `npm install` runs in tests/interop/mychips-agent
 //! (query-string, which MyCHIPs's app reads invitation links with),
@@ -31,8 +41,11 @@ use std::time::Duration;
 use notch_core::tally::lifecycle::TallyState;
 use notch_core::tally::{Side, TallyRecord, verify_tally_json};
 use notch_core::ticket::Ticket;
-use notch_core::{NotificationKind, Wallet, WalletEvent};
-use notch_tests::tally::{NO_GATEWAY, agent, eventually, state_of};
+use notch_core::{AgentConfig, AgentHandle, NotificationKind, TicketOptions, Wallet, WalletEvent};
+use notch_tests::gateway::Sandbox;
+use notch_tests::tally::{
+    NO_GATEWAY, agent, agent_config, balance, chit, eventually, state_of, wait_chit,
+};
 use notch_tests::wallet::new_wallet;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -212,13 +225,71 @@ async fn alice(dir: &Path) -> Wallet {
     wallet
 }
 
+/// How the MyCHIPs user reaches the Notch agent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reach {
+    /// The agent listens on loopback.
+    Listen,
+    /// The agent listens nowhere: it is registered with a sandbox gateway's relay.
+    Relay,
+}
+
+/// Starts Alice's agent as `reach` says; the gateway, if one runs, lives as long as the
+/// returned value.
+async fn start_agent(alice: &Wallet, reach: Reach, dir: &Path) -> (AgentHandle, Option<Sandbox>) {
+    match reach {
+        Reach::Listen => (agent(alice, "127.0.0.1:0").await, None),
+        Reach::Relay => {
+            // Any free control port and agent ports: other tests run relays too.
+            let gateway = Sandbox::start_with_args(
+                dir.join("gateway"),
+                "127.0.0.1:0",
+                &["--relay-listen", "127.0.0.1:0", "--relay-ports", "0"],
+            );
+            let relay = gateway.relay.clone().expect("the sandbox runs the relay");
+            let config = AgentConfig {
+                relay: Some(relay.clone()),
+                ..agent_config("127.0.0.1:0")
+            };
+            let handle = alice.start_agent(config).await.unwrap();
+            assert!(handle.relayed());
+            // Partners are told the relay's host and Alice's port there, not the control
+            // port she registered on.
+            assert_eq!(handle.advertised().0, "127.0.0.1");
+            assert_ne!(
+                format!("127.0.0.1:{}", handle.advertised().1),
+                relay,
+                "the agent's port is not the relay's control port"
+            );
+            (handle, Some(gateway))
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mychips_user_opens_a_tally_from_a_notch_ticket() {
+    opens_a_tally_and_pays(Reach::Listen).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mychips_user_reaches_a_notch_phone_through_the_relay() {
+    opens_a_tally_and_pays(Reach::Relay).await;
+}
+
+async fn opens_a_tally_and_pays(reach: Reach) {
     let dir = tempfile::tempdir().unwrap();
     let alice = alice(dir.path()).await;
     let mut events = alice.subscribe();
-    let a_agent = agent(&alice, "127.0.0.1:0").await;
-    let (ticket, draft) = alice.tally_ticket(Duration::from_secs(600)).await.unwrap();
+    let (a_agent, gateway) = start_agent(&alice, reach, dir.path()).await;
+    let (ticket, draft) = alice
+        .tally_ticket_with(TicketOptions {
+            expires_in: Duration::from_secs(600),
+            // Morgan lends Alice up to 10 CHIPs, so she can pay first.
+            partner_terms: json!({"limit": 10}),
+            ..TicketOptions::default()
+        })
+        .await
+        .unwrap();
     let link = ticket.to_string();
     assert!(
         link.starts_with("https://mychips.org/invite?token="),
@@ -235,7 +306,10 @@ async fn a_mychips_user_opens_a_tally_from_a_notch_ticket() {
     assert_eq!(parsed["cid"], "alice");
     assert_eq!(parsed["agent"], ticket.chad().agent().to_base64url());
     assert_eq!(parsed["host"], "127.0.0.1");
-    assert_eq!(parsed["port"], a_agent.local_addr().port());
+    assert_eq!(parsed["port"], a_agent.advertised().1);
+    if reach == Reach::Listen {
+        assert_eq!(a_agent.advertised().1, a_agent.local_addr().port());
+    }
     assert_eq!(got.get("sent")["kind"], "ik", "a first contact is Noise IK");
     let offer = got.get("offer");
     assert_eq!(
@@ -245,6 +319,9 @@ async fn a_mychips_user_opens_a_tally_from_a_notch_ticket() {
     assert_eq!(offer["side"], "foil", "the issuer holds the stock");
     assert_eq!(offer["signatures"], json!({"stock": true}), "{offer:#}");
     assert_eq!(offer["from"]["agent"], ticket.chad().agent().to_base64url());
+    // The offer says where Alice is: the ticket's address (the relay's, in relay mode).
+    assert_eq!(offer["from"]["host"], "127.0.0.1");
+    assert_eq!(offer["from"]["port"], a_agent.advertised().1);
     let morgan_agent = got.get("agent")["agent"].as_str().unwrap().to_owned();
     assert_eq!(offer["to"]["agent"], morgan_agent.as_str());
 
@@ -281,7 +358,13 @@ async fn a_mychips_user_opens_a_tally_from_a_notch_ticket() {
     // Hostile acceptances change nothing: a signature with one character
     // changed, and terms changed after Alice signed (validly signed by
     // Morgan). Notch says nothing back (MyCHIPs has no message for it).
-    for tamper in ["signature", "terms"] {
+    // Checked once, with the listener: what Notch checks does not depend on
+    // how the bytes reach it, and each costs a second.
+    let tampers: &[&str] = match reach {
+        Reach::Listen => &["signature", "terms"],
+        Reach::Relay => &[],
+    };
+    for &tamper in tampers {
         let before = snapshot(&alice).await;
         let sent = morgan.accept(Some(tamper)).await;
         println!("MyCHIPs side, accept --tamper {tamper}: {:#?}", sent.0);
@@ -328,7 +411,62 @@ async fn a_mychips_user_opens_a_tally_from_a_notch_ticket() {
     let input = json!({"tally": serde_json::from_str::<Value>(&on_alice).unwrap()});
     let (code, out) = node("mychips-records", "verify.mjs", &[], &input.to_string()).await;
     assert_eq!((code, out.trim()), (Some(0), "valid"));
+
+    // A chit each way. Alice pays first: Morgan's agent cannot be called (its
+    // certificate names no host), so the chit waits in her outbox.
+    let mine = alice
+        .tally_pay(&draft.id, 1_000, Some("to MyCHIPs".into()))
+        .await
+        .unwrap();
+    assert_eq!(mine.state, "L.pend.good");
+    // Morgan pays 2.5 CHIPs as the foil, the chit linked at index 1 of its chain,
+    // and gets Alice's chit on the same connection.
+    let paid = morgan
+        .run(&[
+            "pay", "--units", "2500", "--expect", "1", "--linger", "8000",
+        ])
+        .await;
+    println!("MyCHIPs side, pay: {:#?}", paid.0);
+    let sent = paid.get("paid");
+    assert_eq!(sent["how"], "done", "Alice's chit came: {:#?}", paid.0);
+    let theirs = sent["chit"]["uuid"].as_str().unwrap().to_owned();
+    let got = paid.get("chit");
+    assert_eq!(got["uuid"], mine.uuid.as_str());
+    assert_eq!(got["by"], "stock");
+    assert_eq!(got["units"], 1_000);
+    assert_eq!(got["memo"], "to MyCHIPs");
+    assert_eq!(
+        got["valid"], true,
+        "MyCHIPs's check of Alice's chit: {got:#}"
+    );
+    assert_eq!(got["digest_ok"], true, "{got:#}");
+    // Notch took Morgan's chit where the foil put it: the chain hash MyCHIPs
+    // computes is the one Notch computes over its own chain.
+    let received = wait_chit(&alice, &draft.id, &theirs, "A.good").await;
+    assert_eq!(received.units, Some(2_500));
+    assert_eq!(received.index, Some(1));
+    assert_eq!(received.consensus, "linked");
+    eventually(
+        "Alice's chit to be sent",
+        Duration::from_secs(10),
+        || async {
+            chit(&alice, &draft.id, &mine.uuid)
+                .await
+                .filter(|c| c.state == "L.good")
+        },
+    )
+    .await;
+    assert_eq!(balance(&alice, &draft.id).await, 2_500 - 1_000);
+    let kinds: Vec<NotificationKind> = alice
+        .notifications(false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.kind)
+        .collect();
+    assert!(kinds.contains(&NotificationKind::ChitReceived), "{kinds:?}");
     a_agent.stop().await;
+    drop(gateway);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,21 +22,34 @@
 //     object with both signatures), open a reconnection (Noise N + KK, headers
 //     N and K) to the issuer's agent and send the `open` message. With
 //     --tamper signature|terms a bad acceptance is sent instead.
+//   pay: as the foil of the open tally, sign a payment chit (lib/chit.js: the
+//     issuer signs {by, date, memo, ref, tally, type, units, uuid}), link it
+//     at the end of our chain, index 1 after the tally's digest
+//     (schema/chains.wms chain_consense: the foil orders the chain), and send
+//     it as `good` with its digest, index and chain hash (chit_json_r) over a
+//     reconnection; then read what the partner sends on that connection
+//     until --expect chits from it have come (or --linger MS passed), and
+//     check each chit's signature with the stock's key in the tally
+//     (lib/chit.js signCheck) and its digest.
 //
 //   node scanner.mjs present --ticket URL --state FILE [--name FIRST] [--quiet MS]
 //   node scanner.mjs accept --state FILE [--tamper signature|terms] [--linger MS]
+//   node scanner.mjs pay --state FILE --units MILLICHIPS [--memo TEXT] [--expect N] [--linger MS]
 //
 // FILE keeps this user's keys (X25519 agent key, P-521 tally key) and the
 // offer between runs; it is created by the first `present`. Prints one JSON
 // event per line; exits 0 when the step completed (a refusal is a completed
 // step), non-zero with an {"event":"error"} otherwise. Events: agent, ticket,
-// sent, connected, offer, refuse, quiet, closed, message, open, error.
+// sent, connected, offer, refuse, quiet, closed, message, open, paid, chit,
+// error.
 import { createRequire } from 'node:module'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import Net from 'node:net'
 import qs from 'query-string'
+import { randomUUID } from 'node:crypto'
 import {
-  generateKeys, signMessage, verifyMessage, tallyMessage, stringify
+  generateKeys, signMessage, verifyMessage, tallyMessage, chitMessage, stringify,
+  tallyDigest, chitDigest, chainHash, bytea
 } from '../mychips-records/lib.mjs'
 
 const require = createRequire(import.meta.url)
@@ -257,6 +270,11 @@ async function accept (opt) {
   // lib/tally.js local_open: transmitted → status open (MyCHIPs has no
   // acknowledgement to wait for).
   const checked = await signCheck(tally)
+  if (!opt.tamper) {
+    state.tally = tally
+    state.issuerAt = issuer
+    writeFileSync(opt.state, JSON.stringify(state))
+  }
   emit({
     event: 'open',
     delivered: how === 'linger' || how === 'closed',
@@ -265,6 +283,70 @@ async function accept (opt) {
     state: opt.tamper ? 'offer' : 'open',
     canonical: stringify(tally)
   })
+}
+
+async function pay (opt) {
+  const state = JSON.parse(readFileSync(opt.state, 'utf8'))
+  if (!state.tally) fail('no open tally to pay on', 1)
+  const tally = state.tally
+  const side = state.side
+  const other = side === 'foil' ? 'stock' : 'foil'
+  if (side !== 'foil') fail('this user pays as the foil only (the foil orders the chain)', 1)
+  const units = Number(opt.units)
+  if (!Number.isSafeInteger(units) || units <= 0) fail('--units MILLICHIPS is required', 1)
+  const chit = {
+    tally: tally.uuid,
+    by: side,
+    type: 'tran',
+    uuid: randomUUID(),
+    date: new Date().toISOString(),
+    units,
+    memo: opt.memo ?? 'from MyCHIPs'
+  }
+  chit.sign = await signMessage(state.tallyKeys.privateJwk, chitMessage(chit))
+  // Our chain (the foil's) is empty: the chit goes to index 1, after the
+  // tally's digest.
+  const index = 1
+  const chain = chainHash(chit, index, tallyDigest(tally))
+  const object = { ...chit, digest: bytea(chitDigest(chit)), index, chain: bytea(chain) }
+  const issuer = state.issuerAt
+  const msg = { target: 'chit', action: 'good', to: issuer, from: { ...tally[side].cert.chad }, object }
+  const keys = P.keysFromSecret(state.agentSecret)
+  const expect = Number(opt.expect || 0)
+  const linger = Number(opt.linger || 800)
+  const timer = setTimeout(() => converse.end('linger'), linger)
+  const chits = []
+  const pending = []
+  const how = await converse(issuer.host, issuer.port, keys, issuer.agent, msg, (m) => {
+    emit({ event: 'message', message: m })
+    if (m.target === 'chit' && m.action === 'good' && m.object?.by === other) {
+      chits.push(m.object)
+      return chits.length >= expect && expect > 0
+    }
+    return false
+  })
+  clearTimeout(timer)
+  emit({
+    event: 'paid',
+    delivered: how === 'linger' || how === 'closed' || how === 'done',
+    how,
+    chit: { uuid: chit.uuid, units, index, chain: bytea(chain), digest: object.digest }
+  })
+  for (const got of chits) {
+    // lib/chit.js signCheck: the issuer's key is in its half of the tally.
+    const valid = got.tally === tally.uuid &&
+      await verifyMessage(tally[other].cert.public, chitMessage(got), got.sign || got.signed || '').catch(() => false)
+    pending.push({
+      event: 'chit',
+      uuid: got.uuid,
+      by: got.by,
+      units: got.units,
+      memo: got.memo ?? null,
+      valid,
+      digest_ok: got.digest === bytea(chitDigest(got))
+    })
+  }
+  for (const e of pending) emit(e)
 }
 
 const opt = args(process.argv.slice(2))
@@ -276,8 +358,10 @@ try {
     await present(opt)
   } else if (opt.mode === 'accept') {
     await accept(opt)
+  } else if (opt.mode === 'pay') {
+    await pay(opt)
   } else {
-    fail('usage: scanner.mjs present|accept [--options]', 1)
+    fail('usage: scanner.mjs present|accept|pay [--options]', 1)
   }
   process.exit(0)
 } catch (e) {

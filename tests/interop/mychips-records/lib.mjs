@@ -8,11 +8,14 @@
 //   the key in its cert.public (test/auto/unit/validtally.js);
 // - a chit is signed over {by, date, memo, ref, tally, type, units, uuid}
 //   by its issuer (lib/chit.js, signCheck);
+// - a chit's place in the chain is hashed from its database form
+//   (schema/chits.wms chit_json_h, schema/crypto.wms j2h; see
+//   databaseForm below);
 // - a sign key is exported as {"signkey":{"s":hex salt,"i":hex iv,
 //   "d":base64 ciphertext}}, PBKDF2-SHA256 10000 iterations, 8-byte salt,
 //   AES-256-GCM 12-byte IV (wyseman lib/encrypt.js).
 import stringify from 'json-stable-stringify'
-import { webcrypto } from 'node:crypto'
+import { createHash, webcrypto } from 'node:crypto'
 
 export const subtle = webcrypto.subtle
 export const KeyConfig = { name: 'ECDSA', namedCurve: 'P-521', hash: { name: 'SHA-384' } }
@@ -52,6 +55,72 @@ export function chitMessage (chit) {
     if (name in chit) core[name] = chit[name]
   }
   return stringify(core)
+}
+
+// What MyCHIPs's database hashes (mychips.j2h, schema/crypto.wms: PL/Python
+// json.dumps(obj, separators=(',',':'), sort_keys=True)): keys by code
+// point, no white space, every character past ASCII (and DEL) escaped as
+// \uxxxx. Floats (Python's repr) are not needed by these tests and are
+// refused rather than guessed.
+export function databaseForm (value) {
+  if (value === null || typeof value === 'boolean') return JSON.stringify(value)
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw new Error('databaseForm: floats are not supported here')
+    return String(value)
+  }
+  if (typeof value === 'string') {
+    return JSON.stringify(value).replace(/[\u007f-\uffff]/g,
+      c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+  }
+  if (Array.isArray(value)) return '[' + value.map(databaseForm).join(',') + ']'
+  const byCodePoint = (a, b) => {
+    const x = [...a].map(c => c.codePointAt(0))
+    const y = [...b].map(c => c.codePointAt(0))
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i]
+    return x.length - y.length
+  }
+  const keys = Object.keys(value).filter(k => value[k] !== undefined).sort(byCodePoint)
+  return '{' + keys.map(k => databaseForm(k) + ':' + databaseForm(value[k])).join(',') + '}'
+}
+
+// PostgreSQL's jsonb_strip_nulls: object members that are null go, at every
+// depth (nulls in arrays stay).
+export function stripNulls (value) {
+  if (Array.isArray(value)) return value.map(stripNulls)
+  if (value && typeof value === 'object') {
+    const out = {}
+    for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = stripNulls(v)
+    return out
+  }
+  return value
+}
+
+// mychips.j2h: SHA-256 of the database form; a bytea, written into JSON
+// as PostgreSQL does ('\x' and lowercase hex).
+export function j2h (value) {
+  return createHash('sha256').update(databaseForm(value)).digest()
+}
+export const bytea = buf => '\\x' + Buffer.from(buf).toString('hex')
+
+// The tally's digest, where its chit chain begins (tally_opencheck:
+// ta.digest = j2h(the tally without "sign")).
+export function tallyDigest (tally) {
+  const { sign, ...rest } = tally
+  return j2h(rest)
+}
+
+// The chit's hash (chit_goodcheck: ch.digest = j2h(chit_json_c), the
+// members the issuer signs).
+export function chitDigest (chit) {
+  return j2h(JSON.parse(chitMessage(chit)))
+}
+
+// The chain hash of a chit linked at `index` after `prior` (a Buffer):
+// chit_json_h = chit_json_c || jsonb_strip_nulls({index, prior, signed}),
+// hashed with j2h (schema/chits.wms, schema/chains.wms chain_consense).
+export function chainHash (chit, index, prior) {
+  const core = JSON.parse(chitMessage(chit))
+  return j2h(stripNulls({ ...core, index, prior: bytea(prior), signed: chit.sign ?? null }))
 }
 
 async function passKey (passphrase, salt) {
