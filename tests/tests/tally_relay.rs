@@ -125,3 +125,103 @@ async fn relay_mode_fails_clearly_without_a_relay() {
     let error = bob.start_agent(relay_mode("no-port")).await.unwrap_err();
     assert!(error.to_string().contains("HOST:PORT"), "{error}");
 }
+
+/// What the running agent tells a partner who presents a ticket at `port`: the `from` of
+/// its answer (a refusal: the token is none of Bob's). The probe is a bare Noise peer of
+/// its own key, as any partner's agent would be.
+async fn from_address_at(port: u16, ticket: &notch_core::ticket::Ticket) -> serde_json::Value {
+    use notch_core::peer::{AgentId, LocalKey, PeerConfig, connect};
+    let local = LocalKey::from_x25519_secret([7; 32]);
+    let remote = AgentId::parse(&ticket.chad().agent().to_base64url()).unwrap();
+    let hello = json!({
+        "target": "tally",
+        "action": "ticket",
+        "to": {"cid": ticket.chad().cuid(), "agent": remote.to_string()},
+        "from": {"cid": "probe"},
+        "ticket": {"token": "0123456789abcdef0123456789abcdef", "cert": {}},
+    });
+    let config = PeerConfig::default();
+    let mut session = connect(("127.0.0.1", port), &local, &remote, &hello, &config)
+        .await
+        .unwrap();
+    let answer = session.recv().await.unwrap();
+    assert_eq!(answer["action"], "refuse", "{answer:#}");
+    answer["from"].clone()
+}
+
+/// The relay gives the agent another port on a re-registration (here: the gateway started
+/// again on a fresh data directory, so it no longer knows the agent, with another port
+/// range): the running agent tells partners the new port from then on, in what it sends
+/// (`from`), in its handle, in new tickets and certificates; a tally opened from a new
+/// ticket works through the new port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_relay_port_is_what_the_agent_tells_partners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (control, first, second) = (free_port(), free_port(), free_port());
+    assert_ne!(first, second);
+    let control_addr = format!("127.0.0.1:{control}");
+    let gateway = |data: &str, port: u16| {
+        let ports = port.to_string();
+        Sandbox::start_with_args(
+            dir.path().join(data),
+            "127.0.0.1:0",
+            &["--relay-listen", &control_addr, "--relay-ports", &ports],
+        )
+    };
+    let gw = gateway("gateway-1", first);
+    let (alice, _) = new_wallet(&dir.path().join("alice"), NO_GATEWAY).await;
+    let (bob, _) = new_wallet(&dir.path().join("bob"), NO_GATEWAY).await;
+    name_alice_and_bob(&alice, &bob).await;
+    let _a_agent = agent(&alice, "127.0.0.1:0").await;
+    let b_agent = bob.start_agent(relay_mode(&control_addr)).await.unwrap();
+    assert_eq!(b_agent.advertised(), ("127.0.0.1", first));
+    let (old_ticket, _) = bob.tally_ticket(Duration::from_secs(600)).await.unwrap();
+    assert_eq!(old_ticket.chad().port(), first);
+    assert_eq!(from_address_at(first, &old_ticket).await["port"], first);
+
+    // A relay that has forgotten Bob, and hands out another port.
+    drop(gw);
+    let _gw = gateway("gateway-2", second);
+    eventually(
+        "Bob's agent to register on the new port",
+        Duration::from_secs(20),
+        || async { (b_agent.advertised().1 == second).then_some(()) },
+    )
+    .await;
+    assert_eq!(b_agent.advertised(), ("127.0.0.1", second));
+    assert_eq!(bob.tally_profile().await.unwrap().port, Some(second));
+    // What the running agent sends names the new port (it named the old one until a
+    // restart of the agent, before).
+    let from = from_address_at(second, &old_ticket).await;
+    assert_eq!(from["host"], "127.0.0.1");
+    assert_eq!(from["port"], second, "{from:#}");
+
+    // A new ticket carries it, and a tally opened from it is reached there.
+    let (ticket, draft) = bob
+        .tally_ticket_with(TicketOptions {
+            expires_in: Duration::from_secs(600),
+            // Bob lends Alice up to 1 CHIP, so that she can pay him.
+            my_terms: json!({"limit": 1}),
+            ..TicketOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ticket.chad().port(), second);
+    let offered = alice.tally_scan(&ticket.to_string()).await.unwrap();
+    let accepted = alice.tally_accept(&offered.id).await.unwrap();
+    assert_eq!(accepted.state.as_str(), "open");
+    assert_eq!(
+        alice.tally(&offered.id).await.unwrap().info.partner_address,
+        Some(format!("127.0.0.1:{second}")),
+        "Bob's certificate in the tally names the new port"
+    );
+    eventually(
+        "the tally to open on Bob's side",
+        Duration::from_secs(30),
+        || async { (state_of(&bob, &draft.id).await == "open").then_some(()) },
+    )
+    .await;
+    let paid = alice.tally_pay(&offered.id, 700, None).await.unwrap();
+    wait_chit(&bob, &draft.id, &paid.uuid, "A.good").await;
+    b_agent.stop().await;
+}

@@ -4,6 +4,8 @@
 //! caller's ONE store transaction, and return the events to send after the
 //! commit. Local actions, received messages and deliveries all come here.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -33,10 +35,23 @@ pub(crate) struct Identity {
     pub cuid: String,
     pub name: Option<String>,
     pub host: Option<String>,
-    pub port: Option<u16>,
+    /// The port partners are told (0: none). Shared with the running agent's handle and
+    /// moved by the relay loop when a re-registration gives another port, so that what the
+    /// running agent writes in envelopes follows what the relay gave last.
+    pub port: Arc<AtomicU16>,
 }
 
 impl Identity {
+    /// The port partners are told, if any.
+    pub fn port(&self) -> Option<u16> {
+        Some(self.port.load(Ordering::Relaxed)).filter(|p| *p != 0)
+    }
+
+    /// Tells partners `port` from now on.
+    pub fn set_port(&self, port: u16) {
+        self.port.store(port, Ordering::Relaxed);
+    }
+
     pub fn me(&self) -> Me<'_> {
         Me {
             agent: self.agent,
@@ -51,7 +66,7 @@ impl Identity {
         let mut chad = Map::new();
         chad.insert("cid".into(), Value::String(self.cuid.clone()));
         chad.insert("agent".into(), Value::String(self.agent.to_string()));
-        if let (Some(host), Some(port)) = (&self.host, self.port) {
+        if let (Some(host), Some(port)) = (&self.host, self.port()) {
             chad.insert("host".into(), Value::String(host.clone()));
             chad.insert("port".into(), Value::from(port));
         }

@@ -64,7 +64,7 @@ pub use relay::RelayError;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -197,7 +197,8 @@ pub enum AgentError {
 pub struct AgentHandle {
     addr: SocketAddr,
     host: String,
-    port: u16,
+    /// The running agent's identity's port: a relay re-registration may move it.
+    port: Arc<AtomicU16>,
     relayed: bool,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -213,9 +214,10 @@ impl AgentHandle {
         self.relayed
     }
 
-    /// The host and port it tells partners.
+    /// The host and port it tells partners now (in relay mode, the port the relay gave
+    /// at the last registration).
     pub fn advertised(&self) -> (&str, u16) {
-        (&self.host, self.port)
+        (&self.host, self.port.load(Ordering::Relaxed))
     }
 
     /// Stops listening and delivering, and waits until it has.
@@ -547,7 +549,9 @@ pub(crate) async fn identity(inner: &Inner) -> Result<Arc<Identity>, StoreError>
         cuid: cuid.unwrap_or_else(|| default_cuid(&agent)),
         name,
         host,
-        port: port.and_then(|p| p.parse().ok()),
+        port: Arc::new(AtomicU16::new(
+            port.and_then(|p| p.parse().ok()).unwrap_or(0),
+        )),
     }))
 }
 
@@ -641,6 +645,7 @@ pub(crate) async fn start(
         })
         .await?;
     let relayed = matches!(reach, Reach::Relay { .. });
+    let handle_port = me.port.clone();
     let reached = match reach {
         Reach::Listen { listener, .. } => tokio::spawn(accept_loop(
             inner.clone(),
@@ -674,7 +679,7 @@ pub(crate) async fn start(
     Ok(AgentHandle {
         addr,
         host,
-        port,
+        port: handle_port,
         relayed,
         tasks: vec![reached, dispatch, outbox],
     })

@@ -242,7 +242,7 @@ pub(crate) async fn profile(inner: &Inner) -> Result<TallyProfile, TallyError> {
         name: me.name.clone(),
         agent: me.agent.to_string(),
         host: me.host.clone(),
-        port: me.port,
+        port: me.port(),
     })
 }
 
@@ -372,7 +372,7 @@ pub(crate) async fn ticket(
         return Err(bad("a ticket is good for 1 second to a year"));
     }
     let me = identity(inner).await?;
-    let (Some(host), Some(port)) = (me.host.clone(), me.port) else {
+    let (Some(host), Some(port)) = (me.host.clone(), me.port()) else {
         return Err(TallyTicketError::NoAgentAddress);
     };
     let chad = Chad::new(&me.cuid, ticket_agent(&me), host, port)?;
@@ -797,7 +797,7 @@ pub(crate) async fn show(inner: &Inner, id: &str) -> Result<TallyDetail, TallyEr
             .find(|t| t.used_at.is_none() && t.expires > unix_now())
             .and_then(|t| {
                 let chad =
-                    Chad::new(&me.cuid, ticket_agent(&me), me.host.clone()?, me.port?).ok()?;
+                    Chad::new(&me.cuid, ticket_agent(&me), me.host.clone()?, me.port()?).ok()?;
                 Ticket::new(t.token.clone(), Some(t.expires), chad).ok()
             })
             .map(|t| t.to_string())

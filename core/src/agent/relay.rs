@@ -244,6 +244,9 @@ pub(super) async fn relay_loop(
                 "the relay gave the agent another port"
             );
             port = registered.port;
+            // What the running agent writes in envelopes (`from`) and its handle says.
+            me.set_port(port);
+            // What tickets and certificates made from now on say.
             record_port(&inner, port).await;
         }
         tracing::info!(%relay, port, "tally agent registered with the relay");
