@@ -2,7 +2,10 @@
 //! the host implements over its own log (Android's `Log`, `os_log`, a
 //! Python list), and [`set_logger`], which routes the `tracing` events of
 //! the core (and of the dependencies that use `tracing`) at a level and
-//! above to it.
+//! above to it. Dependencies that log with the `log` crate instead (rustls,
+//! reqwest, …) take the same path: the library's `log` logger
+//! ([`tracing_log::LogTracer`]) turns their records into `tracing` events,
+//! with the record's own target and level.
 //!
 //! How a line travels: a [`tracing_subscriber::Registry`] with one small
 //! [`Layer`] is the process's global subscriber, installed once, when the
@@ -34,6 +37,7 @@ use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// How much the library says, most severe first. A logger set at a level
@@ -342,7 +346,10 @@ impl<S: Subscriber> Layer<S> for HostLayer {
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        let metadata = event.metadata();
+        // A `log` record's event names the record's target and level here (its
+        // callsite's own target is "log").
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         // Checked here too: an `always` callsite skips `enabled`.
         if DELIVERING.with(Cell::get) || !self.0.lets_through(metadata.level()) {
             return;
@@ -398,13 +405,23 @@ impl Text {
     }
 }
 
+/// The fields tracing-log adds to a `log` record's event (`log.target`,
+/// `log.module_path`, `log.file`, `log.line`): where it came from, not what it says.
+fn from_log(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
 impl Visit for Text {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field).push_str(value);
+        if !from_log(field) {
+            self.field(field).push_str(value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.field(field), "{value:?}");
+        if !from_log(field) {
+            let _ = write!(self.field(field), "{value:?}");
+        }
     }
 }
 
@@ -422,6 +439,11 @@ fn global() -> &'static Global {
         let router = Router::new(Sink::Stderr, LogLevel::Warn);
         let subscriber = tracing_subscriber::registry().with(HostLayer(router.clone()));
         let ours = tracing::subscriber::set_global_default(subscriber).is_ok();
+        // The `log` crate's records as `tracing` events (every level: the
+        // router's level decides, through tracing's maximum level, which
+        // LogTracer checks first). Refused if the app set a `log` logger of
+        // its own first: those records then go there.
+        let _ = tracing_log::LogTracer::init();
         Global { router, ours }
     })
 }
@@ -500,6 +522,38 @@ mod tests {
                 ),
                 (LogLevel::Warn, target.clone(), "gateway unreachable".into()),
                 (LogLevel::Error, target, "refused txid=ab12".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_of_the_log_crate_reach_the_host_with_their_target_and_level() {
+        // Installs the process's `log` logger (and the global subscriber), as the
+        // library's first call does.
+        install_default();
+        let recorder = Arc::new(Recorder::default());
+        let router = Router::new(Sink::Stderr, LogLevel::Warn);
+        router.set(host(&recorder), LogLevel::Info);
+        with_router(&router, || {
+            tracing_log::log::debug!(target: "some_dependency", "not this one");
+            tracing_log::log::info!(target: "some_dependency::conn", "connected to {}", "gw");
+            tracing_log::log::error!("from here");
+        });
+        recorder.wait_for("two lines", |l| l.len() == 2);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            recorder.lines(),
+            vec![
+                (
+                    LogLevel::Info,
+                    "some_dependency::conn".to_owned(),
+                    "connected to gw".to_owned()
+                ),
+                (
+                    LogLevel::Error,
+                    module_path!().to_owned(),
+                    "from here".to_owned()
+                ),
             ]
         );
     }
