@@ -5,7 +5,15 @@ use crate::sh::{self, Result, Timer, cmd};
 use crate::{session, ui};
 
 /// The benchmarks, in the order they run; `cargo xtask bench NAME` runs one.
-const BENCHES: [&str; 6] = ["gateway", "wallet", "wallet-size", "app", "peer", "tallies"];
+const BENCHES: [&str; 7] = [
+    "gateway",
+    "wallet",
+    "wallet-size",
+    "app",
+    "peer",
+    "tallies",
+    "mobile-size",
+];
 
 pub fn run(timer: &mut Timer, args: &[String]) -> Result {
     // What follows `--` goes to the one benchmark's binary (e.g. a smaller fixture).
@@ -117,6 +125,11 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
             ui::build(timer, ui::Profile::Release)?;
         }
         timer.step("tallies app benchmark", || tallies_benchmark(extra))?;
+    }
+    // Mobile: the size of the release library for aarch64-linux-android (mobile-release
+    // profile), linked without the NDK: xtask/src/mobile_size.rs says what stands in for it.
+    if wanted("mobile-size") {
+        timer.step("mobile library size", crate::mobile_size::run)?;
     }
     Ok(())
 }

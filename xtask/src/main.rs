@@ -5,6 +5,7 @@
 mod bench;
 mod fuzz;
 mod mobile;
+mod mobile_size;
 mod run;
 mod session;
 mod setup;
@@ -27,7 +28,8 @@ usage: cargo xtask <command>
             under Xvfb); `test e2e`: only the real-window tests; `test
             mobile`: only the mobile bindings' checks and tests
   bench     the benchmarks; results go to bench/results/; `bench gateway`,
-            `bench wallet`, `bench app` or `bench peer` runs one
+            `bench wallet`, `bench app`, `bench peer` or `bench
+            mobile-size` (the Android release library's size) runs one
   fuzz      the cargo-fuzz targets in fuzz/, each for 60 s (`--secs N`), or
             one (`fuzz TARGET`); results go to bench/results/fuzz.md
   soak      the wallet's reorg soak for 1000 rounds (`--rounds N`,
