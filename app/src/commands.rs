@@ -264,6 +264,7 @@ pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<Histo
         Some(n) => n.min(HISTORY_PAGE_MAX),
     };
     let before = args.before.filter(|b| !b.trim().is_empty());
+    let started = std::time::Instant::now();
     let page = wallet
         .history_page_at(
             history_filter(args.query),
@@ -273,6 +274,12 @@ pub async fn history(state: State<'_, AppState>, args: HistoryArgs) -> Res<Histo
         )
         .await
         .map_err(errors::wallet)?;
+    tracing::debug!(
+        skip = args.skip,
+        rows = page.rows.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "history page"
+    );
     let top = page
         .rows
         .first()

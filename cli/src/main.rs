@@ -767,6 +767,10 @@ async fn run(cli: Cli) -> Res {
                         n.title,
                         n.body
                     );
+                    // The transaction it is about (no longer in the body).
+                    if let Some(txid) = &n.txid {
+                        println!("       txid {}", TxId(*txid).to_hex());
+                    }
                 }
             }
             if *mark_read {

@@ -85,6 +85,9 @@ pub enum StoreError {
 pub type OutboxHook = Arc<dyn Fn(&[u8; 32]) + Send + Sync>;
 
 /// The wallet's database. Not `Sync`: a wallet keeps it behind a mutex.
+/// A write that holds the store this long is logged (debug).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
@@ -286,10 +289,14 @@ impl Store {
     /// Runs `change` in one transaction: committed if it returns `Ok`,
     /// rolled back if it returns `Err` (or panics). Only once it is
     /// committed is the [`OutboxHook`] told what it queued.
+    #[track_caller]
     pub fn write<T>(
         &mut self,
         change: impl FnOnce(&StoreTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // Every read of the wallet waits for a write: a long one shows.
+        let started = std::time::Instant::now();
+        let caller = std::panic::Location::caller();
         let tx = StoreTx {
             tx: self
                 .conn
@@ -297,10 +304,20 @@ impl Store {
             queued: RefCell::new(Vec::new()),
         };
         let value = change(&tx)?;
+        let changed = started.elapsed();
         // What the screens read follows the change in the same transaction.
         history::refresh(tx.conn())?;
         let queued = tx.queued.take();
         tx.tx.commit()?;
+        let total = started.elapsed();
+        if total >= SLOW_WRITE {
+            tracing::debug!(
+                at = %caller,
+                change_ms = changed.as_millis() as u64,
+                total_ms = total.as_millis() as u64,
+                "slow store write"
+            );
+        }
         if let Some(hook) = &self.outbox_hook {
             for (i, agent) in queued.iter().enumerate() {
                 if !queued[..i].contains(agent) {

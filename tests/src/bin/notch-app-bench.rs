@@ -274,26 +274,34 @@ const done = arguments[arguments.length - 1];
 const list = document.querySelector('[data-testid="history-list"]');
 if (!list) { done({ error: 'no history list' }); return; }
 list.scrollTop = 0;
+// A long list scrolls a shorter spacer, scaled: `scale` list pixels per
+// pixel of scrollTop (1 when it is not).
+const scale = parseFloat(list.dataset.scale || '1');
 const max = list.scrollHeight - list.clientHeight;
 const frames = [];
-let last = null, start = null, blank = 0, checked = 0, target = 0;
+let last = null, start = null, blank = 0, placeholder = 0, checked = 0, target = 0;
 function step(ts) {
   if (start === null) start = ts;
   if (last !== null) {
     frames.push(ts - last);
-    const idx = Math.floor(list.scrollTop / rowHeight);
+    const idx = Math.floor(list.scrollTop * scale / rowHeight);
     checked++;
-    if (!document.querySelector(`[data-testid="history-row-${idx}"]`)) blank++;
+    if (!document.querySelector(`[data-testid="history-row-${idx}"]`)) {
+      blank++;
+      // Its page not there yet (a placeholder), or the list not yet
+      // rendered for this position at all (the scroll event not handled).
+      if (document.querySelector(`[data-testid="history-placeholder-${idx}"]`)) placeholder++;
+    }
   }
   last = ts;
   const p = (ts - start) / (secs * 1000);
   if (p >= 1) {
-    done({ frames, blank, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
-           end_row: Math.floor(list.scrollTop / rowHeight),
+    done({ frames, blank, placeholder, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
+           end_row: Math.floor(list.scrollTop * scale / rowHeight), scale,
            rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length });
     return;
   }
-  target = mode === 'sweep' ? max * p : Math.min(max, pxPerSec * (ts - start) / 1000);
+  target = mode === 'sweep' ? max * p : Math.min(max, pxPerSec * (ts - start) / 1000 / scale);
   list.scrollTop = target;
   requestAnimationFrame(step);
 }
@@ -424,6 +432,12 @@ fn history_session(
         json!(["steady", scroll_secs, px_per_sec, ROW_HEIGHT]),
     );
     run.session.screenshot("history-scrolled-steady");
+    // A fling: ten times that, several rows a frame, past the rows kept
+    // either side of the view.
+    let fast = run.session.execute_async(
+        SCROLL_SCRIPT,
+        json!(["steady", scroll_secs, px_per_sec * 10.0, ROW_HEIGHT]),
+    );
     let sweep = run.session.execute_async(
         SCROLL_SCRIPT,
         json!(["sweep", scroll_secs, px_per_sec, ROW_HEIGHT]),
@@ -468,6 +482,7 @@ fn history_session(
         "idle_home": frame_stats(&floats(&idle_home["frames"])),
         "idle_history": frame_stats(&floats(&idle_history["frames"])),
         "scroll_steady": with_frames(&steady),
+        "scroll_fast": with_frames(&fast),
         "scroll_sweep": with_frames(&sweep),
         "invoke": invoke,
         "memory": {
@@ -483,6 +498,112 @@ fn history_session(
 /// Where the first open's time goes: a fresh start-up, the `history`
 /// command called cold from the page (nothing of History has run yet), then
 /// History opened with the data path warm.
+/// `NOTCH_APP_BENCH_PROBE=1`: only this, after the wallet is synced, and
+/// nothing written. Idle frames of History over time with nothing changed,
+/// then with one thing changed at a time, printed: a quick loop for asking
+/// what slows them.
+fn frames_probe(cx: &Ctx, gateway: &str, dir: &Path) {
+    let dir_s = dir.display().to_string();
+    let run = launch(
+        &cx.app,
+        &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+        &cx.screens.join("probe"),
+        cx.ticks,
+    );
+    run.session.set_script_timeout(Duration::from_secs(120));
+    wait_screen(&run, "balances");
+    std::thread::sleep(SETTLE);
+    let idle = |label: &str| {
+        let v = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
+        let st = frame_stats(&floats(&v["frames"]));
+        eprintln!(
+            "app-bench probe: {label}: median {} ms, p95 {} ms",
+            f(&st["median_ms"], 0),
+            f(&st["p95_ms"], 0)
+        );
+    };
+    idle("Home");
+    let clock = || {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{:02}:{:02}:{:02}.{:03} UTC",
+            t.as_secs() / 3600 % 24,
+            t.as_secs() / 60 % 60,
+            t.as_secs() % 60,
+            t.subsec_millis()
+        )
+    };
+    eprintln!("app-bench probe: opening History at {}", clock());
+    let open = run.session.execute_async(OPEN_HISTORY_SCRIPT, json!([]));
+    eprintln!(
+        "app-bench probe: History painted {} ms, at {}",
+        f(&open["shown_ms"], 0),
+        clock()
+    );
+    for i in 0..4 {
+        idle(&format!("History, unchanged, {i}"));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (mode, px) in [("steady", 2000.0), ("steady", 20000.0), ("sweep", 0.0)] {
+        let v = run
+            .session
+            .execute_async(SCROLL_SCRIPT, json!([mode, 3.0, px, ROW_HEIGHT]));
+        let st = frame_stats(&floats(&v["frames"]));
+        eprintln!(
+            "app-bench probe: {mode} {px}: blank {} of {} ({} placeholders), frames median {} ms, p95 {} ms, ended at row {}",
+            v["blank"],
+            v["checked"],
+            v["placeholder"],
+            f(&st["median_ms"], 0),
+            f(&st["p95_ms"], 0),
+            v["end_row"]
+        );
+        let _ = run.session.execute(
+            "document.querySelector('[data-testid=history-list]').scrollTop = 0;",
+            json!([]),
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let extra = std::env::var("NOTCH_APP_BENCH_PROBE_JS").unwrap_or_default();
+    for (label, script) in [
+        (
+            "scrollbar hidden",
+            "const st = document.createElement('style'); st.textContent = '.vlist::-webkit-scrollbar { display: none; }'; document.head.appendChild(st);",
+        ),
+        (
+            "overflow hidden",
+            "document.querySelector('[data-testid=history-list]').style.overflowY = 'hidden';",
+        ),
+        (
+            "overflow auto again",
+            "document.querySelector('[data-testid=history-list]').style.overflowY = 'auto';",
+        ),
+        (
+            "spacer 10,000 px",
+            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '10000px';",
+        ),
+        (
+            "rows layer hidden",
+            "document.querySelector('[data-testid=history-list]').firstElementChild.firstElementChild.style.display = 'none';",
+        ),
+        (
+            "list hidden",
+            "document.querySelector('[data-testid=history-list]').style.display = 'none';",
+        ),
+        ("extra (NOTCH_APP_BENCH_PROBE_JS)", extra.as_str()),
+    ] {
+        if script.is_empty() {
+            continue;
+        }
+        let _ = run.session.execute(script, json!([]));
+        std::thread::sleep(Duration::from_secs(1));
+        idle(label);
+    }
+    close(run);
+}
+
 fn first_open_split_session(cx: &Ctx, gateway: &str, dir: &Path) -> Value {
     let dir_s = dir.display().to_string();
     let run = launch(
@@ -509,36 +630,6 @@ fn first_open_split_session(cx: &Ctx, gateway: &str, dir: &Path) -> Value {
     // idle measurement with the list shown, then hidden (display: none).
     std::thread::sleep(SETTLE);
     let idle_with_list = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
-    // What in the list: its content's height, or its scrollbar.
-    let mut variants = Vec::new();
-    for (label, script) in [
-        (
-            "spacer 1,000,000 px",
-            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '1000000px';",
-        ),
-        (
-            "spacer 100,000 px",
-            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '100000px';",
-        ),
-        (
-            "spacer 10,000 px",
-            "document.querySelector('[data-testid=history-list]').firstElementChild.style.height = '10000px';",
-        ),
-        (
-            "spacer 5,600,000 px, overflow hidden",
-            "const l = document.querySelector('[data-testid=history-list]'); l.firstElementChild.style.height = '5600000px'; l.style.overflowY = 'hidden';",
-        ),
-    ] {
-        let _ = run.session.execute(script, json!([]));
-        std::thread::sleep(Duration::from_secs(1));
-        let idle = run.session.execute_async(IDLE_FRAMES_SCRIPT, json!([2.0]));
-        let stats = frame_stats(&floats(&idle["frames"]));
-        eprintln!(
-            "app-bench: idle History, {label}: median {} ms",
-            f(&stats["median_ms"], 0)
-        );
-        variants.push(json!({ "variant": label, "frames": stats }));
-    }
     let _ = run.session.execute(
         "document.querySelector('[data-testid=history-list]').style.display = 'none';",
         json!([]),
@@ -556,7 +647,6 @@ fn first_open_split_session(cx: &Ctx, gateway: &str, dir: &Path) -> Value {
         "open_after_invoke": open,
         "idle_history_with_list": frame_stats(&floats(&idle_with_list["frames"])),
         "idle_history_list_hidden": frame_stats(&floats(&idle_without_list["frames"])),
-        "idle_history_variants": variants,
     })
 }
 
@@ -603,6 +693,11 @@ fn parent() {
         paid,
     ));
     eprintln!("app-bench:   {big}");
+
+    if std::env::var_os("NOTCH_APP_BENCH_PROBE").is_some() {
+        frames_probe(&cx, &big_gateway.url, &big_dir);
+        return;
+    }
 
     // A small sandbox: the fresh profile and a small wallet.
     let small_gateway = start_gateway(&work.join("gw-small"));
@@ -894,8 +989,11 @@ on every sync pass; confirmations follow the tip from each row's block height.\n
 
     s += "### Scrolling the list\n\n\
 `requestAnimationFrame` intervals inside the page while a script scrolls the list container (`[data-testid=history-list]`) \
-by setting `scrollTop` once per frame. *Steady*: at the given px/s from the top. *Sweep*: from the first row to the last \
-over the same time (thousands of rows per frame; the virtual list re-renders on each scroll event). A frame counts as \
+by setting `scrollTop` once per frame. A list taller than 1,000,000 px scrolls a spacer of that height, scaled: the \
+list's `data-scale` says how many list pixels one pixel of `scrollTop` is, and the script scrolls by it (the wheel \
+moves the rows pixel for pixel; the UI handles it). *Steady*: at the given list px/s from the top. *Sweep*: from the \
+first row to the last over the same time (hundreds of rows per frame; the virtual list asks for the pages where the \
+scroll will be in the next two frames, from its speed). A frame counts as \
 *blank* when the row at the position scrolled to in the previous frame is not in the DOM by the next frame. \
 The idle rows are the same measurement with nothing happening, the baseline of this display (Xvfb has no vsync; \
 WebKitGTK paces frames itself).\n\n\
@@ -907,18 +1005,33 @@ WebKitGTK paces frames itself).\n\n\
         &format!("steady scroll, {} px/s", p["steady_px_per_sec"]),
         &st["frame_stats"],
         &format!(
-            "blank frames {} of {}; ended at row {}",
-            st["blank"], st["checked"], st["end_row"]
+            "blank frames {} of {} ({} of them a placeholder: the page not yet there; the others: no row rendered there yet); ended at row {}",
+            st["blank"], st["checked"], st["placeholder"], st["end_row"]
         ),
     );
+    let fa = &h["scroll_fast"];
+    if fa.is_object() {
+        s += &frames_row(
+            &format!(
+                "fast steady scroll, {} px/s",
+                p["steady_px_per_sec"].as_f64().unwrap_or(0.0) * 10.0
+            ),
+            &fa["frame_stats"],
+            &format!(
+                "blank frames {} of {} ({} a placeholder); ended at row {}",
+                fa["blank"], fa["checked"], fa["placeholder"], fa["end_row"]
+            ),
+        );
+    }
     let sw = &h["scroll_sweep"];
     s += &frames_row(
         &format!("sweep of the whole list in {} s", p["scroll_secs"]),
         &sw["frame_stats"],
         &format!(
-            "blank frames {} of {}; ended at row {} of {}",
+            "blank frames {} of {} ({} a placeholder: the page not yet there; the others: no row rendered there yet); ended at row {} of {}",
             sw["blank"],
             sw["checked"],
+            sw["placeholder"],
             sw["end_row"],
             grouped(txs)
         ),

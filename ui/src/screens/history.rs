@@ -40,11 +40,13 @@ const PAGE: usize = 100;
 const MAX_PAGES: usize = 8;
 /// The tallest scrolled content, in pixels; a longer list is scaled to it.
 const SPACER_CAP: f64 = 1_000_000.0;
-/// How far ahead of a moving scroll its pages are asked for, in ms (about
-/// two frames: a page's round trip through the IPC is 7–13 ms).
-const LOOKAHEAD_MS: [f64; 2] = [16.0, 33.0];
-/// Scroll samples further apart than this say nothing about speed.
-const SPEED_WINDOW_MS: f64 = 100.0;
+/// A moving scroll's next position is taken to be one more step like its
+/// last, give or take this share of it (frames are not evenly paced).
+const STEP_SPREAD: (f64, f64) = (0.8, 1.25);
+/// At most this many pages are asked for ahead of a moving scroll.
+const AHEAD_PAGES: usize = 3;
+/// Scroll events further apart than this are not one movement.
+const STEP_WINDOW_MS: f64 = 100.0;
 /// Page requests of one generation under way at once, for the neighbours
 /// of the rows in view, and at most for the rows in view themselves.
 const IN_FLIGHT: usize = 2;
@@ -77,8 +79,8 @@ struct List {
     /// Where the view's top is in the whole list, in pixels (rows times
     /// [`ROW_HEIGHT`]), not the spacer's `scrollTop` when it is scaled.
     scroll: RwSignal<f64>,
-    /// The last scroll position and when (ms), and the speed from the one
-    /// before it, in pixels per ms.
+    /// The last scroll position, when (ms), and how far it was from the
+    /// one before (pixels; 0 after a pause).
     motion: StoredValue<Option<(f64, f64, f64)>>,
 }
 
@@ -123,28 +125,54 @@ impl Geometry {
 }
 
 /// The pages to ask for with the view's top at `scroll` (list pixels),
-/// moving at `speed` (pixels per ms), in a list of `total` rows (not 0),
-/// most wanted first, and how many of them are urgent: those in view and
-/// where a moving scroll will be in the next frames ([`LOOKAHEAD_MS`]),
-/// so that a fling finds its rows there. Then the neighbours of the view.
-fn wanted_pages(scroll: f64, speed: f64, total: usize) -> (Vec<usize>, usize) {
+/// its last move `step` pixels, in a list of `total` rows (not 0), most
+/// wanted first, and how many of them are urgent: those in view and those
+/// where a moving scroll will be at its next frame, so that a fling or a
+/// drag of the scroll bar finds its rows there (a page's round trip through
+/// the IPC, 7–13 ms, fits in a frame; asked for only once the view is
+/// there, it would always be a frame late). Then the neighbours of the view.
+fn wanted_pages(scroll: f64, step: f64, total: usize) -> (Vec<usize>, usize) {
     let last_page = total.saturating_sub(1) / PAGE;
     let scroll = scroll.clamp(0.0, max_position(total));
     let first = (scroll / ROW_HEIGHT) as usize;
     let last = (((scroll + VIEW_HEIGHT) / ROW_HEIGHT) as usize).min(total.saturating_sub(1));
     let (from, to) = ((first / PAGE).min(last_page), (last / PAGE).min(last_page));
-    let mut wanted: Vec<usize> = (from..=to).collect();
-    let speed = if speed.is_finite() { speed } else { 0.0 };
-    for ahead in LOOKAHEAD_MS {
-        let at = (scroll + speed * ahead).clamp(0.0, max_position(total));
-        for row in [at / ROW_HEIGHT, (at + VIEW_HEIGHT) / ROW_HEIGHT] {
-            let k = (row as usize / PAGE).min(last_page);
+    let step = if step.is_finite() { step } else { 0.0 };
+    // A scroll that jumps past the view each frame will have left these
+    // rows by the time their page comes: while it moves, only where it is
+    // going is asked for (one request at a time goes through the store),
+    // and the view's own pages once it rests (`STEP_WINDOW_MS`).
+    let jumping = step.abs() > VIEW_HEIGHT;
+    let mut wanted: Vec<usize> = if jumping {
+        Vec::new()
+    } else {
+        (from..=to).collect()
+    };
+    if step != 0.0 {
+        let max = max_position(total);
+        let near = (scroll + step * STEP_SPREAD.0).clamp(0.0, max);
+        let far = (scroll + step * STEP_SPREAD.1).clamp(0.0, max);
+        let (lo, hi) = (near.min(far), near.max(far) + VIEW_HEIGHT);
+        let mut ahead: Vec<usize> = ((lo / ROW_HEIGHT) as usize / PAGE
+            ..=((hi / ROW_HEIGHT) as usize / PAGE).min(last_page))
+            .collect();
+        // The likeliest first: nearest to one more step of the same size.
+        let expected = (scroll + step + VIEW_HEIGHT / 2.0) / ROW_HEIGHT / PAGE as f64;
+        ahead.sort_by(|a, b| {
+            (*a as f64 + 0.5 - expected)
+                .abs()
+                .total_cmp(&(*b as f64 + 0.5 - expected).abs())
+        });
+        for k in ahead.into_iter().take(AHEAD_PAGES) {
             if !wanted.contains(&k) {
                 wanted.push(k);
             }
         }
     }
     let urgent = wanted.len();
+    if jumping {
+        return (wanted, urgent);
+    }
     // The neighbours, the nearer one first.
     let below = (last + PAGE / 2).min(total.saturating_sub(1)) / PAGE;
     let above = first.saturating_sub(PAGE / 2) / PAGE;
@@ -188,17 +216,26 @@ impl List {
     fn scrolled_to(self, position: f64) {
         let now = js_sys::Date::now();
         self.motion.update_value(|m| {
-            let speed = match *m {
-                Some((at, when, _)) if now > when && now - when <= SPEED_WINDOW_MS => {
-                    (position - at) / (now - when)
-                }
-                Some((_, when, speed)) if now == when => speed,
+            let step = match *m {
+                Some((at, when, _)) if now - when <= STEP_WINDOW_MS => position - at,
                 _ => 0.0,
             };
-            *m = Some((position, now, speed));
+            *m = Some((position, now, step));
         });
         self.scroll.set(position);
         self.ensure();
+        // When it rests, what is in view (see `wanted_pages`).
+        spawn_local(async move {
+            crate::ipc_sleep(STEP_WINDOW_MS as i32).await;
+            let still = self
+                .motion
+                .with_value(|m| m.is_some_and(|(_, when, _)| when == now));
+            if still {
+                self.motion
+                    .update_value(|m| *m = m.map(|(at, when, _)| (at, when, 0.0)));
+                self.ensure();
+            }
+        });
     }
 
     fn total_rows(self) -> usize {
@@ -303,10 +340,10 @@ impl List {
         if total == 0 {
             return;
         }
-        let speed = self
+        let step = self
             .motion
-            .with_value(|m| m.map(|(_, _, speed)| speed).unwrap_or(0.0));
-        let (wanted, urgent) = wanted_pages(self.scroll.get_untracked(), speed, total);
+            .with_value(|m| m.map(|(_, _, step)| step).unwrap_or(0.0));
+        let (wanted, urgent) = wanted_pages(self.scroll.get_untracked(), step, total);
         let generation = self.generation.get_value();
         for (n, k) in wanted.into_iter().enumerate() {
             let busy = self.in_flight.with_value(|f| {
@@ -613,18 +650,28 @@ mod tests {
 
     #[test]
     fn a_fast_scroll_wants_where_it_will_be_next() {
-        // 100,000 rows in 3 s: about 33 rows a ms' worth of pixels.
-        let speed = 100_000.0 * ROW_HEIGHT / 3_000.0;
-        let (wanted, urgent) = wanted_pages(10_000.0 * ROW_HEIGHT, speed, 100_000);
-        let in_16 = ((10_000.0 * ROW_HEIGHT + speed * 16.0) / ROW_HEIGHT) as usize / PAGE;
-        let in_33 = ((10_000.0 * ROW_HEIGHT + speed * 33.0) / ROW_HEIGHT) as usize / PAGE;
+        // 100,000 rows in 3 s at 16 ms frames: about 533 rows a step.
+        let step = 533.0 * ROW_HEIGHT;
+        let at = 10_000.0 * ROW_HEIGHT;
+        let (wanted, urgent) = wanted_pages(at, step, 100_000);
+        // One more step of the same size lands in page 105; a step 20 %
+        // shorter or 25 % longer in pages 104 and 106. Page 100, where it
+        // is now, will have been left before it comes.
+        assert_eq!(wanted[0], 105, "{wanted:?}");
+        for k in [104, 106] {
+            assert!(wanted.contains(&k), "{wanted:?}");
+        }
+        assert_eq!(urgent, wanted.len());
+        assert!(urgent <= AHEAD_PAGES && !wanted.contains(&100));
+        // A slow scroll still wants its view first.
+        let (wanted, _) = wanted_pages(at, 3.0 * ROW_HEIGHT, 100_000);
         assert_eq!(wanted[0], 100);
-        assert!(wanted[..urgent].contains(&in_16), "{wanted:?}");
-        assert!(wanted[..urgent].contains(&in_33), "{wanted:?}");
         // Upwards too, and never past either end.
-        let (wanted, _) = wanted_pages(100.0 * ROW_HEIGHT, -speed, 100_000);
+        let (wanted, _) = wanted_pages(20_000.0 * ROW_HEIGHT, -step, 100_000);
+        assert_eq!(wanted[0], 194, "{wanted:?}");
+        let (wanted, _) = wanted_pages(100.0 * ROW_HEIGHT, -step, 100_000);
         assert!(wanted.contains(&0));
-        let (wanted, _) = wanted_pages(max_position(100_000), speed, 100_000);
+        let (wanted, _) = wanted_pages(max_position(100_000), step, 100_000);
         assert!(wanted.iter().all(|k| *k <= 999), "{wanted:?}");
         let (wanted, urgent) = wanted_pages(0.0, f64::NAN, 5);
         assert_eq!((wanted, urgent), (vec![0], 1));

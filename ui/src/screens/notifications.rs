@@ -53,6 +53,9 @@ pub fn Notifications() -> impl IntoView {
                                 <li class=if n.read { "read" } else { "unread" } data-testid=format!("notification-{i}") data-kind=n.kind.clone()>
                                     <strong data-testid=format!("notification-title-{i}")>{n.title.clone()}</strong>
                                     <p>{n.body.clone()}</p>
+                                    {n.txid.clone().map(|txid| view! {
+                                        <small class="muted address" data-testid=format!("notification-txid-{i}")>{txid}</small>
+                                    })}
                                     <small class="muted">{local_time(n.created_at.max(0) as u64)}</small>
                                     {(!n.read).then(|| view! {
                                         <button class="secondary small" data-testid=format!("notification-read-{i}") on:click=move |_| mark(id)>"Mark read"</button>
