@@ -983,7 +983,7 @@ history a page of 100 rows at a time (`history` command) and renders only the ro
     s += "\nThe UI's own share (deserialising the rows into the wasm UI, rendering the visible ones) is \"click → painted\" \
 minus the app's; the two are measured at different moments.\n\n\
 **Note:** the History screen is a virtual list of 100-row pages (ui/src/screens/history.rs): it asks for the pages \
-the visible rows fall in, keeps at most five, and shows a placeholder row until its page arrives (a frame whose row \
+the visible rows fall in, keeps at most eight, and shows a placeholder row until its page arrives (a frame whose row \
 at the scroll position is a placeholder counts as blank). It asks again when the wallet's transactions change, not \
 on every sync pass; confirmations follow the tip from each row's block height.\n\n";
 
@@ -991,9 +991,9 @@ on every sync pass; confirmations follow the tip from each row's block height.\n
 `requestAnimationFrame` intervals inside the page while a script scrolls the list container (`[data-testid=history-list]`) \
 by setting `scrollTop` once per frame. A list taller than 1,000,000 px scrolls a spacer of that height, scaled: the \
 list's `data-scale` says how many list pixels one pixel of `scrollTop` is, and the script scrolls by it (the wheel \
-moves the rows pixel for pixel; the UI handles it). *Steady*: at the given list px/s from the top. *Sweep*: from the \
-first row to the last over the same time (hundreds of rows per frame; the virtual list asks for the pages where the \
-scroll will be in the next two frames, from its speed). A frame counts as \
+moves the rows pixel for pixel; the UI handles it). *Steady*: at the given list px/s from the top; *fast*: ten times that. *Sweep*: from the \
+first row to the last over the same time (hundreds of rows per frame; while the scroll jumps past the view, the virtual \
+list asks only for the pages where its next step lands, from the last step). A frame counts as \
 *blank* when the row at the position scrolled to in the previous frame is not in the DOM by the next frame. \
 The idle rows are the same measurement with nothing happening, the baseline of this display (Xvfb has no vsync; \
 WebKitGTK paces frames itself).\n\n\
