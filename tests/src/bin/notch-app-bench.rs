@@ -398,9 +398,18 @@ fn history_session(
     px_per_sec: f64,
 ) -> Value {
     let dir_s = dir.display().to_string();
+    // The app's log (slow store writes, each history page), to see what a
+    // slow first open met.
+    let _ = std::fs::create_dir_all(&cx.screens);
+    let log_file = cx.screens.join("history-app.log").display().to_string();
     let run = launch(
         &cx.app,
-        &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+        &[
+            ("NOTCH_GATEWAY", gateway),
+            ("NOTCH_DATA_DIR", &dir_s),
+            ("RUST_LOG", "info,notch_core=debug,notch_app=debug"),
+            ("NOTCH_LOG_FILE", &log_file),
+        ],
         &cx.screens.join("history"),
         cx.ticks,
     );
@@ -495,18 +504,26 @@ fn history_session(
     })
 }
 
-/// Where the first open's time goes: a fresh start-up, the `history`
-/// command called cold from the page (nothing of History has run yet), then
-/// History opened with the data path warm.
 /// `NOTCH_APP_BENCH_PROBE=1`: only this, after the wallet is synced, and
 /// nothing written. Idle frames of History over time with nothing changed,
 /// then with one thing changed at a time, printed: a quick loop for asking
 /// what slows them.
 fn frames_probe(cx: &Ctx, gateway: &str, dir: &Path) {
     let dir_s = dir.display().to_string();
+    let log = std::env::var("NOTCH_APP_BENCH_PROBE_LOG")
+        .unwrap_or_else(|_| "info,notch_core=debug,notch_app=debug".into());
+    let _ = std::fs::create_dir_all(&cx.screens);
+    let log_file = cx.screens.join("probe-app.log");
+    eprintln!("app-bench probe: the app's log in {}", log_file.display());
+    let log_file = log_file.display().to_string();
     let run = launch(
         &cx.app,
-        &[("NOTCH_GATEWAY", gateway), ("NOTCH_DATA_DIR", &dir_s)],
+        &[
+            ("NOTCH_GATEWAY", gateway),
+            ("NOTCH_DATA_DIR", &dir_s),
+            ("RUST_LOG", &log),
+            ("NOTCH_LOG_FILE", &log_file),
+        ],
         &cx.screens.join("probe"),
         cx.ticks,
     );
@@ -604,6 +621,9 @@ fn frames_probe(cx: &Ctx, gateway: &str, dir: &Path) {
     close(run);
 }
 
+/// Where the first open's time goes: a fresh start-up, the `history`
+/// command called cold from the page (nothing of History has run yet), then
+/// History opened with the data path warm.
 fn first_open_split_session(cx: &Ctx, gateway: &str, dir: &Path) -> Value {
     let dir_s = dir.display().to_string();
     let run = launch(
