@@ -301,7 +301,7 @@ impl List {
                         self.top.set_value(Some((generation, page.top.clone())));
                         self.total.set(Some(Ok(page.total)));
                     }
-                    let center = self.center_page();
+                    let (center, step) = self.keep_around();
                     self.pages.update(|pages| {
                         pages.insert(
                             k,
@@ -312,10 +312,16 @@ impl List {
                             },
                         );
                         while pages.len() > MAX_PAGES {
+                            // The farthest, and of two as far the one the
+                            // scroll moves away from.
                             let farthest = pages
                                 .keys()
                                 .copied()
-                                .max_by_key(|p| p.abs_diff(center))
+                                .max_by_key(|p| {
+                                    let behind =
+                                        (step > 0.0 && *p < center) || (step < 0.0 && *p > center);
+                                    (p.abs_diff(center), behind)
+                                })
                                 .unwrap_or(k);
                             pages.remove(&farthest);
                         }
@@ -327,10 +333,17 @@ impl List {
         });
     }
 
-    /// The page of the row at the middle of the view.
-    fn center_page(self) -> usize {
-        let middle = (self.scroll.get_untracked() + VIEW_HEIGHT / 2.0) / ROW_HEIGHT;
-        middle.max(0.0) as usize / PAGE
+    /// The page the kept pages are chosen around: the middle of the view,
+    /// or of a moving scroll's view and where its next step lands (what it
+    /// asked for ahead must not be dropped for what it is leaving); and the
+    /// last step.
+    fn keep_around(self) -> (usize, f64) {
+        let step = self
+            .motion
+            .with_value(|m| m.map(|(_, _, step)| step).unwrap_or(0.0));
+        let step = if step.is_finite() { step } else { 0.0 };
+        let middle = (self.scroll.get_untracked() + step / 2.0 + VIEW_HEIGHT / 2.0) / ROW_HEIGHT;
+        (middle.max(0.0) as usize / PAGE, step)
     }
 
     /// Asks for the pages in view, then their neighbours, that are not
