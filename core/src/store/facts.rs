@@ -685,12 +685,10 @@ mod tests {
 #[cfg(test)]
 mod migration_tests {
     use notch_protocol::{AssetId, PublicKey, Signature};
-    use rusqlite::Connection;
 
     use super::*;
     use crate::store::Store;
     use crate::store::history::HistoryQuery;
-    use crate::store::migrations::{APPLICATION_ID, MIGRATIONS};
 
     const NETWORK: Network = Network::Sandbox;
 
@@ -731,15 +729,7 @@ mod migration_tests {
         let final_send = spend(1, 0x22);
         let queued_send = spend(2, 0x23);
         {
-            let conn = Connection::open(&path).expect("opens");
-            conn.pragma_update(None, "foreign_keys", true).expect("fk");
-            for sql in &MIGRATIONS[..9] {
-                conn.execute_batch(sql).expect("old schema");
-            }
-            conn.pragma_update(None, "application_id", APPLICATION_ID)
-                .expect("id");
-            conn.pragma_update(None, "user_version", 9)
-                .expect("version");
+            let conn = crate::store::migrations::file_at_schema(&path, 9);
             conn.execute(
                 "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
                  VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0)",

@@ -1586,19 +1586,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("wallet.sqlite");
         {
-            let conn = Connection::open(&path).expect("opens");
-            conn.pragma_update(None, "foreign_keys", true).expect("fk");
-            for sql in &crate::store::migrations::MIGRATIONS[..6] {
-                conn.execute_batch(sql).expect("old schema");
-            }
-            conn.pragma_update(
-                None,
-                "application_id",
-                crate::store::migrations::APPLICATION_ID,
-            )
-            .expect("id");
-            conn.pragma_update(None, "user_version", 6)
-                .expect("version");
+            let conn = crate::store::migrations::file_at_schema(&path, 6);
             conn.execute_batch(
                 "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
                      VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);
@@ -1643,19 +1631,7 @@ mod tests {
             // A wallet of schema 10, with its history as that schema kept
             // it: keyed by txid, with the txid's hex, and a row deleted
             // after seq 9 (AUTOINCREMENT must not hand 10 out again).
-            let conn = Connection::open(&path).expect("opens");
-            conn.pragma_update(None, "foreign_keys", true).expect("fk");
-            for sql in &crate::store::migrations::MIGRATIONS[..10] {
-                conn.execute_batch(sql).expect("old schema");
-            }
-            conn.pragma_update(
-                None,
-                "application_id",
-                crate::store::migrations::APPLICATION_ID,
-            )
-            .expect("id");
-            conn.pragma_update(None, "user_version", 10)
-                .expect("version");
+            let conn = crate::store::migrations::file_at_schema(&path, 10);
             conn.execute_batch(
                 "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
                      VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);

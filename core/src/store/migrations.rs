@@ -641,3 +641,19 @@ const MIGRATION_9: &str = concat!(
 /// Recomputes every tally's chit summary from its stored chits, as
 /// migration 9 fills it (diagnostics and tests).
 pub const FILL_CHIT_SUMMARIES: &str = fill_chit_summaries!();
+
+/// A wallet file at `path` as schema `version` left it (its migrations
+/// only, foreign keys on), for the tests of the upgrades after it.
+#[cfg(test)]
+pub(crate) fn file_at_schema(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("opens");
+    conn.pragma_update(None, "foreign_keys", true).expect("fk");
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql).expect("old schema");
+    }
+    conn.pragma_update(None, "application_id", APPLICATION_ID)
+        .expect("id");
+    conn.pragma_update(None, "user_version", version as i64)
+        .expect("version");
+    conn
+}

@@ -508,15 +508,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("wallet.sqlite");
         {
-            let conn = Connection::open(&path).expect("opens");
-            conn.pragma_update(None, "foreign_keys", true).expect("fk");
-            for sql in &migrations::MIGRATIONS[..2] {
-                conn.execute_batch(sql).expect("old schema");
-            }
-            conn.pragma_update(None, "application_id", migrations::APPLICATION_ID)
-                .expect("id");
-            conn.pragma_update(None, "user_version", 2)
-                .expect("version");
+            let conn = crate::store::migrations::file_at_schema(&path, 2);
             conn.execute_batch(
                 "INSERT INTO wallet (id, wallet_id, network, gateway_url, account, created_at)
                      VALUES (1, 'w', 'sandbox', 'http://127.0.0.1:1', 0, 0);

@@ -510,18 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("wallet.sqlite");
         {
-            let conn = Connection::open(&path).expect("opens");
-            for sql in &crate::store::migrations::MIGRATIONS[..3] {
-                conn.execute_batch(sql).expect("old schema");
-            }
-            conn.pragma_update(
-                None,
-                "application_id",
-                crate::store::migrations::APPLICATION_ID,
-            )
-            .expect("id");
-            conn.pragma_update(None, "user_version", 3)
-                .expect("version");
+            let conn = crate::store::migrations::file_at_schema(&path, 3);
             conn.execute(
                 "INSERT INTO notifications (kind, title, body, created_at) VALUES ('reorg', 't', 'b', 1)",
                 [],
