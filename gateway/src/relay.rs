@@ -230,23 +230,16 @@ fn noise_params() -> snow::params::NoiseParams {
 /// Reads one control frame: a big-endian u16 length, then that many bytes (at most
 /// [`MAX_CONTROL_FRAME`], checked before anything is allocated).
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 2];
-    r.read_exact(&mut len).await.map_err(FrameError::Io)?;
-    let len = usize::from(u16::from_be_bytes(len));
-    if len == 0 || len > MAX_CONTROL_FRAME {
-        return Err(FrameError::Size(len));
-    }
+    let mut prefix = [0u8; 2];
+    r.read_exact(&mut prefix).await.map_err(FrameError::Io)?;
+    let len = proto::frame_len(prefix).map_err(FrameError::Size)?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(FrameError::Io)?;
     Ok(body)
 }
 
 async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {
-    let len =
-        u16::try_from(body.len()).map_err(|_| std::io::Error::other("control frame too large"))?;
-    let mut out = Vec::with_capacity(2 + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(body);
+    let out = proto::frame(body).map_err(|_| std::io::Error::other("control frame too large"))?;
     w.write_all(&out).await?;
     w.flush().await
 }

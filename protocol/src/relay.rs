@@ -26,6 +26,26 @@ pub const NOISE_PATTERN: &str = "Noise_XN_25519_ChaChaPoly_BLAKE2b";
 pub const PROLOGUE: &[u8] = b"notch-relay/1";
 /// The largest Noise message (length field) either side accepts on a control connection.
 pub const MAX_CONTROL_FRAME: usize = 1024;
+/// The length a control frame's 2-byte big-endian prefix announces, if it is allowed
+/// (1 to [`MAX_CONTROL_FRAME`]): checked before anything is allocated for the body.
+pub fn frame_len(prefix: [u8; 2]) -> Result<usize, usize> {
+    let len = usize::from(u16::from_be_bytes(prefix));
+    if len == 0 || len > MAX_CONTROL_FRAME {
+        return Err(len);
+    }
+    Ok(len)
+}
+
+/// `body` as a control frame: its length as a big-endian u16, then the body; `Err` with
+/// the length when it does not fit the prefix.
+pub fn frame(body: &[u8]) -> Result<Vec<u8>, usize> {
+    let len = u16::try_from(body.len()).map_err(|_| body.len())?;
+    let mut out = Vec::with_capacity(2 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
 /// Bytes a Noise transport message adds to its plaintext (the tag).
 pub const TAG: usize = 16;
 /// The largest JSON control message.
@@ -197,6 +217,17 @@ impl std::fmt::Display for PortRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_its_length_then_its_body_within_the_bounds() {
+        let framed = frame(b"abc").expect("fits");
+        assert_eq!(framed, [0, 3, b'a', b'b', b'c']);
+        assert_eq!(frame_len([framed[0], framed[1]]), Ok(3));
+        assert_eq!(frame_len([0, 0]), Err(0));
+        assert_eq!(frame_len(1025u16.to_be_bytes()), Err(1025));
+        assert_eq!(frame_len(1024u16.to_be_bytes()), Ok(1024));
+        assert_eq!(frame(&vec![0; 70_000]), Err(70_000));
+    }
 
     #[test]
     fn messages_round_trip_and_bad_ones_are_refused() {

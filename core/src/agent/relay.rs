@@ -117,22 +117,16 @@ impl Control {
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, RelayError> {
-    let mut len = [0u8; 2];
-    r.read_exact(&mut len).await.map_err(RelayError::Io)?;
-    let len = usize::from(u16::from_be_bytes(len));
-    if len == 0 || len > MAX_CONTROL_FRAME {
-        return Err(RelayError::FrameSize(len));
-    }
+    let mut prefix = [0u8; 2];
+    r.read_exact(&mut prefix).await.map_err(RelayError::Io)?;
+    let len = proto::frame_len(prefix).map_err(RelayError::FrameSize)?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(RelayError::Io)?;
     Ok(body)
 }
 
 async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), RelayError> {
-    let len = u16::try_from(body.len()).map_err(|_| RelayError::FrameSize(body.len()))?;
-    let mut out = Vec::with_capacity(2 + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(body);
+    let out = proto::frame(body).map_err(RelayError::FrameSize)?;
     w.write_all(&out).await.map_err(RelayError::Io)?;
     w.flush().await.map_err(RelayError::Io)
 }
