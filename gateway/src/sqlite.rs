@@ -514,6 +514,19 @@ fn prune_pool_log(tx: &rusqlite::Transaction<'_>, keep: i64) -> StoreResult<()> 
     Ok(())
 }
 
+/// The relay port stored for `agent`, if any.
+fn stored_relay_port(tx: &rusqlite::Transaction<'_>, agent: &[u8; 32]) -> StoreResult<Option<u16>> {
+    let port: Option<i64> = tx
+        .query_row(
+            "SELECT port FROM relay_ports WHERE agent = ?1",
+            params![&agent[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(be)?;
+    Ok(port.and_then(|p| u16::try_from(p).ok()))
+}
+
 fn record_relay_port(
     tx: &rusqlite::Transaction<'_>,
     agent: &[u8; 32],
@@ -902,15 +915,7 @@ impl MirrorStore for SqliteStore {
         reclaim_before: u64,
     ) -> StoreResult<Option<u16>> {
         self.write(|tx| {
-            let stored: Option<i64> = tx
-                .query_row(
-                    "SELECT port FROM relay_ports WHERE agent = ?1",
-                    params![&agent[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(be)?;
-            let stored = stored.and_then(|p| u16::try_from(p).ok());
+            let stored = stored_relay_port(tx, agent)?;
             let mut others = Vec::new();
             {
                 let mut stmt = tx
@@ -946,17 +951,7 @@ impl MirrorStore for SqliteStore {
     }
 
     fn relay_port(&self, agent: &[u8; 32]) -> StoreResult<Option<u16>> {
-        self.read(|tx| {
-            let port: Option<i64> = tx
-                .query_row(
-                    "SELECT port FROM relay_ports WHERE agent = ?1",
-                    params![&agent[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(be)?;
-            Ok(port.and_then(|p| u16::try_from(p).ok()))
-        })
+        self.read(|tx| stored_relay_port(tx, agent))
     }
 
     fn relay_record(&self, agent: &[u8; 32], port: u16, now: u64) -> StoreResult<()> {
