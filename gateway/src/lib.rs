@@ -175,8 +175,9 @@ pub struct Config {
     pub limit_loopback: bool,
     /// The agent relay (ADR 6): where wallet agents that cannot accept connections (phones)
     /// register and connect for their tally partners. Default in sandbox mode: the IP of
-    /// `--listen`, its port + 1 (0, any free port, when `--listen`'s port is 0); outside
-    /// sandbox mode the relay is off unless this is given. The address is printed.
+    /// `--listen`, its port + 1 (a free port when that is taken, or when `--listen`'s port
+    /// is 0); outside sandbox mode the relay is off unless this is given. The address is
+    /// printed.
     #[arg(long, env = "NOTCH_GATEWAY_RELAY_LISTEN")]
     pub relay_listen: Option<SocketAddr>,
     /// No agent relay, also in sandbox mode.
@@ -439,7 +440,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let relay_handle = match config.relay_config(addr) {
         Some(relay_config) => {
-            Some(relay::start(relay_config, engine.store.clone(), shutdown_rx.clone()).await?)
+            let started = relay::start(
+                relay_config.clone(),
+                engine.store.clone(),
+                shutdown_rx.clone(),
+            )
+            .await;
+            match started {
+                Ok(handle) => Some(handle),
+                // The sandbox's own choice (the HTTP port + 1) may be taken: any
+                // free port then, printed like any other. A port asked for is not
+                // replaced.
+                Err(e) if config.relay_listen.is_none() && relay_config.listen.port() != 0 => {
+                    tracing::warn!("{e:#}; the sandbox relay takes a free port");
+                    let mut any = relay_config;
+                    any.listen.set_port(0);
+                    Some(relay::start(any, engine.store.clone(), shutdown_rx.clone()).await?)
+                }
+                Err(e) => return Err(e),
+            }
         }
         None => None,
     };

@@ -332,3 +332,46 @@ fn an_agent_keeps_its_port_across_restarts() {
     let (_a, a) = register(&relay, &[0x11; 32]);
     assert_eq!((a, b), (first, second));
 }
+
+/// The sandbox puts its relay on the HTTP port + 1 when nobody asks for a port; when
+/// that one is taken, it starts anyway, with the relay on a free port it prints.
+#[test]
+fn a_sandbox_whose_relay_port_is_taken_still_starts() {
+    use std::io::BufRead;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let relay_default = taken.local_addr().expect("addr").port();
+    let http = relay_default - 1;
+    if std::net::TcpListener::bind(("127.0.0.1", http)).is_err() {
+        eprintln!("port {http} is in use here; nothing to show");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = std::process::Command::new(BIN)
+        .args(["--sandbox", "--block-interval", "0", "--listen"])
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("gw"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take(2)
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(format!("notch-gateway listening on http://127.0.0.1:{http}").as_str()),
+        "{lines:?}"
+    );
+    let relay = lines
+        .get(1)
+        .and_then(|l| l.strip_prefix("notch-gateway relay at "))
+        .unwrap_or_else(|| panic!("no relay line: {lines:?}"));
+    assert_ne!(relay, format!("127.0.0.1:{relay_default}"), "{lines:?}");
+    drop(taken);
+}
