@@ -141,12 +141,12 @@ fn check_all_known(g: &Gateway, accepted: &[TxId]) {
     }
 }
 
-#[test]
-fn kill_minus_nine_loses_no_accepted_transaction() {
+both_backends!(kill_minus_nine_loses_no_accepted_transaction);
+fn kill_minus_nine_loses_no_accepted_transaction(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("gw");
     let args = ["--sandbox", "--block-interval", "1"];
-    let mut g = Gateway::spawn(&data, &args);
+    let mut g = Gateway::spawn(&b, &data, &args);
     let native = asset_id(&info(&g), "NOTE");
     let mut lanes: Vec<Lane> = (0..4u8)
         .map(|i| {
@@ -180,7 +180,7 @@ fn kill_minus_nine_loses_no_accepted_transaction() {
         let _ = killer.join();
         g.kill9();
         accepted.extend(got);
-        g = Gateway::spawn(&data, &args);
+        g = Gateway::spawn(&b, &data, &args);
         check_all_known(&g, &accepted);
         for lane in lanes.iter_mut() {
             resync(&g, native, lane);
@@ -226,12 +226,12 @@ fn kill_minus_nine_loses_no_accepted_transaction() {
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 
-#[test]
-fn sigterm_finishes_accepted_work() {
+both_backends!(sigterm_finishes_accepted_work);
+fn sigterm_finishes_accepted_work(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("gw");
     let args = ["--sandbox", "--block-interval", "0"];
-    let mut g = Gateway::spawn(&data, &args);
+    let mut g = Gateway::spawn(&b, &data, &args);
     let native = asset_id(&info(&g), "NOTE");
     let mut lanes: Vec<Lane> = (0..3u8)
         .map(|i| {
@@ -260,7 +260,7 @@ fn sigterm_finishes_accepted_work() {
     });
     let exit = g.terminate_wait();
     assert!(exit.success(), "exit status {exit:?}");
-    let g = Gateway::spawn(&data, &args);
+    let g = Gateway::spawn(&b, &data, &args);
     assert!(!accepted.is_empty());
     check_all_known(&g, &accepted);
 }

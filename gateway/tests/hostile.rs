@@ -20,10 +20,10 @@ fn expect(r: (u16, serde_json::Value), status: u16, code: &str, what: &str) {
     );
 }
 
-#[test]
-fn bad_requests_get_json_errors() {
+both_backends!(bad_requests_get_json_errors);
+fn bad_requests_get_json_errors(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let c = client();
     let json = |p: &str, body: &str| {
         c.post(g.url(p))
@@ -267,8 +267,8 @@ fn bad_requests_get_json_errors() {
     faucet(good);
 }
 
-#[test]
-fn sandbox_routes_do_not_exist_outside_sandbox() {
+both_backends!(sandbox_routes_do_not_exist_outside_sandbox);
+fn sandbox_routes_do_not_exist_outside_sandbox(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let key_file = dir.path().join("authority.key");
     std::fs::write(&key_file, hex::encode([5u8; 32])).unwrap_or_else(|e| panic!("{e}"));
@@ -280,6 +280,7 @@ fn sandbox_routes_do_not_exist_outside_sandbox() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let g = Gateway::spawn(
+        &b,
         &dir.path().join("gw"),
         &[
             "--network",
@@ -372,14 +373,14 @@ fn hostile(
     Some(status)
 }
 
+both_backends!(every_route_refuses_hostile_input_with_json);
 /// Every path of openapi.yaml, every method, with malformed and oversized bodies, wrong
 /// content types and hostile parameters: always a 4xx JSON `ApiError` (or a 200 where the
 /// input happens to be valid), never a 5xx or a crash; afterwards the gateway works.
-#[test]
-fn every_route_refuses_hostile_input_with_json() {
+fn every_route_refuses_hostile_input_with_json(b: Backend) {
     let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut g = Gateway::sandbox(&dir.path().join("gw"));
+    let mut g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let c = client();
     let huge = "9".repeat(400);
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
@@ -551,13 +552,13 @@ fn batch(g: &Gateway, txs: &[String]) -> (u16, serde_json::Value) {
     )
 }
 
+both_backends!(batch_submission_answers_each_transaction_and_is_idempotent);
 /// `POST /v1/txs`: one result per transaction in order, a refused one with the error
 /// `POST /v1/tx` gives; the same batch again gives the same txids with `duplicate: true`;
 /// a request that is not a batch is a 4xx.
-#[test]
-fn batch_submission_answers_each_transaction_and_is_idempotent() {
+fn batch_submission_answers_each_transaction_and_is_idempotent(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let owner = key(31);
     let txs = payments(&g, &owner, 20);
     let mut hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.encode())).collect();
@@ -673,13 +674,13 @@ fn batch_submission_answers_each_transaction_and_is_idempotent() {
     round_trip(&g);
 }
 
+both_backends!(binary_blocks_carry_what_json_carries);
 /// The binary blocks answer (both forms of `/v1/blocks`) carries exactly what the JSON one
 /// carries, decodes with `wire::BlocksAnswer::decode`, and its blocks verify.
-#[test]
-fn binary_blocks_carry_what_json_carries() {
+fn binary_blocks_carry_what_json_carries(b: Backend) {
     use notch_protocol::wire::BlocksAnswer;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     for i in 0..5u8 {
         faucet(&g, &key(40 + i), "EURT", 1_000 + u64::from(i));
         mine(&g, 1);

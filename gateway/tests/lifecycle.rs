@@ -7,10 +7,10 @@ use common::*;
 use notch_protocol::api::*;
 use notch_protocol::{OutPoint, Output, PublicKey, Transaction, TxId, public_key};
 
-#[test]
-fn submit_confirm_and_reach_final() {
+both_backends!(submit_confirm_and_reach_final);
+fn submit_confirm_and_reach_final(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let info = info(&g);
     assert_eq!(info.network, "sandbox");
     assert!(info.sandbox);
@@ -116,10 +116,10 @@ fn submit_confirm_and_reach_final() {
     assert_eq!(chain[2].txs, vec![tx]);
 }
 
-#[test]
-fn transaction_rules_are_enforced() {
+both_backends!(transaction_rules_are_enforced);
+fn transaction_rules_are_enforced(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let info = info(&g);
     let native = asset_id(&info, "NOTE");
     let eur = asset_id(&info, "EURT");
@@ -308,4 +308,50 @@ fn transaction_rules_are_enforced() {
     mine(&g, 1);
     assert!(matches!(status(&g, &t3.txid()), TxStatus::Confirmed { .. }));
     verified_chain(&g);
+}
+
+/// The PostgreSQL variants are what they say: a gateway given `--database` keeps its mirror
+/// in that database, not in a SQLite file in its data dir (which keeps the keys and
+/// `network.json`), and finds its chain there again after a restart. Only PostgreSQL: it is
+/// about the database the harness hands out.
+#[test]
+fn a_gateway_on_postgres_keeps_its_mirror_in_its_database() {
+    let Some(b) = Backend::postgres() else {
+        return;
+    };
+    let db = b.database().unwrap_or_else(|| panic!("not a database"));
+    let tables = "SELECT count(*) FROM information_schema.tables \
+                  WHERE table_schema NOT IN ('pg_catalog', 'information_schema')";
+    assert_eq!(db.psql(tables), "0", "a fresh database is empty");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("gw");
+    let mut g = Gateway::sandbox(&b, &data);
+    let coin = faucet(&g, &key(1), "NOTE", 1_000);
+    mine(&g, 1);
+    assert_ne!(
+        db.psql(tables),
+        "0",
+        "the gateway made no table in {}",
+        db.name
+    );
+    assert!(data.join("network.json").is_file());
+    let files: Vec<String> = std::fs::read_dir(&data)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.contains("sqlite")),
+        "a SQLite file in the data dir: {files:?}"
+    );
+    assert!(g.terminate().success());
+    let g = Gateway::sandbox(&b, &data);
+    assert_eq!(info(&g).tip.height, 1);
+    assert!(matches!(
+        status(&g, &coin.txid),
+        TxStatus::Confirmed {
+            block_height: 1,
+            ..
+        }
+    ));
 }

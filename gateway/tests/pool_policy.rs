@@ -42,10 +42,10 @@ fn coins(g: &Gateway, owner: &SigningKey, n: usize, amount: u64) -> Vec<OutPoint
         .collect()
 }
 
-#[test]
-fn issuance_of_an_unlisted_asset_is_refused_and_costs_nothing() {
+both_backends!(issuance_of_an_unlisted_asset_is_refused_and_costs_nothing);
+fn issuance_of_an_unlisted_asset_is_refused_and_costs_nothing(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     // Anyone can make an issuer key; mint 1 and burn 1 of "its" asset, no outputs, no fee.
     let stranger = key(77);
     let mut tx = Transaction::new(Network::Sandbox);
@@ -73,10 +73,11 @@ fn issuance_of_an_unlisted_asset_is_refused_and_costs_nothing() {
     );
 }
 
-#[test]
-fn one_client_flooding_the_pool_leaves_room_for_others() {
+both_backends!(one_client_flooding_the_pool_leaves_room_for_others);
+fn one_client_flooding_the_pool_leaves_room_for_others(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let g = Gateway::spawn(
+        &b,
         &dir.path().join("gw"),
         &[
             "--sandbox",
@@ -144,10 +145,11 @@ fn one_client_flooding_the_pool_leaves_room_for_others() {
     assert_eq!(code, 200, "{body}");
 }
 
-#[test]
-fn a_full_pool_keeps_the_higher_fee_rate_and_blocks_take_it_first() {
+both_backends!(a_full_pool_keeps_the_higher_fee_rate_and_blocks_take_it_first);
+fn a_full_pool_keeps_the_higher_fee_rate_and_blocks_take_it_first(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let g = Gateway::spawn(
+        &b,
         &dir.path().join("gw"),
         &[
             "--sandbox",
@@ -229,10 +231,10 @@ fn a_full_pool_keeps_the_higher_fee_rate_and_blocks_take_it_first() {
     assert_eq!(top.txs.len(), 3);
 }
 
-#[test]
-fn sandbox_reorg_refuses_repeated_and_already_confirmed_includes() {
+both_backends!(sandbox_reorg_refuses_repeated_and_already_confirmed_includes);
+fn sandbox_reorg_refuses_repeated_and_already_confirmed_includes(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let alice = key(4);
     let coin = faucet(&g, &alice, "NOTE", 5_000);
     mine(&g, 3);

@@ -155,18 +155,18 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
     }
 }
 
-fn relay_gateway(dir: &std::path::Path, extra: &[&str]) -> (Gateway, String) {
+fn relay_gateway(b: &Backend, dir: &std::path::Path, extra: &[&str]) -> (Gateway, String) {
     let mut args = vec!["--relay-listen", "127.0.0.1:0", "--relay-ports", "0"];
     args.extend_from_slice(extra);
-    let gw = Gateway::sandbox_with(dir, &args);
+    let gw = Gateway::sandbox_with(b, dir, &args);
     let relay = gw.relay_addr();
     (gw, relay)
 }
 
-#[test]
-fn a_partner_is_spliced_to_the_agent_that_proved_its_key() {
+both_backends!(a_partner_is_spliced_to_the_agent_that_proved_its_key);
+fn a_partner_is_spliced_to_the_agent_that_proved_its_key(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (_gw, relay) = relay_gateway(&dir.path().join("gw"), &[]);
+    let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &[]);
     let (mut control, port) = register(&relay, &[0x11; 32]);
     let mut p = partner(port);
     let claim = control.partner();
@@ -203,10 +203,10 @@ fn a_partner_is_spliced_to_the_agent_that_proved_its_key() {
     control.ping();
 }
 
-#[test]
-fn no_port_without_proof_of_the_key() {
+both_backends!(no_port_without_proof_of_the_key);
+fn no_port_without_proof_of_the_key(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (_gw, relay) = relay_gateway(&dir.path().join("gw"), &[]);
+    let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &[]);
     // Not the relay protocol at all.
     let mut junk = TcpStream::connect(&relay).unwrap();
     junk.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -232,10 +232,10 @@ fn no_port_without_proof_of_the_key() {
     assert_ne!(port, port2);
 }
 
-#[test]
-fn a_partner_is_closed_when_the_agent_does_not_come() {
+both_backends!(a_partner_is_closed_when_the_agent_does_not_come);
+fn a_partner_is_closed_when_the_agent_does_not_come(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (_gw, relay) = relay_gateway(&dir.path().join("gw"), &["--relay-wait-secs", "1"]);
+    let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &["--relay-wait-secs", "1"]);
     let (mut control, port) = register(&relay, &[0x11; 32]);
     let mut p = partner(port);
     let claim = control.partner();
@@ -250,10 +250,11 @@ fn a_partner_is_closed_when_the_agent_does_not_come() {
     control.ping();
 }
 
-#[test]
-fn limits_and_bad_input() {
+both_backends!(limits_and_bad_input);
+fn limits_and_bad_input(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (_gw, relay) = relay_gateway(
+        &b,
         &dir.path().join("gw"),
         &["--relay-max-waiting", "1", "--relay-wait-secs", "5"],
     );
@@ -303,12 +304,14 @@ fn limits_and_bad_input() {
     newer.ping();
 }
 
-#[test]
-fn an_agent_keeps_its_port_across_restarts() {
+both_backends!(an_agent_keeps_its_port_across_restarts);
+fn an_agent_keeps_its_port_across_restarts(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let gw_dir = dir.path().join("gw");
-    // A range of its own, so that parallel runs rarely meet.
-    let lo = 42000 + (std::process::id() % 500) as u16 * 16;
+    // A range of its own, so that parallel runs rarely meet (and the two backends' variants,
+    // which run at once in this process, never).
+    let variant = if b.is_sqlite() { 0 } else { 16 };
+    let lo = 42000 + (std::process::id() % 250) as u16 * 32 + variant;
     let range = format!("{lo}-{}", lo + 15);
     let args = [
         "--relay-listen",
@@ -317,7 +320,7 @@ fn an_agent_keeps_its_port_across_restarts() {
         range.as_str(),
     ];
     let (first, second) = {
-        let mut gw = Gateway::sandbox_with(&gw_dir, &args);
+        let mut gw = Gateway::sandbox_with(&b, &gw_dir, &args);
         let relay = gw.relay_addr();
         let (_a, a) = register(&relay, &[0x11; 32]);
         let (_b, b) = register(&relay, &[0x22; 32]);
@@ -325,7 +328,7 @@ fn an_agent_keeps_its_port_across_restarts() {
         gw.terminate();
         (a, b)
     };
-    let gw = Gateway::sandbox_with(&gw_dir, &args);
+    let gw = Gateway::sandbox_with(&b, &gw_dir, &args);
     let relay = gw.relay_addr();
     // The other way round this time: each still gets its own.
     let (_b, b) = register(&relay, &[0x22; 32]);
@@ -333,10 +336,10 @@ fn an_agent_keeps_its_port_across_restarts() {
     assert_eq!((a, b), (first, second));
 }
 
+both_backends!(a_sandbox_whose_relay_port_is_taken_still_starts);
 /// The sandbox puts its relay on the HTTP port + 1 when nobody asks for a port; when
 /// that one is taken, it starts anyway, with the relay on a free port it prints.
-#[test]
-fn a_sandbox_whose_relay_port_is_taken_still_starts() {
+fn a_sandbox_whose_relay_port_is_taken_still_starts(b: Backend) {
     use std::io::BufRead;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
     let relay_default = taken.local_addr().expect("addr").port();
@@ -346,11 +349,13 @@ fn a_sandbox_whose_relay_port_is_taken_still_starts() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("gw");
     let mut child = std::process::Command::new(BIN)
         .args(["--sandbox", "--block-interval", "0", "--listen"])
         .arg(format!("127.0.0.1:{http}"))
         .arg("--data-dir")
-        .arg(dir.path().join("gw"))
+        .arg(&data)
+        .args(b.args(&data))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

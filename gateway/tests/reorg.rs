@@ -40,10 +40,10 @@ fn locator(chain: &[BlockHeader]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn locator_after_reorg_returns_fork_point_and_new_headers() {
+both_backends!(locator_after_reorg_returns_fork_point_and_new_headers);
+fn locator_after_reorg_returns_fork_point_and_new_headers(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Gateway::sandbox(&dir.path().join("gw"));
+    let g = Gateway::sandbox(&b, &dir.path().join("gw"));
     let info = info(&g);
     let authority = PublicKey::from_hex(&info.authority_key).unwrap_or_else(|e| panic!("{e}"));
     let native = asset_id(&info, "NOTE");

@@ -36,10 +36,10 @@ async fn send_json(ws: &mut Ws, msg: &ClientMessage) {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-#[test]
-fn stream_reports_tips_and_address_events() {
+both_backends!(stream_reports_tips_and_address_events);
+fn stream_reports_tips_and_address_events(b: Backend) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let g = Arc::new(Gateway::sandbox(&dir.path().join("gw")));
+    let g = Arc::new(Gateway::sandbox(&b, &dir.path().join("gw")));
     let url = format!("{}/v1/stream", g.base.replacen("http://", "ws://", 1));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,5 +1,10 @@
-//! Helpers for driving the real `notch-gateway` binary over loopback HTTP.
+//! Helpers for driving the real `notch-gateway` binary over loopback HTTP, on either
+//! storage backend (`Backend`: SQLite, or a database of a throwaway PostgreSQL cluster).
 #![allow(dead_code)]
+
+mod postgres;
+
+pub use postgres::Backend;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +23,28 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_notch-gateway");
 
+/// Instantiates each named test, a function taking a `Backend`, for both backends: `name`
+/// becomes the tests `name::sqlite` and `name::postgres`. The PostgreSQL one gets a fresh
+/// database of its own (see `postgres.rs` for when it is skipped instead).
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(backend) = $crate::common::Backend::postgres() {
+                    super::$name(backend);
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use both_backends;
+
 pub struct Gateway {
     pub child: Child,
     pub base: String,
@@ -27,9 +54,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the gateway on 127.0.0.1:0 with `dir` as data dir and waits for its
-    /// "listening on" line.
-    pub fn spawn(dir: &Path, args: &[&str]) -> Gateway {
+    /// Starts the gateway on 127.0.0.1:0 with `dir` as data dir, on `backend`, and waits for
+    /// its "listening on" line. A restart on the same data passes the same backend (on
+    /// PostgreSQL: the same database).
+    pub fn spawn(backend: &Backend, dir: &Path, args: &[&str]) -> Gateway {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -38,9 +66,12 @@ impl Gateway {
         let mut child = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(backend.args(dir))
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("NOTCH_GATEWAY_LISTEN")
+            // The backend is the test's choice, never the caller's environment.
+            .env_remove("NOTCH_GATEWAY_DATABASE")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -68,10 +99,19 @@ impl Gateway {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 let _ = child.kill();
-                panic!("the gateway did not say where it listens within 60 s");
+                panic!("the gateway ({backend}) did not say where it listens within 60 s");
             });
         let prefix = "notch-gateway listening on ";
-        assert!(line.starts_with(prefix), "unexpected first line {line:?}");
+        if !line.starts_with(prefix) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "the gateway ({backend}) did not start: first line {line:?}; its log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         let base = line[prefix.len()..].trim().to_owned();
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Gateway {
@@ -91,15 +131,15 @@ impl Gateway {
             .unwrap_or_else(|_| panic!("the gateway did not say where its relay is"))
     }
 
-    pub fn sandbox(dir: &Path) -> Gateway {
-        Gateway::spawn(dir, &["--sandbox", "--block-interval", "0"])
+    pub fn sandbox(backend: &Backend, dir: &Path) -> Gateway {
+        Gateway::spawn(backend, dir, &["--sandbox", "--block-interval", "0"])
     }
 
     /// A sandbox (mining on demand) with extra flags, e.g. limits.
-    pub fn sandbox_with(dir: &Path, extra: &[&str]) -> Gateway {
+    pub fn sandbox_with(backend: &Backend, dir: &Path, extra: &[&str]) -> Gateway {
         let mut args = vec!["--sandbox", "--block-interval", "0"];
         args.extend_from_slice(extra);
-        Gateway::spawn(dir, &args)
+        Gateway::spawn(backend, dir, &args)
     }
 
     /// `127.0.0.1:PORT`.
