@@ -389,10 +389,15 @@ impl Engine {
         bytes: Vec<u8>,
         client: Option<IpAddr>,
     ) -> Result<SubmitTxResponse, Failure> {
-        // On the request's own thread: a decode, a few map lookups and at most one indexed
-        // read per input (tens of microseconds). Handing it to the blocking pool cost more in
-        // thread switches than the work itself.
-        let pre = self.prevalidate(bytes, client)?;
+        // On the request's own thread where the store allows it (SQLite): a decode, a few
+        // map lookups and at most one indexed read per input (tens of microseconds). Handing
+        // it to the blocking pool cost more in thread switches than the work itself.
+        let pre = if self.store.reads_on_runtime_threads() {
+            self.prevalidate(bytes, client)?
+        } else {
+            let this = self.clone();
+            Self::blocking(move || this.prevalidate(bytes, client)).await?
+        };
         let c = match pre {
             Pre::Known(resp) => return Ok(resp),
             Pre::Valid(c) => c,

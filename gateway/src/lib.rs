@@ -3,7 +3,8 @@
 //! tracks submitted transactions, a WebSocket stream of tips and per-address events, and a
 //! sandbox mode (faucet, mining on demand, reorg injection) for development and tests.
 //!
-//! Layout: [`store`] (the storage interface) and [`sqlite`] (its SQLite implementation),
+//! Layout: [`store`] (the storage interface), [`sqlite`] (its SQLite implementation, the
+//! default) and [`postgres`] (its PostgreSQL one, `--database`),
 //! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes and
 //! their limits), `serve` below (connections and their limits), [`keys`] (authority and
 //! issuer keys), [`relay`] (the agent relay of ADR 6: phones' tally agents reached through
@@ -13,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 pub mod store;
@@ -26,7 +28,9 @@ use anyhow::{Context, bail};
 use notch_protocol::{Block, ChainParams, public_key};
 use tokio::sync::watch;
 
+use crate::keys::Setup;
 use crate::ledger::{Engine, EngineConfig, unix_now};
+use crate::postgres::{DatabaseUrl, PgStore};
 use crate::sqlite::{SqliteStore, SyncMode};
 use crate::store::{LedgerMeta, MirrorStore};
 
@@ -57,9 +61,21 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed).
     #[arg(long, env = "NOTCH_GATEWAY_LISTEN", default_value = "127.0.0.1:7420")]
     pub listen: SocketAddr,
-    /// Where the mirror database (and, in sandbox mode, the keys) live.
+    /// Where the mirror database (unless `--database`), the keys (sandbox mode) and
+    /// `network.json` live.
     #[arg(long, env = "NOTCH_GATEWAY_DATA_DIR", default_value = ".notch/gateway")]
     pub data_dir: PathBuf,
+    /// The mirror on PostgreSQL instead of SQLite in the data dir:
+    /// `postgres://user[:password]@host:port/dbname`. The schema is created in an empty
+    /// database. One gateway process per database for now (ADR 8). Plain TCP, no TLS: keep
+    /// the database on loopback or a private network.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_DATABASE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<DatabaseUrl>,
     /// Seconds between timer blocks; 0 = blocks only on demand. Default: 2 in sandbox, 10
     /// otherwise.
     #[arg(long, env = "NOTCH_GATEWAY_BLOCK_INTERVAL")]
@@ -291,7 +307,6 @@ fn write_network_file(dir: &std::path::Path, engine: &Engine) -> anyhow::Result<
     Ok(())
 }
 
-/// Opens (or creates) the ledger in `config.data_dir`, binds the listener and starts serving.
 /// The runtime the gateway's HTTP layer runs on, with [`http_threads`] workers.
 pub fn runtime(http_threads_wanted: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -314,18 +329,32 @@ pub fn http_threads(wanted: usize) -> usize {
         .max(1)
 }
 
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let setup = if config.sandbox {
-        keys::sandbox_setup(&config.data_dir)?
-    } else {
-        keys::operator_setup(&config)?
+/// Opens the mirror (PostgreSQL with `--database`, else SQLite in the data dir), creates the
+/// ledger in an empty one, starts the engine and writes `network.json`. Blocking: never on a
+/// runtime worker thread.
+fn open_ledger(
+    config: &Config,
+    setup: Setup,
+    interval: u64,
+) -> anyhow::Result<(Arc<Engine>, std::thread::JoinHandle<()>)> {
+    let (store, place): (Arc<dyn MirrorStore>, String) = match &config.database {
+        Some(url) => {
+            let shown = url.redacted();
+            tracing::info!(database = %shown, "mirror on PostgreSQL");
+            let store = PgStore::open(url)
+                .with_context(|| format!("cannot open the mirror database {shown}"))?;
+            (Arc::new(store), format!("the database {shown}"))
+        }
+        None => {
+            let path = config.data_dir.join("mirror.sqlite");
+            let store = SqliteStore::open(&path, config.sqlite_sync)
+                .context("cannot open the mirror database")?;
+            (
+                Arc::new(store),
+                format!("the database in {}", config.data_dir.display()),
+            )
+        }
     };
-    let store: Arc<dyn MirrorStore> = Arc::new(
-        SqliteStore::open(&config.data_dir.join("mirror.sqlite"), config.sqlite_sync)
-            .context("cannot open the mirror database")?,
-    );
     let wanted = LedgerMeta {
         network: setup.network,
         authority: public_key(&setup.authority),
@@ -341,9 +370,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         Some(m) => {
             if m.network != wanted.network || m.authority != wanted.authority {
+                let other = if config.database.is_some() {
+                    "use another --database"
+                } else {
+                    "use another --data-dir"
+                };
                 bail!(
-                    "the database in {} belongs to another ledger (network {}, authority {}); use another --data-dir",
-                    config.data_dir.display(),
+                    "{place} belongs to another ledger (network {}, authority {}); {other}",
                     m.network,
                     m.authority
                 );
@@ -363,9 +396,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         min_fee_base: config.min_fee_base,
         min_fee_per_byte: config.min_fee_per_byte,
     };
-    let interval = config
-        .block_interval
-        .unwrap_or(if config.sandbox { 2 } else { 10 });
     let engine_config = EngineConfig {
         finality_depth: config.finality_depth.max(1),
         max_block_txs: config
@@ -387,8 +417,33 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         setup.authority,
         setup.issuers,
     )?;
-
     write_network_file(&config.data_dir, &engine)?;
+    Ok((engine, writer))
+}
+
+/// Opens (or creates) the ledger, binds the listener and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    if let Some(url) = &config.database {
+        url.config().map_err(anyhow::Error::msg)?;
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let setup = if config.sandbox {
+        keys::sandbox_setup(&config.data_dir)?
+    } else {
+        keys::operator_setup(&config)?
+    };
+    let interval = config
+        .block_interval
+        .unwrap_or(if config.sandbox { 2 } else { 10 });
+    // Off the runtime's threads: the PostgreSQL client must not be called on them, and
+    // opening, loading and writing the network file are blocking work anyway.
+    let (engine, writer) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_ledger(&config, setup, interval))
+            .await
+            .context("the ledger's start failed")??
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -560,6 +560,10 @@ fn horizon_in(tx: &rusqlite::Transaction<'_>) -> StoreResult<i64> {
 }
 
 impl MirrorStore for SqliteStore {
+    fn reads_on_runtime_threads(&self) -> bool {
+        true
+    }
+
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>> {
         self.read(|tx| {
             let v: Option<String> = tx

@@ -1,6 +1,6 @@
 //! The mirror's storage interface. The API and the ledger engine only see [`MirrorStore`];
-//! `sqlite::SqliteStore` is the embedded implementation, and a PostgreSQL one can be added
-//! beside it without touching either.
+//! `sqlite::SqliteStore` is the embedded implementation, `postgres::PgStore` the one for an
+//! operator's PostgreSQL (ADR 8).
 //!
 //! Every write method is atomic: it commits everything or nothing, so a crash at any instant
 //! leaves a consistent mirror.
@@ -154,6 +154,14 @@ pub struct ReorgPlan {
 /// persistent mempool. Implementations must be safe to call from many threads; writes are
 /// only issued by the ledger engine's single writer.
 pub trait MirrorStore: Send + Sync {
+    /// Whether reads may run on an async runtime's worker thread: true where they are short
+    /// and need no runtime of their own (SQLite). The default is no (the `postgres` client
+    /// runs a runtime of its own and panics there): the engine then reads on the blocking
+    /// pool, as every other caller already does.
+    fn reads_on_runtime_threads(&self) -> bool {
+        false
+    }
+
     /// `None` for an empty store.
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>>;
     /// Creates the ledger with its genesis block.
