@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS relay_ports (
 );
 ";
 
+/// The schema version `SCHEMA` makes, kept in `PRAGMA user_version`. Databases from before
+/// it was kept have 0 and `SCHEMA` (all `IF NOT EXISTS`) brings them to 1; a later change
+/// appends a step for `user_version < 2`, and so on. A database of a newer version is
+/// refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
 /// How hard SQLite syncs a commit to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SyncMode {
@@ -127,8 +133,25 @@ fn open_conn(path: &Path, sync: SyncMode) -> StoreResult<Connection> {
 impl SqliteStore {
     /// Opens (creating if needed) `path`.
     pub fn open(path: &Path, sync: SyncMode) -> StoreResult<SqliteStore> {
-        let write = open_conn(path, sync)?;
-        write.execute_batch(SCHEMA).map_err(be)?;
+        let mut write = open_conn(path, sync)?;
+        let tx = write
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(be)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "{} has schema version {version}, newer than this notch-gateway knows \
+                 (version {SCHEMA_VERSION}): it was written by a newer release; run that one, \
+                 or use another --data-dir",
+                path.display()
+            )));
+        }
+        tx.execute_batch(SCHEMA).map_err(be)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(be)?;
+        tx.commit().map_err(be)?;
         let mut readers = Vec::new();
         for _ in 0..4 {
             readers.push(Mutex::new(open_conn(path, sync)?));
@@ -1120,6 +1143,36 @@ mod tests {
         let expected: HashSet<TxId> = store.mempool()?.into_iter().map(|e| e.txid).collect();
         assert_eq!(pool, expected);
         assert_eq!(expected.len(), waiting.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_an_old_one_upgraded() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let path = dir.path().join("m.db");
+        drop(SqliteStore::open(&path, SyncMode::Normal)?);
+        let version = |v: i64| -> Result<i64, StoreError> {
+            let conn = Connection::open(&path).map_err(be)?;
+            if v >= 0 {
+                conn.pragma_update(None, "user_version", v).map_err(be)?;
+            }
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(be)
+        };
+        assert_eq!(version(-1)?, SCHEMA_VERSION);
+        version(SCHEMA_VERSION + 1)?;
+        let err = match SqliteStore::open(&path, SyncMode::Normal) {
+            Ok(_) => panic!("a newer schema was opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("version {}", SCHEMA_VERSION + 1)) && err.contains("newer"),
+            "{err}"
+        );
+        // A database from before the version was kept (0) is brought to the current one.
+        version(0)?;
+        drop(SqliteStore::open(&path, SyncMode::Normal)?);
+        assert_eq!(version(-1)?, SCHEMA_VERSION);
         Ok(())
     }
 
