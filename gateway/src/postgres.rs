@@ -289,6 +289,13 @@ fn connect(config: &postgres::Config) -> StoreResult<Client> {
         .map_err(|e| StoreError::Backend(format!("cannot connect: {}", postgres_error(&e))))
 }
 
+/// After an error: whether the connection is gone (the error may have been the server's
+/// last word, a FATAL, before the client noticed the close). Dead ones are closed here, so
+/// that `Pool::give` drops them.
+fn lost(conn: &mut Conn) -> bool {
+    conn.client.is_closed() || conn.client.is_valid(Duration::from_secs(2)).is_err()
+}
+
 impl Pool {
     fn take(&self) -> StoreResult<Conn> {
         let deadline = Instant::now() + CONNECTION_WAIT;
@@ -444,21 +451,53 @@ impl PgStore {
         self
     }
 
+    /// Before every write: the process lock is still held. It lives with its connection, so
+    /// a connection the server closed (a restart) lost it; it is taken again if it is free,
+    /// else this process must not write (another one may be writing now). One round trip per
+    /// write transaction.
+    fn check_lock(&self) -> StoreResult<()> {
+        let mut lock = self
+            .lock
+            .lock()
+            .map_err(|_| StoreError::Backend("lock connection's mutex poisoned".into()))?;
+        if let Some(client) = lock.as_mut()
+            && client.simple_query("SELECT 1").is_ok()
+        {
+            return Ok(());
+        }
+        *lock = None;
+        let mut fresh = connect(&self.pool.config)?;
+        let got: bool = fresh
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_PROCESS])
+            .map_err(be)
+            .and_then(|r| col(&r, 0))?;
+        if !got {
+            return Err(StoreError::Backend(
+                "this gateway's lock on the database was lost with its connection, and another \
+                 process holds it now: this one writes no more"
+                    .into(),
+            ));
+        }
+        tracing::warn!("the database lock's connection was closed; the lock is taken again");
+        *lock = Some(fresh);
+        Ok(())
+    }
+
     /// One statement (or several that need no common snapshot) on a pooled connection. A
-    /// connection found closed (the server restarted) is replaced and the read tried once
-    /// more.
+    /// connection found closed (the server restarted) is replaced and the read tried again,
+    /// on the next one (every idle connection may be closed, at most all of them).
     fn read<T>(&self, f: impl Fn(&mut Db<'_, Client>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut tried = false;
+        let mut tries = 0;
         loop {
             let mut conn = self.pool.take()?;
             let out = {
                 let Conn { client, stmts } = &mut conn;
                 f(&mut Db { c: client, stmts })
             };
-            let closed = conn.client.is_closed();
+            let lost = out.is_err() && lost(&mut conn);
             self.pool.give(conn);
-            if out.is_err() && closed && !tried {
-                tried = true;
+            if lost && tries < MAX_CONNECTIONS {
+                tries += 1;
                 continue;
             }
             return out;
@@ -470,7 +509,7 @@ impl PgStore {
         &self,
         f: impl Fn(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut tried = false;
+        let mut tries = 0;
         loop {
             let mut conn = self.pool.take()?;
             let out = (|| {
@@ -485,31 +524,53 @@ impl PgStore {
                 tx.commit().map_err(be)?;
                 Ok(out)
             })();
-            let closed = conn.client.is_closed();
+            let lost = out.is_err() && lost(&mut conn);
             self.pool.give(conn);
-            if out.is_err() && closed && !tried {
-                tried = true;
+            if lost && tries < MAX_CONNECTIONS {
+                tries += 1;
                 continue;
             }
             return out;
         }
     }
 
-    /// One write transaction: committed if `f` succeeds, rolled back otherwise. Never
-    /// retried: a connection lost around the commit leaves it unknown whether it happened,
-    /// and the engine's recovery reads the database again.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut conn = self.pool.take()?;
+    /// One write transaction: committed if `f` succeeds, rolled back otherwise. Tried again
+    /// (as reads are) only when its `BEGIN` finds the connection closed (an idle connection of a server
+    /// that restarted), as nothing was written then; once a statement is sent, never: a
+    /// connection lost around the commit leaves it unknown whether it happened, and the
+    /// engine's recovery reads the database again.
+    fn write<T>(&self, f: impl FnOnce(&mut Db<'_, Client>) -> StoreResult<T>) -> StoreResult<T> {
+        self.check_lock()?;
+        let mut tries = 0;
+        let mut conn = loop {
+            let mut conn = self.pool.take()?;
+            match conn.client.batch_execute("BEGIN") {
+                Ok(()) => break conn,
+                Err(e) => {
+                    let lost = lost(&mut conn);
+                    self.pool.give(conn);
+                    if !lost || tries >= MAX_CONNECTIONS {
+                        return Err(be(e));
+                    }
+                    tries += 1;
+                }
+            }
+        };
         let out = (|| {
             let Conn { client, stmts } = &mut conn;
-            let mut tx = client.transaction().map_err(be)?;
-            let out = f(&mut Db { c: &mut tx, stmts })?;
-            tx.commit().map_err(be)?;
+            let out = f(&mut Db { c: client, stmts })?;
+            client.batch_execute("COMMIT").map_err(be)?;
             Ok(out)
         })();
+        if out.is_err() && !conn.client.is_closed() {
+            // Whatever failed, the connection goes back with no transaction open.
+            if let Err(e) = conn.client.batch_execute("ROLLBACK") {
+                tracing::warn!(error = %postgres_error(&e), "rollback failed; connection dropped");
+                drop(conn);
+                self.pool.forget_one();
+                return out;
+            }
+        }
         self.pool.give(conn);
         out
     }
@@ -1949,6 +2010,77 @@ rm -rf "$dir"
             assert!(ports.insert(port), "{port:?} twice");
         }
         assert_eq!(ports.len(), 8);
+        Ok(())
+    }
+
+    /// Connections the server closed while they were idle (a restart, an administrator) are
+    /// replaced: the next read and the next write work.
+    #[test]
+    fn connections_closed_by_the_server_are_replaced() -> Result<(), StoreError> {
+        let Some(c) = Chain::new() else { return Ok(()) };
+        let store = &c.store;
+        // Open several connections, so that some are idle in the pool.
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| store.mempool_changes(0, 10));
+            }
+        });
+        let name = c.url.config().map_err(StoreError::Backend)?;
+        let name = name.get_dbname().unwrap_or_default().to_owned();
+        let mut admin = raw_client(&c.url);
+        let killed = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .map_err(be)?;
+        assert!(killed >= 2, "{killed} connections");
+        assert_eq!(store.tip()?.height, 0);
+        // The process lock went with its connection; the first write takes it again.
+        let held = |admin: &mut Client| -> Result<i64, StoreError> {
+            admin
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                     AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+                    &[&name],
+                )
+                .and_then(|r| r.try_get(0))
+                .map_err(be)
+        };
+        assert_eq!(held(&mut admin)?, 0);
+        let t = mint(&c.issuer, c.owner, 5, 1);
+        store.add_to_pool(&[add(&t)], &[])?;
+        store.apply_block(&c.block(&c.genesis, 101, vec![t]))?;
+        assert_eq!(store.tip()?.height, 1);
+        assert_eq!(held(&mut admin)?, 1);
+        Ok(())
+    }
+
+    /// A store whose lock went with its connection, while another process took it, refuses
+    /// to write (two in-memory pools on one database would diverge).
+    #[test]
+    fn a_store_that_lost_its_lock_to_another_writes_no_more() -> Result<(), StoreError> {
+        let Some(c) = Chain::new() else { return Ok(()) };
+        let name = c.url.config().map_err(StoreError::Backend)?;
+        let name = name.get_dbname().unwrap_or_default().to_owned();
+        let mut admin = raw_client(&c.url);
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .map_err(be)?;
+        let other = PgStore::open(&c.url)?;
+        let t = mint(&c.issuer, c.owner, 5, 1);
+        let err = match c.store.add_to_pool(&[add(&t)], &[]) {
+            Ok(_) => panic!("a store without the lock wrote"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("another process holds it"), "{err}");
+        assert!(other.tx(&t.txid())?.is_none());
+        other.add_to_pool(&[add(&t)], &[])?;
         Ok(())
     }
 
