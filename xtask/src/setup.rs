@@ -95,6 +95,13 @@ fn apt_packages() -> Result {
     if !sh::have("python3") {
         missing.push("python3");
     }
+    // The gateway's integration tests run on PostgreSQL too, each test binary with a
+    // throwaway cluster of its own (ADR 8): Debian's server, unless some version of it is
+    // installed (its binaries are under /usr/lib/postgresql/<version>/bin).
+    match postgres_server_bin() {
+        Some(bin) => println!("PostgreSQL server: {}", bin.display()),
+        None => missing.push("postgresql"),
+    }
     if missing.is_empty() {
         println!("all {} Debian packages are installed", APT_PACKAGES.len());
         return Ok(());
@@ -110,6 +117,10 @@ fn apt_packages() -> Result {
                 "kotlinc and the JVM (Kotlin bindings test)",
             ),
             ("python3", "the Python bindings test"),
+            (
+                "postgresql",
+                "PostgreSQL server for the gateway tests' second backend",
+            ),
         ])
         .filter(|(n, _)| missing.contains(n))
     {
@@ -135,6 +146,28 @@ fn apt_packages() -> Result {
     let mut install = vec!["apt-get", "-y", "-q", "install"];
     install.extend(missing.iter().copied());
     sh::run(&mut apt(&install))
+}
+
+/// Binaries a throwaway test cluster needs (`gateway/tests/common/postgres.rs`).
+const POSTGRES_SERVER_BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
+
+/// The newest `/usr/lib/postgresql/<version>/bin` (Debian's layout) that holds the server
+/// binaries the gateway tests run, if any.
+fn postgres_server_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            POSTGRES_SERVER_BINARIES
+                .iter()
+                .all(|b| bin.join(b).is_file())
+                .then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
 }
 
 fn is_root() -> bool {

@@ -31,8 +31,15 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         sh::run(cmd("cargo").args(["fmt", "--all", "--check"]))
     })?;
     ui::build(timer, ui::Profile::Debug)?;
+    // The gateway's suite runs on SQLite and on PostgreSQL (a throwaway cluster per test
+    // binary, ADR 8); setup installed PostgreSQL, so here a missing one fails rather than
+    // skips.
     timer.step("unit and integration tests", || {
-        sh::run(cmd("cargo").args(["test", "--workspace", "--exclude", "notch-ui"]))
+        sh::run(
+            cmd("cargo")
+                .args(["test", "--workspace", "--exclude", "notch-ui"])
+                .env("NOTCH_TEST_POSTGRES", "require"),
+        )
     })?;
     // The UI's pure logic (the history list's geometry and paging, deep
     // links, formats) runs on the host too; the wasm build above is what ships.
