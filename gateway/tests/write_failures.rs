@@ -1,12 +1,20 @@
 //! A block, a reorg or a pool write that fails half-way leaves the engine's memory (tip,
 //! pool) equal to the database, so the next command works without a restart. The engine
-//! runs in-process over the real SQLite store wrapped in one that fails on request.
+//! runs in-process over the real store of each backend (SQLite, or PostgreSQL on a
+//! database of the test's own) wrapped in one that fails on request.
+//!
+//! The PostgreSQL client runs a runtime of its own and must not be called on an async
+//! runtime's thread: the tests' own store calls run on a plain thread (`off_runtime`).
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::{Backend, both_backends};
 use notch_gateway::keys::sandbox_setup;
 use notch_gateway::ledger::{Engine, EngineConfig, unix_now};
+use notch_gateway::postgres::{DatabaseUrl, PgStore};
 use notch_gateway::sqlite::{SqliteStore, SyncMode};
 use notch_gateway::store::*;
 use notch_protocol::{
@@ -15,7 +23,7 @@ use notch_protocol::{
 
 /// The real store, with switches that make the next call of one method fail.
 struct Faulty {
-    inner: SqliteStore,
+    inner: Box<dyn MirrorStore>,
     apply_block: AtomicBool,
     reorg: AtomicBool,
     mempool: AtomicBool,
@@ -30,6 +38,9 @@ fn trip(flag: &AtomicBool, what: &str) -> StoreResult<()> {
 }
 
 impl MirrorStore for Faulty {
+    fn reads_on_runtime_threads(&self) -> bool {
+        self.inner.reads_on_runtime_threads()
+    }
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>> {
         self.inner.load_meta()
     }
@@ -127,11 +138,40 @@ struct Fixture {
     engine: Arc<Engine>,
 }
 
-fn start() -> Fixture {
+/// Runs `f` on a thread of its own: store calls from an async test body (see the top).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// A runtime for a test body (what `#[tokio::test]` would make).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .block_on(f)
+}
+
+fn start(b: &Backend) -> Fixture {
+    off_runtime(|| start_here(b))
+}
+
+fn start_here(b: &Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let setup = sandbox_setup(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let inner = SqliteStore::open(&dir.path().join("mirror.sqlite"), SyncMode::Normal)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let inner: Box<dyn MirrorStore> = match b.database() {
+        None => Box::new(
+            SqliteStore::open(&dir.path().join("mirror.sqlite"), SyncMode::Normal)
+                .unwrap_or_else(|e| panic!("{e}")),
+        ),
+        Some(db) => Box::new(
+            PgStore::open(&DatabaseUrl::from(db.url.clone())).unwrap_or_else(|e| panic!("{e}")),
+        ),
+    };
     let meta = LedgerMeta {
         network: setup.network,
         authority: public_key(&setup.authority),
@@ -206,6 +246,10 @@ impl Fixture {
 
     /// Memory equals the database: the tip, and which transactions are in the pool.
     fn assert_consistent(&self) {
+        off_runtime(|| self.assert_consistent_here());
+    }
+
+    fn assert_consistent_here(&self) {
         let db_tip = self.store.inner.tip().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             self.engine.tip(),
@@ -222,105 +266,115 @@ impl Fixture {
     }
 
     fn state(&self, txid: &TxId) -> Option<TxState> {
-        self.store
-            .inner
-            .tx(txid)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .map(|r| r.state)
+        off_runtime(|| {
+            self.store
+                .inner
+                .tx(txid)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .map(|r| r.state)
+        })
     }
 }
 
-#[tokio::test]
-async fn a_failed_block_leaves_tip_and_pool_as_stored_and_the_next_block_works() {
-    let f = start();
-    let t = f.mint(1).await;
-    f.store.apply_block.store(true, Ordering::SeqCst);
-    assert!(
-        f.engine.mine(1).await.is_err(),
-        "the injected failure must surface"
-    );
-    f.assert_consistent();
-    assert_eq!(f.engine.tip().height, 0);
-    assert!(matches!(f.state(&t), Some(TxState::InPool { .. })));
-    // No restart: the next block holds the transaction.
-    let mined = f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(mined.len(), 1);
-    assert!(matches!(
-        f.state(&t),
-        Some(TxState::Confirmed { height: 1, .. })
-    ));
-    f.assert_consistent();
+both_backends!(a_failed_block_leaves_tip_and_pool_as_stored_and_the_next_block_works);
+fn a_failed_block_leaves_tip_and_pool_as_stored_and_the_next_block_works(b: Backend) {
+    block_on(async {
+        let f = start(&b);
+        let t = f.mint(1).await;
+        f.store.apply_block.store(true, Ordering::SeqCst);
+        assert!(
+            f.engine.mine(1).await.is_err(),
+            "the injected failure must surface"
+        );
+        f.assert_consistent();
+        assert_eq!(f.engine.tip().height, 0);
+        assert!(matches!(f.state(&t), Some(TxState::InPool { .. })));
+        // No restart: the next block holds the transaction.
+        let mined = f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(mined.len(), 1);
+        assert!(matches!(
+            f.state(&t),
+            Some(TxState::Confirmed { height: 1, .. })
+        ));
+        f.assert_consistent();
+    })
 }
 
-#[tokio::test]
-async fn a_reorg_that_fails_inside_its_write_changes_nothing() {
-    let f = start();
-    let t = f.mint(2).await;
-    f.engine.mine(3).await.unwrap_or_else(|e| panic!("{e:?}"));
-    let before = f.engine.tip();
-    f.store.reorg.store(true, Ordering::SeqCst);
-    assert!(f.engine.reorg(2, vec![]).await.is_err());
-    assert_eq!(f.engine.tip(), before);
-    f.assert_consistent();
-    assert!(matches!(
-        f.state(&t),
-        Some(TxState::Confirmed { height: 1, .. })
-    ));
-    f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(f.engine.tip().height, before.height + 1);
-    f.assert_consistent();
+both_backends!(a_reorg_that_fails_inside_its_write_changes_nothing);
+fn a_reorg_that_fails_inside_its_write_changes_nothing(b: Backend) {
+    block_on(async {
+        let f = start(&b);
+        let t = f.mint(2).await;
+        f.engine.mine(3).await.unwrap_or_else(|e| panic!("{e:?}"));
+        let before = f.engine.tip();
+        f.store.reorg.store(true, Ordering::SeqCst);
+        assert!(f.engine.reorg(2, vec![]).await.is_err());
+        assert_eq!(f.engine.tip(), before);
+        f.assert_consistent();
+        assert!(matches!(
+            f.state(&t),
+            Some(TxState::Confirmed { height: 1, .. })
+        ));
+        f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(f.engine.tip().height, before.height + 1);
+        f.assert_consistent();
+    })
 }
 
-#[tokio::test]
-async fn a_reorg_that_fails_after_its_commit_is_caught_up_before_the_next_command() {
-    let f = start();
-    f.mint(3).await;
-    f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    let pooled = f.mint(4).await;
-    f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    // The reorg commits, then reading the pool back fails: memory is behind the database.
-    f.store.mempool.store(true, Ordering::SeqCst);
-    assert!(f.engine.reorg(1, vec![]).await.is_err());
-    // The transaction of the orphaned block went back to the pool in the database.
-    assert!(matches!(f.state(&pooled), Some(TxState::InPool { .. })));
-    // The next command first makes memory equal to the database, then works: the
-    // transaction back in the pool is mined again.
-    f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    f.assert_consistent();
-    assert!(matches!(f.state(&pooled), Some(TxState::Confirmed { .. })));
+both_backends!(a_reorg_that_fails_after_its_commit_is_caught_up_before_the_next_command);
+fn a_reorg_that_fails_after_its_commit_is_caught_up_before_the_next_command(b: Backend) {
+    block_on(async {
+        let f = start(&b);
+        f.mint(3).await;
+        f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        let pooled = f.mint(4).await;
+        f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        // The reorg commits, then reading the pool back fails: memory is behind the database.
+        f.store.mempool.store(true, Ordering::SeqCst);
+        assert!(f.engine.reorg(1, vec![]).await.is_err());
+        // The transaction of the orphaned block went back to the pool in the database.
+        assert!(matches!(f.state(&pooled), Some(TxState::InPool { .. })));
+        // The next command first makes memory equal to the database, then works: the
+        // transaction back in the pool is mined again.
+        f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        f.assert_consistent();
+        assert!(matches!(f.state(&pooled), Some(TxState::Confirmed { .. })));
+    })
 }
 
-#[tokio::test]
-async fn a_failed_pool_write_answers_unavailable_and_keeps_nothing() {
-    let f = start();
-    f.store.add_to_pool.store(true, Ordering::SeqCst);
-    let asset = f.engine.meta.assets[0].clone();
-    let owner = public_key(&notch_protocol::ed25519_dalek::SigningKey::from_bytes(
-        &[5; 32],
-    ));
-    let tx = f
-        .engine
-        .faucet_tx(&asset, owner, 7)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let err = f
-        .engine
-        .submit(tx.encode(), None)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the injected failure must surface"));
-    assert_eq!(err.error.code, "unavailable");
-    assert_eq!(f.state(&tx.txid()), None);
-    // Submitted again, it is accepted (not "duplicate": it never was in the pool).
-    let r = f
-        .engine
-        .submit(tx.encode(), None)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(!r.duplicate);
-    f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(matches!(
-        f.state(&tx.txid()),
-        Some(TxState::Confirmed { .. })
-    ));
-    f.assert_consistent();
+both_backends!(a_failed_pool_write_answers_unavailable_and_keeps_nothing);
+fn a_failed_pool_write_answers_unavailable_and_keeps_nothing(b: Backend) {
+    block_on(async {
+        let f = start(&b);
+        f.store.add_to_pool.store(true, Ordering::SeqCst);
+        let asset = f.engine.meta.assets[0].clone();
+        let owner = public_key(&notch_protocol::ed25519_dalek::SigningKey::from_bytes(
+            &[5; 32],
+        ));
+        let tx = f
+            .engine
+            .faucet_tx(&asset, owner, 7)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let err = f
+            .engine
+            .submit(tx.encode(), None)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("the injected failure must surface"));
+        assert_eq!(err.error.code, "unavailable");
+        assert_eq!(f.state(&tx.txid()), None);
+        // Submitted again, it is accepted (not "duplicate": it never was in the pool).
+        let r = f
+            .engine
+            .submit(tx.encode(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!r.duplicate);
+        f.engine.mine(1).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(
+            f.state(&tx.txid()),
+            Some(TxState::Confirmed { .. })
+        ));
+        f.assert_consistent();
+    })
 }
