@@ -17,7 +17,9 @@ const IO: Duration = Duration::from_secs(10);
 
 fn builder<'a>() -> snow::Builder<'a> {
     snow::Builder::with_resolver(
-        proto::NOISE_PATTERN.parse().unwrap(),
+        proto::NOISE_PATTERN
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
         Box::new(snow::resolvers::DefaultResolver),
     )
 }
@@ -25,7 +27,7 @@ fn builder<'a>() -> snow::Builder<'a> {
 fn write_frame(s: &mut TcpStream, body: &[u8]) {
     let mut out = (body.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(body);
-    s.write_all(&out).unwrap();
+    s.write_all(&out).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -44,7 +46,10 @@ struct Control {
 impl Control {
     fn send(&mut self, m: &[u8]) {
         let mut buf = vec![0u8; m.len() + 16];
-        let n = self.transport.write_message(m, &mut buf).unwrap();
+        let n = self
+            .transport
+            .write_message(m, &mut buf)
+            .unwrap_or_else(|e| panic!("{e}"));
         write_frame(&mut self.stream, &buf[..n]);
     }
 
@@ -55,18 +60,23 @@ impl Control {
             .transport
             .read_message(&frame, &mut plain)
             .map_err(std::io::Error::other)?;
-        Ok(ControlMessage::decode(&plain[..n]).unwrap())
+        Ok(ControlMessage::decode(&plain[..n]).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn ping(&mut self) {
         self.send(br#"{"op":"ping"}"#);
-        assert_eq!(self.recv().unwrap(), ControlMessage::Pong);
+        assert_eq!(
+            self.recv().unwrap_or_else(|e| panic!("{e}")),
+            ControlMessage::Pong
+        );
     }
 
     /// The claim of the next `partner` message.
     fn partner(&mut self) -> [u8; 32] {
-        match self.recv().unwrap() {
-            ControlMessage::Partner { claim } => proto::parse_claim(&claim).unwrap(),
+        match self.recv().unwrap_or_else(|e| panic!("{e}")) {
+            ControlMessage::Partner { claim } => {
+                proto::parse_claim(&claim).unwrap_or_else(|e| panic!("{e}"))
+            }
             other => panic!("expected a partner, got {other:?}"),
         }
     }
@@ -81,29 +91,38 @@ fn control_with(
     hello: &[u8],
     tamper: bool,
 ) -> (Control, std::io::Result<ControlMessage>) {
-    let mut stream = TcpStream::connect(relay).unwrap();
-    stream.set_read_timeout(Some(IO)).unwrap();
-    stream.write_all(&proto::CONTROL_MAGIC).unwrap();
+    let mut stream = TcpStream::connect(relay).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .set_read_timeout(Some(IO))
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(&proto::CONTROL_MAGIC)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut hs = builder()
         .prologue(proto::PROLOGUE)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
         .local_private_key(secret)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
         .build_initiator()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut buf = vec![0u8; 1024];
-    let n = hs.write_message(&[], &mut buf).unwrap();
+    let n = hs
+        .write_message(&[], &mut buf)
+        .unwrap_or_else(|e| panic!("{e}"));
     write_frame(&mut stream, &buf[..n]);
-    let m2 = read_frame(&mut stream).unwrap();
-    hs.read_message(&m2, &mut buf).unwrap();
-    let n = hs.write_message(hello, &mut buf).unwrap();
+    let m2 = read_frame(&mut stream).unwrap_or_else(|e| panic!("{e}"));
+    hs.read_message(&m2, &mut buf)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = hs
+        .write_message(hello, &mut buf)
+        .unwrap_or_else(|e| panic!("{e}"));
     if tamper {
         buf[40] ^= 1;
     }
     write_frame(&mut stream, &buf[..n]);
     let mut control = Control {
         stream,
-        transport: hs.into_transport_mode().unwrap(),
+        transport: hs.into_transport_mode().unwrap_or_else(|e| panic!("{e}")),
     };
     let first = control.recv();
     (control, first)
@@ -111,7 +130,7 @@ fn control_with(
 
 fn register(relay: &str, secret: &[u8; 32]) -> (Control, u16) {
     let (control, first) = control_with(relay, secret, br#"{"op":"register","v":1}"#, false);
-    match first.unwrap() {
+    match first.unwrap_or_else(|e| panic!("{e}")) {
         ControlMessage::Registered { port, wait_ms } => {
             assert!(wait_ms > 0);
             (control, port)
@@ -124,16 +143,19 @@ fn register(relay: &str, secret: &[u8; 32]) -> (Control, u16) {
 const FIRST: [u8; 9] = [0, 0, 0, 5, b'I', 1, 2, 3, 4];
 
 fn partner(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(IO)).unwrap();
-    s.write_all(&FIRST).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(IO))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&FIRST).unwrap_or_else(|e| panic!("{e}"));
     s
 }
 
 fn data(relay: &str, claim: &[u8; 32]) -> TcpStream {
-    let mut s = TcpStream::connect(relay).unwrap();
-    s.set_read_timeout(Some(IO)).unwrap();
-    s.write_all(&proto::data_preamble(claim)).unwrap();
+    let mut s = TcpStream::connect(relay).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(IO))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&proto::data_preamble(claim))
+        .unwrap_or_else(|e| panic!("{e}"));
     s
 }
 
@@ -145,7 +167,8 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
 }
 
 fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
-    s.set_read_timeout(Some(within)).unwrap();
+    s.set_read_timeout(Some(within))
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();
     let mut byte = [0u8; 1];
     match s.read(&mut byte) {
@@ -165,7 +188,7 @@ fn relay_gateway(b: &Backend, dir: &std::path::Path, extra: &[&str]) -> (Gateway
 
 both_backends!(a_partner_is_spliced_to_the_agent_that_proved_its_key);
 fn a_partner_is_spliced_to_the_agent_that_proved_its_key(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &[]);
     let (mut control, port) = register(&relay, &[0x11; 32]);
     let mut p = partner(port);
@@ -173,22 +196,26 @@ fn a_partner_is_spliced_to_the_agent_that_proved_its_key(b: Backend) {
     let mut d = data(&relay, &claim);
     // The partner's first bytes, held by the relay, come first and unchanged.
     let mut first = [0u8; 9];
-    d.read_exact(&mut first).unwrap();
+    d.read_exact(&mut first).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first, FIRST);
     // Then both ways, byte for byte.
-    p.write_all(b"from the partner").unwrap();
+    p.write_all(b"from the partner")
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut got = [0u8; 16];
-    d.read_exact(&mut got).unwrap();
+    d.read_exact(&mut got).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&got, b"from the partner");
-    d.write_all(b"from the agent").unwrap();
+    d.write_all(b"from the agent")
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut got = [0u8; 14];
-    p.read_exact(&mut got).unwrap();
+    p.read_exact(&mut got).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&got, b"from the agent");
     // A half close passes through as a half close.
-    d.shutdown(Shutdown::Write).unwrap();
+    d.shutdown(Shutdown::Write)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_to_close(&mut p), b"");
-    p.write_all(b"last words").unwrap();
-    p.shutdown(Shutdown::Write).unwrap();
+    p.write_all(b"last words").unwrap_or_else(|e| panic!("{e}"));
+    p.shutdown(Shutdown::Write)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_to_close(&mut d), b"last words");
     // The claim was one-time.
     let mut again = data(&relay, &claim);
@@ -205,11 +232,12 @@ fn a_partner_is_spliced_to_the_agent_that_proved_its_key(b: Backend) {
 
 both_backends!(no_port_without_proof_of_the_key);
 fn no_port_without_proof_of_the_key(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &[]);
     // Not the relay protocol at all.
-    let mut junk = TcpStream::connect(&relay).unwrap();
-    junk.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut junk = TcpStream::connect(&relay).unwrap_or_else(|e| panic!("{e}"));
+    junk.write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     closed_within(&mut junk, Duration::from_secs(5));
     // The third handshake message altered (someone who has the public key and replays or
     // forges the rest): no answer, the connection closed.
@@ -234,7 +262,7 @@ fn no_port_without_proof_of_the_key(b: Backend) {
 
 both_backends!(a_partner_is_closed_when_the_agent_does_not_come);
 fn a_partner_is_closed_when_the_agent_does_not_come(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_gw, relay) = relay_gateway(&b, &dir.path().join("gw"), &["--relay-wait-secs", "1"]);
     let (mut control, port) = register(&relay, &[0x11; 32]);
     let mut p = partner(port);
@@ -252,7 +280,7 @@ fn a_partner_is_closed_when_the_agent_does_not_come(b: Backend) {
 
 both_backends!(limits_and_bad_input);
 fn limits_and_bad_input(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_gw, relay) = relay_gateway(
         &b,
         &dir.path().join("gw"),
@@ -262,18 +290,19 @@ fn limits_and_bad_input(b: Backend) {
     // A malformed control message is answered with an error and changes nothing.
     control.send(b"{not json");
     assert!(matches!(
-        control.recv().unwrap(),
+        control.recv().unwrap_or_else(|e| panic!("{e}")),
         ControlMessage::Error { .. }
     ));
     control.send(br#"{"op":"registered","port":1,"wait_ms":1}"#);
     assert!(matches!(
-        control.recv().unwrap(),
+        control.recv().unwrap_or_else(|e| panic!("{e}")),
         ControlMessage::Error { .. }
     ));
     control.ping();
     // A connection to the agent's port that is not a MyCHIPs handshake wakes nobody.
-    let mut scan = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    scan.write_all(b"SSH-2.0-probe\r\n").unwrap();
+    let mut scan = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    scan.write_all(b"SSH-2.0-probe\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     closed_within(&mut scan, Duration::from_secs(5));
     control.ping();
     // One partner may wait at a time here: a second one is closed at once.
@@ -283,8 +312,14 @@ fn limits_and_bad_input(b: Backend) {
     let waited = closed_within(&mut second, Duration::from_secs(3));
     assert!(waited < Duration::from_secs(3));
     // An oversized control frame: an error, and the connection ends.
-    control.stream.write_all(&[0x08, 0x00]).unwrap();
-    control.stream.write_all(&[0u8; 2048]).unwrap();
+    control
+        .stream
+        .write_all(&[0x08, 0x00])
+        .unwrap_or_else(|e| panic!("{e}"));
+    control
+        .stream
+        .write_all(&[0u8; 2048])
+        .unwrap_or_else(|e| panic!("{e}"));
     match control.recv() {
         Ok(ControlMessage::Error { reason }) => assert!(reason.contains("2048"), "{reason}"),
         other => panic!("{other:?}"),
@@ -306,7 +341,7 @@ fn limits_and_bad_input(b: Backend) {
 
 both_backends!(an_agent_keeps_its_port_across_restarts);
 fn an_agent_keeps_its_port_across_restarts(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let gw_dir = dir.path().join("gw");
     // A range of its own, so that parallel runs rarely meet (and the two backends' variants,
     // which run at once in this process, never).
