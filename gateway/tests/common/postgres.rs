@@ -153,13 +153,17 @@ fn cluster() -> Option<&'static Cluster> {
     let state = STATE.get_or_init(|| {
         let mode = mode();
         if mode == Mode::Skip {
-            skip_note("NOTCH_TEST_POSTGRES=skip");
+            skip_note("NOTCH_TEST_POSTGRES=skip", "");
             return State::Skipped;
         }
         let bin = match server_bin_dir() {
             Ok(bin) => bin,
             Err(e) if mode == Mode::Auto => {
-                skip_note(&e);
+                skip_note(
+                    &e,
+                    " Install Debian's postgresql (cargo xtask setup does), or set \
+                     NOTCH_TEST_POSTGRES=require to make this a failure.",
+                );
                 return State::Skipped;
             }
             Err(e) => {
@@ -180,16 +184,14 @@ fn cluster() -> Option<&'static Cluster> {
 
 /// Straight to stderr (not through the test harness's capture, which shows a passing
 /// test's output only with --nocapture), once per test binary.
-fn skip_note(why: &str) {
+fn skip_note(why: &str, hint: &str) {
     let exe = std::env::current_exe().unwrap_or_default();
     let file = exe.file_name().unwrap_or_default().to_string_lossy();
     // Cargo's hash off: `crash-0123abcd` is the test file crash.rs.
     let name = file.rsplit_once('-').map_or(&*file, |(name, _)| name);
     let _ = writeln!(
         std::io::stderr(),
-        "\nSKIPPED: the PostgreSQL variants (::postgres) of {name}: {why}. \
-         Install Debian's postgresql (cargo xtask setup does), or set \
-         NOTCH_TEST_POSTGRES=require to make this a failure.\n"
+        "\nSKIPPED: the PostgreSQL variants (::postgres) of {name}: {why}.{hint}\n"
     );
 }
 
