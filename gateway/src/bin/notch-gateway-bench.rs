@@ -53,6 +53,10 @@ struct Args {
     /// Seconds each timed phase may last at most.
     #[arg(long, default_value_t = 30)]
     phase_secs: u64,
+    /// The gateway's `--database`: its mirror on this (empty) PostgreSQL database instead
+    /// of SQLite.
+    #[arg(long)]
+    database: Option<String>,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -465,7 +469,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let data = tmp.path().join("gw");
     let block_txs = args.block_txs.to_string();
-    let config = notch_gateway::Config::parse_from([
+    let mut gateway_args: Vec<String> = [
         "notch-gateway",
         "--sandbox",
         "--listen",
@@ -481,8 +485,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "1000000",
         "--http-threads",
         &args.http_threads.to_string(),
-    ]);
-    let sync_mode = format!("{:?}", config.sqlite_sync).to_lowercase();
+    ]
+    .map(String::from)
+    .into();
+    if let Some(url) = &args.database {
+        gateway_args.extend(["--database".to_owned(), url.clone()]);
+    }
+    let config = notch_gateway::Config::parse_from(gateway_args);
+    let backend = match &config.database {
+        Some(url) => format!("PostgreSQL ({})", url.redacted()),
+        None => format!(
+            "SQLite synchronous={} (the default)",
+            format!("{:?}", config.sqlite_sync).to_lowercase()
+        ),
+    };
     let running = notch_gateway::start(config).await?;
     let ctx = Arc::new(Ctx {
         base: format!("http://{}", running.addr),
@@ -773,7 +789,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
          - date: {date}\n\
          - machine: {nproc} cores (nproc), {cpu}, {os}/{arch}\n\
          - build: {profile}\n\
-         - gateway: in-process on 127.0.0.1:0, sandbox, SQLite synchronous={sync_mode} (the default), blocks on demand, {block_txs} transactions per block, {http_threads} HTTP thread(s) (`--http-threads`)\n\
+         - gateway: in-process on 127.0.0.1:0, sandbox, mirror on {backend}, blocks on demand, {block_txs} transactions per block, {http_threads} HTTP thread(s) (`--http-threads`)\n\
          - run time: {run:.1} s\n\
          - reproduce: `cargo run --release -p notch-gateway --bin notch-gateway-bench -- --out bench/results/gateway.md` (or `cargo xtask bench`)\n\n\
          ## Gateway\n\n\
