@@ -66,9 +66,10 @@ pub struct Config {
     #[arg(long, env = "NOTCH_GATEWAY_DATA_DIR", default_value = ".notch/gateway")]
     pub data_dir: PathBuf,
     /// The mirror on PostgreSQL instead of SQLite in the data dir:
-    /// `postgres://user[:password]@host:port/dbname`. The schema is created in an empty
-    /// database. One gateway process per database for now (ADR 8). Plain TCP, no TLS: keep
-    /// the database on loopback or a private network.
+    /// `postgres://user[:password]@host:port/dbname[?sslmode=require]`. The schema is
+    /// created in an empty database. One gateway process per database for now (ADR 8).
+    /// Plain TCP unless `sslmode=require` or `--database-ca-file` (then TLS with a checked
+    /// certificate).
     #[arg(
         long,
         env = "NOTCH_GATEWAY_DATABASE",
@@ -76,6 +77,16 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database: Option<DatabaseUrl>,
+    /// With `--database`: TLS to the database, its certificate checked against the CA
+    /// certificates in this PEM file (and its host name). Without it, TLS only when the URL
+    /// says `sslmode=require`, checked against the Mozilla roots; otherwise plain TCP.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_DATABASE_CA_FILE",
+        value_name = "PEM",
+        requires = "database"
+    )]
+    pub database_ca_file: Option<PathBuf>,
     /// Seconds between timer blocks; 0 = blocks only on demand. Default: 2 in sandbox, 10
     /// otherwise.
     #[arg(long, env = "NOTCH_GATEWAY_BLOCK_INTERVAL")]
@@ -340,9 +351,9 @@ fn open_ledger(
     let (store, place): (Arc<dyn MirrorStore>, String) = match &config.database {
         Some(url) => {
             let shown = url.redacted();
-            tracing::info!(database = %shown, "mirror on PostgreSQL");
-            let store = PgStore::open(url)
+            let store = PgStore::open_with_ca(url, config.database_ca_file.as_deref())
                 .with_context(|| format!("cannot open the mirror database {shown}"))?;
+            tracing::info!(database = %shown, tls = store.tls(), "mirror on PostgreSQL");
             (Arc::new(store), format!("the database {shown}"))
         }
         None => {

@@ -13,16 +13,21 @@
 //! its connections on a thread of its own (see `Drop for Pool`).
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use notch_protocol::relay::PortRange;
 use notch_protocol::{
     AssetId, Block, BlockHeader, BlockId, OutPoint, Output, PublicKey, Transaction, TxId,
 };
+use postgres::config::SslMode;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::store::*;
 
@@ -170,6 +175,9 @@ impl DatabaseUrl {
         if let Some(db) = c.get_dbname() {
             out.push_str(db);
         }
+        if c.get_ssl_mode() == SslMode::Require {
+            out.push_str("?sslmode=require");
+        }
         out
     }
 }
@@ -273,6 +281,7 @@ impl<C: GenericClient> Db<'_, C> {
 /// A small pool of connections, opened when needed up to `max`.
 struct Pool {
     config: postgres::Config,
+    tls: Tls,
     state: Mutex<PoolState>,
     freed: Condvar,
     max: usize,
@@ -283,10 +292,55 @@ struct PoolState {
     open: usize,
 }
 
-fn connect(config: &postgres::Config) -> StoreResult<Client> {
-    config
-        .connect(NoTls)
-        .map_err(|e| StoreError::Backend(format!("cannot connect: {}", postgres_error(&e))))
+/// How the store reaches the server: plain TCP, or TLS with a verified certificate.
+#[derive(Clone)]
+enum Tls {
+    Plain,
+    Verified(MakeRustlsConnect),
+}
+
+fn connect(config: &postgres::Config, tls: &Tls) -> StoreResult<Client> {
+    match tls {
+        Tls::Plain => config.connect(NoTls),
+        Tls::Verified(t) => config.connect(t.clone()),
+    }
+    .map_err(|e| StoreError::Backend(format!("cannot connect: {}", postgres_error(&e))))
+}
+
+/// TLS when the URL says `sslmode=require` or a CA file is given; then the server's
+/// certificate must chain to that CA (else to the Mozilla roots) and name the host. Else
+/// plain TCP: `sslmode=prefer` (the default) is taken as `disable`, as TLS without a checked
+/// certificate would only look safe.
+fn tls_for(config: &mut postgres::Config, ca_file: Option<&Path>) -> StoreResult<Tls> {
+    if ca_file.is_none() && config.get_ssl_mode() != SslMode::Require {
+        config.ssl_mode(SslMode::Disable);
+        return Ok(Tls::Plain);
+    }
+    config.ssl_mode(SslMode::Require);
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |e: String| {
+                StoreError::Backend(format!("--database-ca-file {}: {e}", path.display()))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| bad(e.to_string()))?)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("holds no PEM certificate".into()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Backend(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls::Verified(MakeRustlsConnect::new(client)))
 }
 
 /// After an error: whether the connection is gone (the error may have been the server's
@@ -310,7 +364,7 @@ impl Pool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match connect(&self.config) {
+                return match connect(&self.config, &self.tls) {
                     Ok(client) => Ok(Conn {
                         client,
                         stmts: HashMap::new(),
@@ -401,14 +455,22 @@ impl PgStore {
     /// (creating it in an empty database). Refuses a database whose schema is newer than
     /// this binary knows, and one that another gateway process is using.
     pub fn open(url: &DatabaseUrl) -> StoreResult<PgStore> {
+        PgStore::open_with_ca(url, None)
+    }
+
+    /// [`PgStore::open`] over TLS when the URL says `sslmode=require` or `ca_file` (PEM) is
+    /// given: the server's certificate must then chain to `ca_file`'s certificates (else to
+    /// the Mozilla roots) and name the host.
+    pub fn open_with_ca(url: &DatabaseUrl, ca_file: Option<&Path>) -> StoreResult<PgStore> {
         let mut config = url.config().map_err(StoreError::Backend)?;
+        let tls = tls_for(&mut config, ca_file)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         if config.get_application_name().is_none() {
             config.application_name("notch-gateway");
         }
-        let mut lock = connect(&config)?;
+        let mut lock = connect(&config, &tls)?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             let got: bool = lock
@@ -432,6 +494,7 @@ impl PgStore {
         Ok(PgStore {
             pool: Pool {
                 config,
+                tls,
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     open: 0,
@@ -442,6 +505,11 @@ impl PgStore {
             lock: Mutex::new(Some(lock)),
             pool_log_keep: POOL_LOG_KEEP,
         })
+    }
+
+    /// Whether its connections are TLS (with a checked certificate).
+    pub fn tls(&self) -> bool {
+        matches!(self.pool.tls, Tls::Verified(_))
     }
 
     /// Prunes the pool log at a smaller size than the default, so that tests reach it.
@@ -466,7 +534,7 @@ impl PgStore {
             return Ok(());
         }
         *lock = None;
-        let mut fresh = connect(&self.pool.config)?;
+        let mut fresh = connect(&self.pool.config, &self.pool.tls)?;
         let got: bool = fresh
             .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_PROCESS])
             .map_err(be)
@@ -1578,6 +1646,8 @@ mod tests {
 
     struct Cluster {
         port: u16,
+        /// The CA of the server's TLS certificate, if it could be made (openssl).
+        ca: Option<PathBuf>,
         /// Closed when this process ends, however it ends: the watchdog shell then stops
         /// the cluster and removes its directory.
         _watchdog: Mutex<ChildStdin>,
@@ -1610,10 +1680,23 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 dir=$(as_pg mktemp -d /tmp/notch-pgstore-test-XXXXXX)
 as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; rm -rf "$dir"; exit 1; }
+# TLS beside plain TCP, with a certificate of a throwaway CA for 127.0.0.1.
+ssl=""
+if command -v openssl >/dev/null 2>&1 && (
+    cd "$dir" && as_pg sh -c '
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=notch test CA" \
+        -keyout ca.key -out ca.crt &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+    printf "subjectAltName=IP:127.0.0.1\n" > server.ext &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.crt && chmod 600 server.key' ) >"$dir/openssl.log" 2>&1
+then
+    ssl="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+fi
 as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir" start \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir $ssl" start \
     || { cat "$dir/server.log" >&2; rm -rf "$dir"; exit 1; }
-echo ready
+if [ -n "$ssl" ]; then echo "ready $dir/ca.crt"; else echo ready; fi
 read -r _ || true
 as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w -s stop || true
 rm -rf "$dir"
@@ -1656,7 +1739,8 @@ rm -rf "$dir"
             let stdout = child.stdout.take().ok_or("no stdout")?;
             let mut line = String::new();
             let _ = BufReader::new(stdout).read_line(&mut line);
-            if line.trim() != "ready" {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("ready") {
                 return Err(format!(
                     "the test cluster did not start ({})",
                     child.wait().map_or("?".into(), |s| s.to_string())
@@ -1664,6 +1748,7 @@ rm -rf "$dir"
             }
             Ok(Some(Cluster {
                 port,
+                ca: words.next().map(PathBuf::from),
                 _watchdog: Mutex::new(stdin),
             }))
         });
@@ -2375,6 +2460,53 @@ rm -rf "$dir"
         drop(c.store);
         let again = PgStore::open(&c.url)?;
         assert_eq!(again.tip()?.id, c.genesis.id());
+        Ok(())
+    }
+
+    /// TLS only when asked for, and then with the server's certificate checked.
+    #[test]
+    fn tls_with_a_checked_certificate_or_plain_tcp() -> Result<(), StoreError> {
+        let Some(url) = database() else {
+            return Ok(());
+        };
+        let Some(ca) = cluster().and_then(|c| c.ca.as_deref()) else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the PgStore TLS test: the test cluster has no certificate (openssl?)"
+            );
+            return Ok(());
+        };
+        let on_tls = |store: &PgStore| -> StoreResult<bool> {
+            store.read(|db| {
+                let row = db.one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )?;
+                col(&row, 0)
+            })
+        };
+        let plain = PgStore::open(&url)?;
+        assert!(!on_tls(&plain)?);
+        drop(plain);
+        let verified = PgStore::open_with_ca(&url, Some(ca))?;
+        assert!(on_tls(&verified)?);
+        drop(verified);
+        let required = DatabaseUrl(format!("{}?sslmode=require", url.0));
+        assert!(required.redacted().ends_with("?sslmode=require"));
+        assert!(on_tls(&PgStore::open_with_ca(&required, Some(ca))?)?);
+        // Required, without the CA: the Mozilla roots do not know the test CA.
+        let err = match PgStore::open(&required) {
+            Ok(_) => panic!("a certificate of an unknown CA was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("certificate"), "{err}");
+        let empty =
+            tempfile::NamedTempFile::new().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let err = match PgStore::open_with_ca(&url, Some(empty.path())) {
+            Ok(_) => panic!("an empty CA file was taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("no PEM certificate"), "{err}");
         Ok(())
     }
 
