@@ -166,8 +166,11 @@ impl PoolIndex {
 /// it is not worth a database commit: writing each one made every invalid submission cost a
 /// full fsync on the single writer.
 pub struct RejectionCache {
-    inner: Mutex<(HashMap<TxId, (String, String)>, VecDeque<TxId>)>,
+    inner: Mutex<Refusals>,
 }
+
+/// Code and message per refused txid, and the txids oldest first.
+type Refusals = (HashMap<TxId, (String, String)>, VecDeque<TxId>);
 
 /// Refusals remembered.
 const REJECTIONS_KEPT: usize = 100_000;
