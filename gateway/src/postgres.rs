@@ -11,6 +11,9 @@
 //! it must never be called on a tokio worker thread (it would panic), only from the writer
 //! thread, the blocking pool or plain threads. That is also why dropping the store closes
 //! its connections on a thread of its own (see `Drop for Pool`).
+//!
+//! TLS (rustls) only with a checked certificate: `sslmode=require` (or libpq's
+//! `verify-full`/`verify-ca`) or a CA file; otherwise plain TCP (see `tls_for`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -139,7 +142,13 @@ impl DatabaseUrl {
                 );
             }
         }
-        postgres::Config::from_str(&self.0)
+        // libpq's names for a checked certificate, which tokio-postgres does not know: what
+        // `require` does here (see `tls_for`) is `verify-full`.
+        let url = self
+            .0
+            .replace("sslmode=verify-full", "sslmode=require")
+            .replace("sslmode=verify-ca", "sslmode=require");
+        postgres::Config::from_str(&url)
             .map_err(|e| format!("--database is not a usable postgres:// URL: {e}"))
     }
 
@@ -2517,6 +2526,14 @@ rm -rf "$dir"
         assert!(!format!("{url:?}").contains("s3cret"));
         let plain = DatabaseUrl::from("postgresql://bob@127.0.0.1/m".to_owned());
         assert_eq!(plain.redacted(), "postgres://bob@127.0.0.1:5432/m");
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let tls = DatabaseUrl::from(format!("postgres://bob@h/m?sslmode={mode}"));
+            assert_eq!(
+                tls.config().map(|c| c.get_ssl_mode()),
+                Ok(SslMode::Require),
+                "{mode}"
+            );
+        }
         for bad in [
             "mysql://alice:s3cret@h/db",
             "alice:s3cret@h/db",
