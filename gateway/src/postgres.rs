@@ -1663,8 +1663,13 @@ mod tests {
     }
 
     fn server_bin() -> Option<PathBuf> {
+        let complete = |dir: &std::path::Path| {
+            ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+        };
         if let Some(dir) = std::env::var_os("NOTCH_TEST_PG_BIN").filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(dir));
+            return Some(PathBuf::from(dir)).filter(|d| complete(d));
         }
         let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -1673,7 +1678,7 @@ mod tests {
             .filter_map(|e| {
                 let major = e.file_name().to_str()?.parse::<u32>().ok()?;
                 let bin = e.path().join("bin");
-                bin.join("initdb").is_file().then_some((major, bin))
+                complete(&bin).then_some((major, bin))
             })
             .collect();
         found.sort();
@@ -1721,7 +1726,9 @@ rm -rf "$dir"
             let Some(bin) = server_bin() else {
                 if mode == "require" {
                     return Err("NOTCH_TEST_POSTGRES=require, but no PostgreSQL server \
-                                binaries were found (cargo xtask setup installs them)"
+                                binaries (initdb, pg_ctl, postgres) were found in \
+                                NOTCH_TEST_PG_BIN or /usr/lib/postgresql/<version>/bin \
+                                (cargo xtask setup installs them)"
                         .into());
                 }
                 let _ = writeln!(
