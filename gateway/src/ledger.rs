@@ -222,7 +222,13 @@ pub struct Engine {
     pub rejections: Arc<RejectionCache>,
     pub events: broadcast::Sender<Event>,
     tip: watch::Receiver<TipRow>,
+    /// A read-only replica's engine ([`Engine::start_read_only`]): no writer behind `cmd`.
+    read_only: bool,
 }
+
+/// What a read-only replica answers to what needs a writer.
+const READ_ONLY: &str =
+    "this gateway is a read-only replica: submit to the gateway that writes its database";
 
 impl Engine {
     /// Loads the mempool and starts the verifier and writer threads.
@@ -293,9 +299,70 @@ impl Engine {
                 rejections,
                 events,
                 tip: tip_rx,
+                read_only: false,
             }),
             handle,
         ))
+    }
+
+    /// A read-only replica's engine (`--read-only`, ADR 8): no writer and no verifier. A
+    /// thread follows the database's tip (which the writing gateway moves) and tells
+    /// subscribers of new tips and roll-backs; submissions and sandbox commands are refused
+    /// (503). Transaction events are not followed: a wallet learns of them by syncing.
+    pub fn start_read_only(
+        store: Arc<dyn MirrorStore>,
+        meta: LedgerMeta,
+        params: ChainParams,
+        config: EngineConfig,
+    ) -> Result<(Arc<Engine>, std::thread::JoinHandle<()>), StoreError> {
+        let tip = store.tip()?;
+        let (tip_tx, tip_rx) = watch::channel(tip.clone());
+        let (events, _) = broadcast::channel(4096);
+        let (cmd, rx) = mpsc::channel(64);
+        let (verify, _) = mpsc::channel(1);
+        let follower = TipFollower {
+            store: store.clone(),
+            tip_tx,
+            events: events.clone(),
+            recent: VecDeque::from([(tip.height, tip.id)]),
+        };
+        let handle = std::thread::Builder::new()
+            .name("tip-follower".into())
+            .spawn(move || follower.run(rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the tip follower: {e}")))?;
+        tracing::info!(
+            height = tip.height,
+            "read-only replica: following the database"
+        );
+        Ok((
+            Arc::new(Engine {
+                store,
+                meta,
+                params,
+                config,
+                issuers: HashMap::new(),
+                cmd,
+                verify,
+                index: Arc::new(RwLock::new(PoolIndex::default())),
+                rejections: Arc::new(RejectionCache::new()),
+                events,
+                tip: tip_rx,
+                read_only: true,
+            }),
+            handle,
+        ))
+    }
+
+    /// Whether this is a read-only replica's engine.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn writable(&self) -> Result<(), Failure> {
+        if self.read_only {
+            return Err(Failure::unavailable(READ_ONLY));
+        }
+        Ok(())
     }
 
     pub fn tip(&self) -> TipRow {
@@ -341,6 +408,9 @@ impl Engine {
         client: Option<IpAddr>,
     ) -> Vec<Result<SubmitTxResponse, Failure>> {
         let n = txs.len();
+        if let Err(f) = self.writable() {
+            return vec![Err(f); n];
+        }
         let this = self.clone();
         let pres = match Self::blocking(move || {
             Ok(txs
@@ -392,6 +462,7 @@ impl Engine {
         bytes: Vec<u8>,
         client: Option<IpAddr>,
     ) -> Result<SubmitTxResponse, Failure> {
+        self.writable()?;
         // On the request's own thread where the store allows it (SQLite): a decode, a few
         // map lookups and at most one indexed read per input (tens of microseconds). Handing
         // it to the blocking pool cost more in thread switches than the work itself.
@@ -539,6 +610,7 @@ impl Engine {
     }
 
     pub async fn mine(&self, blocks: u32) -> Result<Vec<BlockRef>, Failure> {
+        self.writable()?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Mine { blocks, reply })
@@ -553,6 +625,7 @@ impl Engine {
         depth: u64,
         include: Vec<Transaction>,
     ) -> Result<ReorgResponse, Failure> {
+        self.writable()?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Reorg {
@@ -1597,6 +1670,91 @@ impl Overlay {
             return Ok(None);
         }
         Ok(self.store.utxo(op)?.map(|(o, _)| o))
+    }
+}
+
+/// How often a read-only replica looks at the database's tip.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Block ids a follower remembers, to find the fork point of a roll-back.
+const FOLLOW_KEEP: u64 = 1000;
+
+/// A read-only replica's tip: follows the database's, and tells subscribers as the writer
+/// would (a new tip; a roll-back with its fork point, then the new tip).
+struct TipFollower {
+    store: Arc<dyn MirrorStore>,
+    tip_tx: watch::Sender<TipRow>,
+    events: broadcast::Sender<Event>,
+    /// (height, id) of the recent blocks of the chain as last seen, oldest first.
+    recent: VecDeque<(u64, BlockId)>,
+}
+
+impl TipFollower {
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(Cmd::Shutdown) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                        tracing::info!("tip follower stopped");
+                        return;
+                    }
+                    Ok(other) => Writer::refuse(other, Failure::unavailable(READ_ONLY)),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                }
+            }
+            if let Err(e) = self.follow() {
+                tracing::warn!(error = %e, "cannot follow the database's tip");
+            }
+            std::thread::sleep(FOLLOW_EVERY);
+        }
+    }
+
+    fn follow(&mut self) -> Result<(), StoreError> {
+        let tip = self.store.tip()?;
+        let old = self.tip_tx.borrow().clone();
+        if tip.id == old.id {
+            return Ok(());
+        }
+        // The highest remembered block still on the chain; the genesis if none is.
+        let mut fork = None;
+        for (height, id) in self.recent.iter().rev() {
+            if *height <= tip.height && self.store.header_at(*height)?.map(|h| h.id()) == Some(*id)
+            {
+                fork = Some((*height, *id));
+                break;
+            }
+        }
+        let fork = match fork {
+            Some(f) => f,
+            None => {
+                let genesis = self
+                    .store
+                    .header_at(0)?
+                    .ok_or_else(|| StoreError::Corrupt("no genesis block".into()))?;
+                (0, genesis.id())
+            }
+        };
+        self.recent.retain(|(height, _)| *height <= fork.0);
+        let from = (fork.0 + 1).max(tip.height.saturating_sub(FOLLOW_KEEP));
+        for height in from..=tip.height {
+            if let Some(h) = self.store.header_at(height)? {
+                self.recent.push_back((height, h.id()));
+            }
+        }
+        while self.recent.len() as u64 > FOLLOW_KEEP {
+            self.recent.pop_front();
+        }
+        self.tip_tx.send_replace(tip.clone());
+        if fork != (old.height, old.id) {
+            let _ = self.events.send(Event::Reorg {
+                fork_point: BlockRef {
+                    height: fork.0,
+                    hash: fork.1.to_hex(),
+                },
+                tip: tip_info(&tip),
+            });
+        }
+        let _ = self.events.send(Event::Tip(tip_info(&tip)));
+        Ok(())
     }
 }
 

@@ -87,6 +87,13 @@ pub struct Config {
         requires = "database"
     )]
     pub database_ca_file: Option<PathBuf>,
+    /// With `--database`: a read-only API replica of the gateway that writes that database
+    /// (ADR 8). It serves sync, transaction status and the stream's tips from the database
+    /// and refuses submissions and sandbox commands (503 `unavailable`); no relay, no timer
+    /// blocks, no keys. Give it the writer's `--finality-depth` and fee flags (they are part
+    /// of `/v1/info`).
+    #[arg(long, env = "NOTCH_GATEWAY_READ_ONLY", requires = "database")]
+    pub read_only: bool,
     /// Seconds between timer blocks; 0 = blocks only on demand. Default: 2 in sandbox, 10
     /// otherwise.
     #[arg(long, env = "NOTCH_GATEWAY_BLOCK_INTERVAL")]
@@ -395,31 +402,8 @@ fn open_ledger(
             m
         }
     };
-    let native = meta
-        .assets
-        .iter()
-        .find(|a| a.native)
-        .context("the ledger has no native asset")?
-        .id();
-    let params = ChainParams {
-        network: meta.network,
-        native_asset: native,
-        min_fee_base: config.min_fee_base,
-        min_fee_per_byte: config.min_fee_per_byte,
-    };
-    let engine_config = EngineConfig {
-        finality_depth: config.finality_depth.max(1),
-        max_block_txs: config
-            .max_block_txs
-            .clamp(1, notch_protocol::block::MAX_BLOCK_TXS),
-        max_pool_txs: config.max_pool_txs.max(1),
-        max_pool_per_client: config
-            .max_pool_per_client
-            .unwrap_or(config.max_pool_txs / 10)
-            .max(1),
-        block_interval_secs: interval,
-        sandbox: config.sandbox,
-    };
+    let params = config.chain_params(&meta)?;
+    let engine_config = config.engine_config(interval);
     let (engine, writer) = Engine::start(
         store,
         meta,
@@ -432,6 +416,31 @@ fn open_ledger(
     Ok((engine, writer))
 }
 
+/// A read-only replica's engine (`--read-only`) on the database another gateway writes.
+/// Blocking, as `open_ledger`.
+fn open_replica(
+    config: &Config,
+    interval: u64,
+) -> anyhow::Result<(Arc<Engine>, std::thread::JoinHandle<()>)> {
+    let url = config
+        .database
+        .as_ref()
+        .context("--read-only needs --database")?;
+    let shown = url.redacted();
+    let store = PgStore::open_replica(url, config.database_ca_file.as_deref())
+        .with_context(|| format!("cannot open the mirror database {shown}"))?;
+    tracing::info!(database = %shown, tls = store.tls(), "read-only replica of the mirror on PostgreSQL");
+    let store: Arc<dyn MirrorStore> = Arc::new(store);
+    let meta = store.load_meta()?.with_context(|| {
+        format!("the database {shown} holds no ledger yet: start the gateway that writes it first")
+    })?;
+    let params = config.chain_params(&meta)?;
+    let engine_config = config.engine_config(interval);
+    let (engine, follower) = Engine::start_read_only(store, meta, params, engine_config)?;
+    write_network_file(&config.data_dir, &engine)?;
+    Ok((engine, follower))
+}
+
 /// Opens (or creates) the ledger, binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(url) = &config.database {
@@ -439,11 +448,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let setup = if config.sandbox {
-        keys::sandbox_setup(&config.data_dir)?
+    // A replica signs nothing: no keys.
+    let setup = if config.read_only {
+        None
+    } else if config.sandbox {
+        Some(keys::sandbox_setup(&config.data_dir)?)
     } else {
-        keys::operator_setup(&config)?
+        Some(keys::operator_setup(&config)?)
     };
+    // A replica makes no blocks, but says the writer's interval in /v1/info (the same
+    // flags give the same answer).
     let interval = config
         .block_interval
         .unwrap_or(if config.sandbox { 2 } else { 10 });
@@ -451,9 +465,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // opening, loading and writing the network file are blocking work anyway.
     let (engine, writer) = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || open_ledger(&config, setup, interval))
-            .await
-            .context("the ledger's start failed")??
+        tokio::task::spawn_blocking(move || match setup {
+            Some(setup) => open_ledger(&config, setup, interval),
+            None => open_replica(&config, interval),
+        })
+        .await
+        .context("the ledger's start failed")??
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -485,7 +502,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     }
-    let timer = (interval > 0).then(|| {
+    let timer = (interval > 0 && !config.read_only).then(|| {
         let engine = engine.clone();
         let mut rx = shutdown_rx.clone();
         tokio::spawn(async move {
@@ -542,9 +559,41 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 impl Config {
+    /// The ledger's rules: the native asset of `meta` and the fee flags.
+    fn chain_params(&self, meta: &LedgerMeta) -> anyhow::Result<ChainParams> {
+        let native = meta
+            .assets
+            .iter()
+            .find(|a| a.native)
+            .context("the ledger has no native asset")?
+            .id();
+        Ok(ChainParams {
+            network: meta.network,
+            native_asset: native,
+            min_fee_base: self.min_fee_base,
+            min_fee_per_byte: self.min_fee_per_byte,
+        })
+    }
+
+    fn engine_config(&self, block_interval_secs: u64) -> EngineConfig {
+        EngineConfig {
+            finality_depth: self.finality_depth.max(1),
+            max_block_txs: self
+                .max_block_txs
+                .clamp(1, notch_protocol::block::MAX_BLOCK_TXS),
+            max_pool_txs: self.max_pool_txs.max(1),
+            max_pool_per_client: self
+                .max_pool_per_client
+                .unwrap_or(self.max_pool_txs / 10)
+                .max(1),
+            block_interval_secs,
+            sandbox: self.sandbox,
+        }
+    }
+
     /// The relay's settings, if it runs (see `--relay-listen`).
     fn relay_config(&self, http: SocketAddr) -> Option<relay::RelayConfig> {
-        if self.no_relay {
+        if self.no_relay || self.read_only {
             return None;
         }
         let listen = match self.relay_listen {

@@ -449,6 +449,8 @@ pub struct PgStore {
     /// The connection holding the process lock ([`LOCK_PROCESS`]) while the store lives.
     lock: Mutex<Option<Client>>,
     pool_log_keep: i64,
+    /// A read-only replica's store ([`PgStore::open_replica`]): refuses every write.
+    read_only: bool,
 }
 
 impl Drop for PgStore {
@@ -513,6 +515,60 @@ impl PgStore {
             },
             lock: Mutex::new(Some(lock)),
             pool_log_keep: POOL_LOG_KEEP,
+            read_only: false,
+        })
+    }
+
+    /// A read-only replica's store (`--read-only`): neither the process lock nor
+    /// migrations, so any number of them may read the database that one gateway writes.
+    /// The schema must be exactly this binary's: a replica cannot migrate under a writer.
+    pub fn open_replica(url: &DatabaseUrl, ca_file: Option<&Path>) -> StoreResult<PgStore> {
+        let mut config = url.config().map_err(StoreError::Backend)?;
+        let tls = tls_for(&mut config, ca_file)?;
+        if config.get_application_name().is_none() {
+            config.application_name("notch-gateway (read-only)");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let mut client = connect(&config, &tls)?;
+        let version =
+            match client.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[]) {
+                Ok(row) => row.map(|r| col::<String>(&r, 0)).transpose()?,
+                Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => None,
+                Err(e) => return Err(be(e)),
+            };
+        let Some(version) = version else {
+            return Err(StoreError::Backend(
+                "the database holds no notch mirror yet: start the gateway that writes it \
+                 first"
+                    .into(),
+            ));
+        };
+        if version != SCHEMA_VERSION.to_string() {
+            return Err(StoreError::Backend(format!(
+                "the database's schema is version {version}, this notch-gateway's is \
+                 {SCHEMA_VERSION}: a read-only replica runs the release of the gateway that \
+                 writes the database"
+            )));
+        }
+        Ok(PgStore {
+            pool: Pool {
+                config,
+                tls,
+                state: Mutex::new(PoolState {
+                    idle: vec![Conn {
+                        client,
+                        stmts: HashMap::new(),
+                    }],
+                    open: 1,
+                }),
+                freed: Condvar::new(),
+                max: MAX_CONNECTIONS,
+            },
+            lock: Mutex::new(None),
+            pool_log_keep: POOL_LOG_KEEP,
+            read_only: true,
         })
     }
 
@@ -617,6 +673,11 @@ impl PgStore {
     /// connection lost around the commit leaves it unknown whether it happened, and the
     /// engine's recovery reads the database again.
     fn write<T>(&self, f: impl FnOnce(&mut Db<'_, Client>) -> StoreResult<T>) -> StoreResult<T> {
+        if self.read_only {
+            return Err(StoreError::Backend(
+                "a read-only replica writes nothing to the database".into(),
+            ));
+        }
         self.check_lock()?;
         let mut tries = 0;
         let mut conn = loop {
@@ -2476,6 +2537,111 @@ rm -rf "$dir"
         drop(c.store);
         let again = PgStore::open(&c.url)?;
         assert_eq!(again.tip()?.id, c.genesis.id());
+        Ok(())
+    }
+
+    /// A read-only replica on the database another gateway writes: it follows the tip
+    /// (new blocks and a roll-back reach its subscribers), serves the chain, and refuses
+    /// what needs a writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_replica_follows_the_writer() -> anyhow::Result<()> {
+        use clap::Parser;
+        let Some(url) = tokio::task::spawn_blocking(database).await? else {
+            return Ok(());
+        };
+        let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let args = |dir: &tempfile::TempDir, extra: &[&str]| {
+            let mut a = vec![
+                "notch-gateway".to_owned(),
+                "--sandbox".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--no-relay".into(),
+                "--block-interval".into(),
+                "0".into(),
+                "--data-dir".into(),
+                dir.path().to_string_lossy().into_owned(),
+                "--database".into(),
+                url.0.clone(),
+            ];
+            a.extend(extra.iter().map(|s| s.to_string()));
+            crate::Config::parse_from(a)
+        };
+        // No ledger yet: a replica cannot start.
+        let early = crate::start(args(&dirs.1, &["--read-only"])).await;
+        assert!(early.is_err(), "a replica started on an empty database");
+        let writer = crate::start(args(&dirs.0, &[])).await?;
+        let replica = crate::start(args(&dirs.1, &["--read-only"])).await?;
+        assert!(replica.engine.read_only() && replica.relay.is_none());
+        let mut events = replica.engine.events.subscribe();
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let (w, r) = (
+            format!("http://{}", writer.addr),
+            format!("http://{}", replica.addr),
+        );
+        http.post(format!("{w}/v1/sandbox/mine"))
+            .json(&serde_json::json!({"blocks": 2}))
+            .send()
+            .await?
+            .error_for_status()?;
+        // `events` was subscribed before the blocks were mined: it holds their tips.
+        let seen = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match events.recv().await {
+                    Ok(crate::ledger::Event::Tip(t)) if t.height == 2 => return Ok(t),
+                    Ok(_) => {}
+                    Err(e) => return Err(anyhow::anyhow!("{e}")),
+                }
+            }
+        })
+        .await??;
+        assert_eq!(writer.engine.tip().id.to_hex(), seen.hash);
+        let health: serde_json::Value = http
+            .get(format!("{r}/v1/health"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(health["tip_height"], 2, "{health}");
+        let blocks: serde_json::Value = http
+            .get(format!("{r}/v1/blocks?from=0"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        assert_eq!(
+            blocks["blocks"].as_array().map(Vec::len),
+            Some(3),
+            "{blocks}"
+        );
+        for (path, body) in [
+            ("/v1/sandbox/mine", serde_json::json!({"blocks": 1})),
+            ("/v1/tx", serde_json::json!({"tx": "00"})),
+        ] {
+            let answer = http.post(format!("{r}{path}")).json(&body).send().await?;
+            assert_eq!(answer.status(), 503, "{path}");
+        }
+        // A roll-back on the writer reaches the replica's subscribers with its fork point.
+        let mut rolled = events.resubscribe();
+        http.post(format!("{w}/v1/sandbox/reorg"))
+            .json(&serde_json::json!({"depth": 1}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let fork = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match rolled.recv().await {
+                    Ok(crate::ledger::Event::Reorg { fork_point, .. }) => return Ok(fork_point),
+                    Ok(_) => {}
+                    Err(e) => return Err(anyhow::anyhow!("{e}")),
+                }
+            }
+        })
+        .await??;
+        assert_eq!(fork.height, 1);
+        replica.shutdown().await;
+        writer.shutdown().await;
         Ok(())
     }
 
