@@ -306,9 +306,9 @@ impl Engine {
     }
 
     /// A read-only replica's engine (`--read-only`, ADR 8): no writer and no verifier. A
-    /// thread follows the database's tip (which the writing gateway moves) and tells
-    /// subscribers of new tips and roll-backs; submissions and sandbox commands are refused
-    /// (503). Transaction events are not followed: a wallet learns of them by syncing.
+    /// thread follows the database's tip and pool log (which the writing gateway changes)
+    /// and tells subscribers what the writer's would hear, within `FOLLOW_EVERY`;
+    /// submissions and sandbox commands are refused (503).
     pub fn start_read_only(
         store: Arc<dyn MirrorStore>,
         meta: LedgerMeta,
@@ -325,6 +325,8 @@ impl Engine {
             tip_tx,
             events: events.clone(),
             recent: VecDeque::from([(tip.height, tip.id)]),
+            pool_seq: store.mempool_changes(u64::MAX, 0)?.seq,
+            finality_depth: config.finality_depth,
         };
         let handle = std::thread::Builder::new()
             .name("tip-follower".into())
@@ -1340,36 +1342,12 @@ impl Writer {
 
     /// Tells subscribers about the transactions that just became final.
     fn announce_finality(&self) {
-        if self.config.finality_depth < 2 || self.events.receiver_count() == 0 {
-            return;
-        }
-        let Some(h) = (self.tip.height + 1).checked_sub(self.config.finality_depth) else {
-            return;
-        };
-        if h == 0 {
-            return;
-        }
-        let Ok(blocks) = self.store.blocks_at(h, 1) else {
-            return;
-        };
-        for b in blocks {
-            let state = TxState::Confirmed {
-                height: b.header.height,
-                block_id: b.id(),
-            };
-            for tx in &b.txs {
-                let spent: Vec<Output> = tx
-                    .inputs
-                    .iter()
-                    .filter_map(|i| self.store.output_of(i).ok().flatten())
-                    .collect();
-                let _ = self.events.send(Event::Tx {
-                    txid: tx.txid(),
-                    status: self.status(&state),
-                    addresses: addresses_of(tx, &spent),
-                });
-            }
-        }
+        announce_finality(
+            self.store.as_ref(),
+            &self.events,
+            self.tip.height,
+            self.config.finality_depth,
+        );
     }
 
     fn reorg(&mut self, depth: u64, include: Vec<Transaction>) -> Result<ReorgResponse, Failure> {
@@ -1673,19 +1651,70 @@ impl Overlay {
     }
 }
 
+/// Tells subscribers about the transactions of the block that a tip at `tip_height` made
+/// final (the writer after each block; a replica's follower for each new height).
+fn announce_finality(
+    store: &dyn MirrorStore,
+    events: &broadcast::Sender<Event>,
+    tip_height: u64,
+    finality_depth: u64,
+) {
+    if finality_depth < 2 || events.receiver_count() == 0 {
+        return;
+    }
+    let Some(h) = (tip_height + 1).checked_sub(finality_depth) else {
+        return;
+    };
+    if h == 0 {
+        return;
+    }
+    let Ok(blocks) = store.blocks_at(h, 1) else {
+        return;
+    };
+    for b in blocks {
+        let state = TxState::Confirmed {
+            height: b.header.height,
+            block_id: b.id(),
+        };
+        for tx in &b.txs {
+            let _ = events.send(Event::Tx {
+                txid: tx.txid(),
+                status: status_of(&state, tip_height, finality_depth),
+                addresses: stored_addresses(store, tx),
+            });
+        }
+    }
+}
+
+/// The addresses a stored transaction touches (its outputs' owners and those of the outputs
+/// it spends, as far as they are stored).
+fn stored_addresses(store: &dyn MirrorStore, tx: &Transaction) -> Arc<Vec<PublicKey>> {
+    let spent: Vec<Output> = tx
+        .inputs
+        .iter()
+        .filter_map(|i| store.output_of(i).ok().flatten())
+        .collect();
+    addresses_of(tx, &spent)
+}
+
 /// How often a read-only replica looks at the database's tip.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Block ids a follower remembers, to find the fork point of a roll-back.
 const FOLLOW_KEEP: u64 = 1000;
 
-/// A read-only replica's tip: follows the database's, and tells subscribers as the writer
-/// would (a new tip; a roll-back with its fork point, then the new tip).
+/// A read-only replica's view of the database, which the writing gateway changes: follows
+/// its tip and its pool log, and tells subscribers as the writer would (a new tip; a
+/// roll-back with its fork point, then the new tip; transactions entering the pool,
+/// confirmed, final or dropped).
 struct TipFollower {
     store: Arc<dyn MirrorStore>,
     tip_tx: watch::Sender<TipRow>,
     events: broadcast::Sender<Event>,
     /// (height, id) of the recent blocks of the chain as last seen, oldest first.
     recent: VecDeque<(u64, BlockId)>,
+    /// The pool log's sequence number read up to.
+    pool_seq: u64,
+    finality_depth: u64,
 }
 
 impl TipFollower {
@@ -1709,6 +1738,54 @@ impl TipFollower {
     }
 
     fn follow(&mut self) -> Result<(), StoreError> {
+        self.follow_pool()?;
+        self.follow_tip()
+    }
+
+    /// Pool entries and exits since the last look. Exits into a block are told with the
+    /// block (`follow_tip`); a log the writer pruned past our place is skipped, not replayed
+    /// (the stream is a hint; wallets sync).
+    fn follow_pool(&mut self) -> Result<(), StoreError> {
+        if self.events.receiver_count() == 0 {
+            self.pool_seq = self.store.mempool_changes(u64::MAX, 0)?.seq;
+            return Ok(());
+        }
+        loop {
+            let page = self.store.mempool_changes(self.pool_seq, 500)?;
+            if page.reset {
+                self.pool_seq = self.store.mempool_changes(u64::MAX, 0)?.seq;
+                return Ok(());
+            }
+            for c in &page.changes {
+                if c.added {
+                    let Some(tx) = c.bytes.as_deref().and_then(|b| Transaction::decode(b).ok())
+                    else {
+                        continue;
+                    };
+                    let _ = self.events.send(Event::Tx {
+                        txid: c.txid,
+                        status: TxStatus::InPool,
+                        addresses: stored_addresses(self.store.as_ref(), &tx),
+                    });
+                } else if let Some(rec) = self.store.tx(&c.txid)?
+                    && let TxState::Dropped { reason } = rec.state
+                    && let Some(tx) = rec.bytes.and_then(|b| Transaction::decode(&b).ok())
+                {
+                    let _ = self.events.send(Event::Tx {
+                        txid: c.txid,
+                        status: TxStatus::Dropped { reason },
+                        addresses: stored_addresses(self.store.as_ref(), &tx),
+                    });
+                }
+            }
+            self.pool_seq = page.seq;
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+
+    fn follow_tip(&mut self) -> Result<(), StoreError> {
         let tip = self.store.tip()?;
         let old = self.tip_tx.borrow().clone();
         if tip.id == old.id {
@@ -1754,6 +1831,27 @@ impl TipFollower {
             });
         }
         let _ = self.events.send(Event::Tip(tip_info(&tip)));
+        if self.events.receiver_count() == 0 {
+            return Ok(());
+        }
+        let store = self.store.as_ref();
+        let depth = self.finality_depth;
+        for block in store.blocks_at(from, (tip.height + 1 - from) as usize)? {
+            let state = TxState::Confirmed {
+                height: block.header.height,
+                block_id: block.id(),
+            };
+            for tx in &block.txs {
+                let _ = self.events.send(Event::Tx {
+                    txid: tx.txid(),
+                    status: status_of(&state, tip.height, depth),
+                    addresses: stored_addresses(store, tx),
+                });
+            }
+        }
+        for height in from.max(old.height + 1)..=tip.height {
+            announce_finality(store, &self.events, height, depth);
+        }
         Ok(())
     }
 }

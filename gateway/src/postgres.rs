@@ -2540,6 +2540,37 @@ rm -rf "$dir"
         Ok(())
     }
 
+    /// The first event about `txid` that is (or is not) a confirmation, within 10 s; it
+    /// names `owner`.
+    async fn heard(
+        events: &mut tokio::sync::broadcast::Receiver<crate::ledger::Event>,
+        txid: &str,
+        owner: PublicKey,
+        confirmed: bool,
+    ) -> anyhow::Result<notch_protocol::api::TxStatus> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match events.recv().await {
+                    Ok(crate::ledger::Event::Tx {
+                        txid: t,
+                        status,
+                        addresses,
+                    }) if t.to_hex() == txid => {
+                        assert!(addresses.contains(&owner), "{addresses:?}");
+                        let is_confirmed =
+                            matches!(status, notch_protocol::api::TxStatus::Confirmed { .. });
+                        if is_confirmed == confirmed {
+                            return Ok(status);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(anyhow::anyhow!("{e}")),
+                }
+            }
+        })
+        .await?
+    }
+
     /// A read-only replica on the database another gateway writes: it follows the tip
     /// (new blocks and a roll-back reach its subscribers), serves the chain, and refuses
     /// what needs a writer.
@@ -2622,6 +2653,32 @@ rm -rf "$dir"
             let answer = http.post(format!("{r}{path}")).json(&body).send().await?;
             assert_eq!(answer.status(), 503, "{path}");
         }
+        // A payment submitted to the writer reaches the replica's subscribers: in the pool,
+        // then confirmed.
+        let owner = public_key(&SigningKey::from_bytes(&[6; 32]));
+        let faucet: serde_json::Value = http
+            .post(format!("{w}/v1/sandbox/faucet"))
+            .json(&serde_json::json!({
+                "address": notch_protocol::Address::new(Network::Sandbox, owner).to_string(),
+                "asset": "NOTE",
+                "amount": 5000,
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let paid = faucet["txid"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(
+            heard(&mut events, &paid, owner, false).await?,
+            notch_protocol::api::TxStatus::InPool
+        );
+        http.post(format!("{w}/v1/sandbox/mine"))
+            .json(&serde_json::json!({"blocks": 1}))
+            .send()
+            .await?
+            .error_for_status()?;
+        heard(&mut events, &paid, owner, true).await?;
         // A roll-back on the writer reaches the replica's subscribers with its fork point.
         let mut rolled = events.resubscribe();
         http.post(format!("{w}/v1/sandbox/reorg"))
@@ -2639,7 +2696,7 @@ rm -rf "$dir"
             }
         })
         .await??;
-        assert_eq!(fork.height, 1);
+        assert_eq!(fork.height, 2);
         replica.shutdown().await;
         writer.shutdown().await;
         Ok(())
