@@ -1733,7 +1733,8 @@ impl TipFollower {
             if let Err(e) = self.follow() {
                 tracing::warn!(error = %e, "cannot follow the database's tip");
             }
-            std::thread::sleep(FOLLOW_EVERY);
+            // Woken by the writer's commits (NOTIFY on PostgreSQL); the timeout is the net.
+            self.store.wait_for_change(FOLLOW_EVERY);
         }
     }
 

@@ -26,6 +26,7 @@ use notch_protocol::{
     AssetId, Block, BlockHeader, BlockId, OutPoint, Output, PublicKey, Transaction, TxId,
 };
 use postgres::config::SslMode;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement};
 use rustls::pki_types::CertificateDer;
@@ -451,12 +452,18 @@ pub struct PgStore {
     pool_log_keep: i64,
     /// A read-only replica's store ([`PgStore::open_replica`]): refuses every write.
     read_only: bool,
+    /// The connection that LISTENs for the writer's commits (`wait_for_change`), opened on
+    /// first use.
+    listener: Mutex<Option<Client>>,
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         if let Ok(lock) = self.lock.get_mut() {
             close_on_a_thread(lock.take());
+        }
+        if let Ok(listener) = self.listener.get_mut() {
+            close_on_a_thread(listener.take());
         }
     }
 }
@@ -516,6 +523,7 @@ impl PgStore {
             lock: Mutex::new(Some(lock)),
             pool_log_keep: POOL_LOG_KEEP,
             read_only: false,
+            listener: Mutex::new(None),
         })
     }
 
@@ -569,6 +577,7 @@ impl PgStore {
             lock: Mutex::new(None),
             pool_log_keep: POOL_LOG_KEEP,
             read_only: true,
+            listener: Mutex::new(None),
         })
     }
 
@@ -697,7 +706,11 @@ impl PgStore {
         let out = (|| {
             let Conn { client, stmts } = &mut conn;
             let out = f(&mut Db { c: client, stmts })?;
-            client.batch_execute("COMMIT").map_err(be)?;
+            // Read-only replicas LISTEN (see `wait_for_change`); the notification goes out
+            // with the commit, in the same round trip.
+            client
+                .batch_execute("NOTIFY notch_changes; COMMIT")
+                .map_err(be)?;
             Ok(out)
         })();
         if out.is_err() && !conn.client.is_closed() {
@@ -1265,6 +1278,42 @@ fn pool_write_bulk<C: GenericClient>(
 }
 
 impl MirrorStore for PgStore {
+    /// Until a gateway commits a write to this database (its `NOTIFY notch_changes`), or
+    /// `timeout`. A connection that fails is dropped and the wait becomes a sleep; the next
+    /// call opens a new one.
+    fn wait_for_change(&self, timeout: Duration) {
+        let started = Instant::now();
+        let waited = (|| -> StoreResult<()> {
+            let mut listener = self
+                .listener
+                .lock()
+                .map_err(|_| StoreError::Backend("listener mutex poisoned".into()))?;
+            if listener.is_none() {
+                let mut client = connect(&self.pool.config, &self.pool.tls)?;
+                client.batch_execute("LISTEN notch_changes").map_err(be)?;
+                *listener = Some(client);
+            }
+            let Some(client) = listener.as_mut() else {
+                return Ok(());
+            };
+            let result = {
+                let mut notes = client.notifications();
+                let first = notes.timeout_iter(timeout).next();
+                // Several commits may have come at once: one wake-up for all of them.
+                let rest = notes.iter().count();
+                first.and(rest)
+            };
+            if let Err(e) = result {
+                *listener = None;
+                return Err(be(e));
+            }
+            Ok(())
+        })();
+        if waited.is_err() {
+            std::thread::sleep(timeout.saturating_sub(started.elapsed()));
+        }
+    }
+
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>> {
         let text: Option<String> = self.read(|db| {
             db.opt("SELECT value FROM meta WHERE key = 'ledger'", &[])?
@@ -2540,6 +2589,48 @@ rm -rf "$dir"
         Ok(())
     }
 
+    /// A replica's wait returns when the writer commits (NOTIFY), long before its timeout;
+    /// the replica's store refuses to write.
+    #[test]
+    fn a_replica_is_woken_by_the_writers_commits() -> Result<(), StoreError> {
+        let Some(c) = Chain::new() else { return Ok(()) };
+        let replica = PgStore::open_replica(&c.url, None)?;
+        // The first wait opens the listening connection; from then on commits wake it.
+        replica.wait_for_change(Duration::from_millis(10));
+        let waited = std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let started = Instant::now();
+                replica.wait_for_change(Duration::from_secs(20));
+                started.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let t = mint(&c.issuer, c.owner, 5, 1);
+            let added = c.store.add_to_pool(&[add(&t)], &[]);
+            (waiter.join(), added)
+        });
+        let (elapsed, added) = waited;
+        added?;
+        let elapsed = elapsed.map_err(|_| StoreError::Backend("waiter panicked".into()))?;
+        assert!(elapsed < Duration::from_secs(10), "woken after {elapsed:?}");
+        assert_eq!(replica.mempool()?.len(), 1);
+        let t = mint(&c.issuer, c.owner, 6, 2);
+        let err = match replica.add_to_pool(&[add(&t)], &[]) {
+            Ok(_) => panic!("a replica wrote"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("read-only"), "{err}");
+        // And a database with no mirror yet is refused to a replica.
+        let Some(empty) = database() else {
+            return Ok(());
+        };
+        let err = match PgStore::open_replica(&empty, None) {
+            Ok(_) => panic!("a replica opened an empty database"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("no notch mirror yet"), "{err}");
+        Ok(())
+    }
+
     /// The first event about `txid` that is (or is not) a confirmation, within 10 s; it
     /// names `owner`.
     async fn heard(
@@ -2656,6 +2747,7 @@ rm -rf "$dir"
         // A payment submitted to the writer reaches the replica's subscribers: in the pool,
         // then confirmed.
         let owner = public_key(&SigningKey::from_bytes(&[6; 32]));
+        let submitted = Instant::now();
         let faucet: serde_json::Value = http
             .post(format!("{w}/v1/sandbox/faucet"))
             .json(&serde_json::json!({
@@ -2672,6 +2764,10 @@ rm -rf "$dir"
         assert_eq!(
             heard(&mut events, &paid, owner, false).await?,
             notch_protocol::api::TxStatus::InPool
+        );
+        eprintln!(
+            "a payment submitted to the writer was heard on the replica {:?} after the submit began",
+            submitted.elapsed()
         );
         http.post(format!("{w}/v1/sandbox/mine"))
             .json(&serde_json::json!({"blocks": 1}))

@@ -162,6 +162,13 @@ pub trait MirrorStore: Send + Sync {
         false
     }
 
+    /// Returns when another process may have changed the store (a read-only replica's
+    /// follower waits here), or after `timeout`. The default just sleeps: an embedded store
+    /// has no other writer.
+    fn wait_for_change(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+
     /// `None` for an empty store.
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>>;
     /// Creates the ledger with its genesis block.
