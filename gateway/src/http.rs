@@ -488,10 +488,19 @@ async fn method_not_allowed() -> Failure {
 
 /// Turns any error response that is not already JSON (axum's and tower's own) into an
 /// `ApiError`.
-async fn json_errors(resp: Response) -> Response {
+async fn json_errors(mut resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body may be left unread, and then the connection cannot carry another
+        // request: said, so that a client does not send its next one on it (it would be
+        // lost in the lingering close, or reset).
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
     let is_json = resp
         .headers()
