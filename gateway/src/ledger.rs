@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -222,8 +223,15 @@ pub struct Engine {
     pub rejections: Arc<RejectionCache>,
     pub events: broadcast::Sender<Event>,
     tip: watch::Receiver<TipRow>,
-    /// A read-only replica's engine ([`Engine::start_read_only`]): no writer behind `cmd`.
-    read_only: bool,
+    /// A read-only replica's engine ([`Engine::start_read_only`]): no writer behind `cmd`
+    /// (until a standby takes the writer's place).
+    read_only: Arc<AtomicBool>,
+}
+
+/// What a standby (`--standby`) needs to take the writer's place: the keys.
+pub struct Standby {
+    pub authority: SigningKey,
+    pub issuers: HashMap<AssetId, SigningKey>,
 }
 
 /// What a read-only replica answers to what needs a writer.
@@ -299,7 +307,7 @@ impl Engine {
                 rejections,
                 events,
                 tip: tip_rx,
-                read_only: false,
+                read_only: Arc::new(AtomicBool::new(false)),
             }),
             handle,
         ))
@@ -309,18 +317,54 @@ impl Engine {
     /// thread follows the database's tip and pool log (which the writing gateway changes)
     /// and tells subscribers what the writer's would hear, within `FOLLOW_EVERY`;
     /// submissions and sandbox commands are refused (503).
+    ///
+    /// With `standby` (`--standby`), the follower also tries the store's writer lock each
+    /// time it looks ([`MirrorStore::take_writer_lock`]); once it has it (the writer died),
+    /// it loads the pool from the database and becomes this engine's writer, and the engine
+    /// accepts submissions and makes blocks from then on.
     pub fn start_read_only(
         store: Arc<dyn MirrorStore>,
         meta: LedgerMeta,
         params: ChainParams,
         config: EngineConfig,
+        standby: Option<Standby>,
     ) -> Result<(Arc<Engine>, std::thread::JoinHandle<()>), StoreError> {
         let tip = store.tip()?;
         let (tip_tx, tip_rx) = watch::channel(tip.clone());
         let (events, _) = broadcast::channel(4096);
-        let (cmd, rx) = mpsc::channel(64);
-        let (verify, _) = mpsc::channel(1);
+        let (cmd, rx) = mpsc::channel(8192);
+        let (verify, verify_rx) = mpsc::channel(8192);
+        let index = Arc::new(RwLock::new(PoolIndex::default()));
+        let rejections = Arc::new(RejectionCache::new());
+        let read_only = Arc::new(AtomicBool::new(true));
+        let (promote, issuers) = match standby {
+            Some(s) => {
+                let verifier = Verifier {
+                    to_writer: cmd.clone(),
+                    rejections: rejections.clone(),
+                };
+                std::thread::Builder::new()
+                    .name("ledger-verifier".into())
+                    .spawn(move || verifier.run(verify_rx))
+                    .map_err(|e| {
+                        StoreError::Backend(format!("cannot start the verifier thread: {e}"))
+                    })?;
+                (
+                    Some(Promotion {
+                        params: params.clone(),
+                        config: config.clone(),
+                        authority: s.authority,
+                        index: index.clone(),
+                        rejections: rejections.clone(),
+                        read_only: read_only.clone(),
+                    }),
+                    s.issuers,
+                )
+            }
+            None => (None, HashMap::new()),
+        };
         let follower = TipFollower {
+            promote,
             store: store.clone(),
             tip_tx,
             events: events.clone(),
@@ -342,26 +386,27 @@ impl Engine {
                 meta,
                 params,
                 config,
-                issuers: HashMap::new(),
+                issuers,
                 cmd,
                 verify,
-                index: Arc::new(RwLock::new(PoolIndex::default())),
-                rejections: Arc::new(RejectionCache::new()),
+                index,
+                rejections,
                 events,
                 tip: tip_rx,
-                read_only: true,
+                read_only,
             }),
             handle,
         ))
     }
 
-    /// Whether this is a read-only replica's engine.
+    /// Whether this engine has no writer (a read-only replica, or a standby that has not
+    /// taken the writer's place).
     pub fn read_only(&self) -> bool {
-        self.read_only
+        self.read_only.load(Ordering::Acquire)
     }
 
     fn writable(&self) -> Result<(), Failure> {
-        if self.read_only {
+        if self.read_only() {
             return Err(Failure::unavailable(READ_ONLY));
         }
         Ok(())
@@ -1707,6 +1752,8 @@ const FOLLOW_KEEP: u64 = 1000;
 /// roll-back with its fork point, then the new tip; transactions entering the pool,
 /// confirmed, final or dropped).
 struct TipFollower {
+    /// A standby's means to become the writer.
+    promote: Option<Promotion>,
     store: Arc<dyn MirrorStore>,
     tip_tx: watch::Sender<TipRow>,
     events: broadcast::Sender<Event>,
@@ -1717,9 +1764,35 @@ struct TipFollower {
     finality_depth: u64,
 }
 
+/// What a standby's follower turns into a [`Writer`].
+struct Promotion {
+    params: ChainParams,
+    config: EngineConfig,
+    authority: SigningKey,
+    index: Arc<RwLock<PoolIndex>>,
+    rejections: Arc<RejectionCache>,
+    read_only: Arc<AtomicBool>,
+}
+
 impl TipFollower {
     fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
+            if self.promote.is_some() {
+                match self.store.take_writer_lock() {
+                    Ok(true) => match self.into_writer() {
+                        Ok(writer) => {
+                            writer.run(rx);
+                            return;
+                        }
+                        Err((follower, e)) => {
+                            tracing::error!(error = %e, "cannot take the writer's place yet");
+                            self = *follower;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot try the writer's lock"),
+                }
+            }
             loop {
                 match rx.try_recv() {
                     Ok(Cmd::Shutdown) | Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -1741,6 +1814,56 @@ impl TipFollower {
     fn follow(&mut self) -> Result<(), StoreError> {
         self.follow_pool()?;
         self.follow_tip()
+    }
+
+    /// The standby's writer, its state loaded from the database (the pool the dead writer
+    /// committed included); the engine takes submissions from now on.
+    fn into_writer(self) -> Result<Writer, (Box<TipFollower>, StoreError)> {
+        let loaded = (|| {
+            let tip = self.store.tip()?;
+            let header = self
+                .store
+                .header_at(tip.height)?
+                .ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
+            Ok::<_, StoreError>((tip, header))
+        })();
+        let (tip, tip_header) = match loaded {
+            Ok(t) => t,
+            Err(e) => return Err((Box::new(self), e)),
+        };
+        let Some(p) = self.promote else {
+            return Err((Box::new(self), StoreError::Backend("not a standby".into())));
+        };
+        let mut writer = Writer {
+            store: self.store,
+            params: p.params,
+            config: p.config,
+            authority: p.authority,
+            pool: HashMap::new(),
+            spent_by: HashMap::new(),
+            by_rate: BTreeSet::new(),
+            clients: HashMap::new(),
+            order: 0,
+            index: p.index,
+            rejections: p.rejections,
+            // Loads the pool and the tip before the first command (`recover`).
+            dirty: true,
+            tip,
+            tip_header,
+            tip_tx: self.tip_tx,
+            events: self.events,
+        };
+        if let Err(f) = writer.recover() {
+            tracing::error!(error = %f.error.message, "the new writer could not load the ledger; it retries before each command");
+        }
+        tracing::warn!(
+            height = writer.tip.height,
+            pool = writer.pool.len(),
+            "took the writer's place: this gateway accepts submissions and makes blocks now"
+        );
+        let _ = writer.tip_tx.send_replace(writer.tip.clone());
+        p.read_only.store(false, Ordering::Release);
+        Ok(writer)
     }
 
     /// Pool entries and exits since the last look. Exits into a block are told with the

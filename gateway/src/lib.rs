@@ -29,7 +29,7 @@ use notch_protocol::{Block, ChainParams, public_key};
 use tokio::sync::watch;
 
 use crate::keys::Setup;
-use crate::ledger::{Engine, EngineConfig, unix_now};
+use crate::ledger::{Engine, EngineConfig, Standby, unix_now};
 use crate::postgres::{DatabaseUrl, PgStore};
 use crate::sqlite::{SqliteStore, SyncMode};
 use crate::store::{LedgerMeta, MirrorStore};
@@ -94,6 +94,18 @@ pub struct Config {
     /// of `/v1/info`).
     #[arg(long, env = "NOTCH_GATEWAY_READ_ONLY", requires = "database")]
     pub read_only: bool,
+    /// With `--database`: a read-only replica (as `--read-only`) that holds the writer's
+    /// keys (`--authority-key-file`, or the sandbox keys file in its data dir) and takes the
+    /// writer's place when the writing gateway dies (its lock on the database goes with
+    /// its connection): it loads the pool from the database and accepts submissions and
+    /// makes blocks from then on. No relay.
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_STANDBY",
+        requires = "database",
+        conflicts_with = "read_only"
+    )]
+    pub standby: bool,
     /// Seconds between timer blocks; 0 = blocks only on demand. Default: 2 in sandbox, 10
     /// otherwise.
     #[arg(long, env = "NOTCH_GATEWAY_BLOCK_INTERVAL")]
@@ -421,6 +433,7 @@ fn open_ledger(
 fn open_replica(
     config: &Config,
     interval: u64,
+    standby: Option<Setup>,
 ) -> anyhow::Result<(Arc<Engine>, std::thread::JoinHandle<()>)> {
     let url = config
         .database
@@ -436,7 +449,23 @@ fn open_replica(
     })?;
     let params = config.chain_params(&meta)?;
     let engine_config = config.engine_config(interval);
-    let (engine, follower) = Engine::start_read_only(store, meta, params, engine_config)?;
+    let standby = match standby {
+        Some(s) => {
+            if s.network != meta.network || public_key(&s.authority) != meta.authority {
+                bail!(
+                    "the database {shown} belongs to another ledger (network {}, authority {}) than this standby's keys",
+                    meta.network,
+                    meta.authority
+                );
+            }
+            Some(Standby {
+                authority: s.authority,
+                issuers: s.issuers,
+            })
+        }
+        None => None,
+    };
+    let (engine, follower) = Engine::start_read_only(store, meta, params, engine_config, standby)?;
     write_network_file(&config.data_dir, &engine)?;
     Ok((engine, follower))
 }
@@ -456,6 +485,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         Some(keys::operator_setup(&config)?)
     };
+    let replica = config.read_only || config.standby;
     // A replica makes no blocks, but says the writer's interval in /v1/info (the same
     // flags give the same answer).
     let interval = config
@@ -466,8 +496,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (engine, writer) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || match setup {
-            Some(setup) => open_ledger(&config, setup, interval),
-            None => open_replica(&config, interval),
+            Some(setup) if !replica => open_ledger(&config, setup, interval),
+            setup => open_replica(&config, interval, setup),
         })
         .await
         .context("the ledger's start failed")??
@@ -502,6 +532,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     }
+    // A standby's timer waits until it has taken the writer's place.
     let timer = (interval > 0 && !config.read_only).then(|| {
         let engine = engine.clone();
         let mut rx = shutdown_rx.clone();
@@ -512,6 +543,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
+                        if engine.read_only() {
+                            continue;
+                        }
                         if let Err(f) = engine.mine(1).await {
                             tracing::warn!(code = %f.error.code, message = %f.error.message, "timer block failed");
                         }
@@ -593,7 +627,7 @@ impl Config {
 
     /// The relay's settings, if it runs (see `--relay-listen`).
     fn relay_config(&self, http: SocketAddr) -> Option<relay::RelayConfig> {
-        if self.no_relay || self.read_only {
+        if self.no_relay || self.read_only || self.standby {
             return None;
         }
         let listen = match self.relay_listen {

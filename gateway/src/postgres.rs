@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -450,8 +451,9 @@ pub struct PgStore {
     /// The connection holding the process lock ([`LOCK_PROCESS`]) while the store lives.
     lock: Mutex<Option<Client>>,
     pool_log_keep: i64,
-    /// A read-only replica's store ([`PgStore::open_replica`]): refuses every write.
-    read_only: bool,
+    /// A read-only replica's store ([`PgStore::open_replica`]): refuses every write, until
+    /// a standby takes the writer's lock (`take_writer_lock`).
+    read_only: AtomicBool,
     /// The connection that LISTENs for the writer's commits (`wait_for_change`), opened on
     /// first use.
     listener: Mutex<Option<Client>>,
@@ -522,7 +524,7 @@ impl PgStore {
             },
             lock: Mutex::new(Some(lock)),
             pool_log_keep: POOL_LOG_KEEP,
-            read_only: false,
+            read_only: AtomicBool::new(false),
             listener: Mutex::new(None),
         })
     }
@@ -576,7 +578,7 @@ impl PgStore {
             },
             lock: Mutex::new(None),
             pool_log_keep: POOL_LOG_KEEP,
-            read_only: true,
+            read_only: AtomicBool::new(true),
             listener: Mutex::new(None),
         })
     }
@@ -682,7 +684,7 @@ impl PgStore {
     /// connection lost around the commit leaves it unknown whether it happened, and the
     /// engine's recovery reads the database again.
     fn write<T>(&self, f: impl FnOnce(&mut Db<'_, Client>) -> StoreResult<T>) -> StoreResult<T> {
-        if self.read_only {
+        if self.read_only.load(Ordering::Acquire) {
             return Err(StoreError::Backend(
                 "a read-only replica writes nothing to the database".into(),
             ));
@@ -733,8 +735,12 @@ fn migrate(client: &mut Client) -> StoreResult<()> {
     let mut tx = client.transaction().map_err(be)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
         .map_err(be)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        .map_err(be)?;
+    // `IF NOT EXISTS` says NOTICE on every start after the first; not worth a log line.
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )
+    .map_err(be)?;
     let version = match tx
         .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
         .map_err(be)?
@@ -1278,6 +1284,37 @@ fn pool_write_bulk<C: GenericClient>(
 }
 
 impl MirrorStore for PgStore {
+    /// The process lock, tried on a connection kept for it: the writer's holds it while it
+    /// lives, and PostgreSQL lets it go with the writer's connection (a `kill -9`, a host
+    /// gone once TCP keepalives tell).
+    fn take_writer_lock(&self) -> StoreResult<bool> {
+        if !self.read_only.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let mut lock = self
+            .lock
+            .lock()
+            .map_err(|_| StoreError::Backend("lock connection's mutex poisoned".into()))?;
+        if lock.as_ref().is_none_or(Client::is_closed) {
+            *lock = Some(connect(&self.pool.config, &self.pool.tls)?);
+        }
+        let Some(client) = lock.as_mut() else {
+            return Ok(false);
+        };
+        let got: bool = match client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_PROCESS])
+        {
+            Ok(row) => col(&row, 0)?,
+            Err(e) => {
+                *lock = None;
+                return Err(be(e));
+            }
+        };
+        if got {
+            self.read_only.store(false, Ordering::Release);
+        }
+        Ok(got)
+    }
+
     /// Until a gateway commits a write to this database (its `NOTIFY notch_changes`), or
     /// `timeout`. A connection that fails is dropped and the wait becomes a sleep; the next
     /// call opens a new one.

@@ -169,6 +169,13 @@ pub trait MirrorStore: Send + Sync {
         std::thread::sleep(timeout);
     }
 
+    /// A standby's store (`--standby`): takes the writer's place if it is free (its writer
+    /// died). `true`: this process holds it and may write from now on. The default: never
+    /// (an embedded store has no standby).
+    fn take_writer_lock(&self) -> StoreResult<bool> {
+        Ok(false)
+    }
+
     /// `None` for an empty store.
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>>;
     /// Creates the ledger with its genesis block.
