@@ -865,7 +865,11 @@ impl Writer {
                     None => break,
                 },
             };
-            if let Err(f) = self.recover() {
+            // Not for a shutdown: while the database is away recovery fails, and a refused
+            // shutdown would leave the writer waiting for a command that never comes.
+            if !matches!(cmd, Cmd::Shutdown)
+                && let Err(f) = self.recover()
+            {
                 Self::refuse(cmd, f);
                 continue;
             }

@@ -2668,6 +2668,65 @@ rm -rf "$dir"
         Ok(())
     }
 
+    /// With its database unreachable (recovery after a failed write fails too) the gateway
+    /// still stops when asked: the writer used to refuse the shutdown as it refused every
+    /// command it could not recover for, and waited for good.
+    #[tokio::test]
+    async fn the_gateway_stops_while_its_database_is_away() -> anyhow::Result<()> {
+        use clap::Parser;
+        let Some(url) = tokio::task::spawn_blocking(database).await? else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let config = crate::Config::parse_from([
+            "notch-gateway",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-relay",
+            "--block-interval",
+            "0",
+            "--data-dir",
+            dir.path().to_str().unwrap_or_default(),
+            "--database",
+            &url.0,
+        ]);
+        let running = crate::start(config).await?;
+        let engine = running.engine.clone();
+        let away = url.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let name = away.config().map_err(StoreError::Backend)?;
+            let name = name.get_dbname().unwrap_or_default().to_owned();
+            // From another database: one cannot lock oneself out.
+            let mut admin = away
+                .config()
+                .map_err(StoreError::Backend)?
+                .dbname("postgres")
+                .connect(NoTls)
+                .map_err(be)?;
+            admin
+                .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+                .map_err(be)?;
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .map_err(be)?;
+            Ok(())
+        })
+        .await??;
+        // A block fails (the write), then the next command's recovery fails too.
+        assert!(engine.mine(1).await.is_err());
+        assert!(engine.mine(1).await.is_err());
+        drop(engine);
+        tokio::time::timeout(Duration::from_secs(15), running.shutdown())
+            .await
+            .map_err(|_| anyhow::anyhow!("the gateway did not stop within 15 s"))?;
+        Ok(())
+    }
+
     /// The first event about `txid` that is (or is not) a confirmation, within 10 s; it
     /// names `owner`.
     async fn heard(
