@@ -92,6 +92,9 @@ pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
     outbox_hook: Option<OutboxHook>,
+    /// Where a jump into a long history lands without an `OFFSET` walk
+    /// (see [`history::Positions`]); emptied by every write.
+    history_positions: std::sync::Mutex<Option<history::Positions>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -201,6 +204,7 @@ impl Store {
             conn,
             path,
             outbox_hook: None,
+            history_positions: std::sync::Mutex::new(None),
         };
         store.migrate(version)?;
         let dropping_bytes = version > 0 && version < migrations::DROPS_TX_BYTES;
@@ -286,6 +290,26 @@ impl Store {
         self.outbox_hook = hook;
     }
 
+    /// A page of the history (as `history_page`) that passes over `skip`
+    /// rows after `before` first: a jump into a long list, from the marks
+    /// of [`history::Positions`] rather than an `OFFSET` walk.
+    pub fn history_page_skip(
+        &self,
+        query: &history::HistoryQuery,
+        before: Option<(i64, i64)>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<history::HistoryPageRecords, StoreError> {
+        history::history_page_at(
+            &self.conn,
+            &self.history_positions,
+            query,
+            before,
+            skip,
+            limit,
+        )
+    }
+
     /// Runs `change` in one transaction: committed if it returns `Ok`,
     /// rolled back if it returns `Err` (or panics). Only once it is
     /// committed is the [`OutboxHook`] told what it queued.
@@ -303,6 +327,12 @@ impl Store {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
             queued: RefCell::new(Vec::new()),
         };
+        // Rows may move: the positions of the history are counted again
+        // when next asked for (even if this change fails).
+        *self
+            .history_positions
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         let value = change(&tx)?;
         let changed = started.elapsed();
         // What the screens read follows the change in the same transaction.
