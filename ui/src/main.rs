@@ -120,6 +120,12 @@ fn App() -> impl IntoView {
         });
     }
     poll(cx, status_error, 0);
+    // After the first screen has had its turn, not on the first click of
+    // a screen with times (see `TIME_FORMAT`).
+    spawn_local(async {
+        ipc_sleep(1000).await;
+        warm_time_format();
+    });
     ipc::listen::<AppStatus>(event::APP_STATUS, move |s| cx.status.set(Some(s)));
     ipc::listen::<WalletEvent>(event::WALLET, move |e| {
         if matches!(
@@ -266,8 +272,46 @@ pub async fn ipc_sleep(ms: i32) {
 
 use wasm_bindgen::JsCast;
 
+thread_local! {
+    /// One formatter for every time shown: `Date.toLocaleString` makes a
+    /// new one on each call, and WebKit's first one loads the ICU locale
+    /// data (the first History open, 14 rows, paid it on the click).
+    static TIME_FORMAT: Option<js_sys::Function> = time_format();
+}
+
+/// `Intl.DateTimeFormat(default locale, the fields toLocaleString shows)`,
+/// as its `format` function.
+fn time_format() -> Option<js_sys::Function> {
+    let options = js_sys::Object::new();
+    for (field, style) in [
+        ("year", "numeric"),
+        ("month", "numeric"),
+        ("day", "numeric"),
+        ("hour", "numeric"),
+        ("minute", "2-digit"),
+        ("second", "2-digit"),
+    ] {
+        js_sys::Reflect::set(&options, &field.into(), &style.into()).ok()?;
+    }
+    let format = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &options);
+    Some(format.format())
+}
+
+/// Makes the time formatter (and loads the locale data) ahead of the first
+/// screen that shows a time, once the wallet's first screen is up.
+pub fn warm_time_format() {
+    TIME_FORMAT.with(|_| ());
+}
+
 /// A Unix time as the person's locale writes it.
 pub fn local_time(unix: u64) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix as f64 * 1000.0));
-    String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+    let formatted = TIME_FORMAT.with(|f| {
+        f.as_ref()
+            .and_then(|f| f.call1(&wasm_bindgen::JsValue::UNDEFINED, &date).ok())
+            .and_then(|s| s.as_string())
+    });
+    formatted.unwrap_or_else(|| {
+        String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+    })
 }

@@ -274,6 +274,9 @@ const done = arguments[arguments.length - 1];
 const list = document.querySelector('[data-testid="history-list"]');
 if (!list) { done({ error: 'no history list' }); return; }
 list.scrollTop = 0;
+// The list appends when it asks for a page and when one comes in
+// (ui/src/screens/history.rs, `trace`); the checks go beside them.
+window.__notchTrace = [];
 // A long list scrolls a shorter spacer, scaled: `scale` list pixels per
 // pixel of scrollTop (1 when it is not).
 const scale = parseFloat(list.dataset.scale || '1');
@@ -286,7 +289,9 @@ function step(ts) {
     frames.push(ts - last);
     const idx = Math.floor(list.scrollTop * scale / rowHeight);
     checked++;
-    if (!document.querySelector(`[data-testid="history-row-${idx}"]`)) {
+    const shown = !!document.querySelector(`[data-testid="history-row-${idx}"]`);
+    window.__notchTrace.push([Date.now(), 'check', idx, shown ? 0 : 1]);
+    if (!shown) {
       blank++;
       // Its page not there yet (a placeholder), or the list not yet
       // rendered for this position at all (the scroll event not handled).
@@ -298,7 +303,9 @@ function step(ts) {
   if (p >= 1) {
     done({ frames, blank, placeholder, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
            end_row: Math.floor(list.scrollTop * scale / rowHeight), scale,
-           rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length });
+           rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length,
+           trace: window.__notchTrace });
+    window.__notchTrace = undefined;
     return;
   }
   target = mode === 'sweep' ? max * p : Math.min(max, pxPerSec * (ts - start) / 1000 / scale);
@@ -451,6 +458,12 @@ fn history_session(
         SCROLL_SCRIPT,
         json!(["sweep", scroll_secs, px_per_sec, ROW_HEIGHT]),
     );
+    for (name, v) in [("steady", &steady), ("fast", &fast), ("sweep", &sweep)] {
+        let _ = std::fs::write(
+            cx.screens.join(format!("history-scroll-{name}-trace.json")),
+            v["trace"].to_string(),
+        );
+    }
     run.session.screenshot("history-scrolled-to-the-end");
     std::thread::sleep(Duration::from_secs(1));
     let mem_scrolled = tree_memory(run.pid);
@@ -479,6 +492,8 @@ fn history_session(
         let frames = floats(&v["frames"]);
         if let Some(o) = v.as_object_mut() {
             o.remove("frames");
+            // Kept in the screens directory (below), not in the report.
+            o.remove("trace");
             o.insert("frame_stats".into(), frame_stats(&frames));
         }
         v
@@ -567,6 +582,10 @@ fn frames_probe(cx: &Ctx, gateway: &str, dir: &Path) {
         let v = run
             .session
             .execute_async(SCROLL_SCRIPT, json!([mode, 3.0, px, ROW_HEIGHT]));
+        let _ = std::fs::write(
+            cx.screens.join(format!("probe-scroll-{mode}-{px}.json")),
+            v.to_string(),
+        );
         let st = frame_stats(&floats(&v["frames"]));
         eprintln!(
             "app-bench probe: {mode} {px}: blank {} of {} ({} placeholders), frames median {} ms, p95 {} ms, ended at row {}",

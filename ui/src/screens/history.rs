@@ -44,7 +44,7 @@ const SPACER_CAP: f64 = 1_000_000.0;
 /// last, give or take this share of it (frames are not evenly paced).
 const STEP_SPREAD: (f64, f64) = (0.8, 1.25);
 /// At most this many pages are asked for ahead of a moving scroll.
-const AHEAD_PAGES: usize = 3;
+const AHEAD_PAGES: usize = 2;
 /// Scroll events further apart than this are not one movement.
 const STEP_WINDOW_MS: f64 = 100.0;
 /// Page requests of one generation under way at once, for the neighbours
@@ -128,9 +128,8 @@ impl Geometry {
 /// its last move `step` pixels, in a list of `total` rows (not 0), most
 /// wanted first, and how many of them are urgent: those in view and those
 /// where a moving scroll will be at its next frame, so that a fling or a
-/// drag of the scroll bar finds its rows there (a page's round trip through
-/// the IPC, 7–13 ms, fits in a frame; asked for only once the view is
-/// there, it would always be a frame late). Then the neighbours of the view.
+/// drag of the scroll bar finds its rows there, or finds them in the 10–15
+/// ms before the frame after it is drawn. Then the neighbours of the view.
 fn wanted_pages(scroll: f64, step: f64, total: usize) -> (Vec<usize>, usize) {
     let last_page = total.saturating_sub(1) / PAGE;
     let scroll = scroll.clamp(0.0, max_position(total));
@@ -138,16 +137,15 @@ fn wanted_pages(scroll: f64, step: f64, total: usize) -> (Vec<usize>, usize) {
     let last = (((scroll + VIEW_HEIGHT) / ROW_HEIGHT) as usize).min(total.saturating_sub(1));
     let (from, to) = ((first / PAGE).min(last_page), (last / PAGE).min(last_page));
     let step = if step.is_finite() { step } else { 0.0 };
-    // A scroll that jumps past the view each frame will have left these
-    // rows by the time their page comes: while it moves, only where it is
-    // going is asked for (one request at a time goes through the store),
-    // and the view's own pages once it rests (`STEP_WINDOW_MS`).
+    // The view's pages first, even for a scroll that jumps past the view
+    // each frame: the frame that shows a scroll event's rows is drawn
+    // 10–15 ms after it (the app bench's trace of a sweep), which a page
+    // asked for at once can make, and where the next step lands is only a
+    // guess (frames are not evenly paced). Then that guess; while it
+    // jumps, not the neighbours (one request at a time goes through the
+    // store).
     let jumping = step.abs() > VIEW_HEIGHT;
-    let mut wanted: Vec<usize> = if jumping {
-        Vec::new()
-    } else {
-        (from..=to).collect()
-    };
+    let mut wanted: Vec<usize> = (from..=to).collect();
     if step != 0.0 {
         let max = max_position(total);
         let near = (scroll + step * STEP_SPREAD.0).clamp(0.0, max);
@@ -182,6 +180,24 @@ fn wanted_pages(scroll: f64, step: f64, total: usize) -> (Vec<usize>, usize) {
         }
     }
     (wanted, urgent)
+}
+
+/// Appends `[Date.now(), kind, a, b]` to `window.__notchTrace` when a
+/// benchmark has set it to an array (it reads when each page was asked for
+/// and came in against the frames it checks); otherwise does nothing.
+fn trace(kind: &str, a: f64, b: f64) {
+    use wasm_bindgen::JsCast;
+    let Ok(log) = js_sys::Reflect::get(&js_sys::global(), &"__notchTrace".into()) else {
+        return;
+    };
+    if let Ok(log) = log.dyn_into::<js_sys::Array>() {
+        log.push(&js_sys::Array::of4(
+            &js_sys::Date::now().into(),
+            &kind.into(),
+            &a.into(),
+            &b.into(),
+        ));
+    }
 }
 
 /// The farthest the view's top goes down a list of `total` rows.
@@ -222,6 +238,11 @@ impl List {
             };
             *m = Some((position, now, step));
         });
+        trace(
+            "scroll",
+            position / ROW_HEIGHT,
+            self.motion.with_value(|m| m.map_or(0.0, |(_, _, s)| s)) / ROW_HEIGHT,
+        );
         self.scroll.set(position);
         self.ensure();
         // When it rests, what is in view (see `wanted_pages`).
@@ -280,6 +301,7 @@ impl List {
             }
         };
         self.in_flight.update_value(|f| f.push((generation, k)));
+        trace("req", k as f64, skip as f64);
         let args = HistoryArgs {
             query: self.query.get_value(),
             before,
@@ -297,6 +319,7 @@ impl List {
             }
             match answer {
                 Ok(page) => {
+                    trace("ans", k as f64, page.rows.len() as f64);
                     if k == 0 {
                         self.top.set_value(Some((generation, page.top.clone())));
                         self.total.set(Some(Ok(page.total)));
@@ -324,6 +347,7 @@ impl List {
                                 })
                                 .unwrap_or(k);
                             pages.remove(&farthest);
+                            trace("drop", farthest as f64, 0.0);
                         }
                     });
                     self.ensure();
@@ -375,6 +399,7 @@ impl List {
                 IN_FLIGHT
             };
             if busy.0 >= limit {
+                trace("full", k as f64, busy.0 as f64);
                 return;
             }
             let have = self
@@ -669,19 +694,17 @@ mod tests {
         let (wanted, urgent) = wanted_pages(at, step, 100_000);
         // One more step of the same size lands in page 105; a step 20 %
         // shorter or 25 % longer in pages 104 and 106. Page 100, where it
-        // is now, will have been left before it comes.
-        assert_eq!(wanted[0], 105, "{wanted:?}");
-        for k in [104, 106] {
-            assert!(wanted.contains(&k), "{wanted:?}");
-        }
+        // is now, first: its rows are drawn before the next step.
+        assert_eq!(wanted[..2], [100, 105], "{wanted:?}");
+        assert!(wanted.contains(&104) || wanted.contains(&106), "{wanted:?}");
         assert_eq!(urgent, wanted.len());
-        assert!(urgent <= AHEAD_PAGES && !wanted.contains(&100));
+        assert!(urgent <= 1 + AHEAD_PAGES, "{wanted:?}");
         // A slow scroll still wants its view first.
         let (wanted, _) = wanted_pages(at, 3.0 * ROW_HEIGHT, 100_000);
         assert_eq!(wanted[0], 100);
         // Upwards too, and never past either end.
         let (wanted, _) = wanted_pages(20_000.0 * ROW_HEIGHT, -step, 100_000);
-        assert_eq!(wanted[0], 194, "{wanted:?}");
+        assert_eq!(wanted[..2], [200, 194], "{wanted:?}");
         let (wanted, _) = wanted_pages(100.0 * ROW_HEIGHT, -step, 100_000);
         assert!(wanted.contains(&0));
         let (wanted, _) = wanted_pages(max_position(100_000), step, 100_000);
