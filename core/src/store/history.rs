@@ -735,15 +735,18 @@ fn history_total(conn: &Connection, query: &HistoryQuery) -> Result<u64, StoreEr
     Ok(total.max(0) as u64)
 }
 
-fn positions(
-    conn: &Connection,
+/// `SELECT columns` of the query's rows after `before`, newest first, and
+/// its values. The walk follows the (sort_time, seq) index and checks the
+/// asset's set of transactions for each row (`+`: not the rowid), instead
+/// of sorting all of that asset's rows; the count uses the asset's index.
+fn walk_sql(
+    columns: &str,
     query: &HistoryQuery,
     before: Option<(i64, i64)>,
-) -> Result<Positions, StoreError> {
-    let total = history_total(conn, query)?;
+) -> Result<(String, Vec<Value>), StoreError> {
     let (filter, mut values) = filter_sql(query)?;
     let filter = filter.replace("h.seq IN (SELECT f.seq", "+h.seq IN (SELECT f.seq");
-    let mut sql = format!("SELECT h.sort_time, h.seq FROM wallet_history h WHERE {filter}");
+    let mut sql = format!("SELECT {columns} FROM wallet_history h WHERE {filter}");
     if let Some((time, seq)) = before {
         values.push(Value::Integer(time));
         let t = values.len();
@@ -752,6 +755,16 @@ fn positions(
         let _ = write!(sql, " AND (h.sort_time, h.seq) < (?{t}, ?{s})");
     }
     sql.push_str(" ORDER BY h.sort_time DESC, h.seq DESC");
+    Ok((sql, values))
+}
+
+fn positions(
+    conn: &Connection,
+    query: &HistoryQuery,
+    before: Option<(i64, i64)>,
+) -> Result<Positions, StoreError> {
+    let total = history_total(conn, query)?;
+    let (sql, values) = walk_sql("h.sort_time, h.seq", query, before)?;
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(values.iter()))?;
     let mut marks = Vec::new();
@@ -826,20 +839,7 @@ fn page_rows(
     limit: usize,
     total: u64,
 ) -> Result<HistoryPageRecords, StoreError> {
-    let (filter, mut values) = filter_sql(query)?;
-    // The page walks the (sort_time, seq) index and checks the asset's set
-    // of transactions for each row (`+`: not the rowid), instead of
-    // sorting all of that asset's rows; the count uses the asset's index.
-    let filter = filter.replace("h.seq IN (SELECT f.seq", "+h.seq IN (SELECT f.seq");
-    let mut sql = format!("SELECT {HISTORY_COLUMNS} FROM wallet_history h WHERE {filter}");
-    if let Some((time, seq)) = before {
-        values.push(Value::Integer(time));
-        let t = values.len();
-        values.push(Value::Integer(seq));
-        let s = values.len();
-        let _ = write!(sql, " AND (h.sort_time, h.seq) < (?{t}, ?{s})");
-    }
-    sql.push_str(" ORDER BY h.sort_time DESC, h.seq DESC");
+    let (mut sql, mut values) = walk_sql(HISTORY_COLUMNS, query, before)?;
     if limit > 0 || skip > 0 {
         // -1: no limit.
         values.push(Value::Integer(if limit > 0 {
