@@ -19,7 +19,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
-  setup     install what is missing (Debian packages, rustup targets, trunk,
+  setup     install what is missing (Debian packages, rustup targets,
             wasm-bindgen-cli, tauri-driver, kotlin-compiler); a second run does
             nothing
   run       setup + build + start a sandbox gateway and the desktop wallet
@@ -39,7 +39,7 @@ usage: cargo xtask <command>
   bindings  regenerate the Kotlin, Swift and Python sources of the mobile
             bindings into mobile-bindings/bindings; `bindings --check`: fail
             if that would change anything
-  build-ui  build the Leptos UI into ui/dist with trunk
+  build-ui  build the Leptos UI into ui/dist (cargo, wasm-bindgen)
   bundle    build the release app and its Linux .deb bundle
 ";
 

@@ -40,8 +40,6 @@ const RUST_TARGETS: &[&str] = &[
     "aarch64-apple-ios",
 ];
 
-/// trunk 0.22 needs a newer rustc than the machine's 1.95.
-const TRUNK_VERSION: &str = "0.21.14";
 /// tauri-driver 2.x drives Tauri 2 apps (3.x is for Tauri 3).
 const TAURI_DRIVER_REQ: &str = "^2";
 /// cargo-fuzz 0.13 builds with the machine's 1.95 toolchain.
@@ -50,13 +48,6 @@ const CARGO_FUZZ_REQ: &str = "^0.13";
 pub fn run(timer: &mut Timer) -> Result {
     timer.step("setup: Debian packages", apt_packages)?;
     timer.step("setup: rustup targets", rust_targets)?;
-    timer.step("setup: trunk", || {
-        cargo_install(
-            "trunk",
-            |v| v == TRUNK_VERSION,
-            &["--version", TRUNK_VERSION, "--locked"],
-        )
-    })?;
     timer.step("setup: wasm-bindgen-cli", wasm_bindgen_cli)?;
     timer.step("setup: tauri-driver", || {
         cargo_install(
