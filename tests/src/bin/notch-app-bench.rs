@@ -22,7 +22,7 @@
 //! Usage: `notch-app-bench [--out FILE] [--runs N] [--history-txs N]
 //! [--block-txs N] [--scroll-secs S] [--steady-px-per-sec P]`.
 //! Needs, next to this binary (same profile dir): `notch-app` (built after
-//! `trunk build --release` of ui/), `notch-gateway` and
+//! the release UI build of `xtask/src/ui.rs`, cargo for wasm32 and wasm-bindgen), `notch-gateway` and
 //! `notch-gateway-populate`; and a display, a session D-Bus with a Secret
 //! Service (the app keeps its seed in the OS keystore) and
 //! NOTCH_TEST_SECRET_SERVICE=1 to say that keystore is a throwaway one
@@ -80,7 +80,7 @@ fn bin_dir() -> PathBuf {
 fn bin(name: &str) -> PathBuf {
     notch_tests::bench::sibling(
         name,
-        "build it first (`cargo xtask bench` does: trunk build --release in ui/, \
+        "build it first (`cargo xtask bench` does: the release UI build into ui/, \
          then cargo build --release -p notch-app and -p notch-gateway --bins)",
     )
 }
@@ -832,7 +832,7 @@ fn markdown(r: &Value) -> String {
     s += "# Desktop app benchmarks\n\n";
     s += &format!(
         "Date: {}. Machine: {nproc} CPUs ({cpu}), shared with other builds; 1/5/15-minute load average {} at the start, {} at the end. \
-         Profile: {} (`notch-app` built with `cargo build --release -p notch-app` after `trunk build --release` of ui/).\n\
+         Profile: {} (`notch-app` built with `cargo build --release -p notch-app` after the release UI build of `xtask/src/ui.rs`, cargo for wasm32 and wasm-bindgen).\n\
          Display: Xvfb 1280x800 (software rendering, no GPU); Secret Service: a throwaway gnome-keyring on a private session bus.\n\n",
         r["date"].as_str().unwrap_or("?"),
         r["loadavg_start"].as_str().unwrap_or("?"),
@@ -840,7 +840,7 @@ fn markdown(r: &Value) -> String {
         r["profile"].as_str().unwrap_or("?"),
     );
     s += "Reproduce every figure below:\n\n```\ncargo xtask bench app\n```\n\n\
-(`cargo xtask bench` runs it after the gateway and wallet benchmarks) which builds the UI (`trunk build --release`), `cargo build --release -p notch-gateway --bins`, \
+(`cargo xtask bench` runs it after the gateway and wallet benchmarks) which builds the release UI (cargo for wasm32, wasm-bindgen), `cargo build --release -p notch-gateway --bins`, \
 `cargo build --release -p notch-app`, then runs under a fresh Xvfb display and\n\
 `dbus-run-session` with gnome-keyring unlocked (throwaway keyring, `NOTCH_TEST_SECRET_SERVICE=1`):\n\n\
 ```\ncargo run --release -p notch-tests --bin notch-app-bench -- --out bench/results/app.md\n```\n\n";

@@ -47,7 +47,7 @@
 //! [--chits N] [--rebuild-fixture]`; `--fixture-only` makes the fixture
 //! (or finds it cached) and stops, `--markdown-from FILE.json` rewrites the
 //! report from a saved result. Needs, next to this binary:
-//! `notch-app` (built after `trunk build --release` of ui/) and
+//! `notch-app` (built after the release UI build of `xtask/src/ui.rs`, cargo for wasm32 and wasm-bindgen) and
 //! `notch-gateway`; a display, a session D-Bus with a Secret Service and
 //! NOTCH_TEST_SECRET_SERVICE=1 (the bench writes the app wallet's seed into
 //! it). `cargo xtask bench tallies` provides all of that.
@@ -108,7 +108,7 @@ fn flag(name: &str) -> bool {
 fn bin(name: &str) -> PathBuf {
     notch_tests::bench::sibling(
         name,
-        "build it first (`cargo xtask bench tallies` does: trunk build --release in ui/, \
+        "build it first (`cargo xtask bench tallies` does: the release UI build into ui/, \
          then cargo build --release -p notch-app and -p notch-gateway --bins)",
     )
 }
@@ -1073,7 +1073,7 @@ fn markdown(r: &Value) -> String {
     s += "# Tallies in the desktop app\n\n";
     s += &format!(
         "Date: {}. Machine: {nproc} CPUs, shared with other builds; 1/5/15-minute load average {} at the start, {} at the end. \
-         Profile: {} (`notch-app` built with `cargo build --release -p notch-app` after `trunk build --release` of ui/). \
+         Profile: {} (`notch-app` built with `cargo build --release -p notch-app` after the release UI build of `xtask/src/ui.rs`, cargo for wasm32 and wasm-bindgen). \
          Display: Xvfb (software rendering); Secret Service: a throwaway gnome-keyring on a private session bus.\n\n",
         r["date"].as_str().unwrap_or("?"),
         r["loadavg_start"].as_str().unwrap_or("?"),
@@ -1081,7 +1081,7 @@ fn markdown(r: &Value) -> String {
         r["profile"].as_str().unwrap_or("?"),
     );
     s += "Reproduce every figure below:\n\n```\ncargo xtask bench tallies\n```\n\n\
-which builds the UI (`trunk build --release`), `cargo build --release -p notch-gateway --bins` and \
+which builds the release UI (cargo for wasm32, wasm-bindgen), `cargo build --release -p notch-gateway --bins` and \
 `cargo build --release -p notch-app`, then runs, under a fresh Xvfb display and `dbus-run-session` with gnome-keyring \
 unlocked (throwaway keyring, `NOTCH_TEST_SECRET_SERVICE=1`):\n\n";
     s += &format!(
