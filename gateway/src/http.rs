@@ -1001,6 +1001,8 @@ async fn faucet(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<FaucetRequest>,
 ) -> Result<Json<FaucetResponse>, Failure> {
+    // Sandbox commands are the block producer's, also the faucet (a replica has no keys).
+    s.engine.writable()?;
     let a = parse_address(&req.address, &s.engine)?;
     if req.amount == 0 {
         return Err(Failure::bad_request(

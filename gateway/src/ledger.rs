@@ -7,12 +7,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
-use notch_protocol::api::{BlockRef, ReorgResponse, SubmitTxResponse, TipInfo, TxStatus, codes};
+use notch_protocol::api::{
+    ApiError, BlockRef, ReorgResponse, SubmitTxResponse, TipInfo, TxStatus, codes,
+};
 use notch_protocol::ed25519_dalek::SigningKey;
 use notch_protocol::{
     AssetId, Block, BlockHeader, BlockId, ChainParams, OutPoint, Output, PublicKey, Transaction,
@@ -32,6 +34,9 @@ pub struct EngineConfig {
     pub max_pool_per_client: usize,
     pub block_interval_secs: u64,
     pub sandbox: bool,
+    /// How long a gateway without the producer's lease waits for the producer's answer to a
+    /// submission it queued (PostgreSQL) before it answers 503; the submission stays queued.
+    pub submit_wait: Duration,
 }
 
 /// What the engine tells subscribers.
@@ -111,12 +116,55 @@ struct Checked {
 /// A checked transaction and where its answer goes.
 struct Candidate {
     c: Checked,
-    reply: SubmitReply,
+    reply: Reply,
+}
+
+/// Where a candidate's answer goes: to the request waiting for it in this process, or (the
+/// producer, a submission another gateway queued in the database) into its queue row, which
+/// the writer writes in the same commit as the pool change it reports.
+enum Reply {
+    Direct(SubmitReply),
+    Queued(u64),
+}
+
+/// The answer to queued submission `id` as its row keeps it: the HTTP status and JSON body a
+/// direct submission gets.
+fn queue_answer(id: u64, result: &Result<SubmitTxResponse, Failure>) -> QueueAnswer {
+    let (status, body) = match result {
+        Ok(resp) => (200, serde_json::to_string(resp)),
+        Err(f) => (
+            f.status.as_u16(),
+            serde_json::to_string(&f.clone().into_api_error()),
+        ),
+    };
+    QueueAnswer {
+        id,
+        status,
+        // Serialising these plain structs cannot fail; should it, the asker sees a 503.
+        body: body.unwrap_or_default(),
+    }
+}
+
+/// A queued submission's answer as the submitter gets it (what [`queue_answer`] wrote).
+fn answer_result(a: &QueueAnswer) -> Result<SubmitTxResponse, Failure> {
+    let unreadable = || Failure::unavailable("the block producer's answer could not be read");
+    if a.status == 200 {
+        return serde_json::from_str(&a.body).map_err(|_| unreadable());
+    }
+    let error: ApiError = serde_json::from_str(&a.body).map_err(|_| unreadable())?;
+    let status = StatusCode::from_u16(a.status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .ok_or_else(unreadable)?;
+    Err(Failure { status, error })
 }
 
 enum Cmd {
     /// Candidates whose signatures were verified.
     Submit(Vec<Candidate>),
+    /// Answers to queued submissions decided before the writer (refused, or known): written
+    /// with the writer's next commit.
+    Answers(Vec<QueueAnswer>),
     Mine {
         blocks: u32,
         reply: oneshot::Sender<Result<Vec<BlockRef>, Failure>>,
@@ -226,6 +274,11 @@ pub struct Engine {
     /// A read-only replica's engine ([`Engine::start_read_only`]): no writer behind `cmd`
     /// (until a standby takes the writer's place).
     read_only: Arc<AtomicBool>,
+    /// Where a gateway without the writer queues submissions for the producer (a replica or
+    /// standby on PostgreSQL); `None` for a writer from the start.
+    queue: Option<Arc<SubmissionQueue>>,
+    /// Set by [`Engine::shutdown`]: the queue drainer stops.
+    stopping: AtomicBool,
 }
 
 /// What a standby (`--standby`) needs to take the writer's place: the keys.
@@ -236,7 +289,7 @@ pub struct Standby {
 
 /// What a read-only replica answers to what needs a writer.
 const READ_ONLY: &str =
-    "this gateway is a read-only replica: submit to the gateway that writes its database";
+    "this gateway is a read-only replica: send this to the gateway that makes the blocks";
 
 impl Engine {
     /// Loads the mempool and starts the verifier and writer threads.
@@ -286,31 +339,50 @@ impl Engine {
             .name("ledger-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        let read_only = Arc::new(AtomicBool::new(false));
         let verifier = Verifier {
             to_writer: cmd.clone(),
             rejections: rejections.clone(),
+            queue: None,
+            read_only: read_only.clone(),
         };
         std::thread::Builder::new()
             .name("ledger-verifier".into())
             .spawn(move || verifier.run(verify_rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the verifier thread: {e}")))?;
-        Ok((
-            Arc::new(Engine {
-                store,
-                meta,
-                params,
-                config,
-                issuers,
-                cmd,
-                verify,
-                index,
-                rejections,
-                events,
-                tip: tip_rx,
-                read_only: Arc::new(AtomicBool::new(false)),
-            }),
-            handle,
-        ))
+        let engine = Arc::new(Engine {
+            store,
+            meta,
+            params,
+            config,
+            issuers,
+            cmd,
+            verify,
+            index,
+            rejections,
+            events,
+            tip: tip_rx,
+            read_only,
+            queue: None,
+            stopping: AtomicBool::new(false),
+        });
+        engine.start_drainer()?;
+        Ok((engine, handle))
+    }
+
+    /// The producer's side of the submission queue (PostgreSQL): a thread that takes what
+    /// other gateways queued, whenever this engine is the writer (a standby's from its
+    /// takeover on). Nothing on a store without a queue (SQLite).
+    fn start_drainer(self: &Arc<Self>) -> Result<(), StoreError> {
+        if !self.store.has_submission_queue() {
+            return Ok(());
+        }
+        let engine = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("queue-drainer".into())
+            .spawn(move || drain_queue(engine))
+            .map_err(|e| StoreError::Backend(format!("cannot start the queue drainer: {e}")))?;
+        Ok(())
     }
 
     /// A read-only replica's engine (`--read-only`, ADR 8): no writer and no verifier. A
@@ -337,30 +409,55 @@ impl Engine {
         let index = Arc::new(RwLock::new(PoolIndex::default()));
         let rejections = Arc::new(RejectionCache::new());
         let read_only = Arc::new(AtomicBool::new(true));
+        // Submissions are verified here and queued for the producer in the database, on a
+        // store that has a queue; the answers come back through it.
+        let queue = if store.has_submission_queue() {
+            let queue = Arc::new(SubmissionQueue {
+                store: store.clone(),
+                rejections: rejections.clone(),
+                wait: config.submit_wait,
+                waiting: Mutex::new(HashMap::new()),
+                registered: AtomicU64::new(0),
+                wake: Condvar::new(),
+            });
+            let weak = Arc::downgrade(&queue);
+            std::thread::Builder::new()
+                .name("queue-answers".into())
+                .spawn(move || SubmissionQueue::run(weak))
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot start the queue's answer thread: {e}"))
+                })?;
+            Some(queue)
+        } else {
+            None
+        };
+        if queue.is_some() || standby.is_some() {
+            let verifier = Verifier {
+                to_writer: cmd.clone(),
+                rejections: rejections.clone(),
+                queue: queue.clone(),
+                read_only: read_only.clone(),
+            };
+            std::thread::Builder::new()
+                .name("ledger-verifier".into())
+                .spawn(move || verifier.run(verify_rx))
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot start the verifier thread: {e}"))
+                })?;
+        }
+        let is_standby = standby.is_some();
         let (promote, issuers) = match standby {
-            Some(s) => {
-                let verifier = Verifier {
-                    to_writer: cmd.clone(),
+            Some(s) => (
+                Some(Promotion {
+                    params: params.clone(),
+                    config: config.clone(),
+                    authority: s.authority,
+                    index: index.clone(),
                     rejections: rejections.clone(),
-                };
-                std::thread::Builder::new()
-                    .name("ledger-verifier".into())
-                    .spawn(move || verifier.run(verify_rx))
-                    .map_err(|e| {
-                        StoreError::Backend(format!("cannot start the verifier thread: {e}"))
-                    })?;
-                (
-                    Some(Promotion {
-                        params: params.clone(),
-                        config: config.clone(),
-                        authority: s.authority,
-                        index: index.clone(),
-                        rejections: rejections.clone(),
-                        read_only: read_only.clone(),
-                    }),
-                    s.issuers,
-                )
-            }
+                    read_only: read_only.clone(),
+                }),
+                s.issuers,
+            ),
             None => (None, HashMap::new()),
         };
         let follower = TipFollower {
@@ -380,23 +477,27 @@ impl Engine {
             height = tip.height,
             "read-only replica: following the database"
         );
-        Ok((
-            Arc::new(Engine {
-                store,
-                meta,
-                params,
-                config,
-                issuers,
-                cmd,
-                verify,
-                index,
-                rejections,
-                events,
-                tip: tip_rx,
-                read_only,
-            }),
-            handle,
-        ))
+        let engine = Arc::new(Engine {
+            store,
+            meta,
+            params,
+            config,
+            issuers,
+            cmd,
+            verify,
+            index,
+            rejections,
+            events,
+            tip: tip_rx,
+            read_only,
+            queue,
+            stopping: AtomicBool::new(false),
+        });
+        // Only a standby can become the producer, and drain the queue then.
+        if is_standby {
+            engine.start_drainer()?;
+        }
+        Ok((engine, handle))
     }
 
     /// Whether this engine has no writer (a read-only replica, or a standby that has not
@@ -405,9 +506,19 @@ impl Engine {
         self.read_only.load(Ordering::Acquire)
     }
 
-    fn writable(&self) -> Result<(), Failure> {
+    /// Refuses (503) what only the block producer does: blocks, reorgs, the faucet.
+    pub fn writable(&self) -> Result<(), Failure> {
         if self.read_only() {
             return Err(Failure::unavailable(READ_ONLY));
+        }
+        Ok(())
+    }
+
+    /// Submissions: the writer takes them, and so does a gateway that can queue them for
+    /// the producer.
+    fn accepts_submissions(&self) -> Result<(), Failure> {
+        if self.queue.is_none() {
+            return self.writable();
         }
         Ok(())
     }
@@ -422,6 +533,7 @@ impl Engine {
 
     /// Asks the writer to finish the queued work and stop.
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
         let _ = self.cmd.send(Cmd::Shutdown).await;
     }
 
@@ -455,7 +567,7 @@ impl Engine {
         client: Option<IpAddr>,
     ) -> Vec<Result<SubmitTxResponse, Failure>> {
         let n = txs.len();
-        if let Err(f) = self.writable() {
+        if let Err(f) = self.accepts_submissions() {
             return vec![Err(f); n];
         }
         let this = self.clone();
@@ -478,7 +590,10 @@ impl Engine {
                 Ok(Pre::Known(resp)) => results.push(Some(Ok(resp))),
                 Ok(Pre::Valid(c)) => {
                     let (reply, rx) = oneshot::channel();
-                    candidates.push(Candidate { c, reply });
+                    candidates.push(Candidate {
+                        c,
+                        reply: Reply::Direct(reply),
+                    });
                     waiting.push((i, rx));
                     results.push(None);
                 }
@@ -509,7 +624,7 @@ impl Engine {
         bytes: Vec<u8>,
         client: Option<IpAddr>,
     ) -> Result<SubmitTxResponse, Failure> {
-        self.writable()?;
+        self.accepts_submissions()?;
         // On the request's own thread where the store allows it (SQLite): a decode, a few
         // map lookups and at most one indexed read per input (tens of microseconds). Handing
         // it to the blocking pool cost more in thread switches than the work itself.
@@ -525,7 +640,10 @@ impl Engine {
         };
         let (reply, rx) = oneshot::channel();
         self.verify
-            .send(vec![Candidate { c, reply }])
+            .send(vec![Candidate {
+                c,
+                reply: Reply::Direct(reply),
+            }])
             .await
             .map_err(|_| Failure::unavailable("the gateway is shutting down"))?;
         rx.await
@@ -551,12 +669,21 @@ impl Engine {
             Err(e) => return Err(Failure::tx(&e)),
         };
         let txid = tx.txid();
-        let in_pool = self
-            .index
-            .read()
-            .map_err(|_| Failure::unavailable("pool index lock poisoned"))?
-            .txids
-            .contains(&txid);
+        // Without the writer (a replica that queues for the producer) the pool is only in
+        // the database: asked there, for this and for the outputs of pool parents below.
+        let replica = self.read_only();
+        let in_pool = if replica {
+            matches!(
+                self.store.tx(&txid)?.map(|r| r.state),
+                Some(TxState::InPool { .. })
+            )
+        } else {
+            self.index
+                .read()
+                .map_err(|_| Failure::unavailable("pool index lock poisoned"))?
+                .txids
+                .contains(&txid)
+        };
         if in_pool {
             return Ok(Pre::Known(SubmitTxResponse {
                 txid: txid.to_hex(),
@@ -605,13 +732,16 @@ impl Engine {
             if pooled.is_some() {
                 return pooled;
             }
-            match self.store.utxo(op) {
-                Ok(o) => o.map(|(o, _)| o),
-                Err(e) => {
-                    store_err = Some(e);
-                    None
-                }
-            }
+            let found = match self.store.utxo(op) {
+                Ok(Some((o, _))) => Ok(Some(o)),
+                Ok(None) if replica => self.stored_pool_output(op),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            found.unwrap_or_else(|e| {
+                store_err = Some(e);
+                None
+            })
         });
         if let Some(e) = store_err {
             return Err(Failure::store(e));
@@ -654,6 +784,63 @@ impl Engine {
         let txid =
             (e.code() != codes::MALFORMED && e.code() != codes::WRONG_NETWORK).then_some(txid);
         self.refuse(txid, Failure::tx(&e))
+    }
+
+    /// An output of a pool transaction as the database has it (a replica's prevalidation).
+    fn stored_pool_output(&self, op: &OutPoint) -> Result<Option<Output>, StoreError> {
+        let Some(rec) = self.store.tx(&op.txid)? else {
+            return Ok(None);
+        };
+        let (TxState::InPool { .. }, Some(bytes)) = (rec.state, rec.bytes) else {
+            return Ok(None);
+        };
+        let tx = Transaction::decode(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("pool transaction {}: {e}", op.txid)))?;
+        Ok(tx.outputs.get(op.index as usize).copied())
+    }
+
+    /// The producer: takes up to [`DRAIN_BATCH`] queued submissions and sends them the way
+    /// of its own (prevalidation, the verifier, the writer, which answers them in its
+    /// commit). `handed`: rows handed on and when; one still waiting after [`DRAIN_AGAIN`]
+    /// is handed again (the commit that should have answered it failed). Returns whether
+    /// there may be more to take now.
+    fn drain_once(&self, handed: &mut HashMap<u64, Instant>) -> Result<bool, StoreError> {
+        let rows = self.store.queued_submissions(DRAIN_BATCH)?;
+        let full = rows.len() >= DRAIN_BATCH;
+        let waiting: HashSet<u64> = rows.iter().map(|r| r.id).collect();
+        handed.retain(|id, _| waiting.contains(id));
+        let now = Instant::now();
+        let mut answers = Vec::new();
+        let mut candidates = Vec::new();
+        for row in rows {
+            if handed
+                .get(&row.id)
+                .is_some_and(|t| now.duration_since(*t) < DRAIN_AGAIN)
+            {
+                continue;
+            }
+            handed.insert(row.id, now);
+            match self.prevalidate(row.bytes, row.client) {
+                Ok(Pre::Known(resp)) => answers.push(queue_answer(row.id, &Ok(resp))),
+                Ok(Pre::Valid(c)) => candidates.push(Candidate {
+                    c,
+                    reply: Reply::Queued(row.id),
+                }),
+                // This gateway's trouble (its storage), not an answer: taken again later.
+                Err(f) if f.error.code == codes::UNAVAILABLE => {
+                    handed.remove(&row.id);
+                }
+                Err(f) => answers.push(queue_answer(row.id, &Err(f))),
+            }
+        }
+        let fresh = !answers.is_empty() || !candidates.is_empty();
+        if !answers.is_empty() && self.cmd.blocking_send(Cmd::Answers(answers)).is_err() {
+            return Ok(false);
+        }
+        if !candidates.is_empty() && self.verify.blocking_send(candidates).is_err() {
+            return Ok(false);
+        }
+        Ok(full && fresh)
     }
 
     pub async fn mine(&self, blocks: u32) -> Result<Vec<BlockRef>, Failure> {
@@ -725,6 +912,198 @@ enum Pre {
     Valid(Checked),
 }
 
+/// Queued submissions the producer takes at once.
+const DRAIN_BATCH: usize = 1000;
+/// A queued submission handed to the writer and still not answered after this is handed
+/// again: the commit that was to answer it failed (it is never accepted twice: the second
+/// time it is in the pool, and only the first answer is written).
+const DRAIN_AGAIN: Duration = Duration::from_secs(5);
+/// How often the producer looks at the queue unwoken (a queued submission NOTIFYs it).
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
+
+/// The producer's queue drainer (a thread, PostgreSQL): while this engine is the writer,
+/// takes what other gateways queued, when they NOTIFY and every [`DRAIN_EVERY`]. Ends with
+/// the engine.
+fn drain_queue(engine: Weak<Engine>) {
+    let mut handed = HashMap::new();
+    let mut failing = false;
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if e.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        if e.read_only() {
+            drop(e);
+            std::thread::sleep(DRAIN_EVERY);
+            continue;
+        }
+        let more = match e.drain_once(&mut handed) {
+            Ok(more) => {
+                failing = false;
+                more
+            }
+            Err(err) => {
+                // Once per failing spell, not every quarter second.
+                if !failing {
+                    tracing::warn!(error = %err, "cannot read the submission queue");
+                }
+                failing = true;
+                false
+            }
+        };
+        let store = e.store.clone();
+        drop(e);
+        if !more {
+            store.wait_for_queue(DRAIN_EVERY);
+        }
+    }
+}
+
+/// How often a gateway that queued submissions looks for their answers unwoken (the
+/// producer's answering commit NOTIFYs).
+const ANSWERS_EVERY: Duration = Duration::from_millis(100);
+
+/// The submitting side of the queue (a replica or standby on PostgreSQL): verified
+/// submissions are queued in the database for the producer, and each request waits for the
+/// producer's answer, at most `wait`, then gets a 503 (the row stays queued: the producer
+/// decides it when it runs, and a resubmission waits for the same row).
+struct SubmissionQueue {
+    store: Arc<dyn MirrorStore>,
+    rejections: Arc<RejectionCache>,
+    wait: Duration,
+    /// Per queued row: its transaction and the requests waiting for it, with their deadlines.
+    waiting: Mutex<HashMap<u64, (TxId, Vec<(SubmitReply, Instant)>)>>,
+    /// Counts registrations, so that the answer thread reads again before it sleeps when
+    /// rows came while it read (their answer's NOTIFY may have come before they were known).
+    registered: AtomicU64,
+    wake: Condvar,
+}
+
+impl SubmissionQueue {
+    /// Queues verified candidates (the verifier's thread: one write for its whole batch) and
+    /// registers their requests for the answers.
+    fn enqueue(&self, batch: Vec<Candidate>) {
+        let subs: Vec<(TxId, &[u8], Option<IpAddr>)> = batch
+            .iter()
+            .map(|c| (c.c.check.txid, &c.c.bytes[..], c.c.client))
+            .collect();
+        let queued = self.store.enqueue_submissions(&subs);
+        drop(subs);
+        let ids = match queued {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue submissions for the block producer");
+                let f = Failure::unavailable(format!(
+                    "this gateway cannot queue the transaction for the block producer: {e}"
+                ));
+                for c in batch {
+                    if let Reply::Direct(r) = c.reply {
+                        let _ = r.send(Err(f.clone()));
+                    }
+                }
+                return;
+            }
+        };
+        let deadline = Instant::now() + self.wait;
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return;
+        };
+        for (c, id) in batch.into_iter().zip(ids) {
+            if let Reply::Direct(r) = c.reply {
+                waiting
+                    .entry(id)
+                    .or_insert_with(|| (c.c.check.txid, Vec::new()))
+                    .1
+                    .push((r, deadline));
+            }
+        }
+        self.registered.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_all();
+    }
+
+    /// The answer thread: reads the answers of the rows requests wait for, when the
+    /// producer NOTIFYs and every [`ANSWERS_EVERY`]; answers each request, or after its
+    /// wait a 503. Ends with the queue.
+    fn run(queue: Weak<SubmissionQueue>) {
+        let mut failing = false;
+        loop {
+            let Some(q) = queue.upgrade() else { return };
+            let (ids, mark) = {
+                let Ok(waiting) = q.waiting.lock() else {
+                    return;
+                };
+                if waiting.is_empty() {
+                    // Woken by a registration; the timeout notices the queue's end.
+                    let _ = q.wake.wait_timeout(waiting, Duration::from_secs(1));
+                    continue;
+                }
+                (
+                    waiting.keys().copied().collect::<Vec<u64>>(),
+                    q.registered.load(Ordering::Acquire),
+                )
+            };
+            let answers = match q.store.queue_answers(&ids) {
+                Ok(a) => {
+                    failing = false;
+                    a
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot read the block producer's answers");
+                    }
+                    failing = true;
+                    Vec::new()
+                }
+            };
+            q.answer(answers);
+            if q.registered.load(Ordering::Acquire) != mark {
+                continue;
+            }
+            let store = q.store.clone();
+            drop(q);
+            store.wait_for_answers(ANSWERS_EVERY);
+        }
+    }
+
+    /// Hands out `answers`, then 503s to the requests whose wait is over.
+    fn answer(&self, answers: Vec<QueueAnswer>) {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return;
+        };
+        for a in answers {
+            let Some((txid, requests)) = waiting.remove(&a.id) else {
+                continue;
+            };
+            let result = answer_result(&a);
+            if let Err(f) = &result
+                && f.status != StatusCode::SERVICE_UNAVAILABLE
+            {
+                // As the producer remembers it, for `GET /v1/tx/{txid}` here.
+                self.rejections.insert(txid, f);
+            }
+            for (r, _) in requests {
+                let _ = r.send(result.clone());
+            }
+        }
+        let now = Instant::now();
+        let secs = self.wait.as_secs_f64();
+        waiting.retain(|_, (_, requests)| {
+            let (over, left): (Vec<_>, Vec<_>) = std::mem::take(requests)
+                .into_iter()
+                .partition(|(_, deadline)| *deadline <= now);
+            for (r, _) in over {
+                let _ = r.send(Err(Failure::unavailable(format!(
+                    "no block producer answered within {secs:.0} s: the transaction stays \
+                     queued in the gateway's database and is decided when a producer runs; \
+                     submitting it again is safe"
+                ))));
+            }
+            *requests = left;
+            !requests.is_empty()
+        });
+    }
+}
+
 /// Most signatures verified in one batch.
 const MAX_VERIFY_BATCH: usize = 4096;
 
@@ -734,6 +1113,9 @@ const MAX_VERIFY_BATCH: usize = 4096;
 struct Verifier {
     to_writer: mpsc::Sender<Cmd>,
     rejections: Arc<RejectionCache>,
+    /// A gateway without the writer (`read_only`) queues the valid ones for the producer.
+    queue: Option<Arc<SubmissionQueue>>,
+    read_only: Arc<AtomicBool>,
 }
 
 impl Verifier {
@@ -750,7 +1132,20 @@ impl Verifier {
                     Err(_) => break,
                 }
             }
-            let valid = self.verify(batch);
+            let mut answers = Vec::new();
+            let valid = self.verify(batch, &mut answers);
+            if let Some(queue) = &self.queue
+                && self.read_only.load(Ordering::Acquire)
+            {
+                // Only direct submissions here: nothing to answer in the queue.
+                if !valid.is_empty() {
+                    queue.enqueue(valid);
+                }
+                continue;
+            }
+            if !answers.is_empty() {
+                let _ = self.to_writer.blocking_send(Cmd::Answers(answers));
+            }
             if valid.is_empty() {
                 continue;
             }
@@ -758,16 +1153,18 @@ impl Verifier {
                 self.to_writer.blocking_send(Cmd::Submit(valid))
             {
                 for c in lost {
-                    let _ = c
-                        .reply
-                        .send(Err(Failure::unavailable("the gateway is shutting down")));
+                    // A queued one stays queued, for the next producer.
+                    if let Reply::Direct(r) = c.reply {
+                        let _ = r.send(Err(Failure::unavailable("the gateway is shutting down")));
+                    }
                 }
             }
         }
     }
 
-    /// The candidates whose signatures are all valid; the others are answered here.
-    fn verify(&self, batch: Vec<Candidate>) -> Vec<Candidate> {
+    /// The candidates whose signatures are all valid; the others are answered here (a
+    /// queued one's answer into `answers`, for the writer to write).
+    fn verify(&self, batch: Vec<Candidate>, answers: &mut Vec<QueueAnswer>) -> Vec<Candidate> {
         let all_valid = batch.len() > 1
             && verify_id_signatures(batch.iter().flat_map(|c| {
                 c.c.tx
@@ -785,7 +1182,12 @@ impl Verifier {
                 Err(e) => {
                     let f = Failure::tx(&e);
                     self.rejections.insert(c.c.check.txid, &f);
-                    let _ = c.reply.send(Err(f));
+                    match c.reply {
+                        Reply::Direct(r) => {
+                            let _ = r.send(Err(f));
+                        }
+                        Reply::Queued(id) => answers.push(queue_answer(id, &Err(f))),
+                    }
                 }
             }
         }
@@ -874,19 +1276,9 @@ impl Writer {
                 continue;
             }
             match cmd {
-                Cmd::Submit(mut batch) => {
-                    // Everything verified that is waiting goes into one commit.
-                    while batch.len() < MAX_VERIFY_BATCH {
-                        match rx.try_recv() {
-                            Ok(Cmd::Submit(more)) => batch.extend(more),
-                            Ok(other) => {
-                                pending = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.submit_batch(batch);
+                Cmd::Submit(batch) => self.submit_waiting(batch, Vec::new(), &mut rx, &mut pending),
+                Cmd::Answers(answers) => {
+                    self.submit_waiting(Vec::new(), answers, &mut rx, &mut pending)
                 }
                 Cmd::Mine { blocks, reply } => {
                     let r = self.mine(blocks);
@@ -906,7 +1298,10 @@ impl Writer {
                     while let Ok(c) = rx.try_recv() {
                         match c {
                             Cmd::Submit(batch) if self.recover().is_ok() => {
-                                self.submit_batch(batch)
+                                self.submit_batch(batch, Vec::new())
+                            }
+                            Cmd::Answers(answers) if self.recover().is_ok() => {
+                                self.submit_batch(Vec::new(), answers)
                             }
                             other => Self::refuse(
                                 other,
@@ -921,14 +1316,41 @@ impl Writer {
         tracing::info!("ledger writer stopped");
     }
 
-    /// Answers a command that will not run.
+    /// Everything verified that is waiting (and the queued submissions' answers waiting)
+    /// goes into one commit.
+    fn submit_waiting(
+        &mut self,
+        mut batch: Vec<Candidate>,
+        mut answers: Vec<QueueAnswer>,
+        rx: &mut mpsc::Receiver<Cmd>,
+        pending: &mut Option<Cmd>,
+    ) {
+        while batch.len() < MAX_VERIFY_BATCH {
+            match rx.try_recv() {
+                Ok(Cmd::Submit(more)) => batch.extend(more),
+                Ok(Cmd::Answers(more)) => answers.extend(more),
+                Ok(other) => {
+                    *pending = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.submit_batch(batch, answers);
+    }
+
+    /// Answers a command that will not run (a queued submission stays queued: it is taken
+    /// again).
     fn refuse(cmd: Cmd, f: Failure) {
         match cmd {
             Cmd::Submit(batch) => {
                 for c in batch {
-                    let _ = c.reply.send(Err(f.clone()));
+                    if let Reply::Direct(r) = c.reply {
+                        let _ = r.send(Err(f.clone()));
+                    }
                 }
             }
+            Cmd::Answers(_) => {}
             Cmd::Mine { reply, .. } => {
                 let _ = reply.send(Err(f));
             }
@@ -1136,12 +1558,16 @@ impl Writer {
         None
     }
 
-    fn submit_batch(&mut self, batch: Vec<Candidate>) {
+    /// Decides a batch of verified candidates (pool policy: double spends, the per-client
+    /// share, fee-rate eviction) and commits the pool change in one write, with `queued`
+    /// (answers to queued submissions decided before the writer) and the answers of this
+    /// batch's queued candidates. Direct submitters are answered after the commit.
+    fn submit_batch(&mut self, batch: Vec<Candidate>, mut queued: Vec<QueueAnswer>) {
         let mut adds = Vec::new();
         let mut evicted: Vec<(TxId, String)> = Vec::new();
         let mut planned: HashSet<TxId> = HashSet::new();
-        let mut answers: Vec<(SubmitReply, Result<SubmitTxResponse, Failure>)> = Vec::new();
-        let mut accepted: Vec<(TxId, SubmitReply)> = Vec::new();
+        let mut answers: Vec<(Reply, Result<SubmitTxResponse, Failure>)> = Vec::new();
+        let mut accepted: Vec<(TxId, Reply)> = Vec::new();
         for Candidate { c, reply } in batch {
             let txid = c.check.txid;
             if self.pool.contains_key(&txid) {
@@ -1240,8 +1666,37 @@ impl Writer {
             self.insert(txid, 0, c.tx, addresses, rate, c.client);
             accepted.push((txid, reply));
         }
-        if !adds.is_empty() || !evicted.is_empty() {
-            match self.store.add_to_pool(&adds, &evicted) {
+        // Queued submissions' answers go into the commit (none on SQLite, which has no
+        // queue: its path is exactly the one without them).
+        let mut direct = Vec::with_capacity(answers.len());
+        for (reply, result) in answers {
+            match reply {
+                Reply::Direct(r) => direct.push((r, result)),
+                // This gateway's storage trouble is no answer: the row stays queued.
+                Reply::Queued(_) if matches!(&result, Err(f) if f.error.code == codes::UNAVAILABLE) =>
+                    {}
+                Reply::Queued(id) => queued.push(queue_answer(id, &result)),
+            }
+        }
+        for (txid, reply) in &accepted {
+            if let Reply::Queued(id) = reply {
+                queued.push(queue_answer(
+                    *id,
+                    &Ok(SubmitTxResponse {
+                        txid: txid.to_hex(),
+                        status: TxStatus::InPool,
+                        duplicate: false,
+                    }),
+                ));
+            }
+        }
+        if !adds.is_empty() || !evicted.is_empty() || !queued.is_empty() {
+            let written = if queued.is_empty() {
+                self.store.add_to_pool(&adds, &evicted)
+            } else {
+                self.store.add_to_pool_answering(&adds, &evicted, &queued)
+            };
+            match written {
                 Ok(seqs) => {
                     for (add, seq) in adds.iter().zip(seqs) {
                         if let Some(p) = self.pool.get_mut(&add.txid) {
@@ -1266,26 +1721,34 @@ impl Writer {
                                 addresses: p.addresses.clone(),
                             });
                         }
-                        let _ = reply.send(Ok(SubmitTxResponse {
-                            txid: txid.to_hex(),
-                            status: TxStatus::InPool,
-                            duplicate: false,
-                        }));
+                        if let Reply::Direct(r) = reply {
+                            let _ = r.send(Ok(SubmitTxResponse {
+                                txid: txid.to_hex(),
+                                status: TxStatus::InPool,
+                                duplicate: false,
+                            }));
+                        }
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist submitted transactions");
+                    // Queued ones stay queued (unanswered), and are taken again.
+                    let failed = !accepted.is_empty();
                     for (txid, reply) in accepted {
                         self.remove(&txid);
-                        let _ = reply.send(Err(Failure::unavailable(format!(
-                            "the gateway's storage failed: {e}"
-                        ))));
+                        if let Reply::Direct(r) = reply {
+                            let _ = r.send(Err(Failure::unavailable(format!(
+                                "the gateway's storage failed: {e}"
+                            ))));
+                        }
                     }
-                    self.dirty = true;
+                    if failed {
+                        self.dirty = true;
+                    }
                 }
             }
         }
-        for (reply, result) in answers {
+        for (reply, result) in direct {
             let _ = reply.send(result);
         }
     }

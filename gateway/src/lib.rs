@@ -67,8 +67,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The mirror on PostgreSQL instead of SQLite in the data dir:
     /// `postgres://user[:password]@host:port/dbname[?sslmode=require]`. The schema is
-    /// created in an empty database. One gateway process per database for now (ADR 8).
-    /// Plain TCP unless `sslmode=require` or `--database-ca-file` (then TLS with a checked
+    /// created in an empty database. One writing gateway (the block producer) per database;
+    /// any number of `--read-only` and `--standby` replicas beside it (ADR 8). Plain TCP
+    /// unless `sslmode=require` or `--database-ca-file` (then TLS with a checked
     /// certificate).
     #[arg(
         long,
@@ -87,18 +88,21 @@ pub struct Config {
         requires = "database"
     )]
     pub database_ca_file: Option<PathBuf>,
-    /// With `--database`: a read-only API replica of the gateway that writes that database
-    /// (ADR 8). It serves sync, transaction status and the stream's tips from the database
-    /// and refuses submissions and sandbox commands (503 `unavailable`); no relay, no timer
-    /// blocks, no keys. Give it the writer's `--finality-depth` and fee flags (they are part
-    /// of `/v1/info`).
+    /// With `--database`: an API replica of the gateway that writes that database (ADR 8),
+    /// stateless: it serves sync, transaction status and the stream from the database, and
+    /// takes submissions (`POST /v1/tx`, `/v1/txs`): it checks them (decoding, rules,
+    /// signatures), queues them in the database for the block producer and answers with
+    /// the producer's decision (503 after `--submit-wait-secs` when no producer answers;
+    /// the submission stays queued). It never makes blocks: no keys, relay, timer or
+    /// sandbox commands (503 `unavailable`). Give it the writer's `--finality-depth` and
+    /// fee flags (they are part of `/v1/info`).
     #[arg(long, env = "NOTCH_GATEWAY_READ_ONLY", requires = "database")]
     pub read_only: bool,
-    /// With `--database`: a read-only replica (as `--read-only`) that holds the writer's
-    /// keys (`--authority-key-file`, or the sandbox keys file in its data dir) and takes the
-    /// writer's place when the writing gateway dies (its lock on the database goes with
-    /// its connection): it loads the pool from the database and accepts submissions and
-    /// makes blocks from then on. No relay.
+    /// With `--database`: a replica (as `--read-only`, submissions included) that holds the
+    /// writer's keys (`--authority-key-file`, or the sandbox keys file in its data dir) and
+    /// takes the block producer's place when the writing gateway dies (its lock on the
+    /// database goes with its connection): it loads the pool from the database, decides the
+    /// queued submissions and makes blocks from then on. No relay.
     #[arg(
         long,
         env = "NOTCH_GATEWAY_STANDBY",
@@ -106,6 +110,11 @@ pub struct Config {
         conflicts_with = "read_only"
     )]
     pub standby: bool,
+    /// `--read-only` and `--standby`: seconds a submission waits for the block producer's
+    /// answer before it gets 503 `unavailable` (it stays queued in the database and is
+    /// decided when a producer runs; submitting it again is safe).
+    #[arg(long, env = "NOTCH_GATEWAY_SUBMIT_WAIT_SECS", default_value_t = 10)]
+    pub submit_wait_secs: u64,
     /// Seconds between timer blocks; 0 = blocks only on demand. Default: 2 in sandbox, 10
     /// otherwise.
     #[arg(long, env = "NOTCH_GATEWAY_BLOCK_INTERVAL")]
@@ -622,6 +631,7 @@ impl Config {
                 .max(1),
             block_interval_secs,
             sandbox: self.sandbox,
+            submit_wait: Duration::from_secs(self.submit_wait_secs.max(1)),
         }
     }
 

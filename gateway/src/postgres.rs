@@ -16,6 +16,7 @@
 //! `verify-full`/`verify-ca`) or a CA file; otherwise plain TCP (see `tls_for`).
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,9 +59,17 @@ const LOCK_PROCESS: i64 = 0x6e6f_7463_6800_0001;
 const LOCK_MIGRATE: i64 = 0x6e6f_7463_6800_0002;
 const LOCK_RELAY: i64 = 0x6e6f_7463_6800_0003;
 
+/// The channels gateways NOTIFY: every commit (`notch_changes`, replicas follow it), a
+/// submission queued (`notch_queue`, the producer drains it), queued submissions answered
+/// (`notch_answers`, the gateways that queued them wait for it).
+const CHANGES: &str = "notch_changes";
+const QUEUE: &str = "notch_queue";
+const ANSWERS: &str = "notch_answers";
+
 /// The schema, one entry per version: entry `n` takes a database from version `n` to
 /// `n + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE blocks (
     height BIGINT PRIMARY KEY CHECK (height >= 0),
     id BYTEA NOT NULL UNIQUE CHECK (octet_length(id) = 32),
@@ -103,7 +112,28 @@ CREATE TABLE relay_ports (
     port INTEGER NOT NULL UNIQUE,
     seen BIGINT NOT NULL
 );
-"];
+",
+    "
+-- Submissions that gateways without the producer's lease took from their clients (ADR 8,
+-- phase 2): verified there, decided by the producer's writer, whose answer (the HTTP status
+-- and JSON body a direct submission gets) is written in the same transaction as the pool
+-- change it reports. Answered rows are pruned after a while.
+CREATE TABLE submissions (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    txid BYTEA NOT NULL CHECK (octet_length(txid) = 32),
+    bytes BYTEA NOT NULL,
+    client TEXT,
+    queued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    status INTEGER,
+    answer TEXT,
+    answered_at TIMESTAMPTZ,
+    CHECK ((status IS NULL) = (answer IS NULL))
+);
+-- One waiting row per transaction: a resubmission waits for the same answer.
+CREATE UNIQUE INDEX submissions_waiting ON submissions (txid) WHERE status IS NULL;
+CREATE INDEX submissions_answered ON submissions (answered_at) WHERE status IS NOT NULL;
+",
+];
 
 /// The schema version this binary writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -457,6 +487,10 @@ pub struct PgStore {
     /// The connection that LISTENs for the writer's commits (`wait_for_change`), opened on
     /// first use.
     listener: Mutex<Option<Client>>,
+    /// The one that LISTENs for queued submissions (the producer, `wait_for_queue`).
+    queue_listener: Mutex<Option<Client>>,
+    /// The one that LISTENs for their answers (`wait_for_answers`).
+    answer_listener: Mutex<Option<Client>>,
 }
 
 impl Drop for PgStore {
@@ -464,8 +498,14 @@ impl Drop for PgStore {
         if let Ok(lock) = self.lock.get_mut() {
             close_on_a_thread(lock.take());
         }
-        if let Ok(listener) = self.listener.get_mut() {
-            close_on_a_thread(listener.take());
+        for listener in [
+            &mut self.listener,
+            &mut self.queue_listener,
+            &mut self.answer_listener,
+        ] {
+            if let Ok(listener) = listener.get_mut() {
+                close_on_a_thread(listener.take());
+            }
         }
     }
 }
@@ -526,6 +566,8 @@ impl PgStore {
             pool_log_keep: POOL_LOG_KEEP,
             read_only: AtomicBool::new(false),
             listener: Mutex::new(None),
+            queue_listener: Mutex::new(None),
+            answer_listener: Mutex::new(None),
         })
     }
 
@@ -580,7 +622,46 @@ impl PgStore {
             pool_log_keep: POOL_LOG_KEEP,
             read_only: AtomicBool::new(true),
             listener: Mutex::new(None),
+            queue_listener: Mutex::new(None),
+            answer_listener: Mutex::new(None),
         })
+    }
+
+    /// Until a NOTIFY on `channel` (after the first call: the first opens the connection
+    /// that LISTENs on `slot`), or `timeout`. A connection that fails is dropped and the
+    /// wait becomes a sleep; the next call opens a new one.
+    fn wait_on(&self, slot: &Mutex<Option<Client>>, channel: &'static str, timeout: Duration) {
+        let started = Instant::now();
+        let waited = (|| -> StoreResult<()> {
+            let mut listener = slot
+                .lock()
+                .map_err(|_| StoreError::Backend("listener mutex poisoned".into()))?;
+            if listener.is_none() {
+                let mut client = connect(&self.pool.config, &self.pool.tls)?;
+                client
+                    .batch_execute(&format!("LISTEN {channel}"))
+                    .map_err(be)?;
+                *listener = Some(client);
+            }
+            let Some(client) = listener.as_mut() else {
+                return Ok(());
+            };
+            let result = {
+                let mut notes = client.notifications();
+                let first = notes.timeout_iter(timeout).next();
+                // Several commits may have come at once: one wake-up for all of them.
+                let rest = notes.iter().count();
+                first.and(rest)
+            };
+            if let Err(e) = result {
+                *listener = None;
+                return Err(be(e));
+            }
+            Ok(())
+        })();
+        if waited.is_err() {
+            std::thread::sleep(timeout.saturating_sub(started.elapsed()));
+        }
     }
 
     /// Whether its connections are TLS (with a checked certificate).
@@ -690,6 +771,17 @@ impl PgStore {
             ));
         }
         self.check_lock()?;
+        self.transact("NOTIFY notch_changes; COMMIT", f)
+    }
+
+    /// The transaction of [`PgStore::write`] without its checks, ended by `commit` (a
+    /// `NOTIFY` and `COMMIT`, one round trip): also what a read-only replica writes, its
+    /// queued submissions (`enqueue_submissions`), which need no lock.
+    fn transact<T>(
+        &self,
+        commit: &'static str,
+        f: impl FnOnce(&mut Db<'_, Client>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut tries = 0;
         let mut conn = loop {
             let mut conn = self.pool.take()?;
@@ -710,9 +802,7 @@ impl PgStore {
             let out = f(&mut Db { c: client, stmts })?;
             // Read-only replicas LISTEN (see `wait_for_change`); the notification goes out
             // with the commit, in the same round trip.
-            client
-                .batch_execute("NOTIFY notch_changes; COMMIT")
-                .map_err(be)?;
+            client.batch_execute(commit).map_err(be)?;
             Ok(out)
         })();
         if out.is_err() && !conn.client.is_closed() {
@@ -1316,39 +1406,163 @@ impl MirrorStore for PgStore {
     }
 
     /// Until a gateway commits a write to this database (its `NOTIFY notch_changes`), or
-    /// `timeout`. A connection that fails is dropped and the wait becomes a sleep; the next
-    /// call opens a new one.
+    /// `timeout`.
     fn wait_for_change(&self, timeout: Duration) {
-        let started = Instant::now();
-        let waited = (|| -> StoreResult<()> {
-            let mut listener = self
-                .listener
-                .lock()
-                .map_err(|_| StoreError::Backend("listener mutex poisoned".into()))?;
-            if listener.is_none() {
-                let mut client = connect(&self.pool.config, &self.pool.tls)?;
-                client.batch_execute("LISTEN notch_changes").map_err(be)?;
-                *listener = Some(client);
+        self.wait_on(&self.listener, CHANGES, timeout);
+    }
+
+    fn has_submission_queue(&self) -> bool {
+        true
+    }
+
+    /// One write (no lock needed: a replica's too) that wakes the producer. Distinct
+    /// transactions per statement; `ON CONFLICT … DO UPDATE` returns the waiting row of a
+    /// transaction queued before (a no-op update, so that the row comes back), atomically:
+    /// answered meanwhile, it is no longer waiting and a new row is made.
+    fn enqueue_submissions(&self, subs: &[(TxId, &[u8], Option<IpAddr>)]) -> StoreResult<Vec<u64>> {
+        let mut distinct: Vec<&(TxId, &[u8], Option<IpAddr>)> = Vec::with_capacity(subs.len());
+        let mut seen = HashSet::with_capacity(subs.len());
+        for s in subs {
+            if seen.insert(s.0) {
+                distinct.push(s);
             }
-            let Some(client) = listener.as_mut() else {
-                return Ok(());
-            };
-            let result = {
-                let mut notes = client.notifications();
-                let first = notes.timeout_iter(timeout).next();
-                // Several commits may have come at once: one wake-up for all of them.
-                let rest = notes.iter().count();
-                first.and(rest)
-            };
-            if let Err(e) = result {
-                *listener = None;
-                return Err(be(e));
-            }
-            Ok(())
-        })();
-        if waited.is_err() {
-            std::thread::sleep(timeout.saturating_sub(started.elapsed()));
         }
+        let txids: Vec<&[u8]> = distinct.iter().map(|s| &s.0.0[..]).collect();
+        let bytes: Vec<&[u8]> = distinct.iter().map(|s| s.1).collect();
+        let clients: Vec<Option<String>> = distinct
+            .iter()
+            .map(|s| s.2.map(|c| c.to_string()))
+            .collect();
+        let rows = self.transact("NOTIFY notch_queue; COMMIT", |db| {
+            db.query(
+                "INSERT INTO submissions (txid, bytes, client)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[])
+                 ON CONFLICT (txid) WHERE status IS NULL DO UPDATE SET txid = excluded.txid
+                 RETURNING id, txid",
+                &[&txids, &bytes, &clients],
+            )
+        })?;
+        let mut ids = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = col(row, 0)?;
+            ids.insert(TxId(id32(col(row, 1)?)?), uint(id)?);
+        }
+        subs.iter()
+            .map(|s| {
+                ids.get(&s.0)
+                    .copied()
+                    .ok_or_else(|| corrupt(format!("queued submission {} has no row", s.0)))
+            })
+            .collect()
+    }
+
+    fn queue_answers(&self, ids: &[u64]) -> StoreResult<Vec<QueueAnswer>> {
+        let ids = ids
+            .iter()
+            .map(|i| int(*i))
+            .collect::<StoreResult<Vec<i64>>>()?;
+        self.read(|db| {
+            let rows = db.query(
+                "SELECT id, status, answer FROM submissions
+                 WHERE id = ANY($1) AND status IS NOT NULL",
+                &[&ids],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let status: i32 = col(row, 1)?;
+                    Ok(QueueAnswer {
+                        id: uint(col(row, 0)?)?,
+                        status: u16::try_from(status)
+                            .map_err(|_| corrupt(format!("answer status {status}")))?,
+                        body: col(row, 2)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn wait_for_answers(&self, timeout: Duration) {
+        self.wait_on(&self.answer_listener, ANSWERS, timeout);
+    }
+
+    fn queued_submissions(&self, limit: usize) -> StoreResult<Vec<QueuedSubmission>> {
+        self.read(|db| {
+            let rows = db.query(
+                "SELECT id, txid, bytes, client FROM submissions
+                 WHERE status IS NULL ORDER BY id LIMIT $1",
+                &[&int(limit as u64)?],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let client: Option<String> = col(row, 3)?;
+                    Ok(QueuedSubmission {
+                        id: uint(col(row, 0)?)?,
+                        txid: TxId(id32(col(row, 1)?)?),
+                        bytes: col(row, 2)?,
+                        // Written by a gateway from an address it parsed: one that does not
+                        // parse counts as the gateway's own (no share bound) rather than
+                        // failing the queue.
+                        client: client.and_then(|c| c.parse().ok()),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn wait_for_queue(&self, timeout: Duration) {
+        self.wait_on(&self.queue_listener, QUEUE, timeout);
+    }
+
+    fn add_to_pool_answering(
+        &self,
+        adds: &[PoolAdd],
+        evicted: &[(TxId, String)],
+        answers: &[QueueAnswer],
+    ) -> StoreResult<Vec<u64>> {
+        // The first answer per row counts (a row handed to the writer twice is answered
+        // twice in one batch: accepted, then "duplicate").
+        let mut seen = HashSet::with_capacity(answers.len());
+        let mut ids = Vec::with_capacity(answers.len());
+        let mut statuses = Vec::with_capacity(answers.len());
+        let mut bodies = Vec::with_capacity(answers.len());
+        for a in answers {
+            if seen.insert(a.id) {
+                ids.push(int(a.id)?);
+                statuses.push(i32::from(a.status));
+                bodies.push(a.body.as_str());
+            }
+        }
+        let distinct = adds.iter().map(|a| a.txid).collect::<HashSet<_>>().len() == adds.len();
+        if !distinct {
+            return Err(corrupt(
+                "one transaction added to the pool twice in a write",
+            ));
+        }
+        self.write(|db| {
+            let seqs = if adds.is_empty() && evicted.is_empty() {
+                Vec::new()
+            } else {
+                pool_write_bulk(db, adds, evicted)?
+            };
+            if !ids.is_empty() {
+                db.exec(
+                    "UPDATE submissions SET status = u.s, answer = u.a, answered_at = now()
+                     FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(i, s, a)
+                     WHERE submissions.id = u.i AND submissions.status IS NULL",
+                    &[&ids, &statuses, &bodies],
+                )?;
+                // Kept far longer than a gateway waits for an answer (`--submit-wait-secs`),
+                // so that none is pruned while someone still reads it.
+                db.exec(
+                    "DELETE FROM submissions WHERE status IS NOT NULL
+                     AND answered_at < now() - interval '10 minutes'",
+                    &[],
+                )?;
+                // Delivered with the commit, to the gateways waiting for these answers.
+                db.exec("SELECT pg_notify($1, '')", &[&ANSWERS])?;
+            }
+            Ok(seqs)
+        })
     }
 
     fn load_meta(&self) -> StoreResult<Option<LedgerMeta>> {

@@ -5,6 +5,9 @@
 //! Every write method is atomic: it commits everything or nothing, so a crash at any instant
 //! leaves a consistent mirror.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use notch_protocol::relay::PortRange;
 use notch_protocol::{
     AssetId, Block, BlockHeader, BlockId, Network, OutPoint, Output, PublicKey, Transaction, TxId,
@@ -135,6 +138,26 @@ pub struct PoolChanges {
     pub more: bool,
 }
 
+/// A submission that a gateway without the producer's lease queued for the producer
+/// (PostgreSQL, ADR 8 phase 2): its row id, the transaction, and the client that sent it (for
+/// the per-client share of the pool).
+#[derive(Clone, Debug)]
+pub struct QueuedSubmission {
+    pub id: u64,
+    pub txid: TxId,
+    pub bytes: Vec<u8>,
+    pub client: Option<IpAddr>,
+}
+
+/// The producer's answer to a queued submission: the HTTP status and the JSON body that a
+/// direct submission would have got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueAnswer {
+    pub id: u64,
+    pub status: u16,
+    pub body: String,
+}
+
 /// A reorganisation to commit atomically.
 #[derive(Clone, Debug)]
 pub struct ReorgPlan {
@@ -174,6 +197,64 @@ pub trait MirrorStore: Send + Sync {
     /// (an embedded store has no standby).
     fn take_writer_lock(&self) -> StoreResult<bool> {
         Ok(false)
+    }
+
+    /// Whether the store has a submission queue (PostgreSQL: several gateways on one
+    /// database, of which one produces blocks). The methods below are used only then; an
+    /// embedded store has one gateway, which decides every submission itself.
+    fn has_submission_queue(&self) -> bool {
+        false
+    }
+
+    /// A gateway without the producer's lease: queues verified submissions for the producer,
+    /// in one write that wakes it, and returns their row ids in order. A transaction already
+    /// queued and not yet answered gets that row's id (a resubmission waits for the same
+    /// answer); so does a transaction given twice.
+    fn enqueue_submissions(
+        &self,
+        _subs: &[(TxId, &[u8], Option<IpAddr>)],
+    ) -> StoreResult<Vec<u64>> {
+        Err(StoreError::Backend(
+            "this store has no submission queue".into(),
+        ))
+    }
+
+    /// The answers among the queued submissions `ids` (those not answered yet are left out).
+    fn queue_answers(&self, _ids: &[u64]) -> StoreResult<Vec<QueueAnswer>> {
+        Ok(Vec::new())
+    }
+
+    /// Returns when the producer may have answered queued submissions, or after `timeout`.
+    fn wait_for_answers(&self, timeout: Duration) {
+        std::thread::sleep(timeout);
+    }
+
+    /// The producer: up to `limit` queued submissions not answered yet, oldest first.
+    fn queued_submissions(&self, _limit: usize) -> StoreResult<Vec<QueuedSubmission>> {
+        Ok(Vec::new())
+    }
+
+    /// The producer: returns when a gateway may have queued a submission, or after `timeout`.
+    fn wait_for_queue(&self, timeout: Duration) {
+        std::thread::sleep(timeout);
+    }
+
+    /// [`MirrorStore::add_to_pool`] and the answers of queued submissions in one atomic
+    /// write: an answer is never written without the pool change it reports, nor the change
+    /// without the answer. An answer goes only to a submission that has none yet (the first
+    /// of two for one row counts).
+    fn add_to_pool_answering(
+        &self,
+        adds: &[PoolAdd],
+        evicted: &[(TxId, String)],
+        answers: &[QueueAnswer],
+    ) -> StoreResult<Vec<u64>> {
+        if answers.is_empty() {
+            return self.add_to_pool(adds, evicted);
+        }
+        Err(StoreError::Backend(
+            "this store has no submission queue".into(),
+        ))
     }
 
     /// `None` for an empty store.

@@ -208,6 +208,7 @@ fn start_here(b: &Backend) -> Fixture {
         max_pool_per_client: 1000,
         block_interval_secs: 0,
         sandbox: true,
+        submit_wait: std::time::Duration::from_secs(10),
     };
     let (engine, _writer) = Engine::start(
         store.clone(),
