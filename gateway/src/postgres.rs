@@ -3047,12 +3047,14 @@ rm -rf "$dir"
             Some(3),
             "{blocks}"
         );
-        for (path, body) in [
-            ("/v1/sandbox/mine", serde_json::json!({"blocks": 1})),
-            ("/v1/tx", serde_json::json!({"tx": "00"})),
+        // Sandbox commands are the producer's; a submission is checked here first (phase 2:
+        // a replica queues what passes for the producer, tests/replicas.rs).
+        for (path, body, code) in [
+            ("/v1/sandbox/mine", serde_json::json!({"blocks": 1}), 503),
+            ("/v1/tx", serde_json::json!({"tx": "00"}), 400),
         ] {
             let answer = http.post(format!("{r}{path}")).json(&body).send().await?;
-            assert_eq!(answer.status(), 503, "{path}");
+            assert_eq!(answer.status(), code, "{path}");
         }
         // A payment submitted to the writer reaches the replica's subscribers: in the pool,
         // then confirmed.
