@@ -420,6 +420,11 @@ impl Engine {
         self.tip.clone()
     }
 
+    /// Transactions in this engine's pool (its writer's; a replica keeps none).
+    pub fn pool_len(&self) -> usize {
+        self.index.read().map_or(0, |i| i.txids.len())
+    }
+
     /// Asks the writer to finish the queued work and stop.
     pub async fn shutdown(&self) {
         let _ = self.cmd.send(Cmd::Shutdown).await;
@@ -973,6 +978,7 @@ impl Writer {
         self.spent_by.clear();
         self.by_rate.clear();
         self.clients.clear();
+        crate::metrics::pool_cleared();
         if let Ok(mut i) = self.index.write() {
             *i = PoolIndex::default();
         }
@@ -1010,6 +1016,7 @@ impl Writer {
         for op in &tx.inputs {
             self.spent_by.insert(*op, txid);
         }
+        crate::metrics::pool_changed(1.0, tx.encoded_len());
         if let Ok(mut i) = self.index.write() {
             i.insert(txid, &tx);
         }
@@ -1032,6 +1039,7 @@ impl Writer {
     /// Takes a transaction out of every in-memory view of the pool.
     fn remove(&mut self, txid: &TxId) -> Option<PoolTx> {
         let p = self.pool.remove(txid)?;
+        crate::metrics::pool_changed(-1.0, p.tx.encoded_len());
         for op in &p.tx.inputs {
             if self.spent_by.get(op) == Some(txid) {
                 self.spent_by.remove(op);
@@ -1275,6 +1283,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist submitted transactions");
+                    crate::metrics::database_error(crate::metrics::During::Write);
                     for (txid, reply) in accepted {
                         self.remove(&txid);
                         let _ = reply.send(Err(Failure::unavailable(format!(
@@ -1353,6 +1362,7 @@ impl Writer {
                 self.dirty = true;
                 return Err(e.into());
             }
+            crate::metrics::block_produced(block.txs.len());
             let height = block.header.height;
             let mut confirmed = Vec::new();
             for tx in &block.txs {
@@ -1807,8 +1817,12 @@ impl TipFollower {
                     Err(mpsc::error::TryRecvError::Empty) => break,
                 }
             }
-            if let Err(e) = self.follow() {
-                tracing::warn!(error = %e, "cannot follow the database's tip");
+            match self.follow() {
+                Ok(()) => crate::metrics::follower_heard(),
+                Err(e) => {
+                    crate::metrics::database_error(crate::metrics::During::Follow);
+                    tracing::warn!(error = %e, "cannot follow the database's tip");
+                }
             }
             // Woken by the writer's commits (NOTIFY on PostgreSQL); the timeout is the net.
             self.store.wait_for_change(FOLLOW_EVERY);

@@ -101,22 +101,48 @@ pub struct Database {
 }
 
 impl Database {
+    /// The same database reached through a URL that holds `password` (the cluster trusts
+    /// loopback, so any password is accepted): for checking that none is ever shown.
+    pub fn with_password(&self, password: &str) -> Backend {
+        let url = self.url.replacen(
+            &format!("://{SUPERUSER}@"),
+            &format!("://{SUPERUSER}:{password}@"),
+            1,
+        );
+        assert_ne!(url, self.url, "no user in {}", self.url);
+        Backend::Postgres(Database {
+            name: self.name.clone(),
+            url,
+            port: self.port,
+            dir: OnceLock::new(),
+        })
+    }
+
+    /// Runs `sql` with psql in the cluster's `postgres` database (for what cannot run in
+    /// this one: `ALTER DATABASE` of it while it refuses connections).
+    pub fn psql_admin(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
     /// Runs `sql` with psql in this database; its unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in(&self.name, sql)
+    }
+
+    fn psql_in(&self, database: &str, sql: &str) -> String {
         let c = cluster().unwrap_or_else(|| panic!("no cluster"));
         let out = Command::new(c.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg("127.0.0.1")
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", SUPERUSER, "-d", &self.name, "-c", sql])
+            .args(["-U", SUPERUSER, "-d", database, "-c", sql])
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
         assert!(
             out.status.success(),
-            "psql {sql:?} in {}: {}",
-            self.name,
+            "psql {sql:?} in {database}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
