@@ -20,6 +20,7 @@ pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 pub mod store;
+pub mod throwaway_pg;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
