@@ -8,7 +8,9 @@
 //! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes and
 //! their limits), `serve` below (connections and their limits), [`keys`] (authority and
 //! issuer keys), [`relay`] (the agent relay of ADR 6: phones' tally agents reached through
-//! the gateway, ciphertext only).
+//! the gateway, ciphertext only), [`health`] (readiness and liveness), [`metrics`] (the
+//! Prometheus exposition of `--metrics-listen`), [`throwaway_pg`] (a PostgreSQL cluster for
+//! the tests and the benchmark; not used by the gateway).
 
 pub mod error;
 pub mod health;
