@@ -292,6 +292,10 @@ impl Drop for StreamSession {
 /// template, method and status class, and times it. The router's `MatchedPath` is the
 /// template (`/v1/tx/{txid}`); a request no route matched is `unmatched`.
 pub async fn track(req: Request, next: Next) -> Response {
+    // Without a recorder (no `--metrics-listen`) nothing is counted: no label to build.
+    if HANDLE.get().is_none() {
+        return next.run(req).await;
+    }
     let started = Instant::now();
     let route: String = req
         .extensions()

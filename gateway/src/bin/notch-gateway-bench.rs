@@ -1121,10 +1121,34 @@ struct CpuSnapshot {
     gateways: Vec<u64>,
     postgres: u64,
     client: u64,
+    /// The whole machine (/proc/stat): ticks busy, and waiting for I/O, over all cores.
+    machine_busy: u64,
+    machine_iowait: u64,
+}
+
+/// Busy and I/O-wait ticks of the whole machine since boot, summed over its cores.
+fn machine_cpu() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    // user nice system idle iowait irq softirq steal …
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    (at(0) + at(1) + at(2) + at(5) + at(6) + at(7), at(4))
 }
 
 fn cpu_snapshot(pids: &[u32], postmaster: Option<u32>) -> CpuSnapshot {
+    let (machine_busy, machine_iowait) = machine_cpu();
     CpuSnapshot {
+        machine_busy,
+        machine_iowait,
         gateways: pids
             .iter()
             .map(|p| proc_cpu(*p).map_or(0, |c| c.0))
@@ -1140,6 +1164,10 @@ struct CpuUse {
     gateways: Vec<f64>,
     postgres: f64,
     client: f64,
+    /// Every other process of the machine (other builds: noise).
+    others: f64,
+    /// Cores waiting for I/O (fsync), in % of one core.
+    iowait: f64,
 }
 
 impl CpuUse {
@@ -1147,7 +1175,7 @@ impl CpuUse {
         let pct = |x: u64, y: u64| {
             y.saturating_sub(x) as f64 / ticks / wall.as_secs_f64().max(1e-9) * 100.0
         };
-        CpuUse {
+        let mut u = CpuUse {
             gateways: a
                 .gateways
                 .iter()
@@ -1156,7 +1184,11 @@ impl CpuUse {
                 .collect(),
             postgres: pct(a.postgres, b.postgres),
             client: pct(a.client, b.client),
-        }
+            others: 0.0,
+            iowait: pct(a.machine_iowait, b.machine_iowait),
+        };
+        u.others = (pct(a.machine_busy, b.machine_busy) - u.total()).max(0.0);
+        u
     }
 
     fn total(&self) -> f64 {
@@ -1166,11 +1198,12 @@ impl CpuUse {
     fn show(&self) -> String {
         let gws: Vec<String> = self.gateways.iter().map(|g| format!("{g:.0}")).collect();
         format!(
-            "gateways {} %, PostgreSQL {:.0} %, load generator {:.0} %; total {:.0} %",
+            "gateways {} %, PostgreSQL {:.0} %, load generator {:.0} %, other processes {:.0} %; I/O wait {:.0} %",
             gws.join(" + "),
             self.postgres,
             self.client,
-            self.total()
+            self.others,
+            self.iowait
         )
     }
 
@@ -1441,7 +1474,8 @@ async fn replica_section(args: &Args, tmp: &std::path::Path) -> String {
          the processes (each its share of the requests and of {clients} raw HTTP clients), then the pool mined on the \
          writer, then {syncers} clients syncing the chain from the genesis (`GET /v1/blocks`, 10 per request), spread \
          over the processes, for at most 10 s. CPU is each process's user + system time from /proc over the phase \
-         (PostgreSQL: its postmaster and all its children), in % of one core: the machine has {nproc} cores, so at most \
+         (PostgreSQL: its postmaster and all its children; other processes: the machine's busy time from /proc/stat less these; \
+         I/O wait: the machine's), in % of one core: the machine has {nproc} cores, so at most \
          {max} % in all.\n\n\
          | run | accepted tx/s | per process (accepted / refused / 503 unavailable) | CPU while accepting | blocks served/s | per process (blocks) | CPU while serving |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n",
@@ -1525,15 +1559,22 @@ async fn replica_section(args: &Args, tmp: &std::path::Path) -> String {
             .unwrap_or(1) as f64
             * 100.0;
         let said = |phase: &str, c: &CpuUse| {
-            let busy = c.total() / cores * 100.0;
+            let ours = c.total() / cores * 100.0;
+            let busy = (c.total() + c.others) / cores * 100.0;
             let bound = if busy >= 85.0 {
                 "the cores were busy: CPU-bound"
+            } else if c.iowait >= 20.0 {
+                "the cores were not all busy, and waited for the disk: commits (fsync) bound it"
             } else {
-                "the cores were not all busy: waits (commits, round trips) bound it"
+                "the cores were not all busy: waits (commits, round trips between the processes) bound it"
+            };
+            let noise = if c.others >= 20.0 {
+                format!("; other processes took {:.0} % of a core: noisy", c.others)
+            } else {
+                String::new()
             };
             format!(
-                "{phase}: {:.0} % of the machine's CPU, most of it {} ({bound})",
-                busy,
+                "{phase}: this run {ours:.0} % of the machine's CPU, most of it {}, the machine {busy:.0} % ({bound}{noise})",
                 c.largest()
             )
         };
