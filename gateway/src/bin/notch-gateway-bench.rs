@@ -1121,18 +1121,22 @@ struct CpuSnapshot {
     gateways: Vec<u64>,
     postgres: u64,
     client: u64,
-    /// The whole machine (/proc/stat): ticks busy, and waiting for I/O, over all cores.
+    /// The whole machine (/proc/stat): ticks busy in processes, waiting for I/O, and in
+    /// interrupts (loopback TCP is mostly softirq work, charged to no process), over all
+    /// cores.
     machine_busy: u64,
     machine_iowait: u64,
+    machine_irq: u64,
 }
 
-/// Busy and I/O-wait ticks of the whole machine since boot, summed over its cores.
-fn machine_cpu() -> (u64, u64) {
+/// Busy (in processes), I/O-wait and interrupt ticks of the whole machine since boot,
+/// summed over its cores.
+fn machine_cpu() -> (u64, u64, u64) {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     // user nice system idle iowait irq softirq steal …
     let f: Vec<u64> = line
@@ -1141,14 +1145,15 @@ fn machine_cpu() -> (u64, u64) {
         .filter_map(|x| x.parse().ok())
         .collect();
     let at = |i: usize| f.get(i).copied().unwrap_or(0);
-    (at(0) + at(1) + at(2) + at(5) + at(6) + at(7), at(4))
+    (at(0) + at(1) + at(2) + at(7), at(4), at(5) + at(6))
 }
 
 fn cpu_snapshot(pids: &[u32], postmaster: Option<u32>) -> CpuSnapshot {
-    let (machine_busy, machine_iowait) = machine_cpu();
+    let (machine_busy, machine_iowait, machine_irq) = machine_cpu();
     CpuSnapshot {
         machine_busy,
         machine_iowait,
+        machine_irq,
         gateways: pids
             .iter()
             .map(|p| proc_cpu(*p).map_or(0, |c| c.0))
@@ -1168,6 +1173,8 @@ struct CpuUse {
     others: f64,
     /// Cores waiting for I/O (fsync), in % of one core.
     iowait: f64,
+    /// Interrupt work (mostly the loopback network), in % of one core.
+    irq: f64,
 }
 
 impl CpuUse {
@@ -1186,11 +1193,13 @@ impl CpuUse {
             client: pct(a.client, b.client),
             others: 0.0,
             iowait: pct(a.machine_iowait, b.machine_iowait),
+            irq: pct(a.machine_irq, b.machine_irq),
         };
         u.others = (pct(a.machine_busy, b.machine_busy) - u.total()).max(0.0);
         u
     }
 
+    /// This run's processes.
     fn total(&self) -> f64 {
         self.gateways.iter().sum::<f64>() + self.postgres + self.client
     }
@@ -1198,10 +1207,11 @@ impl CpuUse {
     fn show(&self) -> String {
         let gws: Vec<String> = self.gateways.iter().map(|g| format!("{g:.0}")).collect();
         format!(
-            "gateways {} %, PostgreSQL {:.0} %, load generator {:.0} %, other processes {:.0} %; I/O wait {:.0} %",
+            "gateways {} %, PostgreSQL {:.0} %, load generator {:.0} %, interrupts (loopback network) {:.0} %, other processes {:.0} %; I/O wait {:.0} %",
             gws.join(" + "),
             self.postgres,
             self.client,
+            self.irq,
             self.others,
             self.iowait
         )
@@ -1474,7 +1484,8 @@ async fn replica_section(args: &Args, tmp: &std::path::Path) -> String {
          the processes (each its share of the requests and of {clients} raw HTTP clients), then the pool mined on the \
          writer, then {syncers} clients syncing the chain from the genesis (`GET /v1/blocks`, 10 per request), spread \
          over the processes, for at most 10 s. CPU is each process's user + system time from /proc over the phase \
-         (PostgreSQL: its postmaster and all its children; other processes: the machine's busy time from /proc/stat less these; \
+         (PostgreSQL: its postmaster and all its children; interrupts: the machine's irq and softirq time from /proc/stat, where \
+         the loopback network's work is charged; other processes: the machine's remaining busy time less these, i.e. other work on the machine; \
          I/O wait: the machine's), in % of one core: the machine has {nproc} cores, so at most \
          {max} % in all.\n\n\
          | run | accepted tx/s | per process (accepted / refused / 503 unavailable) | CPU while accepting | blocks served/s | per process (blocks) | CPU while serving |\n\
@@ -1560,7 +1571,7 @@ async fn replica_section(args: &Args, tmp: &std::path::Path) -> String {
             * 100.0;
         let said = |phase: &str, c: &CpuUse| {
             let ours = c.total() / cores * 100.0;
-            let busy = (c.total() + c.others) / cores * 100.0;
+            let busy = (c.total() + c.irq + c.others) / cores * 100.0;
             let bound = if busy >= 85.0 {
                 "the cores were busy: CPU-bound"
             } else if c.iowait >= 20.0 {
