@@ -48,6 +48,7 @@ impl Failure {
     }
     pub fn store(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failure");
+        crate::metrics::database_error(crate::metrics::During::Request);
         Self::unavailable(format!("the gateway's storage failed: {e}"))
     }
 }

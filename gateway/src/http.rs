@@ -53,7 +53,9 @@ use tower::load_shed::LoadShedLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{Failure, plain_status, stream_error};
+use crate::health::Health;
 use crate::ledger::{Engine, Event, status_of, tip_info};
+use crate::metrics;
 use crate::store::{ChainSlice, StoredBlock, TipRow, TxState};
 
 /// Default largest request body (every route but the batch submission).
@@ -295,6 +297,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub limits: Arc<Limits>,
     pub shutdown: watch::Receiver<bool>,
+    /// Readiness and liveness (`/v1/health`, `/v1/health/live`).
+    pub health: Arc<Health>,
 }
 
 /// `Json<T>` whose rejection is an `ApiError`.
@@ -382,6 +386,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sync)
         .merge(batch)
         .route("/health", get(health))
+        .route("/health/live", get(health_live))
         .route("/info", get(info))
         .route("/tx", post(submit))
         .route("/tx/{txid}", get(get_tx))
@@ -416,7 +421,45 @@ pub fn router(state: AppState) -> Router {
         ));
     }
     app.layer(axum::middleware::map_response(json_errors))
+        // Outermost: it counts every answer, refusals by the limits above included.
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// The metrics listener's router (`--metrics-listen`): `GET /metrics` only. Apart from the
+/// API's listener, so that an operator can keep it on a private address; its own small
+/// limits are in `lib.rs`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { Failure::not_found("no such route; metrics are at /metrics") })
+        .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text exposition. The values read rather than counted
+/// (tip, role, readiness) are brought up to date first; readiness is the same cached check
+/// as `/v1/health`, so scrapes cost the database at most one query a second.
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    let tip = s.engine.tip();
+    metrics::gauge(metrics::TIP_HEIGHT, tip.height as f64);
+    metrics::gauge(metrics::TIP_TIME, tip.time as f64);
+    let role = s.health.role(&s.engine);
+    for r in ["writer", "read-only", "standby"] {
+        ::metrics::gauge!(metrics::ROLE, "role" => r).set(if r == role { 1.0 } else { 0.0 });
+    }
+    let stopping = *s.shutdown.borrow();
+    let _ = s.health.ready(&s.engine, stopping).await;
+    match metrics::render() {
+        Some(text) => {
+            let mut resp = Response::new(Body::from(text));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            no_store(resp)
+        }
+        None => Failure::unavailable("no metrics recorder in this process").into_response(),
+    }
 }
 
 /// The per-client request rate: governor's GCRA bucket per [`client_key`] (`rate_limit_per_sec`
@@ -431,6 +474,7 @@ async fn rate_limit(State(limits): State<Arc<Limits>>, req: Request, next: Next)
         && limits.limits_client(client)
         && let Err(not_until) = rate.check_key(&client)
     {
+        metrics::rate_limited("requests");
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut resp = Failure::new(
@@ -465,6 +509,7 @@ fn shed(max: usize) -> Shed {
 }
 
 fn overloaded(err: BoxError) -> Ready<Failure> {
+    ::metrics::counter!(metrics::OVERLOADED).increment(1);
     std::future::ready(if err.is::<tower::load_shed::error::Overloaded>() {
         Failure::unavailable(
             "the gateway is handling as many such requests as it takes; retry shortly",
@@ -634,12 +679,32 @@ fn block_ref(fp: Option<(u64, BlockId)>) -> Option<BlockRef> {
     })
 }
 
-async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
-    Json(HealthResponse {
-        status: "ok".into(),
-        network: s.engine.params.network.name().into(),
-        tip_height: s.engine.tip().height,
-    })
+/// Readiness: 200 when this process can serve (its database answered within the check's
+/// timeout, a replica has caught up), else 503 with the same shape and a `reason`. The check
+/// is shared by the requests of about a second (`health.rs`).
+async fn health(State(s): State<AppState>) -> Response {
+    let stopping = *s.shutdown.borrow();
+    let (ok, body) = s.health.ready(&s.engine, stopping).await;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    no_store((status, Json(body)).into_response())
+}
+
+/// Liveness: the process answers HTTP (memory only; never asks the database).
+async fn health_live(State(s): State<AppState>) -> Response {
+    no_store(Json(s.health.live(&s.engine)).into_response())
+}
+
+/// A health answer is about now: no cache (a proxy's or a load balancer's) may keep it.
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 async fn info(State(s): State<AppState>) -> Json<LedgerInfo> {
@@ -810,9 +875,12 @@ async fn submit(
     Client(client): Client,
     ApiJson(req): ApiJson<SubmitTxRequest>,
 ) -> Result<Json<SubmitTxResponse>, Failure> {
-    let bytes = decode_tx_hex(&req.tx)?;
-    let resp = s.engine.submit(bytes, client).await?;
-    Ok(Json(resp))
+    let result = match decode_tx_hex(&req.tx) {
+        Ok(bytes) => s.engine.submit(bytes, client).await,
+        Err(f) => Err(f),
+    };
+    count_submission(&result);
+    Ok(Json(result?))
 }
 
 /// `POST /v1/txs`: the request as a whole is refused (4xx) only when it is not a batch (bad
@@ -857,6 +925,14 @@ async fn submit_batch(
         }
     }
     let answers = s.engine.submit_batch(decoded, client).await;
+    for r in &results {
+        if let Some(SubmitBatchResult::Err { error, .. }) = r {
+            metrics::submission(Err(&error.code));
+        }
+    }
+    for a in &answers {
+        count_submission(a);
+    }
     for (i, answer) in positions.iter().zip(answers) {
         results[*i] = Some(match answer {
             Ok(resp) => SubmitBatchResult::Ok(resp),
@@ -883,6 +959,14 @@ async fn submit_batch(
         .collect();
     Ok(Json(SubmitBatchResponse { results }))
 }
+/// One submission's outcome, in the metrics.
+fn count_submission(r: &Result<SubmitTxResponse, Failure>) {
+    metrics::submission(match r {
+        Ok(resp) => Ok(resp.duplicate),
+        Err(f) => Err(&f.error.code),
+    });
+}
+
 async fn lookup_tx(
     s: &AppState,
     txid: &str,
@@ -1085,6 +1169,7 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, Failure> {
     let global = s.limits.streams.clone().try_acquire_owned().map_err(|_| {
+        ::metrics::counter!(metrics::OVERLOADED).increment(1);
         Failure::unavailable(format!(
             "the gateway has {} streams open, its most; retry later",
             s.limits.config.max_streams
@@ -1092,6 +1177,7 @@ async fn stream(
     })?;
     let mine = match client.filter(|c| s.limits.limits_client(*c)) {
         Some(c) => Some(s.limits.streams_per_client.try_acquire(c).ok_or_else(|| {
+            metrics::rate_limited("streams");
             Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::RATE_LIMITED,
@@ -1107,7 +1193,7 @@ async fn stream(
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024)
         .on_upgrade(move |socket| async move {
-            let _slots = (global, mine);
+            let _slots = (global, mine, metrics::StreamSession::open());
             stream_session(s, socket).await
         }))
 }
@@ -1222,6 +1308,7 @@ mod tests {
         let spec = include_str!("../openapi.yaml");
         let routes = [
             "/v1/health",
+            "/v1/health/live",
             "/v1/info",
             "/v1/headers",
             "/v1/blocks",

@@ -531,6 +531,11 @@ impl Engine {
         self.tip.clone()
     }
 
+    /// Transactions in this engine's pool (its writer's; a replica keeps none).
+    pub fn pool_len(&self) -> usize {
+        self.index.read().map_or(0, |i| i.txids.len())
+    }
+
     /// Asks the writer to finish the queued work and stop.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
@@ -1395,6 +1400,7 @@ impl Writer {
         self.spent_by.clear();
         self.by_rate.clear();
         self.clients.clear();
+        crate::metrics::pool_cleared();
         if let Ok(mut i) = self.index.write() {
             *i = PoolIndex::default();
         }
@@ -1432,6 +1438,7 @@ impl Writer {
         for op in &tx.inputs {
             self.spent_by.insert(*op, txid);
         }
+        crate::metrics::pool_changed(1.0, tx.encoded_len());
         if let Ok(mut i) = self.index.write() {
             i.insert(txid, &tx);
         }
@@ -1454,6 +1461,7 @@ impl Writer {
     /// Takes a transaction out of every in-memory view of the pool.
     fn remove(&mut self, txid: &TxId) -> Option<PoolTx> {
         let p = self.pool.remove(txid)?;
+        crate::metrics::pool_changed(-1.0, p.tx.encoded_len());
         for op in &p.tx.inputs {
             if self.spent_by.get(op) == Some(txid) {
                 self.spent_by.remove(op);
@@ -1732,6 +1740,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist submitted transactions");
+                    crate::metrics::database_error(crate::metrics::During::Write);
                     // Queued ones stay queued (unanswered), and are taken again.
                     let failed = !accepted.is_empty();
                     for (txid, reply) in accepted {
@@ -1816,6 +1825,7 @@ impl Writer {
                 self.dirty = true;
                 return Err(e.into());
             }
+            crate::metrics::block_produced(block.txs.len());
             let height = block.header.height;
             let mut confirmed = Vec::new();
             for tx in &block.txs {
@@ -2270,8 +2280,12 @@ impl TipFollower {
                     Err(mpsc::error::TryRecvError::Empty) => break,
                 }
             }
-            if let Err(e) = self.follow() {
-                tracing::warn!(error = %e, "cannot follow the database's tip");
+            match self.follow() {
+                Ok(()) => crate::metrics::follower_heard(),
+                Err(e) => {
+                    crate::metrics::database_error(crate::metrics::During::Follow);
+                    tracing::warn!(error = %e, "cannot follow the database's tip");
+                }
             }
             // Woken by the writer's commits (NOTIFY on PostgreSQL); the timeout is the net.
             self.store.wait_for_change(FOLLOW_EVERY);

@@ -8,16 +8,21 @@
 //! [`ledger`] (validation, mempool, blocks, reorgs; one writer thread), [`http`] (routes and
 //! their limits), `serve` below (connections and their limits), [`keys`] (authority and
 //! issuer keys), [`relay`] (the agent relay of ADR 6: phones' tally agents reached through
-//! the gateway, ciphertext only).
+//! the gateway, ciphertext only), [`health`] (readiness and liveness), [`metrics`] (the
+//! Prometheus exposition of `--metrics-listen`), [`throwaway_pg`] (a PostgreSQL cluster for
+//! the tests and the benchmark; not used by the gateway).
 
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 pub mod store;
+pub mod throwaway_pg;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -265,6 +270,22 @@ pub struct Config {
         default_value_t = 3600
     )]
     pub relay_max_link_secs: u64,
+    /// Serve `GET /metrics` (Prometheus text format) on this address, apart from the API:
+    /// keep it on loopback or a private network (docs/OPERATING.md, "Monitor"). Off unless
+    /// given; port 0 picks a free port (the address is printed).
+    #[arg(long, env = "NOTCH_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a replica's tip may differ from the database's before `GET /v1/health`
+    /// answers 503 (its follower is not keeping up).
+    #[arg(
+        long,
+        env = "NOTCH_GATEWAY_HEALTH_MAX_BEHIND_SECS",
+        default_value_t = 10
+    )]
+    pub health_max_behind_secs: u64,
+    /// Milliseconds `GET /v1/health` waits for the database before it answers 503.
+    #[arg(long, env = "NOTCH_GATEWAY_HEALTH_TIMEOUT_MS", default_value_t = 2000)]
+    pub health_timeout_ms: u64,
     /// Log format on stderr (`RUST_LOG` filters; default `info`).
     #[arg(
         long,
@@ -280,6 +301,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where the agent relay takes agents, if it runs.
     pub relay: Option<SocketAddr>,
+    /// Where `GET /metrics` is served (`--metrics-listen`).
+    pub metrics: Option<SocketAddr>,
+    metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     relay_handle: Option<relay::RelayHandle>,
     pub engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
@@ -299,6 +323,9 @@ impl Running {
         }
         if let Some(t) = self.timer {
             let _ = t.await;
+        }
+        if let Some(m) = self.metrics_server {
+            let _ = tokio::time::timeout(Duration::from_secs(5), m).await;
         }
         match tokio::time::timeout(Duration::from_secs(20), self.server).await {
             Ok(Ok(Ok(()))) => {}
@@ -486,6 +513,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    // Before the engine starts: its writer counts the pool it loads.
+    if config.metrics_listen.is_some() {
+        metrics::install().map_err(anyhow::Error::msg)?;
+    }
     // A replica signs nothing: no keys.
     let setup = if config.read_only {
         None
@@ -517,11 +548,53 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let limits = http::Limits::new(config.http_limits());
-    let app = http::router(http::AppState {
+    let health = Arc::new(health::Health::new(health::HealthConfig {
+        role: if config.read_only {
+            health::Role::ReadOnly
+        } else if config.standby {
+            health::Role::Standby
+        } else {
+            health::Role::Writer
+        },
+        backend: if config.database.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        timeout: Duration::from_millis(config.health_timeout_ms.max(1)),
+        max_behind: Duration::from_secs(config.health_max_behind_secs),
+    }));
+    let state = http::AppState {
         engine: engine.clone(),
         limits: limits.clone(),
         shutdown: shutdown_rx.clone(),
-    });
+        health,
+    };
+    let (metrics_addr, metrics_server) = match config.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for metrics"))?;
+            let bound = listener.local_addr()?;
+            // A scraper or two: few connections, short timeouts.
+            let limits = serve::ConnLimits {
+                max: 16,
+                per_client: 0,
+                header_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(10),
+                limit_loopback: false,
+            };
+            let server = tokio::spawn(serve::serve(
+                listener,
+                http::metrics_router(state.clone()),
+                limits,
+                shutdown_rx.clone(),
+            ));
+            (Some(bound), Some(server))
+        }
+        None => (None, None),
+    };
+    let app = http::router(state);
     let server = tokio::spawn(serve::serve(
         listener,
         app,
@@ -592,6 +665,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         relay: relay_handle.as_ref().map(|r| r.addr),
+        metrics: metrics_addr,
+        metrics_server,
         relay_handle,
         engine,
         shutdown,
@@ -973,6 +1048,7 @@ mod serve {
     /// JSON 429 `rate_limited` and closes, lingering as `LimitedIo` does. At most 2 s and
     /// 64 KiB read, holding the global slot meanwhile, so refusals too are bounded.
     async fn refuse(mut tcp: TcpStream, _slot: OwnedSemaphorePermit, max: usize) {
+        crate::metrics::rate_limited("connections");
         let error = Failure::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             codes::RATE_LIMITED,

@@ -70,6 +70,9 @@ async fn serve(config: Config) -> std::process::ExitCode {
         if let Some(relay) = running.relay {
             let _ = writeln!(out, "notch-gateway relay at {relay}");
         }
+        if let Some(metrics) = running.metrics {
+            let _ = writeln!(out, "notch-gateway metrics at http://{metrics}/metrics");
+        }
         let _ = out.flush();
     }
     stop_signal().await;

@@ -133,13 +133,67 @@ pub mod codes {
     pub const UNLISTED_ISSUANCE: &str = "unlisted_issuance";
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health` (readiness: 200 with `status` `ok`, or 503 with `unavailable` and a
+/// `reason`) and `GET /v1/health/live` (liveness: from the process's memory only). The fields
+/// after `tip_height` are optional so that an older gateway's answer still reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthResponse {
-    /// `ok`.
+    /// `ok`, or `unavailable` (HTTP 503).
     pub status: String,
     pub network: String,
+    /// The tip this process serves.
     pub tip_height: u64,
+    /// Its block id (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_hash: Option<String>,
+    /// `writer`, `read-only` or `standby` (a standby that took the writer's place says
+    /// `writer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `sqlite` or `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Transactions in this process's pool (a writer's; a replica keeps none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_txs: Option<u64>,
+    /// The last check of the database (readiness only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseHealth>,
+    /// A replica's distance from the database (readiness only, replicas only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaHealth>,
+    /// Why this process cannot serve (with `unavailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the gateway's last check of its database found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseHealth {
+    /// Whether it answered in time.
+    pub reachable: bool,
+    /// Milliseconds it took to answer (absent when it did not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// The database's tip height (absent when it did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_height: Option<u64>,
+    /// Milliseconds since the check (answers reuse a check for about a second).
+    pub checked_ms_ago: u64,
+}
+
+/// How far a read-only replica (or standby) is behind the database it follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaHealth {
+    /// Blocks between the database's tip and this process's.
+    pub behind_blocks: u64,
+    /// Milliseconds since this replica's tip first differed from the database's (absent
+    /// when it is caught up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind_ms: Option<u64>,
+    /// Milliseconds since its follower last read the database (absent before the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heard_ms_ago: Option<u64>,
 }
 
 /// A block named by height and id.

@@ -51,6 +51,8 @@ pub struct Gateway {
     pub dir: PathBuf,
     /// The "relay at" line, if the gateway prints one.
     relay: std::sync::Mutex<mpsc::Receiver<String>>,
+    /// The "metrics at" line, if the gateway prints one (`--metrics-listen`).
+    metrics: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 impl Gateway {
@@ -79,20 +81,22 @@ impl Gateway {
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let (tx, rx) = mpsc::channel();
         let (relay_tx, relay_rx) = mpsc::channel();
+        let (metrics_tx, metrics_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
-            let mut second = String::new();
-            let _ = reader.read_line(&mut second);
-            if let Some(addr) = second.strip_prefix("notch-gateway relay at ") {
-                let _ = relay_tx.send(addr.trim().to_owned());
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
+            // The lines after it (relay, metrics), then keep draining so the child never
+            // blocks on a full pipe.
+            let mut next = String::new();
+            while reader.read_line(&mut next).map(|n| n > 0).unwrap_or(false) {
+                if let Some(addr) = next.strip_prefix("notch-gateway relay at ") {
+                    let _ = relay_tx.send(addr.trim().to_owned());
+                } else if let Some(url) = next.strip_prefix("notch-gateway metrics at ") {
+                    let _ = metrics_tx.send(url.trim().to_owned());
+                }
+                next.clear();
             }
         });
         let line = rx
@@ -119,7 +123,18 @@ impl Gateway {
             base,
             dir: dir.to_owned(),
             relay: std::sync::Mutex::new(relay_rx),
+            metrics: std::sync::Mutex::new(metrics_rx),
         }
+    }
+
+    /// Where `GET /metrics` is (`http://HOST:PORT/metrics`), from the gateway's "metrics at"
+    /// line (it runs with `--metrics-listen`). Asked once per gateway.
+    pub fn metrics_url(&self) -> String {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the gateway did not say where its metrics are"))
     }
 
     /// Where the agent relay takes agents (`HOST:PORT`), from the gateway's second line.
