@@ -968,6 +968,9 @@ fn drain_queue(engine: Weak<Engine>) {
 /// producer's answering commit NOTIFYs).
 const ANSWERS_EVERY: Duration = Duration::from_millis(100);
 
+/// A queued row's transaction and the requests waiting for its answer, with their deadlines.
+type Waiting = (TxId, Vec<(SubmitReply, Instant)>);
+
 /// The submitting side of the queue (a replica or standby on PostgreSQL): verified
 /// submissions are queued in the database for the producer, and each request waits for the
 /// producer's answer, at most `wait`, then gets a 503 (the row stays queued: the producer
@@ -977,7 +980,7 @@ struct SubmissionQueue {
     rejections: Arc<RejectionCache>,
     wait: Duration,
     /// Per queued row: its transaction and the requests waiting for it, with their deadlines.
-    waiting: Mutex<HashMap<u64, (TxId, Vec<(SubmitReply, Instant)>)>>,
+    waiting: Mutex<HashMap<u64, Waiting>>,
     /// Counts registrations, so that the answer thread reads again before it sleeps when
     /// rows came while it read (their answer's NOTIFY may have come before they were known).
     registered: AtomicU64,
