@@ -37,17 +37,21 @@ pub fn run(timer: &mut Timer, args: &[String]) -> Result {
         .map_err(|e| format!("cannot create {}: {e}", results.display()))?;
     if wanted("gateway") {
         timer.step("gateway benchmark", || {
-            sh::run(cmd("cargo").args([
-                "run",
-                "--release",
-                "-p",
-                "notch-gateway",
-                "--bin",
-                "notch-gateway-bench",
-                "--",
-                "--out",
-                "bench/results/gateway.md",
-            ]))
+            sh::run(
+                cmd("cargo")
+                    .args([
+                        "run",
+                        "--release",
+                        "-p",
+                        "notch-gateway",
+                        "--bin",
+                        "notch-gateway-bench",
+                        "--",
+                        "--out",
+                        "bench/results/gateway.md",
+                    ])
+                    .args(extra),
+            )
         })?;
     }
     // Wallet: restore-and-sync of a 1M-transaction sandbox ledger (populated once into
