@@ -2023,27 +2023,9 @@ mod tests {
         _watchdog: Mutex<ChildStdin>,
     }
 
+    /// The server binaries, found as the integration suite's cluster finds them.
     fn server_bin() -> Option<PathBuf> {
-        let complete = |dir: &std::path::Path| {
-            ["initdb", "pg_ctl", "postgres"]
-                .iter()
-                .all(|b| dir.join(b).is_file())
-        };
-        if let Some(dir) = std::env::var_os("NOTCH_TEST_PG_BIN").filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(dir)).filter(|d| complete(d));
-        }
-        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let major = e.file_name().to_str()?.parse::<u32>().ok()?;
-                let bin = e.path().join("bin");
-                complete(&bin).then_some((major, bin))
-            })
-            .collect();
-        found.sort();
-        found.pop().map(|(_, bin)| bin)
+        crate::throwaway_pg::server_bin_dir().ok()
     }
 
     /// The server runs as the `postgres` user when we are root (initdb refuses root), in a
