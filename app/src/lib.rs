@@ -82,6 +82,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::confirm_send,
         commands::tx_status,
         commands::history,
+        commands::history_index,
         commands::export_csv,
         commands::notifications,
         commands::mark_read,

@@ -341,6 +341,45 @@ fn a_created_wallet_validates_addresses_and_amounts() {
         serde_json::json!({ "args": { "query": {}, "before": "not-a-cursor" } }),
     );
     assert!(e.message.contains("cursor"), "{e:?}");
+    // The index of the rows, raw bytes: none yet, for any query; a bad
+    // cursor is refused the same way.
+    for query in [
+        serde_json::json!({}),
+        serde_json::json!({ "asset": "EURT", "incoming": true, "search": "ab" }),
+        serde_json::json!({ "asset": "no-such-asset" }),
+    ] {
+        let bytes = h
+            .call_bytes(
+                command::HISTORY_INDEX,
+                serde_json::json!({ "args": { "query": query, "top": null } }),
+            )
+            .unwrap();
+        let index = notch_ipc::history_index::HistoryIndexView::parse(bytes).unwrap();
+        assert!(index.is_empty());
+    }
+    let e = h
+        .call_bytes(
+            command::HISTORY_INDEX,
+            serde_json::json!({ "args": { "query": {}, "top": "not-a-cursor" } }),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("cursor"), "{e:?}");
+}
+
+/// The index names states by their place in a list of notch-ipc's: every
+/// state of the core has one.
+#[test]
+fn every_transaction_state_has_a_code_in_the_history_index() {
+    for state in notch_core::store::TxState::ALL {
+        assert!(
+            notch_ipc::history_index::HISTORY_STATES.contains(&state.as_str()),
+            "{state:?}"
+        );
+    }
+    assert_eq!(
+        notch_core::store::TxState::ALL.len(),
+        notch_ipc::history_index::HISTORY_STATES.len()
+    );
 }
 
 #[test]

@@ -264,6 +264,26 @@ pub struct HistoryRow {
     pub reason: Option<String>,
 }
 
+/// [`Wallet::history_index`]: every row of a query, compactly: each row
+/// a [`HistoryRow`] without its txid, cursor, confirmations and details.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryIndex {
+    /// The assets the rows' amounts name.
+    pub assets: Vec<HistoryIndexAsset>,
+    /// The rows, and each one's `(asset, net)` amounts (`effects_of`): the
+    /// asset as its place in `assets`, the net change in its base units, in
+    /// the order of [`HistoryRow::amounts`].
+    pub rows: crate::store::history::HistoryIndexRecords,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryIndexAsset {
+    /// Id, hex.
+    pub asset: String,
+    pub symbol: String,
+    pub decimals: u8,
+}
+
 /// A page of the history, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HistoryPage {
@@ -873,47 +893,12 @@ impl Wallet {
         limit: usize,
     ) -> Result<HistoryPage, WalletError> {
         let ledger = self.inner.ledger();
-        let before = match cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            Some(c) => Some(
-                // (Not a variant of its own: the shells match WalletError
-                // exhaustively.)
-                crate::store::history::parse_cursor(c).ok_or_else(|| {
-                    WalletError::Store(StoreError::NotFound {
-                        what: format!("history cursor {c:?}"),
-                    })
-                })?,
-            ),
-            None => None,
-        };
-        let asset = match &filter.asset {
-            None => None,
-            Some(name) => {
-                let id = match &ledger {
-                    Some(l) => l.find_asset(name).map(|a| a.id.clone()),
-                    None => None,
-                }
-                .unwrap_or_else(|| name.trim().to_ascii_lowercase());
-                match AssetId::from_hex(&id) {
-                    Ok(id) => Some(id.0),
-                    // An asset the wallet cannot name moves nothing here.
-                    Err(_) => {
-                        return Ok(HistoryPage {
-                            rows: Vec::new(),
-                            next_cursor: None,
-                            total: 0,
-                        });
-                    }
-                }
-            }
-        };
-        let query = HistoryQuery {
-            asset,
-            direction: filter.direction,
-            incoming: filter.incoming,
-            states: filter.states,
-            since: filter.since,
-            until: filter.until,
-            search: filter.search,
+        let Some((query, before)) = page_query(ledger.as_ref(), filter, cursor)? else {
+            return Ok(HistoryPage {
+                rows: Vec::new(),
+                next_cursor: None,
+                total: 0,
+            });
         };
         self.inner
             .db(move |store| {
@@ -927,6 +912,46 @@ impl Wallet {
                         .collect(),
                     next_cursor: page.next_cursor,
                     total: page.total,
+                })
+            })
+            .await
+    }
+
+    /// Every row of [`history_page_at`](Self::history_page_at)`(filter,
+    /// cursor, …)`, newest first, at the positions its pages have, with only
+    /// time, direction, state and net amounts: what a list draws of a row
+    /// while its page is on its way (a few bytes a row, one walk of an
+    /// index; see `notch_ipc::history_index` for how the app sends it).
+    pub async fn history_index(
+        &self,
+        filter: HistoryPageFilter,
+        cursor: Option<String>,
+    ) -> Result<HistoryIndex, WalletError> {
+        let ledger = self.inner.ledger();
+        let Some((query, before)) = page_query(ledger.as_ref(), filter, cursor)? else {
+            return Ok(HistoryIndex::default());
+        };
+        self.inner
+            .db(move |store| {
+                let index = store.history_index(&query, before)?;
+                let assets = index
+                    .assets
+                    .iter()
+                    .map(|asset| {
+                        let (symbol, decimals) = match &ledger {
+                            Some(l) => l.symbol(asset),
+                            None => (hex::encode(&asset[..4]), 0),
+                        };
+                        HistoryIndexAsset {
+                            asset: hex::encode(asset),
+                            symbol,
+                            decimals,
+                        }
+                    })
+                    .collect();
+                Ok(HistoryIndex {
+                    assets,
+                    rows: index,
                 })
             })
             .await
@@ -1420,6 +1445,57 @@ pub(crate) fn status_info(record: &TxRecord, tip: Option<u64>) -> TxStatusInfo {
         block_height: record.block.map(|b| b.0),
         reason: record.reason.clone(),
     }
+}
+
+type PageQuery = (HistoryQuery, Option<(i64, i64)>);
+
+/// The store's query and cursor for a filter and a cursor of
+/// [`Wallet::history_page_at`]; `None` when the filter names an asset the
+/// wallet cannot name (nothing matches).
+fn page_query(
+    ledger: Option<&Ledger>,
+    filter: HistoryPageFilter,
+    cursor: Option<String>,
+) -> Result<Option<PageQuery>, WalletError> {
+    let before = match cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) => Some(
+            // (Not a variant of its own: the shells match WalletError
+            // exhaustively.)
+            crate::store::history::parse_cursor(c).ok_or_else(|| {
+                WalletError::Store(StoreError::NotFound {
+                    what: format!("history cursor {c:?}"),
+                })
+            })?,
+        ),
+        None => None,
+    };
+    let asset = match &filter.asset {
+        None => None,
+        Some(name) => {
+            let id = match ledger {
+                Some(l) => l.find_asset(name).map(|a| a.id.clone()),
+                None => None,
+            }
+            .unwrap_or_else(|| name.trim().to_ascii_lowercase());
+            match AssetId::from_hex(&id) {
+                Ok(id) => Some(id.0),
+                // An asset the wallet cannot name moves nothing here.
+                Err(_) => {
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let query = HistoryQuery {
+        asset,
+        direction: filter.direction,
+        incoming: filter.incoming,
+        states: filter.states,
+        since: filter.since,
+        until: filter.until,
+        search: filter.search,
+    };
+    Ok(Some((query, before)))
 }
 
 fn history_row(r: HistoryRecord, tip: Option<u64>, ledger: Option<&Ledger>) -> HistoryRow {

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod history_index;
 pub mod tally;
 
 /// Names of the Tauri commands, so neither side spells them by hand.
@@ -49,6 +50,10 @@ pub mod command {
     /// with the total count of the query (the UI asks for pages as it
     /// scrolls; nothing sends the whole list).
     pub const HISTORY: &str = "history";
+    /// [`crate::HistoryIndexArgs`] -> raw bytes (an `ArrayBuffer` in the
+    /// page, not JSON): [`crate::history_index`] of every row of the query
+    /// from `top` down, for drawing rows whose page is not there yet.
+    pub const HISTORY_INDEX: &str = "history_index";
     /// [`crate::ExportArgs`] -> `String` (the file written; the app streams
     /// the history to it page by page, in notch-core's CSV format)
     pub const EXPORT_CSV: &str = "export_csv";
@@ -376,6 +381,14 @@ pub struct HistoryPageView {
     pub total: u64,
     /// `before` that lists from this page's first row on (itself
     /// included); `None` for an empty page.
+    pub top: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryIndexArgs {
+    pub query: HistoryQuery,
+    /// The `top` of the page the list's positions count from.
+    #[serde(default)]
     pub top: Option<String>,
 }
 

@@ -237,6 +237,31 @@ pub async fn assert_history_consistent(wallet: &Wallet, dir: &Path, page_size: u
             None => break,
         }
     }
+    // The index of the same list says what each row says, at its place.
+    let index = wallet
+        .history_index(Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(index.rows.rows.len(), rows.len());
+    for (x, row) in index.rows.rows.iter().zip(&rows) {
+        let amounts: Vec<(&str, i128)> = index
+            .rows
+            .effects_of(x)
+            .iter()
+            .map(|(slot, net)| (index.assets[*slot as usize].asset.as_str(), *net))
+            .collect();
+        let want: Vec<(&str, i128)> = row
+            .amounts
+            .iter()
+            .map(|a| (a.asset.as_str(), a.net))
+            .collect();
+        assert_eq!(
+            (x.time, x.state, x.direction.as_str(), amounts),
+            (row.time, row.state, row.direction, want),
+            "{}",
+            row.txid
+        );
+    }
     let entries = wallet.history(Default::default()).await.unwrap();
     assert_eq!(total, Some(entries.len() as u64));
     assert_eq!(rows.len(), entries.len(), "{rows:#?}\n{entries:#?}");

@@ -119,6 +119,38 @@ pub async fn call0<T: DeserializeOwned>(cmd: &str) -> Result<T, CommandError> {
     with_timeout(cmd, invoke(cmd, &()), DEFAULT_TIMEOUT_MS).await
 }
 
+/// Invokes a command whose one parameter is `args` and whose answer is raw
+/// bytes (a `tauri::ipc::Response`, an `ArrayBuffer` here), giving up after
+/// `timeout_ms`.
+pub async fn call_bytes<A: Serialize>(
+    cmd: &str,
+    args: &A,
+    timeout_ms: i32,
+) -> Result<Vec<u8>, CommandError> {
+    use wasm_bindgen::JsCast;
+    let wrapped = Wrapped { args };
+    let fut = async move {
+        let args = serde_wasm_bindgen::to_value(&wrapped)
+            .map_err(|e| CommandError::new("ui", format!("cannot encode the request: {e}")))?;
+        match tauri_invoke(cmd, args).await {
+            Ok(value) => {
+                if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
+                    Ok(js_sys::Uint8Array::new(buffer).to_vec())
+                } else if let Some(array) = value.dyn_ref::<js_sys::Uint8Array>() {
+                    Ok(array.to_vec())
+                } else {
+                    Err(CommandError::new(
+                        "ui",
+                        format!("the app did not answer {cmd} with bytes"),
+                    ))
+                }
+            }
+            Err(err) => answer::<()>(Err(err)).map(|()| Vec::new()),
+        }
+    };
+    with_timeout(cmd, fut, timeout_ms).await
+}
+
 /// Invokes a command without arguments, with the given timeout.
 pub async fn call0_within<T: DeserializeOwned>(
     cmd: &str,

@@ -122,6 +122,31 @@ impl Harness {
         self.invoke(cmd, tauri::ipc::InvokeBody::Raw(bytes))
     }
 
+    /// Calls a command that answers with raw bytes (`tauri::ipc::Response`).
+    pub fn call_bytes(
+        &self,
+        cmd: &str,
+        body: serde_json::Value,
+    ) -> Result<Vec<u8>, notch_ipc::CommandError> {
+        tauri::test::get_ipc_response(
+            &self.webview,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| match body {
+            tauri::ipc::InvokeResponseBody::Raw(bytes) => bytes,
+            tauri::ipc::InvokeResponseBody::Json(json) => panic!("{cmd}: JSON, not bytes: {json}"),
+        })
+        .map_err(|e| serde_json::from_value(e).unwrap())
+    }
+
     fn invoke(
         &self,
         cmd: &str,

@@ -121,6 +121,40 @@ pub struct HistoryPageRecords {
     pub total: u64,
 }
 
+/// What the History list draws of a row before its page is there (see
+/// [`history_index`]). Flat, `Copy`: an index of 100,000 rows is two
+/// allocations, not one per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryIndexRecord {
+    pub time: u64,
+    pub direction: Direction,
+    pub state: TxState,
+    /// Its effects: `HistoryIndexRecords::effects[first..first + count]`.
+    pub first: u32,
+    pub count: u32,
+}
+
+/// Every row of one query, newest first, compactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryIndexRecords {
+    /// The assets the rows' effects name.
+    pub assets: Vec<Hash32>,
+    pub rows: Vec<HistoryIndexRecord>,
+    /// `(asset, received - sent)` of every row in turn, each row's in the
+    /// transaction's order of assets; the asset as its place in `assets`.
+    pub effects: Vec<(u32, i128)>,
+}
+
+impl HistoryIndexRecords {
+    /// The effects of one of its rows.
+    pub fn effects_of(&self, row: &HistoryIndexRecord) -> &[(u32, i128)] {
+        let from = row.first as usize;
+        self.effects
+            .get(from..from.saturating_add(row.count as usize))
+            .unwrap_or(&[])
+    }
+}
+
 /// A maintained balance of one asset (see `Wallet::balances` for what each
 /// part means).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -817,6 +851,87 @@ pub(super) fn history_page_at(
     page_rows(conn, query, from, rest, limit, positions.total)
 }
 
+/// Every row of `query` after `before`, newest first, in the order and
+/// at the positions of its pages (row `n` here is row `n` of
+/// `history_page_at(query, before, n, …)`), with only what the list draws
+/// while a page is on its way: one walk of the (sort_time, seq) index with
+/// each row's effects beside it.
+pub(super) fn history_index(
+    conn: &Connection,
+    query: &HistoryQuery,
+    before: Option<(i64, i64)>,
+) -> Result<HistoryIndexRecords, StoreError> {
+    let (walk, values) = walk_sql(
+        "h.seq, h.time, h.state, h.direction, h.sort_time",
+        query,
+        before,
+    )?;
+    // The walk's rows, then each one's effects in their order: the outer
+    // ORDER BY only sorts the effects of one row (its prefix is the walk's
+    // order, which the subquery's index gives).
+    let sql = format!(
+        "SELECT w.seq, w.time, w.state, w.direction, e.asset, e.received, e.sent
+         FROM ({walk}) w LEFT JOIN wallet_tx_effects e ON e.seq = w.seq
+         ORDER BY w.sort_time DESC, w.seq DESC, e.pos"
+    );
+    let mut slots: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+    let mut asset_ids: Vec<i64> = Vec::new();
+    let mut rows: Vec<HistoryIndexRecord> = Vec::new();
+    let mut effects: Vec<(u32, i128)> = Vec::new();
+    let too_many = || StoreError::Corrupt("over 2^32 history effects".into());
+    let mut last_seq = None;
+    {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut found = stmt.query(params_from_iter(values.iter()))?;
+        while let Some(r) = found.next()? {
+            let seq: i64 = r.get(0)?;
+            if last_seq != Some(seq) {
+                last_seq = Some(seq);
+                let state: String = r.get(2)?;
+                let direction: String = r.get(3)?;
+                rows.push(HistoryIndexRecord {
+                    time: to_u64(r.get(1)?, "a time")?,
+                    direction: Direction::parse(&direction)
+                        .ok_or_else(|| StoreError::Corrupt(format!("direction {direction:?}")))?,
+                    state: state.parse()?,
+                    first: u32::try_from(effects.len()).map_err(|_| too_many())?,
+                    count: 0,
+                });
+            }
+            let Some(asset) = r.get::<_, Option<i64>>(4)? else {
+                continue;
+            };
+            let slot = match slots.get(&asset) {
+                Some(slot) => *slot,
+                None => {
+                    let slot = u32::try_from(asset_ids.len()).map_err(|_| too_many())?;
+                    asset_ids.push(asset);
+                    slots.insert(asset, slot);
+                    slot
+                }
+            };
+            let received = parse_u128(&r.get::<_, String>(5)?, "a received amount")?;
+            let sent = parse_u128(&r.get::<_, String>(6)?, "a sent amount")?;
+            effects.push((slot, received as i128 - sent as i128));
+            if let Some(row) = rows.last_mut() {
+                row.count += 1;
+            }
+        }
+    }
+    rows.shrink_to_fit();
+    effects.shrink_to_fit();
+    let mut assets = Vec::with_capacity(asset_ids.len());
+    let mut stmt = conn.prepare_cached("SELECT asset FROM history_assets WHERE id = ?1")?;
+    for id in asset_ids {
+        assets.push(stmt.query_row([id], |r| r.get::<_, Hash32>(0))?);
+    }
+    Ok(HistoryIndexRecords {
+        assets,
+        rows,
+        effects,
+    })
+}
+
 /// A page of at most `limit` rows (0: all) after `before` (a cursor from a
 /// previous page) and `skip` more, newest first, with the total count of
 /// the query.
@@ -1031,6 +1146,16 @@ macro_rules! history_read_methods {
             history::history_page(self.conn(), query, before, 0, limit)
         }
 
+        /// Every row of the query after `before`, compactly (see
+        /// [`history::history_index`]).
+        pub fn history_index(
+            &self,
+            query: &history::HistoryQuery,
+            before: Option<(i64, i64)>,
+        ) -> Result<history::HistoryIndexRecords, StoreError> {
+            history::history_index(self.conn(), query, before)
+        }
+
         /// The listed row of one transaction.
         pub fn history_record(
             &self,
@@ -1133,6 +1258,30 @@ mod tests {
                 Some(c) => before = Some(parse_cursor(&c).expect("cursor")),
                 None => return out,
             }
+        }
+    }
+
+    /// The index of `q` has a row for each of `pages`' rows, in their
+    /// order, each saying what the row says.
+    fn assert_index_is_the_pages(store: &Store, q: &HistoryQuery, pages: &[HistoryRecord]) {
+        let index = store.history_index(q, None).expect("index");
+        assert_eq!(index.rows.len(), pages.len(), "{q:?}");
+        for (i, (x, r)) in index.rows.iter().zip(pages).enumerate() {
+            let effects: Vec<(Hash32, i128)> = index
+                .effects_of(x)
+                .iter()
+                .map(|(slot, net)| (index.assets[*slot as usize], *net))
+                .collect();
+            let want: Vec<(Hash32, i128)> = r
+                .effects
+                .iter()
+                .map(|e| (e.asset, e.received as i128 - e.sent as i128))
+                .collect();
+            assert_eq!(
+                (x.time, x.direction, x.state, effects),
+                (r.time, r.direction, r.state, want),
+                "row {i} of {q:?}"
+            );
         }
     }
 
@@ -1301,6 +1450,7 @@ mod tests {
             let page = store.history_page(&q, None, 4).expect("page");
             let all = all_pages(&store, &q, 4);
             assert_eq!(page.total as usize, all.len(), "{q:?}");
+            assert_index_is_the_pages(&store, &q, &all);
             all
         };
         assert_eq!(count(HistoryQuery::default()).len(), 31);
@@ -1638,6 +1788,19 @@ mod tests {
         }
         // Without a limit: all after the skipped ones.
         assert_eq!(at(&store, 20, 0).rows.len(), 3);
+        // The index from the top counts the same positions, also below a
+        // cursor that is not the first row's.
+        let index = store.history_index(&q, parse_cursor(&top)).expect("index");
+        assert_eq!(index.rows.len(), 23);
+        let below = cursor_from(&all[4].cursor()).expect("cursor");
+        let index = store
+            .history_index(&q, parse_cursor(&below))
+            .expect("index");
+        assert_eq!(index.rows.len(), 19);
+        assert_eq!(
+            (index.rows[0].time, index.rows[0].state),
+            (all[4].time, all[4].state)
+        );
         // New rows come in above the top: the positions below it hold.
         receive(&mut store, id(100), COIN, 1, None);
         receive(&mut store, id(101), COIN, 1, Some(5));

@@ -267,7 +267,9 @@ q('nav-home').click();
 /// Scrolls the history list for `secs`: 'steady' at `pxPerSec`, or
 /// 'sweep' from the top to the bottom of the whole list. Per frame:
 /// the interval since the last frame, and whether the row at the position
-/// scrolled to in the previous frame is in the DOM (else: a blank frame).
+/// scrolled to in the previous frame is in the DOM, from its page (full)
+/// or from the list's index (txid and confirmations still to come);
+/// neither is a blank frame.
 const SCROLL_SCRIPT: &str = r#"
 const [mode, secs, pxPerSec, rowHeight] = arguments;
 const done = arguments[arguments.length - 1];
@@ -282,7 +284,7 @@ window.__notchTrace = [];
 const scale = parseFloat(list.dataset.scale || '1');
 const max = list.scrollHeight - list.clientHeight;
 const frames = [];
-let last = null, start = null, blank = 0, placeholder = 0, checked = 0, target = 0;
+let last = null, start = null, blank = 0, placeholder = 0, full = 0, indexed = 0, checked = 0, target = 0;
 function step(ts) {
   if (start === null) start = ts;
   if (last !== null) {
@@ -290,8 +292,11 @@ function step(ts) {
     const idx = Math.floor(list.scrollTop * scale / rowHeight);
     checked++;
     const shown = !!document.querySelector(`[data-testid="history-row-${idx}"]`);
-    window.__notchTrace.push([Date.now(), 'check', idx, shown ? 0 : 1]);
-    if (!shown) {
+    const fromIndex = !shown && !!document.querySelector(`[data-testid="history-indexrow-${idx}"]`);
+    window.__notchTrace.push([Date.now(), 'check', idx, shown ? 0 : fromIndex ? 2 : 1]);
+    if (shown) full++;
+    else if (fromIndex) indexed++;
+    else {
       blank++;
       // Its page not there yet (a placeholder), or the list not yet
       // rendered for this position at all (the scroll event not handled).
@@ -301,7 +306,7 @@ function step(ts) {
   last = ts;
   const p = (ts - start) / (secs * 1000);
   if (p >= 1) {
-    done({ frames, blank, placeholder, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
+    done({ frames, blank, placeholder, full, indexed, checked, max_scroll_px: max, end_scroll_px: list.scrollTop,
            end_row: Math.floor(list.scrollTop * scale / rowHeight), scale,
            rows_in_dom: document.querySelectorAll('[data-testid^="history-row-"]').length,
            trace: window.__notchTrace });
@@ -588,10 +593,12 @@ fn frames_probe(cx: &Ctx, gateway: &str, dir: &Path) {
         );
         let st = frame_stats(&floats(&v["frames"]));
         eprintln!(
-            "app-bench probe: {mode} {px}: blank {} of {} ({} placeholders), frames median {} ms, p95 {} ms, ended at row {}",
+            "app-bench probe: {mode} {px}: blank {} of {} ({} placeholders; {} full rows, {} index rows), frames median {} ms, p95 {} ms, ended at row {}",
             v["blank"],
             v["checked"],
             v["placeholder"],
+            v["full"],
+            v["indexed"],
             f(&st["median_ms"], 0),
             f(&st["p95_ms"], 0),
             v["end_row"]
@@ -1022,8 +1029,8 @@ history a page of 100 rows at a time (`history` command) and renders only the ro
     s += "\nThe UI's own share (deserialising the rows into the wasm UI, rendering the visible ones) is \"click → painted\" \
 minus the app's; the two are measured at different moments.\n\n\
 **Note:** the History screen is a virtual list of 100-row pages (ui/src/screens/history.rs): it asks for the pages \
-the visible rows fall in, keeps at most eight, and shows a placeholder row until its page arrives (a frame whose row \
-at the scroll position is a placeholder counts as blank). It asks again when the wallet's transactions change, not \
+the visible rows fall in, keeps at most eight, and draws a row from the query's index until its page arrives, or a \
+placeholder before the index is in (a frame whose row at the scroll position is a placeholder counts as blank). It asks again when the wallet's transactions change, not \
 on every sync pass; confirmations follow the tip from each row's block height.\n\n";
 
     s += "### Scrolling the list\n\n\
@@ -1033,7 +1040,9 @@ list's `data-scale` says how many list pixels one pixel of `scrollTop` is, and t
 moves the rows pixel for pixel; the UI handles it). *Steady*: at the given list px/s from the top; *fast*: ten times that. *Sweep*: from the \
 first row to the last over the same time (hundreds of rows per frame; while the scroll jumps past the view, the virtual \
 list asks only for the pages where its next step lands, from the last step). A frame counts as \
-*blank* when the row at the position scrolled to in the previous frame is not in the DOM by the next frame. \
+*blank* when the row at the position scrolled to in the previous frame is not in the DOM by the next frame, neither \
+from its page (a *full* row) nor from the list's index (an *index* row: time, direction, state and amounts, its txid \
+and confirmations still to come; ADR 11). \
 The idle rows are the same measurement with nothing happening, the baseline of this display (Xvfb has no vsync; \
 WebKitGTK paces frames itself).\n\n\
 | | frames | median | p95 | max | frames > 50 ms | notes |\n|---|---:|---:|---:|---:|---:|---|\n";
@@ -1044,8 +1053,8 @@ WebKitGTK paces frames itself).\n\n\
         &format!("steady scroll, {} px/s", p["steady_px_per_sec"]),
         &st["frame_stats"],
         &format!(
-            "blank frames {} of {} ({} of them a placeholder: the page not yet there; the others: no row rendered there yet); ended at row {}",
-            st["blank"], st["checked"], st["placeholder"], st["end_row"]
+            "blank frames {} of {} ({} of them a placeholder: the page not yet there; the others: no row rendered there yet); {} full rows, {} index rows; ended at row {}",
+            st["blank"], st["checked"], st["placeholder"], st["full"], st["indexed"], st["end_row"]
         ),
     );
     let fa = &h["scroll_fast"];
@@ -1057,8 +1066,13 @@ WebKitGTK paces frames itself).\n\n\
             ),
             &fa["frame_stats"],
             &format!(
-                "blank frames {} of {} ({} a placeholder); ended at row {}",
-                fa["blank"], fa["checked"], fa["placeholder"], fa["end_row"]
+                "blank frames {} of {} ({} a placeholder); {} full rows, {} index rows; ended at row {}",
+                fa["blank"],
+                fa["checked"],
+                fa["placeholder"],
+                fa["full"],
+                fa["indexed"],
+                fa["end_row"]
             ),
         );
     }
@@ -1067,10 +1081,12 @@ WebKitGTK paces frames itself).\n\n\
         &format!("sweep of the whole list in {} s", p["scroll_secs"]),
         &sw["frame_stats"],
         &format!(
-            "blank frames {} of {} ({} a placeholder: the page not yet there; the others: no row rendered there yet); ended at row {} of {}",
+            "blank frames {} of {} ({} a placeholder: the page not yet there; the others: no row rendered there yet); {} full rows, {} index rows; ended at row {} of {}",
             sw["blank"],
             sw["checked"],
             sw["placeholder"],
+            sw["full"],
+            sw["indexed"],
             sw["end_row"],
             grouped(txs)
         ),

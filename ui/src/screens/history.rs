@@ -16,14 +16,22 @@
 //! search is debounced) or a change of the wallet's transactions starts a
 //! new generation: an answer for an older one is dropped, so a late answer
 //! to an old query never overwrites a newer one.
+//!
+//! Once a generation's first page is in, the list also asks for its index
+//! (`notch_ipc::history_index`: time, direction, state and amounts of every
+//! row, a few bytes each) and draws a row from it where its page is not
+//! there yet, so that a drag of the scroll bar across the whole list shows
+//! rows in every frame; the txid and confirmations fill in when the page
+//! comes (ADR 11).
 
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use notch_ipc::history_index::HistoryIndexView;
 use notch_ipc::{
-    AssetView, CommandError, ExportArgs, HistoryArgs, HistoryPageView, HistoryQuery, HistoryRow,
-    command,
+    AssetView, CommandError, ExportArgs, HistoryArgs, HistoryIndexArgs, HistoryPageView,
+    HistoryQuery, HistoryRow, command,
 };
 
 use crate::{ctx, ipc, ipc_sleep, local_time};
@@ -53,6 +61,9 @@ const IN_FLIGHT: usize = 2;
 const IN_FLIGHT_IN_VIEW: usize = 6;
 /// How long the search box must rest before the list asks for it.
 const SEARCH_DEBOUNCE_MS: i32 = 250;
+/// A list longer than this asks for its index (a shorter one has all its
+/// pages in memory at once).
+const INDEX_FROM_ROWS: u64 = PAGE as u64;
 
 #[derive(Clone)]
 struct Page {
@@ -75,6 +86,9 @@ struct List {
     /// By page number. A refetch shows the pages of the generation before
     /// until its own come in.
     pages: RwSignal<BTreeMap<usize, Page>>,
+    /// The index of a generation's rows (the one before's until the new one
+    /// comes in, like the pages).
+    index: RwSignal<Option<(u64, HistoryIndexView)>>,
     in_flight: StoredValue<Vec<(u64, usize)>>,
     /// Where the view's top is in the whole list, in pixels (rows times
     /// [`ROW_HEIGHT`]), not the spacer's `scrollTop` when it is scaled.
@@ -221,6 +235,7 @@ impl List {
             total: RwSignal::new(None),
             top: StoredValue::new(None),
             pages: RwSignal::new(BTreeMap::new()),
+            index: RwSignal::new(None),
             in_flight: StoredValue::new(Vec::new()),
             scroll: RwSignal::new(0.0),
             motion: StoredValue::new(None),
@@ -274,6 +289,7 @@ impl List {
         self.in_flight.set_value(Vec::new());
         if !keep {
             self.pages.set(BTreeMap::new());
+            self.index.set(None);
             self.total.set(None);
             self.scroll.set(0.0);
             self.motion.set_value(None);
@@ -323,6 +339,11 @@ impl List {
                     if k == 0 {
                         self.top.set_value(Some((generation, page.top.clone())));
                         self.total.set(Some(Ok(page.total)));
+                        if page.total > INDEX_FROM_ROWS {
+                            self.fetch_index(generation, page.top.clone());
+                        } else {
+                            self.index.set(None);
+                        }
                     }
                     let (center, step) = self.keep_around();
                     self.pages.update(|pages| {
@@ -355,6 +376,53 @@ impl List {
                 Err(e) => self.total.set(Some(Err(e))),
             }
         });
+    }
+
+    /// Asks for the index of `generation`'s rows from `top`; drops the
+    /// answer if a newer generation has begun, keeps the index it has if
+    /// the answer is an error (the rows still come by pages).
+    fn fetch_index(self, generation: u64, top: Option<String>) {
+        let args = HistoryIndexArgs {
+            query: self.query.get_value(),
+            top,
+        };
+        trace("ireq", 0.0, 0.0);
+        spawn_local(async move {
+            let answer =
+                ipc::call_bytes(command::HISTORY_INDEX, &args, ipc::DEFAULT_TIMEOUT_MS).await;
+            if self.generation.get_value() != generation {
+                return;
+            }
+            match answer.map(HistoryIndexView::parse) {
+                Ok(Some(index)) => {
+                    trace("ians", index.len() as f64, index.byte_len() as f64);
+                    self.index.set(Some((generation, index)));
+                }
+                Ok(None) => {
+                    leptos::logging::warn!("the app sent a history index that does not parse")
+                }
+                Err(e) => leptos::logging::warn!("history index: {}", e.message),
+            }
+        });
+    }
+
+    /// What the list draws at row `i`: its page's row, else its index row,
+    /// else a placeholder.
+    fn row_at(self, i: usize, pages: &BTreeMap<usize, Page>) -> Drawn {
+        if let Some(row) = pages.get(&(i / PAGE)).and_then(|p| p.rows.get(i % PAGE)) {
+            return Drawn::Full(row.clone());
+        }
+        self.index.with(
+            |index| match index.as_ref().and_then(|(_, index)| index.row(i)) {
+                Some(r) => Drawn::Indexed(IndexedRow {
+                    time: r.time,
+                    incoming: r.incoming,
+                    state: r.state,
+                    amounts: r.amounts.to_owned(),
+                }),
+                None => Drawn::Missing,
+            },
+        )
     }
 
     /// The page the kept pages are chosen around: the middle of the view,
@@ -561,14 +629,15 @@ pub fn History() -> impl IntoView {
                                     let end = (first + shown).min(total);
                                     list.pages.with(|pages| {
                                         (first.min(end)..end)
-                                            .map(|i| (i, pages.get(&(i / PAGE)).and_then(|p| p.rows.get(i % PAGE)).cloned()))
+                                            .map(|i| (i, list.row_at(i, pages)))
                                             .collect::<Vec<_>>()
                                     })
                                 }
-                                key=|(i, row)| (*i, row.as_ref().map(|r| (r.txid.clone(), r.state.clone(), r.confirmations)))
+                                key=|(i, row)| (*i, row.key())
                                 children=|(i, row)| match row {
-                                    Some(r) => row_view(i, r).into_any(),
-                                    None => placeholder(i).into_any(),
+                                    Drawn::Full(r) => row_view(i, r).into_any(),
+                                    Drawn::Indexed(r) => indexed_row_view(i, r).into_any(),
+                                    Drawn::Missing => placeholder(i).into_any(),
                                 }
                             />
                             </div>
@@ -589,6 +658,65 @@ pub fn History() -> impl IntoView {
     }
 }
 
+/// What the list draws at one position.
+#[derive(Clone)]
+enum Drawn {
+    /// From its page.
+    Full(HistoryRow),
+    /// From the index, its page not there.
+    Indexed(IndexedRow),
+    /// Neither there yet.
+    Missing,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum DrawnKey {
+    Full(String, String, u64),
+    Indexed(u64, bool, &'static str, String),
+    Missing,
+}
+
+impl Drawn {
+    /// A row is drawn again only when what it shows changes.
+    fn key(&self) -> DrawnKey {
+        match self {
+            Drawn::Full(r) => DrawnKey::Full(r.txid.clone(), r.state.clone(), r.confirmations),
+            Drawn::Indexed(r) => DrawnKey::Indexed(r.time, r.incoming, r.state, r.amounts.clone()),
+            Drawn::Missing => DrawnKey::Missing,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct IndexedRow {
+    time: u64,
+    incoming: bool,
+    state: &'static str,
+    amounts: String,
+}
+
+/// A row drawn from the index: as [`row_view`] draws it, with its txid and
+/// confirmations still to come.
+fn indexed_row_view(i: usize, r: IndexedRow) -> impl IntoView {
+    view! {
+        <div class="hrow indexed" data-testid=format!("history-indexrow-{i}")
+            style=format!("top:{}px;height:{}px", i as f64 * ROW_HEIGHT, ROW_HEIGHT)>
+            <span class=if r.incoming { "dir in" } else { "dir out" }>
+                {if r.incoming { "In" } else { "Out" }}
+            </span>
+            <span class="hmain">
+                <span class="num">{r.amounts}</span>
+                <small class="muted address">"…"</small>
+            </span>
+            <span class="hside">
+                <span class=format!("state {}", r.state)>{r.state.replace('_', " ")}</span>
+                <small class="muted"></small>
+                <small class="muted">{local_time(r.time)}</small>
+            </span>
+        </div>
+    }
+}
+
 /// A row whose page is on its way.
 fn placeholder(i: usize) -> impl IntoView {
     view! {
@@ -600,19 +728,11 @@ fn placeholder(i: usize) -> impl IntoView {
 }
 
 fn row_view(i: usize, r: HistoryRow) -> impl IntoView {
-    let amounts = r
-        .amounts
-        .iter()
-        .map(|a| {
-            format!(
-                "{}{} {}",
-                if a.net.starts_with('-') { "" } else { "+" },
-                a.net,
-                a.symbol
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let amounts = notch_ipc::history_index::amounts_text(
+        r.amounts
+            .iter()
+            .map(|a| (a.net.as_str(), a.symbol.as_str())),
+    );
     let height = crate::ctx().height;
     let stored = r.confirmations;
     let block = r.block_height;
