@@ -931,30 +931,41 @@ impl Wallet {
         let Some((query, before)) = page_query(ledger.as_ref(), filter, cursor)? else {
             return Ok(HistoryIndex::default());
         };
-        self.inner
-            .db(move |store| {
-                let index = store.history_index(&query, before)?;
-                let assets = index
-                    .assets
-                    .iter()
-                    .map(|asset| {
-                        let (symbol, decimals) = match &ledger {
-                            Some(l) => l.symbol(asset),
-                            None => (hex::encode(&asset[..4]), 0),
-                        };
-                        HistoryIndexAsset {
-                            asset: hex::encode(asset),
-                            symbol,
-                            decimals,
-                        }
-                    })
-                    .collect();
-                Ok(HistoryIndex {
-                    assets,
-                    rows: index,
-                })
+        // On a connection of its own (a walk of every row takes a while on
+        // a long history), so that the wallet's other reads and writes do
+        // not wait for it.
+        let reader = self.inner.db(|store| store.reader()).await?;
+        let index = match reader {
+            Some(mut reader) => {
+                tokio::task::spawn_blocking(move || reader.history_index(&query, before))
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("a database task failed: {e}")))??
+            }
+            None => {
+                self.inner
+                    .db(move |store| store.history_index(&query, before))
+                    .await?
+            }
+        };
+        let assets = index
+            .assets
+            .iter()
+            .map(|asset| {
+                let (symbol, decimals) = match &ledger {
+                    Some(l) => l.symbol(asset),
+                    None => (hex::encode(&asset[..4]), 0),
+                };
+                HistoryIndexAsset {
+                    asset: hex::encode(asset),
+                    symbol,
+                    decimals,
+                }
             })
-            .await
+            .collect();
+        Ok(HistoryIndex {
+            assets,
+            rows: index,
+        })
     }
 
     /// Where a transaction of the wallet is, as of the last sync.

@@ -2160,6 +2160,62 @@ mod tests {
         assert_consistent(&store);
     }
 
+    #[test]
+    fn the_index_reads_on_a_connection_of_its_own() {
+        assert!(wallet_with_address().reader().expect("reader").is_none());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(dir.path().join("w.sqlite")).expect("opens");
+        store
+            .write(|tx| {
+                tx.init_wallet(&crate::store::NewWallet {
+                    wallet_id: "w".into(),
+                    network: "sandbox".into(),
+                    gateway_url: "http://127.0.0.1:1".into(),
+                    account: 0,
+                })?;
+                tx.insert_addresses(&[NewAddress {
+                    chain: AddressChain::Receive,
+                    index: 0,
+                    address: "mine".into(),
+                    public_key: [1; 32],
+                }])?;
+                for h in 1..=3 {
+                    tx.append_header(&header(h, 0))?;
+                }
+                Ok(())
+            })
+            .expect("wallet");
+        for n in 0..9u32 {
+            let asset = if n % 3 == 0 { EURO } else { COIN };
+            receive(
+                &mut store,
+                id(n),
+                asset,
+                10 + u64::from(n),
+                Some(u64::from(n % 3) + 1),
+            );
+        }
+        let q = HistoryQuery::default();
+        let mut reader = store.reader().expect("reader").expect("a file has one");
+        let by_reader = reader.history_index(&q, None).expect("index");
+        assert_eq!(by_reader, store.history_index(&q, None).expect("index"));
+        assert_eq!(by_reader.rows.len(), 9);
+        // It sees what is committed after it was opened, and writes go on
+        // while it is open.
+        receive(&mut store, id(50), COIN, 1, None);
+        assert_eq!(
+            reader.history_index(&q, None).expect("index").rows.len(),
+            10
+        );
+        // It cannot write.
+        assert!(
+            reader
+                .conn
+                .execute("DELETE FROM wallet_history", [])
+                .is_err()
+        );
+    }
+
     /// Not an assertion: how long a page takes on a wallet of 20,000
     /// transactions in a real file.
     /// `cargo test -p notch-core --release --lib history_of_20000 -- --ignored --nocapture`
@@ -2240,6 +2296,9 @@ mod tests {
             );
             page
         };
+        let t = Instant::now();
+        let index = store.history_index(&q, None).expect("index");
+        println!("index of all {} rows: {:?}", index.rows.len(), t.elapsed());
         let first = time("first page (50)", &|| {
             store.history_page(&q, None, 50).expect("page")
         });

@@ -97,6 +97,26 @@ pub struct Store {
     history_positions: std::sync::Mutex<Option<history::Positions>>,
 }
 
+/// A read-only connection of [`Store::reader`], dropped after its read.
+pub struct StoreReader {
+    conn: Connection,
+}
+
+impl StoreReader {
+    /// As [`Store::history_index`], in one read transaction of this
+    /// connection.
+    pub fn history_index(
+        &mut self,
+        query: &history::HistoryQuery,
+        before: Option<(i64, i64)>,
+    ) -> Result<history::HistoryIndexRecords, StoreError> {
+        let tx = self.conn.transaction()?;
+        let index = history::history_index(&tx, query, before)?;
+        tx.finish()?;
+        Ok(index)
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -122,6 +142,26 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(open_error)?;
         Self::setup(conn, Some(path))
+    }
+
+    /// A second, read-only connection to the same file, for a long read
+    /// (the history index: a walk of every row) that must not hold up the
+    /// wallet's one connection: in WAL mode it reads the last commit while
+    /// the wallet goes on reading and writing. `None` for a database in
+    /// memory.
+    pub fn reader(&self) -> Result<Option<StoreReader>, StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let open_error = |e: rusqlite::Error| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_error)?;
+        Ok(Some(StoreReader { conn }))
     }
 
     /// A database in memory, gone when dropped (tests). WAL does not apply.

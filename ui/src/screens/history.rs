@@ -25,6 +25,7 @@
 //! comes (ADR 11).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -88,7 +89,10 @@ struct List {
     pages: RwSignal<BTreeMap<usize, Page>>,
     /// The index of a generation's rows (the one before's until the new one
     /// comes in, like the pages).
-    index: RwSignal<Option<(u64, HistoryIndexView)>>,
+    index: RwSignal<Option<(u64, Arc<HistoryIndexView>)>>,
+    /// The wallet's data revision the generation was started at (see
+    /// [`LAST_INDEX`]).
+    rev: StoredValue<u64>,
     in_flight: StoredValue<Vec<(u64, usize)>>,
     /// Where the view's top is in the whole list, in pixels (rows times
     /// [`ROW_HEIGHT`]), not the spacer's `scrollTop` when it is scaled.
@@ -236,6 +240,7 @@ impl List {
             top: StoredValue::new(None),
             pages: RwSignal::new(BTreeMap::new()),
             index: RwSignal::new(None),
+            rev: StoredValue::new(0),
             in_flight: StoredValue::new(Vec::new()),
             scroll: RwSignal::new(0.0),
             motion: StoredValue::new(None),
@@ -283,8 +288,9 @@ impl List {
     /// A new generation: `query` from the top. `keep`: the same query
     /// again (the wallet changed), so the rows on screen stay until the
     /// new ones replace them.
-    fn start(self, query: HistoryQuery, keep: bool) {
+    fn start(self, query: HistoryQuery, keep: bool, rev: u64) {
         self.generation.update_value(|g| *g += 1);
+        self.rev.set_value(rev);
         self.query.set_value(query);
         self.in_flight.set_value(Vec::new());
         if !keep {
@@ -382,6 +388,18 @@ impl List {
     /// answer if a newer generation has begun, keeps the index it has if
     /// the answer is an error (the rows still come by pages).
     fn fetch_index(self, generation: u64, top: Option<String>) {
+        let key = (self.query.get_value(), top.clone(), self.rev.get_value());
+        let kept = LAST_INDEX.with(|last| {
+            last.borrow()
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, index)| index.clone())
+        });
+        if let Some(index) = kept {
+            trace("ikept", index.len() as f64, index.byte_len() as f64);
+            self.index.set(Some((generation, index)));
+            return;
+        }
         let args = HistoryIndexArgs {
             query: self.query.get_value(),
             top,
@@ -396,6 +414,8 @@ impl List {
             match answer.map(HistoryIndexView::parse) {
                 Ok(Some(index)) => {
                     trace("ians", index.len() as f64, index.byte_len() as f64);
+                    let index = Arc::new(index);
+                    LAST_INDEX.with(|last| *last.borrow_mut() = Some((key, index.clone())));
                     self.index.set(Some((generation, index)));
                 }
                 Ok(None) => {
@@ -514,7 +534,8 @@ pub fn History() -> impl IntoView {
     Effect::new(move |previous: Option<HistoryQuery>| {
         cx.data_rev.get();
         let q = query_of(search.get());
-        list.start(q.clone(), previous.as_ref() == Some(&q));
+        let rev = cx.data_rev.get();
+        list.start(q.clone(), previous.as_ref() == Some(&q), rev);
         q
     });
     let on_search = move |ev| {
@@ -656,6 +677,18 @@ pub fn History() -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// What an index is of: a query, the top its positions count from, and
+/// the wallet's data revision.
+type IndexKey = (HistoryQuery, Option<String>, u64);
+
+thread_local! {
+    /// The last index the app sent, for the screen opened again with
+    /// nothing changed (Home and back): not asked for, built and sent
+    /// again. One is kept, so memory stays that of one index.
+    static LAST_INDEX: std::cell::RefCell<Option<(IndexKey, Arc<HistoryIndexView>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// What the list draws at one position.
