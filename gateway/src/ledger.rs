@@ -17,8 +17,8 @@ use notch_protocol::api::{
 };
 use notch_protocol::ed25519_dalek::SigningKey;
 use notch_protocol::{
-    AssetId, Block, BlockHeader, BlockId, ChainParams, OutPoint, Output, PublicKey, Transaction,
-    TxCheck, TxError, TxId, verify_id_signatures,
+    AssetId, Block, BlockHeader, BlockId, ChainParams, KeyCache, OutPoint, Output, PublicKey,
+    Transaction, TxCheck, TxError, TxId, verify_id_signatures_cached,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -279,6 +279,10 @@ pub struct Engine {
     queue: Option<Arc<SubmissionQueue>>,
     /// Set by [`Engine::shutdown`]: the queue drainer stops.
     stopping: AtomicBool,
+    /// Decompressed public keys, shared by prevalidation (each output's owner) and the
+    /// verifier (each input's owner, usually an earlier output's): each key seen is
+    /// decompressed once while it stays in the cache.
+    keys: Arc<KeyCache>,
 }
 
 /// What a standby (`--standby`) needs to take the writer's place: the keys.
@@ -311,6 +315,7 @@ impl Engine {
         let (verify, verify_rx) = mpsc::channel(8192);
         let index = Arc::new(RwLock::new(PoolIndex::default()));
         let rejections = Arc::new(RejectionCache::new());
+        let keys = Arc::new(KeyCache::new(KeyCache::DEFAULT_CAPACITY));
         let mut writer = Writer {
             store: store.clone(),
             params: params.clone(),
@@ -345,6 +350,7 @@ impl Engine {
             rejections: rejections.clone(),
             queue: None,
             read_only: read_only.clone(),
+            keys: keys.clone(),
         };
         std::thread::Builder::new()
             .name("ledger-verifier".into())
@@ -365,6 +371,7 @@ impl Engine {
             read_only,
             queue: None,
             stopping: AtomicBool::new(false),
+            keys,
         });
         engine.start_drainer()?;
         Ok((engine, handle))
@@ -409,6 +416,7 @@ impl Engine {
         let index = Arc::new(RwLock::new(PoolIndex::default()));
         let rejections = Arc::new(RejectionCache::new());
         let read_only = Arc::new(AtomicBool::new(true));
+        let keys = Arc::new(KeyCache::new(KeyCache::DEFAULT_CAPACITY));
         // Submissions are verified here and queued for the producer in the database, on a
         // store that has a queue; the answers come back through it.
         let queue = if store.has_submission_queue() {
@@ -437,6 +445,7 @@ impl Engine {
                 rejections: rejections.clone(),
                 queue: queue.clone(),
                 read_only: read_only.clone(),
+                keys: keys.clone(),
             };
             std::thread::Builder::new()
                 .name("ledger-verifier".into())
@@ -492,6 +501,7 @@ impl Engine {
             read_only,
             queue,
             stopping: AtomicBool::new(false),
+            keys,
         });
         // Only a standby can become the producer, and drain the queue then.
         if is_standby {
@@ -669,11 +679,11 @@ impl Engine {
     /// database write, at most one indexed read per input and no decoding of stored
     /// transactions.
     fn prevalidate(&self, bytes: Vec<u8>, client: Option<IpAddr>) -> Result<Pre, Failure> {
-        let tx = match Transaction::decode(&bytes) {
-            Ok(tx) => tx,
+        // The txid is hashed here once, from the bytes as they came, and reused by the checks.
+        let (tx, txid) = match Transaction::decode_with_txid(&bytes) {
+            Ok(decoded) => decoded,
             Err(e) => return Err(Failure::tx(&e)),
         };
-        let txid = tx.txid();
         // Without the writer (a replica that queues for the producer) the pool is only in
         // the database: asked there, for this and for the outputs of pool parents below.
         let replica = self.read_only();
@@ -728,7 +738,7 @@ impl Engine {
         // and looks again.
         let seen_tip = self.tip().id;
         let mut store_err = None;
-        let result = tx.validate_deferred(&self.params, |op| {
+        let result = tx.validate_deferred_with(&self.params, Some(txid), Some(&self.keys), |op| {
             let pooled = self
                 .index
                 .read()
@@ -1124,6 +1134,8 @@ struct Verifier {
     /// A gateway without the writer (`read_only`) queues the valid ones for the producer.
     queue: Option<Arc<SubmissionQueue>>,
     read_only: Arc<AtomicBool>,
+    /// The engine's decompressed keys (each input's owner).
+    keys: Arc<KeyCache>,
 }
 
 impl Verifier {
@@ -1174,18 +1186,25 @@ impl Verifier {
     /// queued one's answer into `answers`, for the writer to write).
     fn verify(&self, batch: Vec<Candidate>, answers: &mut Vec<QueueAnswer>) -> Vec<Candidate> {
         let all_valid = batch.len() > 1
-            && verify_id_signatures(batch.iter().flat_map(|c| {
-                c.c.tx
-                    .input_signatures(&c.c.check)
-                    .map(|(k, s)| (k, &c.c.check.txid.0, s))
-            }));
+            && verify_id_signatures_cached(
+                batch.iter().flat_map(|c| {
+                    c.c.tx
+                        .input_signatures(&c.c.check)
+                        .map(|(k, s)| (k, &c.c.check.txid.0, s))
+                }),
+                &self.keys,
+            );
         if all_valid {
             return batch;
         }
         // One by one, to find which are wrong (or a batch of one).
         let mut valid = Vec::with_capacity(batch.len());
         for c in batch {
-            match c.c.tx.verify_input_signatures(&c.c.check) {
+            match c
+                .c
+                .tx
+                .verify_input_signatures_with(&c.c.check, Some(&self.keys))
+            {
                 Ok(()) => valid.push(c),
                 Err(e) => {
                     let f = Failure::tx(&e);

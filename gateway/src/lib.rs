@@ -373,6 +373,48 @@ fn write_network_file(dir: &std::path::Path, engine: &Engine) -> anyhow::Result<
     Ok(())
 }
 
+/// `mi_option_purge_delay` in `mi_option_t`: 15 both in the mimalloc v3 that libmimalloc-sys
+/// 0.1.49 builds by default (what Cargo.lock pins; `c_src/mimalloc/v3/include/mimalloc.h`)
+/// and in its v2 (`v2` feature). Its Rust bindings have no constant for it.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// The allocator of the gateway's binaries (their `#[global_allocator]`), whose option
+/// [`keep_freed_memory`] sets; named here so that its C library is linked wherever this
+/// library is.
+pub type Allocator = mimalloc::MiMalloc;
+
+// mimalloc's C API (mimalloc.h), in the library libmimalloc-sys builds and links.
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+}
+
+/// Turns off mimalloc's purging of freed memory (`mi_option_purge_delay = -1`), unless the
+/// environment sets it (`MIMALLOC_PURGE_DELAY`, or its old name `MIMALLOC_RESET_DELAY`): the
+/// binaries call this first in `main`, before any thread starts. Under load mimalloc gave
+/// freed pages back to the kernel and touched them again a moment later, about 1,000 page
+/// faults (and their page zeroing, 4.5 % of the CPU) per 20,000 submissions; without purging
+/// the process keeps the memory it has used at its peak (docs/OPERATING.md "Memory").
+/// Returns the purge delay now in force, in milliseconds (-1: never).
+#[allow(unsafe_code)]
+pub fn keep_freed_memory() -> i64 {
+    let set_outside = std::env::vars_os().any(|(k, _)| {
+        k.to_str().is_some_and(|k| {
+            k.eq_ignore_ascii_case("MIMALLOC_PURGE_DELAY")
+                || k.eq_ignore_ascii_case("MIMALLOC_RESET_DELAY")
+        })
+    });
+    // SAFETY: plain C calls on mimalloc's option table, with a valid option index; the
+    // option is read at each purge decision, so setting it at any time is sound.
+    unsafe {
+        if !set_outside {
+            mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        }
+        mi_option_get(MI_OPTION_PURGE_DELAY) as i64
+    }
+}
+
 /// The runtime the gateway's HTTP layer runs on, with [`http_threads`] workers.
 pub fn runtime(http_threads_wanted: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

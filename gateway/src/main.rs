@@ -44,6 +44,7 @@ async fn stop_signal() {
 }
 
 fn main() -> std::process::ExitCode {
+    notch_gateway::keep_freed_memory();
     let config = Config::parse();
     init_logs(config.log_format);
     let runtime = match notch_gateway::runtime(config.http_threads) {

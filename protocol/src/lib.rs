@@ -5,6 +5,8 @@
 //! `docs/PROTOCOL.md`.
 //!
 //! - [`hash`]: domain-separated BLAKE2b-256 and the 32-byte id types.
+//! - [`key_cache`]: a bounded cache of decompressed public keys (what a gateway shares
+//!   between its checks and its signature verifier).
 //! - [`encoding`]: the strict binary reader/writer.
 //! - [`address`]: networks and bech32m addresses.
 //! - [`tx`]: transactions, signatures, validation rules.
@@ -18,6 +20,7 @@ pub mod api;
 pub mod block;
 pub mod encoding;
 pub mod hash;
+pub mod key_cache;
 pub mod relay;
 pub mod tx;
 pub mod wire;
@@ -33,7 +36,9 @@ pub use block::{
 };
 pub use encoding::DecodeError;
 pub use hash::{AssetId, BlockId, Hash32, HexError, PublicKey, Signature, TxId, tagged_hash};
+pub use key_cache::KeyCache;
 pub use tx::{
     ChainParams, Issuance, OutPoint, Output, Transaction, TxCheck, TxError, public_key, sign_id,
-    verify_id_signature, verify_id_signatures,
+    verify_id_signature, verify_id_signature_cached, verify_id_signatures,
+    verify_id_signatures_cached,
 };

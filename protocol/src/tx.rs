@@ -7,6 +7,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use crate::address::Network;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::{AssetId, PublicKey, Signature, TxId, tagged_hash, tags};
+use crate::key_cache::KeyCache;
 
 pub const TX_VERSION: u16 = 1;
 pub const MAX_TX_INPUTS: usize = 256;
@@ -185,6 +186,52 @@ pub fn verify_id_signatures<'a>(
     )
 }
 
+/// [`verify_id_signature`] with the key's point from `keys` (decompressed and kept there if
+/// it is not yet): the same verdict.
+pub fn verify_id_signature_cached(
+    key: &PublicKey,
+    id: &[u8; 32],
+    sig: &Signature,
+    keys: &KeyCache,
+) -> bool {
+    crate::zip215::verify_with(&key.0, id, &sig.0, |k| keys.point(k))
+}
+
+/// [`verify_id_signatures`] with the keys' points from `keys` (decompressed and kept there
+/// if they are not yet): the same verdict.
+pub fn verify_id_signatures_cached<'a>(
+    items: impl IntoIterator<Item = (&'a PublicKey, &'a [u8; 32], &'a Signature)>,
+    keys: &KeyCache,
+) -> bool {
+    crate::zip215::verify_batch_with(
+        items
+            .into_iter()
+            .map(|(key, id, sig)| (&key.0, &id[..], &sig.0)),
+        |k| keys.point(k),
+    )
+}
+
+/// Whether `key` is a curve point's encoding (`VerifyingKey::from_bytes` accepts it), through
+/// `keys` if given.
+fn valid_key(key: &PublicKey, keys: Option<&KeyCache>) -> bool {
+    match keys {
+        Some(keys) => keys.is_valid(&key.0),
+        None => VerifyingKey::from_bytes(&key.0).is_ok(),
+    }
+}
+
+fn verify_id_signature_with(
+    key: &PublicKey,
+    id: &[u8; 32],
+    sig: &Signature,
+    keys: Option<&KeyCache>,
+) -> bool {
+    match keys {
+        Some(keys) => verify_id_signature_cached(key, id, sig, keys),
+        None => verify_id_signature(key, id, sig),
+    }
+}
+
 /// The public key of a signing key, in protocol form.
 pub fn public_key(key: &SigningKey) -> PublicKey {
     PublicKey(key.verifying_key().to_bytes())
@@ -325,6 +372,17 @@ impl Transaction {
         Ok(tx)
     }
 
+    /// [`Transaction::decode`], and the txid hashed from the bytes as they came (the decoding
+    /// is strict, so the bytes before the signatures are the unsigned encoding): no
+    /// re-encoding, and the id to pass to [`Transaction::check_stateless_with`].
+    pub fn decode_with_txid(bytes: &[u8]) -> Result<(Transaction, TxId), TxError> {
+        let tx = Self::decode(bytes)?;
+        let unsigned = bytes.len() - SIGNATURE_LEN * tx.signatures.len();
+        let txid = TxId(tagged_hash(tags::TXID, &[&bytes[..unsigned]]));
+        debug_assert_eq!(txid, tx.txid());
+        Ok((tx, txid))
+    }
+
     /// Reads one full transaction from a reader (used inside block decoding).
     pub fn read(r: &mut Reader<'_>) -> Result<Transaction, DecodeError> {
         let version = r.u16()?;
@@ -408,6 +466,18 @@ impl Transaction {
     /// Checks that need nothing but the transaction: network, size, shape, amounts, owner
     /// keys, signature count, and the issuers' signatures.
     pub fn check_stateless(&self, network: Network) -> Result<TxId, TxError> {
+        self.check_stateless_with(network, None, None)
+    }
+
+    /// [`Transaction::check_stateless`], reusing what the caller has, with the same verdicts:
+    /// `txid`, which must be `self.txid()` (as [`Transaction::decode_with_txid`] gives it), is
+    /// not hashed again, and the owner and issuer keys are decompressed through `keys`.
+    pub fn check_stateless_with(
+        &self,
+        network: Network,
+        txid: Option<TxId>,
+        keys: Option<&KeyCache>,
+    ) -> Result<TxId, TxError> {
         if self.network != network {
             return Err(TxError::WrongNetwork {
                 expected: network,
@@ -468,7 +538,7 @@ impl Transaction {
                     index,
                 });
             }
-            if VerifyingKey::from_bytes(&o.owner.0).is_err() {
+            if !valid_key(&o.owner, keys) {
                 return Err(TxError::BadOwner { index });
             }
         }
@@ -496,12 +566,19 @@ impl Transaction {
                 found: self.signatures.len(),
             });
         }
-        let txid = self.txid();
+        let txid = match txid {
+            Some(txid) => {
+                debug_assert_eq!(txid, self.txid());
+                txid
+            }
+            None => self.txid(),
+        };
         for (index, s) in self.issuances.iter().enumerate() {
-            if !verify_id_signature(
+            if !verify_id_signature_with(
                 &s.issuer,
                 &txid.0,
                 &self.signatures[self.inputs.len() + index],
+                keys,
             ) {
                 return Err(TxError::BadSignature {
                     what: "issuance",
@@ -531,8 +608,18 @@ impl Transaction {
     /// The input signatures of a transaction that passed [`Transaction::validate_deferred`],
     /// one by one.
     pub fn verify_input_signatures(&self, check: &TxCheck) -> Result<(), TxError> {
+        self.verify_input_signatures_with(check, None)
+    }
+
+    /// [`Transaction::verify_input_signatures`] with the owners' points through `keys`: the
+    /// same verdicts.
+    pub fn verify_input_signatures_with(
+        &self,
+        check: &TxCheck,
+        keys: Option<&KeyCache>,
+    ) -> Result<(), TxError> {
         for (index, (key, sig)) in self.input_signatures(check).enumerate() {
-            if !verify_id_signature(key, &check.txid.0, sig) {
+            if !verify_id_signature_with(key, &check.txid.0, sig, keys) {
                 return Err(TxError::BadSignature {
                     what: "input",
                     index,
@@ -562,9 +649,21 @@ impl Transaction {
     pub fn validate_deferred(
         &self,
         params: &ChainParams,
+        resolve: impl FnMut(&OutPoint) -> Option<Output>,
+    ) -> Result<TxCheck, TxError> {
+        self.validate_deferred_with(params, None, None, resolve)
+    }
+
+    /// [`Transaction::validate_deferred`] with what [`Transaction::check_stateless_with`]
+    /// may reuse (`txid` must be `self.txid()`): the same verdicts.
+    pub fn validate_deferred_with(
+        &self,
+        params: &ChainParams,
+        txid: Option<TxId>,
+        keys: Option<&KeyCache>,
         mut resolve: impl FnMut(&OutPoint) -> Option<Output>,
     ) -> Result<TxCheck, TxError> {
-        let txid = self.check_stateless(params.network)?;
+        let txid = self.check_stateless_with(params.network, txid, keys)?;
         let mut spent = Vec::with_capacity(self.inputs.len());
         for (index, i) in self.inputs.iter().enumerate() {
             let out = resolve(i).ok_or(TxError::UnknownInput {
@@ -656,6 +755,67 @@ mod tests {
         sigs[13] = sign_id(&keys[13], &[99; 32]);
         assert!(!all(&sigs));
         assert!(verify_id_signatures(std::iter::empty()));
+    }
+
+    /// Through a key cache (cold, then warm) the checks give the verdicts they give without
+    /// it: valid owners, an owner that is no curve point, non-canonical and small-order
+    /// owners (accepted, as `VerifyingKey::from_bytes` accepts them), and input signatures.
+    #[test]
+    fn key_cache_gives_the_same_verdicts() {
+        let f = fixture();
+        let keys = KeyCache::new(8);
+        let resolve = |op: &OutPoint| f.utxos.get(op).copied();
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        // y = 1 + p (non-canonical encoding of the identity), and -0 (x = 0 with the sign bit).
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        let mut negative_zero = [0u8; 32];
+        negative_zero[0] = 1;
+        negative_zero[31] = 0x80;
+        for owner in [
+            f.bob.0,
+            not_a_point,
+            non_canonical,
+            negative_zero,
+            public_key(&key(3)).0,
+        ] {
+            let mut tx = pay(&f, 10_000);
+            tx.outputs[0].owner = PublicKey(owner);
+            tx.sign(&[&f.alice, &f.alice]).expect("signed");
+            let plain = tx.validate(&f.params, resolve);
+            for _ in 0..2 {
+                let cached = tx
+                    .validate_deferred_with(&f.params, Some(tx.txid()), Some(&keys), resolve)
+                    .and_then(|c| tx.verify_input_signatures_with(&c, Some(&keys)).map(|_| c));
+                assert_eq!(cached, plain, "owner {owner:02x?}");
+                assert_eq!(
+                    tx.check_stateless_with(f.params.network, None, Some(&keys)),
+                    tx.check_stateless(f.params.network)
+                );
+            }
+            if owner == not_a_point {
+                assert_eq!(plain, Err(TxError::BadOwner { index: 0 }));
+                continue;
+            }
+            assert!(plain.is_ok(), "owner {owner:02x?}: {plain:?}");
+            // A bad input signature is refused through the cache too.
+            let mut bad = tx.clone();
+            bad.signatures[1].0[3] ^= 1;
+            let check = bad
+                .validate_deferred_with(&f.params, Some(bad.txid()), Some(&keys), resolve)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                bad.verify_input_signatures_with(&check, Some(&keys)),
+                bad.verify_input_signatures(&check)
+            );
+            assert!(bad.verify_input_signatures(&check).is_err());
+            // The txid from the bytes is the txid.
+            let (decoded, txid) = Transaction::decode_with_txid(&tx.encode()).expect("decodes");
+            assert_eq!((decoded, txid), (tx.clone(), tx.txid()));
+        }
+        assert!(!keys.is_valid(&PublicKey(not_a_point).0));
     }
 
     struct Fixture {

@@ -43,10 +43,21 @@ fn point(bytes: &[u8]) -> Option<EdwardsPoint> {
 
 /// One signature.
 pub fn verify(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    verify_with(key, msg, sig, |k| point(k))
+}
+
+/// One signature, `A` from `a_point` (which must return what `point(key)` would, as
+/// [`KeyCache`](crate::KeyCache) does).
+pub(crate) fn verify_with(
+    key: &[u8; 32],
+    msg: &[u8],
+    sig: &[u8; 64],
+    a_point: impl FnOnce(&[u8; 32]) -> Option<EdwardsPoint>,
+) -> bool {
     let Some(s) = canonical_s(sig) else {
         return false;
     };
-    let (Some(a), Some(r)) = (point(key), point(&sig[..32])) else {
+    let (Some(a), Some(r)) = (a_point(key), point(&sig[..32])) else {
         return false;
     };
     let k = challenge(&sig[..32], key, msg);
@@ -60,6 +71,16 @@ pub fn verify(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
 /// merged into one.
 pub fn verify_batch<'a>(
     items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8], &'a [u8; 64])>,
+) -> bool {
+    verify_batch_with(items, |k| point(k))
+}
+
+/// [`verify_batch`] with the `A` points already decompressed: `a_point` gives the point of
+/// each distinct key (asked once per key per batch), and must return what `point(key)`
+/// would, as [`KeyCache`](crate::KeyCache) does; `None` refuses the batch.
+pub(crate) fn verify_batch_with<'a>(
+    items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8], &'a [u8; 64])>,
+    mut a_point: impl FnMut(&[u8; 32]) -> Option<EdwardsPoint>,
 ) -> bool {
     let items: Vec<_> = items.into_iter().collect();
     if items.is_empty() {
@@ -83,7 +104,7 @@ pub fn verify_batch<'a>(
         let at = match key_index.get(key) {
             Some(&at) => at,
             None => {
-                let Some(a) = point(&key[..]) else {
+                let Some(a) = a_point(key) else {
                     return false;
                 };
                 a_points.push(a);
@@ -141,7 +162,34 @@ mod tests {
     }
 
     fn ours_batch(items: &[([u8; 32], Vec<u8>, [u8; 64])]) -> bool {
-        verify_batch(items.iter().map(|(k, m, s)| (k, &m[..], s)))
+        let plain = verify_batch(items.iter().map(|(k, m, s)| (k, &m[..], s)));
+        // Through a key cache: the same verdict with the keys not seen yet (misses) and seen
+        // (hits), with a cache shared across the test's calls as well as a fresh one.
+        let fresh = crate::KeyCache::new(16);
+        for cache in [&fresh, &fresh, shared_cache(), shared_cache()] {
+            let cached = verify_batch_with(items.iter().map(|(k, m, s)| (k, &m[..], s)), |k| {
+                cache.point(k)
+            });
+            assert_eq!(cached, plain, "the key cache changed a batch verdict");
+        }
+        plain
+    }
+
+    /// One signature, checked to give the same verdict through a key cache (miss and hit).
+    fn ours_single(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+        let plain = verify(key, msg, sig);
+        let fresh = crate::KeyCache::new(16);
+        for cache in [&fresh, &fresh, shared_cache(), shared_cache()] {
+            let cached = verify_with(key, msg, sig, |k| cache.point(k));
+            assert_eq!(cached, plain, "the key cache changed a verdict");
+        }
+        plain
+    }
+
+    /// A small cache shared by all the tests (so that evictions happen too).
+    fn shared_cache() -> &'static crate::KeyCache {
+        static CACHE: std::sync::OnceLock<crate::KeyCache> = std::sync::OnceLock::new();
+        CACHE.get_or_init(|| crate::KeyCache::new(64))
     }
 
     /// A deterministic stream of bytes for the tests.
@@ -171,7 +219,7 @@ mod tests {
     fn valid_signatures_verify_singly_and_in_batches() {
         let items: Vec<_> = (0..64).map(signed).collect();
         for (k, m, s) in &items {
-            assert!(verify(k, m, s));
+            assert!(ours_single(k, m, s));
             assert!(reference(k, m, s));
         }
         assert!(ours_batch(&items));
@@ -204,7 +252,7 @@ mod tests {
                     f if f < 96 => s2[f - 32] ^= bit,
                     f => m2[f - 96] ^= bit,
                 }
-                let ours = verify(&k2, &m2, &s2);
+                let ours = ours_single(&k2, &m2, &s2);
                 assert_eq!(ours, reference(&k2, &m2, &s2), "seed {seed} flip {flip}");
                 assert!(!ours, "seed {seed} flip {flip} still verifies");
                 let mut batch: Vec<_> = (100..104).map(signed).collect();
@@ -233,7 +281,7 @@ mod tests {
             carry = v >> 8;
         }
         assert_eq!(carry, 0);
-        assert!(!verify(&k, &m, &bumped));
+        assert!(!ours_single(&k, &m, &bumped));
         assert!(!reference(&k, &m, &bumped));
         assert!(!ours_batch(&[(k, m, bumped)]));
     }
@@ -283,7 +331,7 @@ mod tests {
             for r in &encodings {
                 let mut sig = [0u8; 64];
                 sig[..32].copy_from_slice(r);
-                let ours = verify(a, &msg, &sig);
+                let ours = ours_single(a, &msg, &sig);
                 assert_eq!(ours, reference(a, &msg, &sig), "A {a:02x?} R {r:02x?}");
                 // ZIP 215: with s = 0 every one of these holds ([8]R = [8][k]A = 0).
                 assert!(ours, "A {a:02x?} R {r:02x?}");

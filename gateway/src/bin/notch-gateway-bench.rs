@@ -603,6 +603,8 @@ async fn prepare_signed(ctx: &Ctx, wanted: usize) -> anyhow::Result<Vec<String>>
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `notch-gateway` does, before any thread starts (this process and `--serve-gateway`).
+    notch_gateway::keep_freed_memory();
     let mut argv = std::env::args_os();
     if argv.nth(1).as_deref() == Some(std::ffi::OsStr::new(SERVE_GATEWAY)) {
         return serve_gateway(argv.collect());
