@@ -201,3 +201,104 @@ fn a_wallet_is_created_funded_spent_and_restored_in_the_app() {
     app.wait_text("balance-NOTE-confirmed", LONG, |t| t == balance);
     app.screenshot("02-restored");
 }
+
+/// Jumps a long History to its end while the list asks for no pages: the rows there are drawn at once from the list's index
+/// (ADR 11: time, direction, state, amounts), never as placeholders, and the
+/// full rows that replace them say the same.
+const JUMP_WITH_PAGES_HELD_SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+// No page is asked for from now on (ui/src/screens/history.rs,
+// `pages_held`); the index is already in.
+window.__notchHoldPages = true;
+const list = document.querySelector('[data-testid="history-list"]');
+const scale = parseFloat(list.dataset.scale || '1');
+list.scrollTop = list.scrollHeight - list.clientHeight;
+const frames = [];
+const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+function frame(n) {
+  const idx = Math.floor(list.scrollTop * scale / 56);
+  const full = q(`history-row-${idx}`), indexed = q(`history-indexrow-${idx}`);
+  frames.push({ idx, full: !!full, indexed: indexed ? indexed.textContent : null,
+                placeholder: !!q(`history-placeholder-${idx}`) });
+  if (n > 0) { requestAnimationFrame(() => frame(n - 1)); return; }
+  // Pages again, and a scroll of a pixel to ask for them.
+  window.__notchHoldPages = false;
+  list.scrollTop = list.scrollTop - 1;
+  done({ frames });
+}
+requestAnimationFrame(() => requestAnimationFrame(() => frame(10)));
+"#;
+
+#[test]
+#[ignore = "needs a display, tauri-driver, a Secret Service and built binaries: run by `cargo xtask test`"]
+fn a_jump_down_a_long_history_draws_index_rows_until_the_pages_come() {
+    const PAYMENTS: u64 = 260;
+    let gateway = Sandbox::start_with_args(
+        temp_dir("gw-long-history"),
+        "127.0.0.1:0",
+        &["--rate-limit-per-sec", "0"],
+    );
+    let profile = temp_dir("profile-long-history");
+    let profile_str = profile.display().to_string();
+    let app = AppSession::launch(
+        &bin("notch-app"),
+        &[
+            ("NOTCH_GATEWAY", &gateway.url),
+            ("NOTCH_DATA_DIR", &profile_str),
+        ],
+        "long_history",
+    );
+    create_wallet(&app, "01");
+    app.click("nav-receive");
+    let address = app.wait_text("receive-address", LONG, |t| t.starts_with("nsb1"));
+    // Amounts that differ from row to row (1.00, 1.01, …), so that a row
+    // drawn at the wrong place would show.
+    for n in 0..PAYMENTS {
+        faucet(&gateway.url, &address, "NOTE", 100_000_000 + n * 1_000_000);
+    }
+    gateway.mine(1);
+    app.click("nav-home");
+    app.wait_text("sync-state", LONG, |t| t.contains("Up to date"));
+    app.click("nav-history");
+    app.wait_text("history-count", LONG, |t| {
+        t.starts_with(&PAYMENTS.to_string())
+    });
+    app.wait_for("history-row-0", LONG);
+    // The index is asked for after the first page: give it its moment.
+    std::thread::sleep(Duration::from_secs(2));
+    app.set_script_timeout(Duration::from_secs(30));
+    let frames = app.execute_async(JUMP_WITH_PAGES_HELD_SCRIPT, serde_json::json!([]));
+    app.screenshot("02-index-rows");
+    let frames = frames["frames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no frames: {frames}"));
+    assert_eq!(frames.len(), 11, "{frames:?}");
+    let last_row = frames[0]["idx"].as_u64().unwrap_or(0);
+    assert!(last_row + 10 >= PAYMENTS, "not at the end: {frames:?}");
+    for f in frames {
+        assert_eq!(f["placeholder"], false, "a placeholder drawn: {frames:?}");
+        assert!(
+            f["indexed"].is_string() && f["full"] == false,
+            "its page came while held back, or nothing was drawn: {frames:?}"
+        );
+    }
+    let id = format!("history-row-{last_row}");
+    let drawn = frames[10]["indexed"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(drawn.contains("In") && drawn.contains("NOTE"), "{drawn}");
+    let full_amount = app.wait_text(&format!("history-amount-{last_row}"), LONG, |t| {
+        !t.is_empty()
+    });
+    assert!(app.find(&id).is_some());
+    assert!(
+        drawn.contains(&full_amount),
+        "index row {drawn:?}, full row's amount {full_amount:?}"
+    );
+    assert!(
+        app.find(&format!("history-indexrow-{last_row}")).is_none(),
+        "the full row replaced it"
+    );
+    app.screenshot("03-full-rows");
+}

@@ -218,6 +218,15 @@ fn trace(kind: &str, a: f64, b: f64) {
     }
 }
 
+/// Whether a test has set `window.__notchHoldPages` to `true`: then no page
+/// but the first is asked for, so that the real window shows what the list
+/// draws while pages are on their way (tests/tests/app_e2e.rs). The page's
+/// own `__TAURI__` objects are frozen, so a test cannot delay the answers.
+fn pages_held() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &"__notchHoldPages".into())
+        .is_ok_and(|v| v.as_bool() == Some(true))
+}
+
 /// The farthest the view's top goes down a list of `total` rows.
 fn max_position(total: usize) -> f64 {
     (total as f64 * ROW_HEIGHT - VIEW_HEIGHT).max(0.0)
@@ -306,6 +315,9 @@ impl List {
     /// Asks for page `k` of the current generation, if there is a way to
     /// name it yet.
     fn fetch(self, k: usize) {
+        if k > 0 && pages_held() {
+            return;
+        }
         let generation = self.generation.get_value();
         let (before, skip) = if k == 0 {
             (None, 0)
