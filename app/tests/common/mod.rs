@@ -128,23 +128,13 @@ impl Harness {
         cmd: &str,
         body: serde_json::Value,
     ) -> Result<Vec<u8>, notch_ipc::CommandError> {
-        tauri::test::get_ipc_response(
-            &self.webview,
-            tauri::webview::InvokeRequest {
-                cmd: cmd.into(),
-                callback: tauri::ipc::CallbackFn(0),
-                error: tauri::ipc::CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: tauri::ipc::InvokeBody::Json(body),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|body| match body {
-            tauri::ipc::InvokeResponseBody::Raw(bytes) => bytes,
-            tauri::ipc::InvokeResponseBody::Json(json) => panic!("{cmd}: JSON, not bytes: {json}"),
-        })
-        .map_err(|e| serde_json::from_value(e).unwrap())
+        self.respond(cmd, tauri::ipc::InvokeBody::Json(body))
+            .map(|body| match body {
+                tauri::ipc::InvokeResponseBody::Raw(bytes) => bytes,
+                tauri::ipc::InvokeResponseBody::Json(json) => {
+                    panic!("{cmd}: JSON, not bytes: {json}")
+                }
+            })
     }
 
     fn invoke(
@@ -152,6 +142,15 @@ impl Harness {
         cmd: &str,
         body: tauri::ipc::InvokeBody,
     ) -> Result<serde_json::Value, notch_ipc::CommandError> {
+        self.respond(cmd, body)
+            .map(|body| body.deserialize::<serde_json::Value>().unwrap())
+    }
+
+    fn respond(
+        &self,
+        cmd: &str,
+        body: tauri::ipc::InvokeBody,
+    ) -> Result<tauri::ipc::InvokeResponseBody, notch_ipc::CommandError> {
         tauri::test::get_ipc_response(
             &self.webview,
             tauri::webview::InvokeRequest {
@@ -164,7 +163,6 @@ impl Harness {
                 invoke_key: INVOKE_KEY.to_string(),
             },
         )
-        .map(|body| body.deserialize::<serde_json::Value>().unwrap())
         .map_err(|e| serde_json::from_value(e).unwrap())
     }
 
