@@ -1193,7 +1193,7 @@ mod tests {
 
     use super::*;
     use crate::keys::AddressChain;
-    use crate::store::test_support::wallet_with_address;
+    use crate::store::test_support::{file_wallet_with_address, wallet_with_address};
     use crate::store::{Header, NewAddress, NewOutput, NewTransaction, OutPoint, Store};
 
     const COIN: Hash32 = [0xC0; 32];
@@ -2164,27 +2164,15 @@ mod tests {
     fn the_index_reads_on_a_connection_of_its_own() {
         assert!(wallet_with_address().reader().expect("reader").is_none());
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(dir.path().join("w.sqlite")).expect("opens");
+        let mut store = file_wallet_with_address(&dir.path().join("w.sqlite"));
         store
             .write(|tx| {
-                tx.init_wallet(&crate::store::NewWallet {
-                    wallet_id: "w".into(),
-                    network: "sandbox".into(),
-                    gateway_url: "http://127.0.0.1:1".into(),
-                    account: 0,
-                })?;
-                tx.insert_addresses(&[NewAddress {
-                    chain: AddressChain::Receive,
-                    index: 0,
-                    address: "mine".into(),
-                    public_key: [1; 32],
-                }])?;
                 for h in 1..=3 {
                     tx.append_header(&header(h, 0))?;
                 }
                 Ok(())
             })
-            .expect("wallet");
+            .expect("headers");
         for n in 0..9u32 {
             let asset = if n % 3 == 0 { EURO } else { COIN };
             receive(
@@ -2224,24 +2212,7 @@ mod tests {
     fn history_of_20000_transactions_timing() {
         use std::time::Instant;
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(dir.path().join("w.sqlite")).expect("opens");
-        store
-            .write(|tx| {
-                tx.init_wallet(&crate::store::NewWallet {
-                    wallet_id: "w".into(),
-                    network: "sandbox".into(),
-                    gateway_url: "http://127.0.0.1:1".into(),
-                    account: 0,
-                })?;
-                tx.insert_addresses(&[NewAddress {
-                    chain: AddressChain::Receive,
-                    index: 0,
-                    address: "mine".into(),
-                    public_key: [1; 32],
-                }])
-                .map(|_| ())
-            })
-            .expect("wallet");
+        let mut store = file_wallet_with_address(&dir.path().join("w.sqlite"));
         const N: u32 = 20_000;
         const PER_BLOCK: u32 = 40;
         let started = Instant::now();

@@ -548,7 +548,15 @@ pub(crate) mod test_support {
 
     /// An in-memory wallet with one receive address, `"mine"`.
     pub(crate) fn wallet_with_address() -> Store {
-        let mut store = Store::open_in_memory().expect("opens");
+        with_address(Store::open_in_memory().expect("opens"))
+    }
+
+    /// [`wallet_with_address`] in a file at `path`.
+    pub(crate) fn file_wallet_with_address(path: &std::path::Path) -> Store {
+        with_address(Store::open(path).expect("opens"))
+    }
+
+    fn with_address(mut store: Store) -> Store {
         store
             .write(|tx| {
                 tx.init_wallet(&NewWallet {
